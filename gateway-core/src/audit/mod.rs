@@ -1,0 +1,1 @@
+//! Audit stage: one tamper-evident event per tool call. (Stub.)

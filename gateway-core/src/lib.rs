@@ -1,0 +1,30 @@
+//! # gateway-core
+//!
+//! The transport- and connector-agnostic heart of Tollgate. Every tool call an
+//! agent makes passes one pipeline ([`pipeline`]), in this order:
+//!
+//! identity → analysis → policy → approval → execute → mask → audit
+//!
+//! This crate knows no transport (MCP, HTTP, stdio live in `server/`) and no
+//! connector (SQL, Kubernetes, SSH live in `tools/`). Connectors plug in through
+//! one trait, [`connector::Connector`]; stores plug in through
+//! [`audit::AuditStore`].
+//!
+//! Invariant protected here: nothing executes unless the analysis understood
+//! the call, policy permitted every request it produced, any approval the
+//! policy asked for was granted, and the audit store is able to record it.
+#![deny(missing_docs)]
+
+pub mod access;
+pub mod approval;
+pub mod audit;
+pub mod connector;
+pub mod identity;
+pub mod mask;
+pub mod pipeline;
+pub mod policy;
+pub mod secret;
+
+pub use access::{AccessRequest, ContextValue, Resource};
+pub use connector::{Connector, ConnectionInfo, ExecLimits, Plan, ToolOutput, ToolSpec};
+pub use identity::Principal;

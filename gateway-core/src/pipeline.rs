@@ -1,0 +1,1 @@
+//! The pipeline, top to bottom. (Stub.)
