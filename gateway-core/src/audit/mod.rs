@@ -1,1 +1,91 @@
-//! Audit stage: one tamper-evident event per tool call. (Stub.)
+//! Audit stage: one tamper-evident event per tool call, hash-chained, written
+//! durably before the result is returned. The store is behind [`AuditStore`];
+//! nothing store-specific lives in the core. (Types here; chain and store land
+//! with the audit work.)
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::identity::Principal;
+
+/// One policy request and its decision, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Action id, e.g. `sql:delete`.
+    pub action: String,
+    /// Resource entity uid, e.g. `Tollgate::Table::"shop/public.orders"`.
+    pub resource: String,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Ids of the policies that decided it.
+    pub policies: Vec<String>,
+}
+
+/// The approval a call waited on, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// Approval id.
+    pub id: String,
+    /// pending | approved | denied | expired | cancelled | executed | failed.
+    pub state: String,
+    /// Who approved.
+    pub approvers: Vec<String>,
+}
+
+/// What happened when the call ran (or did not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// ok | denied | pending | error.
+    pub status: String,
+    /// Wall time of the whole call.
+    pub duration_ms: u64,
+    /// Rows/items returned.
+    pub rows: Option<u64>,
+    /// Error message (masked).
+    pub error: Option<String>,
+}
+
+/// An audit event before the store numbers and chains it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Who called.
+    pub principal: Principal,
+    /// Tool name.
+    pub tool: String,
+    /// Connection, when the tool has one.
+    pub connection: Option<String>,
+    /// Arguments as masked as the caller saw them.
+    pub arguments: Value,
+    /// Policy requests and decisions.
+    pub requests: Vec<RequestRecord>,
+    /// allow | deny | pending | error.
+    pub decision: String,
+    /// Approval, when the call needed one.
+    pub approval: Option<ApprovalRecord>,
+    /// Outcome.
+    pub outcome: OutcomeRecord,
+    /// A bounded, masked preview of the result.
+    pub result_preview: Value,
+    /// Counts of masked values per type.
+    pub masked: BTreeMap<String, u64>,
+}
+
+/// A stored audit event: the record plus id, sequence, time and chain hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unique id.
+    pub id: String,
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// RFC 3339 time of recording.
+    pub time: String,
+    /// The record.
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    /// Hash of the previous event (64 zeros for the first).
+    pub prev_hash: String,
+    /// SHA-256 over the canonical event without `hash`.
+    pub hash: String,
+}
