@@ -21,7 +21,11 @@ pub struct Resource {
 impl Resource {
     /// The resource for a whole connection.
     pub fn connection(name: &str) -> Self {
-        Resource { kind: "Connection".into(), id: name.into(), connection: None }
+        Resource {
+            kind: "Connection".into(),
+            id: name.into(),
+            connection: None,
+        }
     }
 
     /// A table `schema.table` of a connection: id `<connection>/<schema>.<table>`.
@@ -35,7 +39,11 @@ impl Resource {
 
     /// The audit log (resource of `audit:read`).
     pub fn audit_log() -> Self {
-        Resource { kind: "Audit".into(), id: "log".into(), connection: None }
+        Resource {
+            kind: "Audit".into(),
+            id: "log".into(),
+            connection: None,
+        }
     }
 
     /// `Tollgate::Kind::"id"`, as Cedar and the audit record print it.

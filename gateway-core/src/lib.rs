@@ -26,5 +26,5 @@ pub mod policy;
 pub mod secret;
 
 pub use access::{AccessRequest, ContextValue, Resource};
-pub use connector::{Connector, ConnectionInfo, ExecLimits, Plan, ToolOutput, ToolSpec};
+pub use connector::{ConnectionInfo, Connector, ExecLimits, Plan, ToolOutput, ToolSpec};
 pub use identity::Principal;

@@ -63,11 +63,14 @@ pub fn resolve(raw: &str) -> Result<Secret, SecretError> {
         };
         let reference = &after[..end];
         if let Some(name) = reference.strip_prefix("env:") {
-            let value = std::env::var(name).map_err(|_| SecretError::MissingEnv(name.to_string()))?;
+            let value =
+                std::env::var(name).map_err(|_| SecretError::MissingEnv(name.to_string()))?;
             out.push_str(&value);
         } else if let Some(path) = reference.strip_prefix("file:") {
-            let value = std::fs::read_to_string(path)
-                .map_err(|e| SecretError::File { path: path.to_string(), reason: e.to_string() })?;
+            let value = std::fs::read_to_string(path).map_err(|e| SecretError::File {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })?;
             out.push_str(value.trim_end_matches(['\n', '\r']));
         } else {
             return Err(SecretError::Unknown(format!("${{{reference}}}")));
@@ -88,11 +91,21 @@ mod tests {
         unsafe { std::env::set_var("TOLLGATE_TEST_SECRET_A", "hunter2") };
         let dir = std::env::temp_dir().join(format!("tg-secret-{}", std::process::id()));
         std::fs::write(&dir, "filepw\n").unwrap();
-        let s = resolve(&format!("postgres://u:${{env:TOLLGATE_TEST_SECRET_A}}@h/${{file:{}}}", dir.display())).unwrap();
+        let s = resolve(&format!(
+            "postgres://u:${{env:TOLLGATE_TEST_SECRET_A}}@h/${{file:{}}}",
+            dir.display()
+        ))
+        .unwrap();
         assert_eq!(s.expose(), "postgres://u:hunter2@h/filepw");
         assert_eq!(format!("{s:?} {s}"), "[secret] [secret]");
-        assert_eq!(resolve("${env:TOLLGATE_NOPE_UNSET}"), Err(SecretError::MissingEnv("TOLLGATE_NOPE_UNSET".into())));
-        assert!(matches!(resolve("${vault:x}"), Err(SecretError::Unknown(_))));
+        assert_eq!(
+            resolve("${env:TOLLGATE_NOPE_UNSET}"),
+            Err(SecretError::MissingEnv("TOLLGATE_NOPE_UNSET".into()))
+        );
+        assert!(matches!(
+            resolve("${vault:x}"),
+            Err(SecretError::Unknown(_))
+        ));
         std::fs::remove_file(dir).ok();
     }
 }

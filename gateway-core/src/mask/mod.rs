@@ -32,7 +32,12 @@ impl Masker {
 
     /// Mask a structured result in place; `origins` names where fields came
     /// from (for column rules of `connection`). Returns counts per type.
-    pub fn mask_value(&self, _connection: &str, _value: &mut Value, _origins: &[FieldOrigin]) -> MaskCounts {
+    pub fn mask_value(
+        &self,
+        _connection: &str,
+        _value: &mut Value,
+        _origins: &[FieldOrigin],
+    ) -> MaskCounts {
         MaskCounts::new()
     }
 

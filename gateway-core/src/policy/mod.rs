@@ -1,1 +1,265 @@
-//! Policy stage: Cedar. (Stub.)
+//! Policy stage: Cedar decides every access request a call produced.
+//!
+//! This module owns the `cedar-policy` dependency; the rest of the core sees
+//! Tollgate's own [`Decision`] and [`Verdict`]. Invariants: default deny (no
+//! permit → deny), any forbid → deny, any evaluation error → deny (Cedar skips
+//! erroring policies, which could turn a failing `forbid` into an allow; we
+//! do not let it). A `permit` that allowed a request and carries
+//! `@approval("<group>")` (and optionally `@approvals("<n>")`) turns the call
+//! into one that waits for humans.
+
+mod entities;
+mod load;
+
+use std::collections::BTreeSet;
+
+use cedar_policy::{Authorizer, Decision as CedarDecision, Entities, PolicySet, Schema};
+use serde::{Deserialize, Serialize};
+
+pub use load::{Diagnostic, PolicySource, load_dir, load_sources};
+
+use crate::access::AccessRequest;
+use crate::identity::Principal;
+
+/// The Cedar schema that ships with Tollgate.
+pub const SCHEMA_SRC: &str = include_str!("../../../schemas/tollgate.cedarschema");
+
+/// Enforce denials, or only record them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Denials block the call.
+    #[default]
+    Enforce,
+    /// Denials are recorded; the call goes on.
+    Shadow,
+}
+
+/// Humans a call waits for: `count` distinct members of `group`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ApprovalRequirement {
+    /// Group whose members may approve.
+    pub group: String,
+    /// Distinct approvers needed.
+    pub count: u32,
+    /// Policy that asked for it.
+    pub policy: String,
+}
+
+/// The decision on one access request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestDecision {
+    /// Action id.
+    pub action: String,
+    /// Resource entity uid, e.g. `Tollgate::Table::"shop/public.orders"`.
+    pub resource: String,
+    /// Cedar allowed it (and nothing erred).
+    pub allowed: bool,
+    /// Determining policies: the permits that allowed, or the forbids that denied.
+    pub policies: Vec<String>,
+    /// Evaluation errors (any error denies).
+    pub errors: Vec<String>,
+}
+
+/// What the call as a whole may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Every request allowed, no approval asked.
+    Allow,
+    /// At least one request denied.
+    Deny {
+        /// Why, for the agent.
+        message: String,
+        /// Forbids that denied (empty when nothing permitted).
+        policies: Vec<String>,
+    },
+    /// Allowed, but permits asked for human approval.
+    NeedsApproval(Vec<ApprovalRequirement>),
+}
+
+/// Decision over all requests of one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Per-request detail, in request order (recorded in the audit event).
+    pub requests: Vec<RequestDecision>,
+}
+
+/// Errors building the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Policies failed to parse or validate; one diagnostic per problem.
+    #[error("{} policy error(s):\n{}", .0.len(), .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+    /// The shipped schema is broken (a bug).
+    #[error("schema: {0}")]
+    Schema(String),
+}
+
+/// A loaded, validated policy set plus the schema.
+pub struct PolicyEngine {
+    schema: Schema,
+    policies: PolicySet,
+    action_entities: Entities,
+    authorizer: Authorizer,
+    approvals: std::collections::HashMap<String, (String, u32)>,
+    count: usize,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("policies", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parse the shipped schema.
+pub fn schema() -> Result<Schema, PolicyError> {
+    Schema::from_cedarschema_str(SCHEMA_SRC)
+        .map(|(s, _)| s)
+        .map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+impl PolicyEngine {
+    /// Build from policy sources (file name + text), validating strictly.
+    pub fn new(sources: &[PolicySource]) -> Result<Self, PolicyError> {
+        let schema = schema()?;
+        let loaded = load::build(&schema, sources)?;
+        let action_entities = schema
+            .action_entities()
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        Ok(PolicyEngine {
+            schema,
+            count: loaded.count,
+            policies: loaded.set,
+            approvals: loaded.approvals,
+            action_entities,
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// Number of policies loaded.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when no policy is loaded (everything is denied).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Decide one request.
+    pub fn decide_one(&self, principal: &Principal, request: &AccessRequest) -> RequestDecision {
+        let resource = request.resource.entity_uid();
+        let deny = |errors: Vec<String>| RequestDecision {
+            action: request.action.clone(),
+            resource: resource.clone(),
+            allowed: false,
+            policies: vec![],
+            errors,
+        };
+        let built = match entities::build(principal, request, &self.action_entities) {
+            Ok(b) => b,
+            Err(e) => return deny(vec![e]),
+        };
+        let cedar_request = match entities::request(principal, request, &self.schema) {
+            Ok(r) => r,
+            Err(e) => return deny(vec![e]),
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&cedar_request, &self.policies, &built);
+        let errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
+        let policies: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(|p| p.to_string())
+            .collect();
+        RequestDecision {
+            action: request.action.clone(),
+            resource,
+            allowed: response.decision() == CedarDecision::Allow && errors.is_empty(),
+            policies,
+            errors,
+        }
+    }
+
+    /// True when `request` is allowed outright (used for `connect` filtering,
+    /// `unmask` and `audit:read`; approvals do not apply to these).
+    pub fn is_permitted(&self, principal: &Principal, request: &AccessRequest) -> bool {
+        self.decide_one(principal, request).allowed
+    }
+
+    /// Decide all requests of a call: deny if any is denied; otherwise ask
+    /// for every approval that an allowing permit carries.
+    pub fn decide(&self, principal: &Principal, requests: &[AccessRequest]) -> Decision {
+        let decisions: Vec<RequestDecision> = requests
+            .iter()
+            .map(|r| self.decide_one(principal, r))
+            .collect();
+        let verdict = self.verdict(&decisions, requests.is_empty());
+        Decision {
+            verdict,
+            requests: decisions,
+        }
+    }
+
+    fn verdict(&self, decisions: &[RequestDecision], empty: bool) -> Verdict {
+        if empty {
+            return Verdict::Deny {
+                message: "nothing to authorise: the call produced no access request".into(),
+                policies: vec![],
+            };
+        }
+        if let Some(denied) = decisions.iter().find(|d| !d.allowed) {
+            let message = if !denied.errors.is_empty() {
+                format!(
+                    "policy evaluation failed for {} on {}: {}",
+                    denied.action,
+                    denied.resource,
+                    denied.errors.join("; ")
+                )
+            } else if denied.policies.is_empty() {
+                format!("no policy permits {} on {}", denied.action, denied.resource)
+            } else {
+                format!(
+                    "{} on {} is forbidden by {}",
+                    denied.action,
+                    denied.resource,
+                    denied.policies.join(", ")
+                )
+            };
+            return Verdict::Deny {
+                message,
+                policies: denied.policies.clone(),
+            };
+        }
+        let needed: BTreeSet<ApprovalRequirement> = decisions
+            .iter()
+            .flat_map(|d| d.policies.iter())
+            .filter_map(|p| {
+                self.approvals
+                    .get(p)
+                    .map(|(group, count)| ApprovalRequirement {
+                        group: group.clone(),
+                        count: *count,
+                        policy: p.clone(),
+                    })
+            })
+            .collect();
+        if needed.is_empty() {
+            Verdict::Allow
+        } else {
+            Verdict::NeedsApproval(needed.into_iter().collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

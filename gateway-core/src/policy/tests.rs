@@ -1,0 +1,215 @@
+//! Unit tests of the policy stage on in-memory policies.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+use crate::access::{ContextValue, Resource};
+
+fn sql_ctx(stmt: &str, has_where: bool, functions: &[&str]) -> BTreeMap<String, ContextValue> {
+    BTreeMap::from([
+        ("statement".into(), ContextValue::String(stmt.into())),
+        ("has_where".into(), ContextValue::Bool(has_where)),
+        (
+            "tables".into(),
+            ContextValue::StringSet(BTreeSet::from(["public.orders".to_string()])),
+        ),
+        (
+            "functions".into(),
+            ContextValue::StringSet(functions.iter().map(|s| s.to_string()).collect()),
+        ),
+    ])
+}
+
+fn req(action: &str, stmt: &str, has_where: bool, functions: &[&str]) -> AccessRequest {
+    AccessRequest {
+        action: action.into(),
+        resource: Resource::table("shop", "public", "orders"),
+        context: sql_ctx(stmt, has_where, functions),
+    }
+}
+
+fn engine(text: &str) -> PolicyEngine {
+    PolicyEngine::new(&load_sources(vec![("test.cedar".into(), text.into())])).unwrap()
+}
+
+fn agent() -> Principal {
+    Principal {
+        sub: "bot".into(),
+        groups: vec!["agents".into()],
+    }
+}
+
+const POLICIES: &str = r#"
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:select", resource in Tollgate::Connection::"shop");
+
+@id("no-dangerous-functions")
+forbid(principal, action, resource) when { context has functions && context.functions.contains("pg_read_file") };
+
+@approval("reviewers")
+@approvals("2")
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:delete", resource in Tollgate::Connection::"shop")
+  when { context.has_where };
+"#;
+
+#[test]
+fn default_deny_names_no_policy() {
+    let e = engine(POLICIES);
+    let d = e.decide(
+        &agent(),
+        &[req("sql:update", "UPDATE orders SET x=1", false, &[])],
+    );
+    match d.verdict {
+        Verdict::Deny { message, policies } => {
+            assert!(
+                message.contains("no policy permits sql:update"),
+                "{message}"
+            );
+            assert!(policies.is_empty());
+        }
+        v => panic!("expected deny, got {v:?}"),
+    }
+}
+
+#[test]
+fn permit_allows_and_names_policy_by_file_and_line() {
+    let e = engine(POLICIES);
+    let d = e.decide(
+        &agent(),
+        &[req("sql:select", "SELECT * FROM orders", true, &["count"])],
+    );
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(d.requests[0].policies, vec!["test.cedar:2".to_string()]);
+}
+
+#[test]
+fn forbid_wins_and_is_named_by_id() {
+    let e = engine(POLICIES);
+    let d = e.decide(
+        &agent(),
+        &[req(
+            "sql:select",
+            "SELECT pg_read_file('x')",
+            true,
+            &["pg_read_file"],
+        )],
+    );
+    assert_eq!(d.verdict, Verdict::Deny { message: "sql:select on Tollgate::Table::\"shop/public.orders\" is forbidden by no-dangerous-functions".into(), policies: vec!["no-dangerous-functions".into()] });
+}
+
+#[test]
+fn approval_annotation_asks_for_humans() {
+    let e = engine(POLICIES);
+    let d = e.decide(
+        &agent(),
+        &[req(
+            "sql:delete",
+            "DELETE FROM orders WHERE id=1",
+            true,
+            &[],
+        )],
+    );
+    assert_eq!(
+        d.verdict,
+        Verdict::NeedsApproval(vec![ApprovalRequirement {
+            group: "reviewers".into(),
+            count: 2,
+            policy: "test.cedar:7".into()
+        }])
+    );
+    // Without WHERE the approval permit does not apply: plain deny.
+    let d = e.decide(
+        &agent(),
+        &[req("sql:delete", "DELETE FROM orders", false, &[])],
+    );
+    assert!(matches!(d.verdict, Verdict::Deny { .. }));
+}
+
+#[test]
+fn one_denied_request_denies_the_call() {
+    let e = engine(POLICIES);
+    let d = e.decide(
+        &agent(),
+        &[
+            req("sql:select", "SELECT 1", true, &[]),
+            req("sql:insert", "INSERT", false, &[]),
+        ],
+    );
+    assert!(matches!(d.verdict, Verdict::Deny { .. }));
+    assert!(d.requests[0].allowed && !d.requests[1].allowed);
+}
+
+#[test]
+fn empty_request_list_is_denied() {
+    assert!(matches!(
+        engine(POLICIES).decide(&agent(), &[]).verdict,
+        Verdict::Deny { .. }
+    ));
+}
+
+#[test]
+fn context_not_matching_schema_is_denied_not_allowed() {
+    let e = engine("permit(principal, action, resource);");
+    let mut r = req("sql:select", "SELECT 1", true, &[]);
+    r.context.remove("functions");
+    let d = e.decide(&agent(), &[r]);
+    assert!(matches!(d.verdict, Verdict::Deny { .. }), "{d:?}");
+    assert!(!d.requests[0].errors.is_empty());
+}
+
+#[test]
+fn validation_errors_carry_file_line_col() {
+    let src = "permit(principal, action, resource);\n\npermit(principal, action == Tollgate::Action::\"sql:select\", resource)\n  when { context.nonsense == 1 };\n";
+    let err = PolicyEngine::new(&load_sources(vec![("bad.cedar".into(), src.into())])).unwrap_err();
+    let PolicyError::Invalid(diags) = err else {
+        panic!()
+    };
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(
+        (diags[0].path.as_str(), diags[0].line),
+        ("bad.cedar", 4),
+        "{}",
+        diags[0]
+    );
+}
+
+#[test]
+fn parse_errors_carry_file_line_col() {
+    let src = "permit(principal, action, resource);\nforbid(principal action, resource);\n";
+    let PolicyError::Invalid(diags) =
+        PolicyEngine::new(&load_sources(vec![("p.cedar".into(), src.into())])).unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(diags[0].line, 2, "{}", diags[0]);
+    assert!(
+        diags[0].to_string().starts_with("p.cedar:2:"),
+        "{}",
+        diags[0]
+    );
+}
+
+#[test]
+fn unknown_entity_type_in_policy_is_rejected() {
+    let src = "permit(principal in Tollgate::Team::\"x\", action, resource);";
+    assert!(PolicyEngine::new(&load_sources(vec![("p.cedar".into(), src.into())])).is_err());
+}
+
+#[test]
+fn group_membership_and_audit_read() {
+    let e = engine(
+        "permit(principal in Tollgate::Group::\"auditors\", action == Tollgate::Action::\"audit:read\", resource);",
+    );
+    let r = AccessRequest {
+        action: "audit:read".into(),
+        resource: Resource::audit_log(),
+        context: BTreeMap::new(),
+    };
+    assert!(e.is_permitted(
+        &Principal {
+            sub: "ann".into(),
+            groups: vec!["auditors".into()]
+        },
+        &r
+    ));
+    assert!(!e.is_permitted(&agent(), &r));
+}
