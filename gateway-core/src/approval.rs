@@ -1,2 +1,95 @@
-//! Approval stage: pause a call until enough distinct reviewers approve it.
-//! (Stub; lands with the approvals issue.)
+//! Approval stage: a call whose allowing permit carries `@approval` waits
+//! here until enough distinct reviewers decide. The gate (store, reviewers'
+//! channels, notifications) is behind [`ApprovalGate`]; the pipeline only
+//! asks [`ApprovalGate::await_decision`] and acts on the answer.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::identity::Principal;
+use crate::policy::{ApprovalRequirement, RequestDecision};
+
+/// Everything that identifies the exact call to be approved.
+#[derive(Debug, Clone)]
+pub struct ApprovalTicket {
+    /// Who asks.
+    pub requester: Principal,
+    /// Tool.
+    pub tool: String,
+    /// Connection.
+    pub connection: Option<String>,
+    /// Exact arguments (raw; the gate stores a hash and a masked copy).
+    pub arguments: Value,
+    /// Masked arguments, for reviewers.
+    pub arguments_masked: Value,
+    /// What the call will do, for reviewers (e.g. statements and tables).
+    pub summary: Value,
+    /// Policy requests and decisions.
+    pub requests: Vec<RequestDecision>,
+    /// Who must approve.
+    pub requirements: Vec<ApprovalRequirement>,
+}
+
+/// Progress reporting back to the agent while it waits (MCP progress
+/// notifications, task status). Implemented by the transport.
+pub trait ProgressSink: Send + Sync {
+    /// Report a status message.
+    fn progress(&self, message: &str);
+}
+
+/// Per-call context from the transport.
+#[derive(Clone, Copy, Default)]
+pub struct CallContext<'a> {
+    /// Where to report progress while waiting on humans.
+    pub progress: Option<&'a dyn ProgressSink>,
+    /// How long to block for a decision (None: the gate's default).
+    pub wait: Option<std::time::Duration>,
+}
+
+/// What the gate answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApprovalStatus {
+    /// Approved and claimed for this execution: the call may run now. The
+    /// gate hands out `Approved` once per approval (exactly-once execution).
+    Approved {
+        /// Approval id.
+        id: String,
+        /// Who approved.
+        approvers: Vec<String>,
+    },
+    /// Still waiting: the pending object for the agent.
+    Pending {
+        /// Approval id.
+        id: String,
+        /// The pending object of the contract.
+        pending: Value,
+    },
+    /// Denied, expired or cancelled.
+    Refused {
+        /// Approval id.
+        id: String,
+        /// denied | expired | cancelled.
+        state: String,
+        /// Why, for the agent.
+        message: String,
+    },
+}
+
+/// The approval gate.
+#[async_trait]
+pub trait ApprovalGate: Send + Sync {
+    /// Find or create the approval for this exact call and wait up to the
+    /// configured time for a decision.
+    async fn await_decision(&self, ticket: ApprovalTicket, ctx: &CallContext<'_>)
+    -> ApprovalStatus;
+
+    /// The tool and raw arguments of approval `id`, if `principal` requested it.
+    async fn original_call(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<(String, Value), String>;
+
+    /// Record that the approved call `id` ran (`ok`) or failed.
+    async fn mark_executed(&self, id: &str, ok: bool);
+}

@@ -18,13 +18,22 @@
 pub mod access;
 pub mod approval;
 pub mod audit;
+pub mod builtin;
 pub mod connector;
+pub mod disclosure;
+pub mod gateway;
 pub mod identity;
 pub mod mask;
+pub mod outcome;
 pub mod pipeline;
 pub mod policy;
+pub mod record;
+mod routing;
 pub mod secret;
+pub mod stages;
 
 pub use access::{AccessRequest, ContextValue, Resource};
 pub use connector::{ConnectionInfo, Connector, ExecLimits, Plan, ToolOutput, ToolSpec};
+pub use gateway::{Gateway, GatewayBuilder};
 pub use identity::Principal;
+pub use outcome::{CallError, CallResult};

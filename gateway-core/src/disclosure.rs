@@ -1,0 +1,77 @@
+//! Decides what the caller sees after masking: the masked result, or the raw
+//! one when policy permits `unmask` for every type that was found, on the
+//! connection and on every resource the call touched. The audit record is
+//! always the masked form, whatever the caller may see.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::access::{AccessRequest, ContextValue, Resource};
+use crate::connector::ToolOutput;
+use crate::identity::Principal;
+use crate::mask::{MaskCounts, Masker};
+use crate::policy::PolicyEngine;
+
+/// A result after the mask stage.
+pub struct Disclosed {
+    /// What the caller gets.
+    pub caller: Value,
+    /// What the audit record gets (always masked).
+    pub recorded: Value,
+    /// Masked values per type.
+    pub counts: MaskCounts,
+    /// True when the caller got raw values.
+    pub unmasked: bool,
+}
+
+/// Mask `output` and decide whether `principal` may see it raw.
+pub fn disclose(
+    masker: &Masker,
+    policy: &PolicyEngine,
+    principal: &Principal,
+    connection: &str,
+    resources: &[Resource],
+    output: ToolOutput,
+) -> Disclosed {
+    let raw = output.value;
+    let mut masked = raw.clone();
+    let counts = masker.mask_value(connection, &mut masked, &output.field_origins);
+    if counts.is_empty() {
+        return Disclosed {
+            caller: raw,
+            recorded: masked,
+            counts,
+            unmasked: false,
+        };
+    }
+    let types: BTreeSet<String> = counts.keys().cloned().collect();
+    let mut targets: Vec<&Resource> = resources.iter().collect();
+    let conn = Resource::connection(connection);
+    if !targets.contains(&&conn) {
+        targets.push(&conn);
+    }
+    let may_unmask = targets.iter().all(|r| {
+        let req = AccessRequest {
+            action: "unmask".into(),
+            resource: (*r).clone(),
+            context: [("types".to_string(), ContextValue::StringSet(types.clone()))].into(),
+        };
+        policy.is_permitted(principal, &req)
+    });
+    if may_unmask {
+        Disclosed {
+            caller: raw,
+            recorded: masked,
+            counts,
+            unmasked: true,
+        }
+    } else {
+        Disclosed {
+            caller: masked.clone(),
+            recorded: masked,
+            counts,
+            unmasked: false,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Builds the audit record of one call as it moves through the pipeline.
+//! Everything recorded is masked: arguments as the masker sees them, the
+//! result only as a bounded, masked preview.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::audit::{ApprovalRecord, AuditRecord, OutcomeRecord, RequestRecord};
+use crate::identity::Principal;
+use crate::mask::Masker;
+use crate::policy::RequestDecision;
+
+/// Rows kept in `result_preview`.
+const PREVIEW_ROWS: usize = 5;
+/// Characters kept per preview string.
+const PREVIEW_CHARS: usize = 200;
+
+/// The record under construction.
+pub struct Trace {
+    started: Instant,
+    record: AuditRecord,
+}
+
+impl Trace {
+    /// Start a record; `arguments` are masked here, before anything else.
+    pub fn start(principal: &Principal, tool: &str, arguments: &Value, masker: &Masker) -> Self {
+        let mut args = arguments.clone();
+        let masked = masker.mask_value("", &mut args, &[]);
+        let connection = arguments
+            .get("connection")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Trace {
+            started: Instant::now(),
+            record: AuditRecord {
+                principal: principal.clone(),
+                tool: tool.to_string(),
+                connection,
+                arguments: args,
+                requests: vec![],
+                decision: "error".into(),
+                approval: None,
+                outcome: OutcomeRecord {
+                    status: "error".into(),
+                    duration_ms: 0,
+                    rows: None,
+                    error: None,
+                },
+                result_preview: Value::Null,
+                masked,
+            },
+        }
+    }
+
+    /// The masked arguments (what reviewers and the record show).
+    pub fn arguments(&self) -> &Value {
+        &self.record.arguments
+    }
+
+    /// Record the policy decisions.
+    pub fn requests(&mut self, decisions: &[RequestDecision]) {
+        self.record.requests = decisions
+            .iter()
+            .map(|d| RequestRecord {
+                action: d.action.clone(),
+                resource: d.resource.clone(),
+                decision: if d.allowed { "allow" } else { "deny" }.into(),
+                policies: d.policies.clone(),
+            })
+            .collect();
+    }
+
+    /// Record the approval the call waited on.
+    pub fn approval(&mut self, id: &str, state: &str, approvers: &[String]) {
+        self.record.approval = Some(ApprovalRecord {
+            id: id.into(),
+            state: state.into(),
+            approvers: approvers.to_vec(),
+        });
+    }
+
+    /// The approval recorded so far, if any.
+    pub fn approval_id(&self) -> Option<String> {
+        self.record.approval.as_ref().map(|a| a.id.clone())
+    }
+
+    /// Add masked counts.
+    pub fn masked(&mut self, counts: &BTreeMap<String, u64>) {
+        for (k, v) in counts {
+            *self.record.masked.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// Finish with a decision and outcome.
+    pub fn finish(
+        mut self,
+        decision: &str,
+        status: &str,
+        rows: Option<u64>,
+        error: Option<String>,
+        preview: Value,
+    ) -> AuditRecord {
+        self.record.decision = decision.into();
+        self.record.outcome = OutcomeRecord {
+            status: status.into(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            rows,
+            error,
+        };
+        self.record.result_preview = preview;
+        self.record
+    }
+}
+
+/// A bounded preview of a (masked) result: the first rows, long strings cut.
+pub fn preview(value: &Value) -> Value {
+    fn cut(v: &Value, depth: usize) -> Value {
+        match v {
+            Value::String(s) if s.chars().count() > PREVIEW_CHARS => {
+                Value::String(s.chars().take(PREVIEW_CHARS).chain("…".chars()).collect())
+            }
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .take(if depth == 0 { PREVIEW_ROWS } else { 20 })
+                    .map(|x| cut(x, depth + 1))
+                    .collect(),
+            ),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, x)| (k.clone(), cut(x, if k == "rows" { 0 } else { depth + 1 })))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    cut(value, 1)
+}
+
+// === impl Gateway: the audit stage ===
+
+use crate::gateway::Gateway;
+use crate::outcome::{CallError, CallResult};
+
+/// A successful call's payload: what the caller gets, and optionally what
+/// the record gets (masked) with the row count.
+pub(crate) type Finished = Result<(Value, Option<(Value, Option<u64>)>), CallError>;
+
+impl Gateway {
+    /// The audit stage: record the call durably, then hand back its result.
+    /// A call whose record cannot be written does not return its result.
+    pub(crate) async fn finish(&self, trace: Trace, result: Finished) -> CallResult {
+        match result {
+            Ok((caller, recorded)) => {
+                let (recorded, rows) = recorded.unwrap_or_else(|| (caller.clone(), None));
+                let record = trace.finish("allow", "ok", rows, None, preview(&recorded));
+                match self.append(record).await {
+                    Ok(()) => CallResult::ok(caller),
+                    Err(e) => {
+                        let e = CallError::AuditFailedAfterExecution(e);
+                        CallResult::error(&e, e.to_string())
+                    }
+                }
+            }
+            Err(e) => {
+                // Error texts can carry target data (constraint values...): mask them.
+                let (message, counts) = self.masker.mask_text(&e.to_string());
+                let mut trace = trace;
+                trace.masked(&counts);
+                let status = if e.decision() == "deny" {
+                    "denied"
+                } else {
+                    "error"
+                };
+                let record = trace.finish(
+                    e.decision(),
+                    status,
+                    None,
+                    Some(message.clone()),
+                    Value::Null,
+                );
+                let message = match self.append(record).await {
+                    Ok(()) => message,
+                    Err(store) => {
+                        format!("{message} (and the audit store could not record this: {store})")
+                    }
+                };
+                CallResult::error(&e, message)
+            }
+        }
+    }
+
+    /// Record a call that is waiting on humans and return the pending object.
+    pub(crate) async fn finish_pending(&self, trace: Trace, pending: Value) -> CallResult {
+        let record = trace.finish("pending", "pending", None, None, pending.clone());
+        match self.append(record).await {
+            Ok(()) => CallResult::ok(pending),
+            Err(e) => {
+                let e = CallError::AuditUnavailable(e);
+                CallResult::error(&e, e.to_string())
+            }
+        }
+    }
+
+    async fn append(&self, record: AuditRecord) -> Result<(), String> {
+        let started = Instant::now();
+        let r = self
+            .audit
+            .append(record)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        self.stages.add(5, started.elapsed());
+        r
+    }
+}
