@@ -98,7 +98,7 @@ impl Gateway {
             }
         }
         // Fail closed: never execute what the audit store could not record.
-        if let Err(e) = self.audit.check_writable() {
+        if let Err(e) = self.audit.healthy() {
             return self
                 .finish(trace, Err(CallError::AuditUnavailable(e.to_string())))
                 .await;

@@ -1,0 +1,81 @@
+//! REST API under `/api`: the audit log for principals permitted
+//! `audit:read` (and, with the approvals work, the reviewers' endpoints).
+//! Every endpoint authenticates with the same bearer tokens as `/mcp`.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gateway_core::audit::AuditFilter;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{AppState, authenticate};
+
+/// Routes under `/api`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/audit", get(list_audit)).route("/audit/{id}", get(get_audit))
+}
+
+/// An API error as JSON.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": status.canonical_reason().unwrap_or("error"), "message": message.into()}))).into_response()
+}
+
+/// Query of `GET /api/audit`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    principal: Option<String>,
+    tool: Option<String>,
+    connection: Option<String>,
+    decision: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn may_read(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let principal = authenticate(state, headers).await?;
+    if state.gateway.may_read_audit(&principal) {
+        Ok(())
+    } else {
+        Err(error(StatusCode::FORBIDDEN, "no policy permits audit:read for you"))
+    }
+}
+
+async fn list_audit(State(state): State<AppState>, headers: HeaderMap, query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    if let Err(r) = may_read(&state, &headers).await {
+        return r;
+    }
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let filter = AuditFilter {
+        principal: q.principal,
+        tool: q.tool,
+        connection: q.connection,
+        decision: q.decision,
+        since: q.since,
+        until: q.until,
+        limit: Some(q.limit.unwrap_or(100).min(1000)),
+        ..Default::default()
+    };
+    match state.gateway.audit().list(&filter).await {
+        Ok(events) => axum::Json(json!({"events": events})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn get_audit(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = may_read(&state, &headers).await {
+        return r;
+    }
+    match state.gateway.audit().get(&id).await {
+        Ok(Some(e)) => axum::Json(e).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no audit event {id}")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}

@@ -1,0 +1,95 @@
+//! Assembles a running gateway from a validated [`Config`]: policies,
+//! masker, audit store, connections, identity. Shared by `serve`, `demo`,
+//! `check` and `policy test`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use gateway_core::identity::{Authenticator, IdentityConfig, KeySource};
+use gateway_core::mask::Masker;
+use gateway_core::policy::{PolicyEngine, PolicyError, load_dir};
+use gateway_core::{Gateway, GatewayBuilder, secret};
+
+use crate::config::{Config, ConfigError, parse_duration};
+use crate::{connectors, store};
+
+/// Load and validate the policies of a config.
+pub fn policies(config: &Config) -> Result<PolicyEngine, Vec<String>> {
+    let dir = config.resolve_path(&config.policy.dir);
+    let sources = load_dir(&dir).map_err(|e| diagnostics(&e))?;
+    PolicyEngine::new(&sources).map_err(|e| diagnostics(&e))
+}
+
+fn diagnostics(e: &PolicyError) -> Vec<String> {
+    match e {
+        PolicyError::Invalid(d) => d.iter().map(|d| d.to_string()).collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+/// Everything `check` validates, as `file:line:col: message` lines.
+pub fn check(config: &Config) -> Vec<String> {
+    let mut errs: Vec<String> = vec![];
+    if let Err(e) = policies(config) {
+        errs.extend(e);
+    }
+    if let Err(e) = connectors::build(config) {
+        errs.extend(e.iter().map(ConfigError::to_string));
+    }
+    if let Err(e) = Masker::new(&config.masking) {
+        errs.push(config.error_near("[masking]", e.to_string()).to_string());
+    }
+    if let Err(e) = authenticator(config) {
+        errs.push(config.error_near("[auth]", e.to_string()).to_string());
+    }
+    errs
+}
+
+/// The bearer verifier of `[auth]`, or None when no key source is set
+/// (then only stdio works).
+pub fn authenticator(config: &Config) -> anyhow::Result<Option<Authenticator>> {
+    let a = &config.auth;
+    let keys = if let Some(s) = &a.hs256_secret {
+        KeySource::Hs256(secret::resolve(s).map_err(|e| anyhow!("auth.hs256_secret: {e}"))?)
+    } else if let Some(u) = &a.jwks_url {
+        KeySource::JwksUrl(u.clone())
+    } else if let Some(f) = &a.jwks_file {
+        KeySource::JwksFile(config.resolve_path(f))
+    } else {
+        return Ok(None);
+    };
+    let mut ic = IdentityConfig::new(keys);
+    ic.issuer = a.issuer.clone();
+    ic.audience = a.audience.clone();
+    if let Some(g) = &a.groups_claim {
+        ic.groups_claim = g.clone();
+    }
+    if let Some(l) = &a.leeway {
+        ic.leeway = parse_duration(l).map_err(|e| anyhow!("auth.leeway: {e}"))?;
+    }
+    Ok(Some(Authenticator::new(ic).map_err(|e| anyhow!("[auth]: {e}"))?))
+}
+
+/// Build the gateway (opens the store, builds connections lazily).
+pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
+    let policy = policies(config).map_err(|e| anyhow!("invalid policies:\n{}", e.join("\n")))?;
+    let masker = Masker::new(&config.masking).map_err(|e| anyhow!("{e}"))?;
+    let data_dir = config.resolve_path(&config.server.data_dir);
+    let audit = store::open(&data_dir).await.with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let connections = connectors::build(config)
+        .map_err(|e| anyhow!("invalid connections:\n{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
+    let mut builder = GatewayBuilder::new(policy, audit)
+        .mode(config.policy.mode)
+        .masker(Arc::new(masker))
+        .max_bytes(config.server.max_result_bytes);
+    for c in connections {
+        builder = builder.connection(c);
+    }
+    Ok(Arc::new(builder.build()?))
+}
+
+/// Default time a call blocks for an approval.
+pub fn approval_wait(config: &Config) -> Duration {
+    Duration::from_secs(config.approval.wait_seconds)
+}

@@ -1,0 +1,188 @@
+//! Command line of the `tollgate` binary (clap). One variant per command of
+//! the contract; each runs in its own module under `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Tollgate: governed tools for AI agents on production systems, without the
+/// agent ever holding credentials.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr: text or json (default from [logging], else text).
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--config FILE`.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// Config file (TOML).
+    #[arg(long, short = 'c', env = "TOLLGATE_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over streamable HTTP at /mcp (REST at /api, UI at /ui), or over stdio.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Serve MCP over stdio; the caller's identity comes from [stdio].
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// Self-contained demo on an embedded SQLite database; prints ready-to-use tokens.
+    Demo {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Where the demo keeps its database, config, policies and audit log.
+        #[arg(long, default_value = "tollgate-demo")]
+        data_dir: PathBuf,
+    },
+    /// Validate config and policies; exit 1 with file:line:col lines on error.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Mint an HS256 token (needs auth.hs256_secret) and print it alone on stdout.
+    Token {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Subject.
+        #[arg(long)]
+        sub: String,
+        /// Comma-separated groups.
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        groups: Vec<String>,
+        /// Lifetime, e.g. 1h, 30m.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Policy tools.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Read the audit store directly.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Review paused calls over the REST API.
+    Approvals {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+}
+
+/// `tollgate policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run policy test cases (request → expected decision).
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Case files (.json/.jsonl) or folders; default: the policy dir's tests/.
+        cases: Vec<PathBuf>,
+    },
+}
+
+/// `tollgate audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List recent events.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// At most this many (newest first).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only this principal.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only this decision (allow, deny, pending, error).
+        #[arg(long)]
+        decision: Option<String>,
+    },
+    /// Show one event as JSON.
+    Show {
+        /// Event id.
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Check the hash chain; exit 1 on any break.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Export every event.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Output format.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+    },
+}
+
+/// `tollgate approvals ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approvals (pending by default).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        /// pending, approved, denied, expired, cancelled, executed, failed, or all.
+        #[arg(long, default_value = "pending")]
+        state: String,
+    },
+    /// Show one approval.
+    Show {
+        /// Approval id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Approve a call.
+    Approve {
+        /// Approval id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a call (a reason is required).
+    Deny {
+        /// Approval id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Where the REST API is and who is calling.
+#[derive(Debug, Args, Clone)]
+pub struct Remote {
+    /// Server base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "TOLLGATE_SERVER")]
+    pub server: String,
+    /// Bearer token of the reviewer.
+    #[arg(long, env = "TOLLGATE_TOKEN", hide_env_values = true)]
+    pub token: String,
+}

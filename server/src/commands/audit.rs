@@ -1,0 +1,63 @@
+//! `tollgate audit list|show|verify|export`: read the store directly (no
+//! server needed), e.g. on an auditor's copy of the data dir.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::StreamExt;
+use gateway_core::audit::{AuditFilter, AuditStore};
+
+use super::load_config;
+use crate::cli::{AuditCommand, ConfigArg};
+use crate::store;
+
+async fn open(config: &ConfigArg) -> Result<Arc<dyn AuditStore>, ExitCode> {
+    let config = load_config(&config.config)?;
+    let dir = config.resolve_path(&config.server.data_dir);
+    store::open(&dir).await.map_err(|e| {
+        eprintln!("cannot open the audit store in {}: {e:#}", dir.display());
+        ExitCode::from(1)
+    })
+}
+
+/// Run an audit command.
+pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let config = match &command {
+        AuditCommand::List { config, .. } | AuditCommand::Show { config, .. } | AuditCommand::Verify { config } | AuditCommand::Export { config, .. } => config.clone(),
+    };
+    let store = match open(&config).await {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let mut out = std::io::stdout().lock();
+    match command {
+        AuditCommand::List { limit, principal, decision, .. } => {
+            let filter = AuditFilter { principal, decision, limit: Some(limit), ..Default::default() };
+            for e in store.list(&filter).await? {
+                let conn = e.record.connection.as_deref().unwrap_or("-");
+                writeln!(out, "{:>6}  {}  {}  {:<8} {:<16} {:<12} {}", e.seq, e.time, e.id, e.record.decision, e.record.principal.sub, conn, e.record.tool)?;
+            }
+        }
+        AuditCommand::Show { id, .. } => match store.get(&id).await? {
+            Some(e) => writeln!(out, "{}", serde_json::to_string_pretty(&e)?)?,
+            None => {
+                eprintln!("no audit event {id}");
+                return Ok(ExitCode::from(1));
+            }
+        },
+        AuditCommand::Verify { .. } => {
+            let report = store.verify().await.context("verifying the chain")?;
+            writeln!(out, "{report}")?;
+            return Ok(if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        AuditCommand::Export { .. } => {
+            let mut events = store.export();
+            while let Some(e) = events.next().await {
+                writeln!(out, "{}", serde_json::to_string(&e?)?)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,39 @@
+//! One module per command; [`run`] dispatches. Commands return an exit code;
+//! errors reach the user through anyhow at this edge only.
+
+mod audit;
+mod check;
+pub mod demo;
+mod policy_test;
+mod review;
+pub mod serve;
+mod token;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, PolicyCommand};
+use crate::config::Config;
+
+/// Load a config or print its `file:line:col: message` lines.
+pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errs| {
+        for e in errs {
+            eprintln!("{e}");
+        }
+        ExitCode::from(1)
+    })
+}
+
+/// Run a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let log_format = cli.log_format.clone();
+    match cli.command {
+        Command::Serve { config, stdio } => serve::run(&config.config, stdio, log_format.as_deref()).await,
+        Command::Demo { listen, data_dir } => demo::run(&listen, &data_dir, log_format.as_deref()).await,
+        Command::Check { config } => check::run(&config.config),
+        Command::Token { config, sub, groups, ttl } => token::run(&config.config, &sub, &groups, &ttl),
+        Command::Policy { command: PolicyCommand::Test { config, cases } } => policy_test::run(&config.config, &cases),
+        Command::Audit { command } => audit::run(command).await,
+        Command::Approvals { command } => review::run(command).await,
+    }
+}

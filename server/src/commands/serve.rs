@@ -1,0 +1,86 @@
+//! `tollgate serve`: MCP over streamable HTTP (plus REST and UI), or stdio.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use gateway_core::{Gateway, Principal};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+use super::load_config;
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::mcp::McpHandler;
+use crate::{app, logging};
+
+/// Load the config and serve until Ctrl-C / SIGTERM.
+pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    logging::init(log_format.or(config.logging.format.as_deref()), config.logging.level.as_deref());
+    let gateway = app::gateway(&config).await?;
+    if stdio {
+        serve_stdio(&config, gateway).await
+    } else {
+        serve_http(&config, gateway, None).await
+    }
+}
+
+async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<ExitCode> {
+    let s = config.stdio.clone().context("--stdio needs a [stdio] section with the caller's sub and groups")?;
+    let handler = McpHandler::stdio(gateway, Principal { sub: s.sub, groups: s.groups });
+    let service = handler.serve(rmcp::transport::stdio()).await.map_err(|e| anyhow!("stdio: {e}"))?;
+    service.waiting().await.map_err(|e| anyhow!("stdio: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Hosts accepted in the Host header of /mcp: loopback, the listen address,
+/// the public URL's host, and `server.allowed_hosts`.
+fn allowed_hosts(config: &Config) -> Vec<String> {
+    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];
+    hosts.push(config.server.listen.clone());
+    if let Some(host) = config.public_url().split("://").nth(1).map(|r| r.split('/').next().unwrap_or(r).to_string()) {
+        hosts.push(host.clone());
+        if let Some((h, _)) = host.rsplit_once(':') {
+            hosts.push(h.to_string());
+        }
+    }
+    hosts.extend(config.server.allowed_hosts.iter().cloned());
+    hosts
+}
+
+/// Serve HTTP; `ready` is told the bound address (the demo prints it).
+pub async fn serve_http(config: &Config, gateway: Arc<Gateway>, ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>) -> anyhow::Result<ExitCode> {
+    let auth = app::authenticator(config)?.context("serving HTTP needs an [auth] key: auth.hs256_secret, auth.jwks_url or auth.jwks_file")?;
+    let shutdown = CancellationToken::new();
+    let state = AppState { gateway, auth: Arc::new(auth), public_url: config.public_url(), issuer: config.auth.issuer.clone() };
+    let app = router(state, allowed_hosts(config), shutdown.clone());
+    let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "tollgate listening: MCP at /mcp, REST at /api, UI at /ui");
+    if let Some(tx) = ready {
+        let _ = tx.send(addr);
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,299 @@
+//! The TOML config of the contract: sections, defaults, secret references and
+//! validation. Every problem is reported as `file:line:col: message`; unknown
+//! keys are errors. Secrets (`${env:NAME}`, `${file:PATH}`) are resolved here
+//! or by the connector that owns them, and never printed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gateway_core::mask::MaskConfig;
+use gateway_core::policy::Mode;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A config problem, printable as `file:line:col: message`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{path}:{line}:{col}: {message}")]
+pub struct ConfigError {
+    /// Config file.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// The whole config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthSection,
+    /// `[policy]`.
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// `[approval]`.
+    #[serde(default)]
+    pub approval: ApprovalSection,
+    /// `[stdio]`: identity of a stdio caller.
+    pub stdio: Option<StdioSection>,
+    /// `[masking]`: absent means every built-in detector with `redact`.
+    #[serde(default)]
+    pub masking: MaskConfig,
+    /// `[logging]`.
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// `[[connection]]`, kept raw: each connector validates its own keys.
+    #[serde(default, rename = "connection")]
+    pub connections: Vec<Spanned<toml::Table>>,
+    /// Where the file is (relative paths are resolved against its folder).
+    #[serde(skip)]
+    pub source: PathBuf,
+    #[serde(skip)]
+    text: String,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Listen address.
+    pub listen: String,
+    /// Public base URL (links, RFC 9728 metadata).
+    pub public_url: Option<String>,
+    /// Embedded store folder.
+    pub data_dir: PathBuf,
+    /// Shared store URL (later).
+    pub store_url: Option<String>,
+    /// Host header allow-list for /mcp (DNS-rebinding protection). Default:
+    /// loopback names plus the host of `public_url`.
+    pub allowed_hosts: Vec<String>,
+    /// Byte cap on one tool result.
+    pub max_result_bytes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            data_dir: "tollgate-data".into(),
+            store_url: None,
+            allowed_hosts: vec![],
+            max_result_bytes: 4 << 20,
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Expected `iss`.
+    pub issuer: Option<String>,
+    /// Expected `aud`.
+    pub audience: Option<String>,
+    /// Claim holding groups (dotted path allowed).
+    pub groups_claim: Option<String>,
+    /// HS256 shared secret (a secret reference).
+    pub hs256_secret: Option<String>,
+    /// JWKS URL.
+    pub jwks_url: Option<String>,
+    /// JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// Clock skew allowed on exp/nbf, e.g. "30s".
+    pub leeway: Option<String>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Folder of `*.cedar` files.
+    pub dir: PathBuf,
+    /// enforce | shadow.
+    pub mode: Mode,
+    /// Folder of policy test cases (default `<dir>/tests`).
+    pub tests: Option<PathBuf>,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection { dir: "policies".into(), mode: Mode::Enforce, tests: None }
+    }
+}
+
+/// `[approval]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSection {
+    /// How long one tools/call blocks for a decision.
+    pub wait_seconds: u64,
+    /// Pending approvals expire after this.
+    pub ttl: String,
+    /// Slack-compatible webhook.
+    pub webhook_url: Option<String>,
+}
+
+impl Default for ApprovalSection {
+    fn default() -> Self {
+        ApprovalSection { wait_seconds: 50, ttl: "1h".into(), webhook_url: None }
+    }
+}
+
+/// `[stdio]`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StdioSection {
+    /// Principal sub.
+    pub sub: String,
+    /// Principal groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+    /// An env-filter directive, e.g. `info,tollgate=debug` (RUST_LOG wins).
+    pub level: Option<String>,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError { path: path.display().to_string(), line: 1, col: 1, message: format!("cannot read config: {e}") }]
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse and validate config text that came from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            vec![ConfigError { path: path.display().to_string(), line, col, message: e.message().trim().to_string() }]
+        })?;
+        config.source = path.to_path_buf();
+        config.text = text.to_string();
+        let errors = config.validate();
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    /// An error positioned at byte `offset` of the file.
+    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        let (line, col) = line_col(&self.text, offset);
+        ConfigError { path: self.source.display().to_string(), line, col, message: message.into() }
+    }
+
+    /// An error at the first occurrence of `needle` (e.g. a key), else line 1.
+    pub fn error_near(&self, needle: &str, message: impl Into<String>) -> ConfigError {
+        self.error_at(self.text.find(needle).unwrap_or(0), message)
+    }
+
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut errs = vec![];
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            errs.push(self.error_near("listen", format!("server.listen {:?} is not an address like 127.0.0.1:8080", self.server.listen)));
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            errs.push(self.error_near("public_url", "server.public_url must start with http:// or https://"));
+        }
+        if parse_duration(&self.approval.ttl).is_err() {
+            errs.push(self.error_near("ttl", format!("approval.ttl {:?} is not a duration like \"1h\" or \"30m\"", self.approval.ttl)));
+        }
+        if let Some(l) = &self.auth.leeway
+            && parse_duration(l).is_err()
+        {
+            errs.push(self.error_near("leeway", format!("auth.leeway {l:?} is not a duration like \"30s\"")));
+        }
+        let keys = [self.auth.hs256_secret.is_some(), self.auth.jwks_url.is_some(), self.auth.jwks_file.is_some()];
+        if keys.iter().filter(|k| **k).count() > 1 {
+            errs.push(self.error_near("[auth]", "set exactly one of auth.hs256_secret, auth.jwks_url, auth.jwks_file"));
+        }
+        if let Some(f) = &self.logging.format
+            && f != "text"
+            && f != "json"
+        {
+            errs.push(self.error_near("format", "logging.format must be \"text\" or \"json\""));
+        }
+        let mut names = std::collections::HashSet::new();
+        for c in &self.connections {
+            let at = c.span().start;
+            match c.get_ref().get("name").and_then(|v| v.as_str()) {
+                None => errs.push(self.error_at(at, "[[connection]] needs a `name` (string)")),
+                Some(n) if !names.insert(n.to_string()) => errs.push(self.error_at(at, format!("two connections are named {n:?}"))),
+                Some(n) if n.is_empty() || n.contains('/') => {
+                    errs.push(self.error_at(at, format!("connection name {n:?} must be non-empty and contain no '/'")))
+                }
+                _ => {}
+            }
+            if c.get_ref().get("kind").and_then(|v| v.as_str()).is_none() {
+                errs.push(self.error_at(at, "[[connection]] needs a `kind`: postgres, mysql or sqlite"));
+            }
+        }
+        errs
+    }
+
+    /// Resolve a path from the config against the config file's folder.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.source.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    /// The public base URL (default: http://<listen>).
+    pub fn public_url(&self) -> String {
+        self.server.public_url.clone().unwrap_or_else(|| format!("http://{}", self.server.listen)).trim_end_matches('/').to_string()
+    }
+
+    /// Pending approval lifetime.
+    pub fn approval_ttl(&self) -> Duration {
+        parse_duration(&self.approval.ttl).unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// A connection's table as JSON for its connector factory, with `path`
+    /// and `*_file` keys resolved against the config folder.
+    pub fn connection_json(&self, table: &toml::Table) -> serde_json::Value {
+        let mut v = serde_json::to_value(table).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(map) = &mut v {
+            for (k, val) in map.iter_mut() {
+                if (k == "path" || k.ends_with("_file"))
+                    && let Some(s) = val.as_str()
+                    && !s.contains("${")
+                {
+                    *val = serde_json::Value::String(self.resolve_path(Path::new(s)).display().to_string());
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Parse "10s", "500ms", "1h", "2m".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,79 @@
+//! Config parsing and validation tests.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    Config::parse(Path::new("/etc/tollgate/t.toml"), text)
+}
+
+#[test]
+fn contract_example_parses() {
+    let c = parse(
+        r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+data_dir = "tollgate-data"
+
+[auth]
+issuer = "https://idp.example.com"
+audience = "tollgate"
+groups_claim = "groups"
+hs256_secret = "${env:TOLLGATE_HS256_SECRET}"
+
+[policy]
+dir = "policies"
+mode = "enforce"
+
+[approval]
+wait_seconds = 50
+ttl = "1h"
+
+[stdio]
+sub = "local-agent"
+groups = ["agents"]
+
+[[connection]]
+name = "shop"
+kind = "postgres"
+url = "${env:SHOP_DATABASE_URL}"
+description = "orders and customers"
+statement_timeout = "10s"
+max_rows = 1000
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.connections.len(), 1);
+    assert_eq!(c.approval_ttl(), Duration::from_secs(3600));
+    assert_eq!(c.resolve_path(&c.policy.dir), PathBuf::from("/etc/tollgate/policies"));
+}
+
+#[test]
+fn unknown_key_is_rejected_with_position() {
+    let errs = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+    assert_eq!((errs[0].line, errs[0].col), (3, 1), "{}", errs[0]);
+    assert!(errs[0].to_string().starts_with("/etc/tollgate/t.toml:3:1: unknown field `listen_port`"), "{}", errs[0]);
+}
+
+#[test]
+fn bad_values_are_rejected_with_position() {
+    let errs = parse("[server]\nlisten = \"nope\"\n[approval]\nttl = \"soon\"\n").unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(errs[0].line, 2);
+    assert_eq!(errs[1].line, 4);
+    let errs = parse("[policy]\nmode = \"maybe\"\n").unwrap_err();
+    assert_eq!(errs[0].line, 2, "{}", errs[0]);
+}
+
+#[test]
+fn duplicate_connection_names_are_rejected() {
+    let errs = parse("[[connection]]\nname = \"a\"\nkind = \"sqlite\"\n[[connection]]\nname = \"a\"\nkind = \"sqlite\"\n").unwrap_err();
+    assert_eq!(errs[0].line, 4, "{}", errs[0]);
+}
+
+#[test]
+fn relative_paths_resolve_against_config_dir() {
+    let c = parse("[[connection]]\nname = \"d\"\nkind = \"sqlite\"\npath = \"demo.db\"\n").unwrap();
+    let j = c.connection_json(c.connections[0].get_ref());
+    assert_eq!(j["path"], "/etc/tollgate/demo.db");
+}

@@ -1,0 +1,116 @@
+//! HTTP surface: `/mcp` (streamable HTTP behind bearer auth), RFC 9728
+//! metadata, health, and the REST API under `/api`. The auth layer is the one
+//! place a bearer token becomes a [`Principal`]; without a valid one, `/mcp`
+//! answers 401 with a `WWW-Authenticate` pointing at the metadata document.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gateway_core::identity::Authenticator;
+use gateway_core::{Gateway, Principal};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::mcp::McpHandler;
+
+/// Shared state of the HTTP surface.
+#[derive(Clone)]
+pub struct AppState {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// Bearer verification.
+    pub auth: Arc<Authenticator>,
+    /// Public base URL, no trailing slash.
+    pub public_url: String,
+    /// Issuer to advertise in RFC 9728 metadata.
+    pub issuer: Option<String>,
+}
+
+/// Build the whole router.
+pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: CancellationToken) -> Router {
+    let gateway = state.gateway.clone();
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts)
+        .with_cancellation_token(shutdown)
+        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
+    let handler = McpHandler::new(gateway);
+    let mcp = StreamableHttpService::new(move || Ok(handler.clone()), LocalSessionManager::default().into(), config);
+    let mcp = Router::new().fallback_service(mcp).layer(middleware::from_fn_with_state(state.clone(), require_bearer));
+    Router::new()
+        .nest("/mcp", mcp.clone())
+        .route_service("/mcp", mcp)
+        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
+        .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .nest("/api", api::router())
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// A 401 that tells the client where to learn how to authenticate.
+pub fn unauthorized(state: &AppState, reason: &str) -> Response {
+    let challenge = format!(
+        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource\", error=\"invalid_token\", error_description=\"{}\"",
+        state.public_url,
+        reason.replace('"', "'")
+    );
+    let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized", "message": reason}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// Resolve the caller of an HTTP request.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let Some(token) = bearer(headers) else {
+        return Err(unauthorized(state, "missing bearer token"));
+    };
+    state.auth.resolve(token).await.map_err(|e| {
+        tracing::info!(reason = e.reason(), "rejected bearer token");
+        unauthorized(state, &e.to_string())
+    })
+}
+
+async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match authenticate(&state, req.headers()).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn resource_metadata(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(json!({
+        "resource": format!("{}/mcp", state.public_url),
+        "authorization_servers": state.issuer.iter().collect::<Vec<_>>(),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Tollgate",
+        "resource_documentation": format!("{}/ui", state.public_url),
+    }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.gateway.audit().healthy() {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("audit store not writable: {e}")).into_response(),
+    }
+}
