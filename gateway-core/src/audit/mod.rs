@@ -1,7 +1,24 @@
 //! Audit stage: one tamper-evident event per tool call, hash-chained, written
-//! durably before the result is returned. The store is behind [`AuditStore`];
-//! nothing store-specific lives in the core. (Types here; chain and store land
-//! with the audit work.)
+//! durably before the result is returned.
+//!
+//! - The record types below are the public contract (`/api/audit`,
+//!   `tollgate audit export --format jsonl`): field names are fixed.
+//! - [`chain`]: canonical JSON, hashes, and the verifier that finds the first
+//!   break (edited, deleted, reordered events).
+//! - [`store`]: the [`AuditStore`] trait. Nothing store-specific lives in the
+//!   core; the embedded SQLite store is in the server crate.
+//!
+//! Invariant: an event is in the chain only if it was durably written; a
+//! failed write leaves the chain as it was and the caller gets an error.
+
+pub mod chain;
+pub mod store;
+
+pub use chain::{
+    BreakKind, ChainBreak, ChainVerifier, GENESIS_HASH, VerifyReport, canonical_json, sha256_hex,
+    verify,
+};
+pub use store::{AuditFilter, AuditStore, EventStream, ListOrder, StoreError, format_time};
 
 use std::collections::BTreeMap;
 

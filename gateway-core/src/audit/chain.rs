@@ -1,0 +1,409 @@
+//! The hash chain: how an event is canonicalised and hashed, and how a
+//! sequence of stored events is checked.
+//!
+//! Canonical form of an event (what `hash` covers): the event serialised as
+//! JSON (the exact field names of [`AuditEvent`], record fields flattened,
+//! absent optionals as `null`), with the `hash` member removed, object keys
+//! sorted recursively by their UTF-8 bytes, no insignificant whitespace,
+//! strings and numbers as `serde_json` writes them. `hash` is the lowercase
+//! hex SHA-256 of those bytes; `prev_hash` is the previous event's `hash`,
+//! or [`GENESIS_HASH`] (64 zeros) for seq 1.
+//!
+//! Sorting is explicit because the workspace enables serde_json's
+//! `preserve_order`: a `Value` keeps insertion order, which is not canonical.
+//!
+//! The verifier does not read storage; stores feed it events in seq order.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{AuditEvent, AuditRecord};
+
+/// `prev_hash` of the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Canonical JSON of any value: keys sorted recursively, no whitespace.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(k, out);
+                out.push(':');
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_string(s, out),
+        // null, bool and numbers have one compact serde_json form.
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    out.push_str(&Value::from(s).to_string());
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+// === impl AuditEvent ===
+
+impl AuditEvent {
+    /// Number and chain `record`: the only way a store should build an event.
+    pub fn seal(
+        record: AuditRecord,
+        id: String,
+        seq: u64,
+        time: String,
+        prev_hash: String,
+    ) -> AuditEvent {
+        let mut event = AuditEvent {
+            id,
+            seq,
+            time,
+            record,
+            prev_hash,
+            hash: String::new(),
+        };
+        event.hash = event.compute_hash();
+        event
+    }
+
+    /// The canonical JSON the hash covers (the event without `hash`).
+    pub fn canonical(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("an AuditEvent always serialises");
+        if let Value::Object(map) = &mut value {
+            map.shift_remove("hash");
+        }
+        canonical_json(&value)
+    }
+
+    /// SHA-256 of [`AuditEvent::canonical`], as stored in `hash`.
+    pub fn compute_hash(&self) -> String {
+        sha256_hex(self.canonical().as_bytes())
+    }
+}
+
+/// What is wrong at the first break of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BreakKind {
+    /// The event's content does not match its `hash`: it was edited after it
+    /// was recorded (or its row swapped with another).
+    HashMismatch {
+        /// `hash` as stored.
+        stored: String,
+        /// `hash` recomputed from the content.
+        computed: String,
+    },
+    /// `prev_hash` is not the previous event's `hash`: the previous event was
+    /// replaced, or events were removed/reordered and re-hashed.
+    PrevHashMismatch {
+        /// `prev_hash` as stored.
+        stored: String,
+        /// The previous event's hash.
+        expected: String,
+    },
+    /// The sequence skips: events `expected..found` are missing (deleted) or
+    /// out of order.
+    SeqGap {
+        /// Seq that should have come next.
+        expected: u64,
+        /// Seq that came.
+        found: u64,
+    },
+    /// The sequence goes backwards or repeats (reordered or duplicated).
+    SeqOutOfOrder {
+        /// Seq that should have come next.
+        expected: u64,
+        /// Seq that came.
+        found: u64,
+    },
+    /// The stored event cannot even be decoded.
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+    /// The store's recorded chain head is beyond the last event: events at
+    /// the end were deleted.
+    TruncatedTail {
+        /// Head seq the store recorded.
+        recorded_seq: u64,
+        /// Last event present.
+        last_seq: u64,
+    },
+    /// The store's recorded chain head does not match the event at that seq.
+    HeadMismatch {
+        /// Head hash the store recorded.
+        recorded_hash: String,
+        /// Hash of the event at that seq.
+        event_hash: String,
+    },
+}
+
+/// The first place a chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainBreak {
+    /// Seq at which the break is detected.
+    pub seq: u64,
+    /// Id of the event at that seq, when it could be read.
+    pub id: Option<String>,
+    /// What is wrong.
+    #[serde(flatten)]
+    pub kind: BreakKind,
+}
+
+impl fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "seq {}", self.seq)?;
+        if let Some(id) = &self.id {
+            write!(f, " (id {id})")?;
+        }
+        match &self.kind {
+            BreakKind::HashMismatch { stored, computed } => write!(
+                f,
+                ": content does not match its hash (stored {stored}, computed {computed}): the event was modified"
+            ),
+            BreakKind::PrevHashMismatch { stored, expected } => write!(
+                f,
+                ": prev_hash {stored} is not the hash of seq {} ({expected}): an earlier event was replaced or removed",
+                self.seq.saturating_sub(1)
+            ),
+            BreakKind::SeqGap { expected, found } => {
+                write!(
+                    f,
+                    ": expected seq {expected}, found {found}: seq {expected}..{found} missing (deleted)"
+                )
+            }
+            BreakKind::SeqOutOfOrder { expected, found } => {
+                write!(
+                    f,
+                    ": expected seq {expected}, found {found}: events reordered or duplicated"
+                )
+            }
+            BreakKind::Unreadable { reason } => write!(f, ": stored event unreadable: {reason}"),
+            BreakKind::TruncatedTail {
+                recorded_seq,
+                last_seq,
+            } => write!(
+                f,
+                ": the store recorded head seq {recorded_seq} but the last event is seq {last_seq}: events at the end were deleted"
+            ),
+            BreakKind::HeadMismatch {
+                recorded_hash,
+                event_hash,
+            } => write!(
+                f,
+                ": the store recorded head hash {recorded_hash} but the event hashes to {event_hash}"
+            ),
+        }
+    }
+}
+
+/// Result of checking a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Events checked (up to and including the first break).
+    pub checked: u64,
+    /// Seq of the last intact event, if any.
+    pub last_seq: Option<u64>,
+    /// Hash of the last intact event, if any.
+    pub last_hash: Option<String>,
+    /// The first break, if the chain is broken.
+    pub first_break: Option<ChainBreak>,
+}
+
+impl VerifyReport {
+    /// No break found.
+    pub fn is_intact(&self) -> bool {
+        self.first_break.is_none()
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.first_break {
+            None => write!(f, "chain intact: {} events checked", self.checked),
+            Some(b) => write!(f, "chain BROKEN at {b} ({} events checked)", self.checked),
+        }
+    }
+}
+
+/// Incremental chain check: push events in seq order, then
+/// [`ChainVerifier::finish`]. Stops checking at the first break.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    next_seq: u64,
+    prev_hash: String,
+    checked: u64,
+    last_seq: Option<u64>,
+    first_break: Option<ChainBreak>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// === impl ChainVerifier ===
+
+impl ChainVerifier {
+    /// A verifier expecting seq 1 with `prev_hash` = [`GENESIS_HASH`].
+    pub fn new() -> Self {
+        ChainVerifier {
+            next_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+            checked: 0,
+            last_seq: None,
+            first_break: None,
+        }
+    }
+
+    /// Check one event. Returns `false` once the chain is broken (further
+    /// pushes are ignored).
+    pub fn push(&mut self, event: &AuditEvent) -> bool {
+        if self.first_break.is_some() {
+            return false;
+        }
+        self.checked += 1;
+        let brk = |kind| ChainBreak {
+            seq: event.seq,
+            id: Some(event.id.clone()),
+            kind,
+        };
+        let expected = self.next_seq;
+        if event.seq != expected {
+            let kind = if event.seq > expected {
+                BreakKind::SeqGap {
+                    expected,
+                    found: event.seq,
+                }
+            } else {
+                BreakKind::SeqOutOfOrder {
+                    expected,
+                    found: event.seq,
+                }
+            };
+            self.first_break = Some(brk(kind));
+            return false;
+        }
+        let computed = event.compute_hash();
+        if computed != event.hash {
+            self.first_break = Some(brk(BreakKind::HashMismatch {
+                stored: event.hash.clone(),
+                computed,
+            }));
+            return false;
+        }
+        if event.prev_hash != self.prev_hash {
+            self.first_break = Some(brk(BreakKind::PrevHashMismatch {
+                stored: event.prev_hash.clone(),
+                expected: self.prev_hash.clone(),
+            }));
+            return false;
+        }
+        self.next_seq = expected + 1;
+        self.prev_hash = event.hash.clone();
+        self.last_seq = Some(event.seq);
+        true
+    }
+
+    /// Record that the event at `seq` could not be decoded (a break).
+    pub fn push_unreadable(&mut self, seq: u64, reason: impl Into<String>) -> bool {
+        if self.first_break.is_some() {
+            return false;
+        }
+        self.checked += 1;
+        self.first_break = Some(ChainBreak {
+            seq,
+            id: None,
+            kind: BreakKind::Unreadable {
+                reason: reason.into(),
+            },
+        });
+        false
+    }
+
+    /// Whether a break was found so far.
+    pub fn is_broken(&self) -> bool {
+        self.first_break.is_some()
+    }
+
+    /// Finish, optionally against the head (seq, hash) the store recorded
+    /// separately, which catches deletion of the newest events.
+    pub fn finish(mut self, recorded_head: Option<(u64, &str)>) -> VerifyReport {
+        if self.first_break.is_none()
+            && let Some((recorded_seq, recorded_hash)) = recorded_head
+        {
+            let last_seq = self.last_seq.unwrap_or(0);
+            if recorded_seq > last_seq {
+                self.first_break = Some(ChainBreak {
+                    seq: last_seq + 1,
+                    id: None,
+                    kind: BreakKind::TruncatedTail {
+                        recorded_seq,
+                        last_seq,
+                    },
+                });
+            } else if recorded_seq == last_seq
+                && recorded_seq > 0
+                && recorded_hash != self.prev_hash
+            {
+                self.first_break = Some(ChainBreak {
+                    seq: last_seq,
+                    id: None,
+                    kind: BreakKind::HeadMismatch {
+                        recorded_hash: recorded_hash.to_string(),
+                        event_hash: self.prev_hash.clone(),
+                    },
+                });
+            }
+        }
+        let last_hash = self.last_seq.map(|_| self.prev_hash.clone());
+        VerifyReport {
+            checked: self.checked,
+            last_seq: self.last_seq,
+            last_hash,
+            first_break: self.first_break,
+        }
+    }
+}
+
+/// Check a whole chain of events given in seq order.
+pub fn verify<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> VerifyReport {
+    let mut v = ChainVerifier::new();
+    for e in events {
+        if !v.push(e) {
+            break;
+        }
+    }
+    v.finish(None)
+}

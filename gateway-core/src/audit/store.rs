@@ -1,0 +1,146 @@
+//! The storage boundary of the audit stage: [`AuditStore`] and its query and
+//! error types. Implementations live outside the core (embedded SQLite in
+//! `server/src/store/`, a shared PostgreSQL store later); the core holds no
+//! database dependency.
+//!
+//! Contract every implementation keeps:
+//! - `append` assigns id, seq (contiguous from 1), time (RFC 3339 UTC),
+//!   `prev_hash` and `hash` ([`AuditEvent::seal`]) and returns only once the
+//!   event is durable; an `Err` means it was not recorded;
+//! - a failed write never advances the chain;
+//! - [`AuditStore::healthy`] is `Err` while the store is known unable to
+//!   write, so the pipeline can refuse to execute.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::BoxStream;
+
+use super::chain::VerifyReport;
+use super::{AuditEvent, AuditRecord};
+
+/// Default `limit` of [`AuditStore::list`].
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+/// Largest `limit` honoured by [`AuditStore::list`].
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+/// Order of [`AuditStore::list`] results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Highest seq first (the default: "what happened lately").
+    #[default]
+    NewestFirst,
+    /// Lowest seq first (paging forward with `after_seq`).
+    OldestFirst,
+}
+
+/// Filters of `GET /api/audit` and `tollgate audit list`. All set fields must
+/// match (AND); unset fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Exact `principal.sub`.
+    pub principal: Option<String>,
+    /// Exact tool name.
+    pub tool: Option<String>,
+    /// Exact connection name.
+    pub connection: Option<String>,
+    /// `allow` | `deny` | `pending` | `error`.
+    pub decision: Option<String>,
+    /// Events recorded at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Events recorded at or before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many events (default [`DEFAULT_LIST_LIMIT`], capped at [`MAX_LIST_LIMIT`]).
+    pub limit: Option<u32>,
+    /// Only events with a seq greater than this (paging).
+    pub after_seq: Option<u64>,
+    /// Result order.
+    pub order: ListOrder,
+}
+
+impl AuditFilter {
+    /// The limit to apply.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit
+            .unwrap_or(DEFAULT_LIST_LIMIT)
+            .clamp(1, MAX_LIST_LIMIT)
+    }
+}
+
+/// The stored form of event times: RFC 3339, UTC, microseconds, `Z`
+/// (fixed width, so stored times also sort as text).
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Why the audit store could not do something. Messages say what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be opened or migrated.
+    #[error("cannot open audit store at {location}: {reason}")]
+    Open {
+        /// Path or URL (without credentials).
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// A write failed; the event was NOT recorded and the chain did not advance.
+    #[error("audit write failed, event NOT recorded (the call must not proceed): {reason}")]
+    Write {
+        /// Why.
+        reason: String,
+    },
+    /// The store is known unable to record events (a previous write failed and
+    /// has not recovered, or the stored chain head is inconsistent).
+    #[error("audit store unhealthy: {reason}")]
+    Unhealthy {
+        /// Why, and what to check.
+        reason: String,
+    },
+    /// A read failed.
+    #[error("audit read failed: {reason}")]
+    Read {
+        /// Why.
+        reason: String,
+    },
+    /// A stored event cannot be decoded (run `tollgate audit verify`).
+    #[error("stored audit event seq {seq} is unreadable ({reason}); run `tollgate audit verify`")]
+    Corrupt {
+        /// Seq of the event.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The store was shut down.
+    #[error("audit store is closed")]
+    Closed,
+}
+
+/// A stream of events in seq order (export). `'static`: it owns what it reads with.
+pub type EventStream = BoxStream<'static, Result<AuditEvent, StoreError>>;
+
+/// Where audit events are recorded. One implementation per backend; the
+/// pipeline and the API only see this trait.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Number, chain and durably record `record`. Returns the stored event
+    /// only once it is durable; `Err` means it was not recorded.
+    async fn append(&self, record: AuditRecord) -> Result<AuditEvent, StoreError>;
+
+    /// The event with this id.
+    async fn get(&self, id: &str) -> Result<Option<AuditEvent>, StoreError>;
+
+    /// Events matching `filter`.
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Check the whole chain; reports the first break. `Err` only when the
+    /// store cannot be read at all.
+    async fn verify(&self) -> Result<VerifyReport, StoreError>;
+
+    /// `Ok` unless the store is known unable to record (the pipeline refuses
+    /// to execute then). Cheap: reports state, does no I/O.
+    fn healthy(&self) -> Result<(), StoreError>;
+
+    /// Every event in seq order (`tollgate audit export --format jsonl`).
+    fn export(&self) -> EventStream;
+}
