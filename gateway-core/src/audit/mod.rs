@@ -106,17 +106,3 @@ pub struct AuditEvent {
     /// SHA-256 over the canonical event without `hash`.
     pub hash: String,
 }
-
-/// Temporary store interface (replaced by the audit work).
-#[async_trait::async_trait]
-pub trait AuditStore: Send + Sync {
-    /// Append durably.
-    async fn append(&self, record: AuditRecord) -> Result<AuditEvent, StoreError>;
-    /// Err when the store is known unable to write.
-    fn check_writable(&self) -> Result<(), StoreError>;
-}
-
-/// Store error.
-#[derive(Debug, thiserror::Error)]
-#[error("audit store: {0}")]
-pub struct StoreError(pub String);
