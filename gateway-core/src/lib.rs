@@ -37,3 +37,9 @@ pub use connector::{ConnectionInfo, Connector, ExecLimits, Plan, ToolOutput, Too
 pub use gateway::{Gateway, GatewayBuilder};
 pub use identity::Principal;
 pub use outcome::{CallError, CallResult};
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
+
+#[cfg(test)]
+mod pipeline_tests;

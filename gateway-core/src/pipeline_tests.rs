@@ -1,0 +1,208 @@
+//! Pipeline tests with fakes: the order of stages, fail-closed paths, and one
+//! audit event per call. Real connectors are tested in `tests/`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use crate::approval::CallContext;
+use crate::audit::AuditStore;
+use crate::policy::{Mode, PolicyEngine, load_sources};
+use crate::test_util::{FakeConnector, MemoryStore};
+use crate::{Gateway, GatewayBuilder, Principal};
+
+const POLICY: &str = r#"
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource == Tollgate::Connection::"db");
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:select", resource in Tollgate::Connection::"db");
+@id("auditors")
+permit(principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read", resource);
+"#;
+
+struct Fixture {
+    gw: Gateway,
+    store: Arc<MemoryStore>,
+    conn: Arc<FakeConnector>,
+}
+
+fn fixture(mode: Mode, payload: &str) -> Fixture {
+    let store = Arc::new(MemoryStore::default());
+    let conn = Arc::new(FakeConnector::new("db", payload));
+    let other = Arc::new(FakeConnector::new("secret-db", payload));
+    let policy = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), POLICY.into())])).unwrap();
+    let gw = GatewayBuilder::new(policy, store.clone())
+        .mode(mode)
+        .connection(conn.clone())
+        .connection(other)
+        .build()
+        .unwrap();
+    Fixture { gw, store, conn }
+}
+
+fn agent() -> Principal {
+    Principal {
+        sub: "bot".into(),
+        groups: vec!["agents".into()],
+    }
+}
+
+async fn call(f: &Fixture, tool: &str, args: Value) -> crate::CallResult {
+    f.gw.call(&agent(), tool, args, &CallContext::default())
+        .await
+}
+
+#[tokio::test]
+async fn allowed_read_executes_and_is_recorded() {
+    let f = fixture(Mode::Enforce, "hello");
+    let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(r.structured["rows"], json!([["hello"]]));
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
+    let events = f.store.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].record.decision, "allow");
+    assert_eq!(events[0].record.requests.len(), 2, "connect + select");
+    assert_eq!(events[0].record.outcome.rows, Some(1));
+}
+
+#[tokio::test]
+async fn denied_write_never_executes_and_names_nothing_permitting() {
+    let f = fixture(Mode::Enforce, "x");
+    let r = call(
+        &f,
+        "fake_query",
+        json!({"connection": "db", "sql": "write"}),
+    )
+    .await;
+    assert!(r.is_error);
+    assert_eq!(r.structured["error"]["code"], "denied");
+    assert!(
+        r.structured["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no policy permits sql:delete"),
+        "{r:?}"
+    );
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 0);
+    assert_eq!(f.store.events.lock().unwrap()[0].record.decision, "deny");
+}
+
+#[tokio::test]
+async fn shadow_mode_lets_denied_call_through_but_records_it() {
+    let f = fixture(Mode::Shadow, "x");
+    let r = call(
+        &f,
+        "fake_query",
+        json!({"connection": "db", "sql": "write"}),
+    )
+    .await;
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
+    let ev = f.store.events.lock().unwrap()[0].clone();
+    assert!(
+        ev.record.requests.iter().any(|q| q.decision == "deny"),
+        "{ev:?}"
+    );
+}
+
+#[tokio::test]
+async fn unanalysable_input_is_denied_before_policy() {
+    let f = fixture(Mode::Shadow, "x");
+    let r = call(
+        &f,
+        "fake_query",
+        json!({"connection": "db", "sql": "garbage"}),
+    )
+    .await;
+    assert!(r.is_error);
+    assert_eq!(r.structured["error"]["code"], "denied");
+    assert_eq!(
+        f.conn.executed.load(Ordering::SeqCst),
+        0,
+        "shadow mode must not run what it cannot analyse"
+    );
+}
+
+#[tokio::test]
+async fn broken_audit_store_fails_closed() {
+    let f = fixture(Mode::Enforce, "x");
+    f.store.broken.store(true, Ordering::SeqCst);
+    let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
+    assert!(r.is_error);
+    assert_eq!(r.structured["error"]["code"], "audit_unavailable");
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn unknown_connection_and_connection_without_connect_are_refused() {
+    let f = fixture(Mode::Enforce, "x");
+    let r = call(
+        &f,
+        "fake_query",
+        json!({"connection": "nope", "sql": "read"}),
+    )
+    .await;
+    assert_eq!(r.structured["error"]["code"], "unknown_connection");
+    let r = call(
+        &f,
+        "fake_query",
+        json!({"connection": "secret-db", "sql": "read"}),
+    )
+    .await;
+    assert_eq!(r.structured["error"]["code"], "denied");
+    let r = call(&f, "fake_query", json!({"sql": "read"})).await;
+    assert_eq!(r.structured["error"]["code"], "invalid_arguments");
+    assert_eq!(
+        f.store.events.lock().unwrap().len(),
+        3,
+        "every call is recorded"
+    );
+}
+
+#[tokio::test]
+async fn list_connections_shows_only_connectable() {
+    let f = fixture(Mode::Enforce, "x");
+    let r = call(&f, "list_connections", json!({})).await;
+    assert_eq!(
+        r.structured,
+        json!({"connections": [{"name": "db", "kind": "fake", "description": "test"}]})
+    );
+}
+
+#[tokio::test]
+async fn target_errors_are_masked_in_the_result_and_the_record() {
+    let f = fixture(Mode::Enforce, "FAIL");
+    let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
+    assert_eq!(r.structured["error"]["code"], "target_error");
+    let msg = r.structured["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let recorded = serde_json::to_string(&f.store.events.lock().unwrap()[0]).unwrap();
+    // The masking stage decides what counts as sensitive; an e-mail always does.
+    if f.gw.masker().mask_text("alice@example.com").0 != "alice@example.com" {
+        assert!(!msg.contains("alice@example.com"), "{msg}");
+        assert!(!recorded.contains("alice@example.com"), "{recorded}");
+    }
+}
+
+#[tokio::test]
+async fn chain_of_recorded_calls_verifies() {
+    let f = fixture(Mode::Enforce, "x");
+    for sql in ["read", "write", "garbage", "read"] {
+        call(&f, "fake_query", json!({"connection": "db", "sql": sql})).await;
+    }
+    let report = f.store.verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.checked, 4);
+}
+
+#[tokio::test]
+async fn audit_read_is_policy_controlled() {
+    let f = fixture(Mode::Enforce, "x");
+    assert!(!f.gw.may_read_audit(&agent()));
+    assert!(f.gw.may_read_audit(&Principal {
+        sub: "ann".into(),
+        groups: vec!["auditors".into()]
+    }));
+}

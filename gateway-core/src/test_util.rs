@@ -1,0 +1,188 @@
+//! Test fakes shared by the core's tests: an in-memory audit store that can
+//! be told to fail, and a connector that records whether it executed.
+//! Compiled only for tests (and the `test-util` feature), never shipped.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::access::{AccessRequest, ContextValue, Resource};
+use crate::audit::{
+    AuditEvent, AuditFilter, AuditRecord, AuditStore, EventStream, GENESIS_HASH, StoreError,
+    VerifyReport, verify,
+};
+use crate::connector::{
+    AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, Plan, ToolOutput, ToolSpec,
+};
+
+/// An in-memory, hash-chained audit store.
+#[derive(Default)]
+pub struct MemoryStore {
+    /// Stored events.
+    pub events: Mutex<Vec<AuditEvent>>,
+    /// When set, appends fail and `healthy` reports it.
+    pub broken: AtomicBool,
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append(&self, record: AuditRecord) -> Result<AuditEvent, StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Write {
+                reason: "disk full (test)".into(),
+            });
+        }
+        let mut events = self.events.lock().unwrap();
+        let prev = events
+            .last()
+            .map(|e| e.hash.clone())
+            .unwrap_or_else(|| GENESIS_HASH.to_string());
+        let event = AuditEvent::seal(
+            record,
+            format!("ev{}", events.len() + 1),
+            events.len() as u64 + 1,
+            "2026-01-01T00:00:00Z".into(),
+            prev,
+        );
+        events.push(event.clone());
+        Ok(event)
+    }
+    async fn get(&self, id: &str) -> Result<Option<AuditEvent>, StoreError> {
+        Ok(self
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.id == id)
+            .cloned())
+    }
+    async fn list(&self, _filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self.events.lock().unwrap().clone())
+    }
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        Ok(verify(self.events.lock().unwrap().iter()))
+    }
+    fn healthy(&self) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            Err(StoreError::Unhealthy {
+                reason: "disk full (test)".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+    fn export(&self) -> EventStream {
+        let events = self.events.lock().unwrap().clone();
+        futures::stream::iter(events.into_iter().map(Ok)).boxed()
+    }
+}
+
+/// A connector whose "SQL" is a word: `read`, `write` or `garbage`; it
+/// returns one row holding `payload` and counts executions.
+pub struct FakeConnector {
+    info: ConnectionInfo,
+    /// Executions so far.
+    pub executed: AtomicUsize,
+    /// The value returned in the single row.
+    pub payload: String,
+}
+
+impl FakeConnector {
+    /// A fake connection named `name`.
+    pub fn new(name: &str, payload: &str) -> Self {
+        FakeConnector {
+            info: ConnectionInfo {
+                name: name.into(),
+                kind: "fake".into(),
+                description: "test".into(),
+            },
+            executed: AtomicUsize::new(0),
+            payload: payload.into(),
+        }
+    }
+}
+
+fn ctx(stmt: &str, has_where: bool) -> std::collections::BTreeMap<String, ContextValue> {
+    [
+        ("statement".to_string(), ContextValue::String(stmt.into())),
+        ("has_where".to_string(), ContextValue::Bool(has_where)),
+        (
+            "tables".to_string(),
+            ContextValue::StringSet(["main.t".to_string()].into()),
+        ),
+        (
+            "functions".to_string(),
+            ContextValue::StringSet(Default::default()),
+        ),
+    ]
+    .into()
+}
+
+#[async_trait]
+impl Connector for FakeConnector {
+    fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+    fn tools(&self) -> Vec<ToolSpec> {
+        let schema = json!({"type": "object"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        vec![ToolSpec {
+            name: "fake_query".into(),
+            description: "fake".into(),
+            input_schema: schema.clone(),
+            output_schema: schema,
+            read_only: false,
+        }]
+    }
+    fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError> {
+        if tool != "fake_query" {
+            return Err(AnalysisError::UnknownTool(tool.into()));
+        }
+        let sql = args
+            .get("sql")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AnalysisError::InvalidArguments("sql is required".into()))?;
+        let (action, has_where) = match sql {
+            "read" => ("sql:select", true),
+            "write" => ("sql:delete", true),
+            "write-all" => ("sql:delete", false),
+            other => {
+                return Err(AnalysisError::Unanalysable(format!(
+                    "cannot parse {other:?}"
+                )));
+            }
+        };
+        Ok(Plan {
+            requests: vec![AccessRequest {
+                action: action.into(),
+                resource: Resource::table(&self.info.name, "main", "t"),
+                context: ctx(sql, has_where),
+            }],
+            summary: json!([{"kind": action, "tables": ["main.t"]}]),
+            read_only: action == "sql:select",
+            prepared: Box::new(()),
+        })
+    }
+    async fn execute(&self, _plan: &Plan, _limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
+        self.executed.fetch_add(1, Ordering::SeqCst);
+        if self.payload == "FAIL" {
+            return Err(ExecuteError::Target(
+                "constraint violated for key alice@example.com".into(),
+            ));
+        }
+        Ok(ToolOutput {
+            value: json!({"columns": [{"name": "v", "type": "text"}], "rows": [[self.payload]], "row_count": 1, "truncated": false}),
+            rows: Some(1),
+            truncated: false,
+            field_origins: vec![],
+        })
+    }
+    fn max_rows(&self) -> u64 {
+        100
+    }
+}
