@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The full test suite: Rust unit + integration tests (they start throwaway
+# PostgreSQL and MariaDB servers themselves), policy tests, config checks of
+# the examples, and end-to-end tests through MCP clients we did not write.
+# Missing servers or tools make it fail with an install hint, never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+step() { printf '\n=== %s\n' "$*"; }
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+step "cargo test (unit, corpus, integration on real servers)"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/cargo-test.log
+grep -q "test result:" target/cargo-test.log
+
+BIN=target/debug/tollgate
+step "tollgate check on every example config"
+for cfg in examples/*/tollgate.toml; do
+  [ -f "$cfg" ] || continue
+  "$BIN" check --config "$cfg"
+done
+
+step "policy tests (policies/tests)"
+"$BIN" policy test --config examples/policies/tollgate.toml
+
+step "end-to-end through the official MCP Python SDK and the conformance suite"
+bash tests/e2e/run.sh
