@@ -68,7 +68,14 @@ pub struct SqlAnalysis {
 }
 
 /// Analyse `sql` for connection `connection` whose unqualified tables live in `default_schema`.
-pub fn analyse(dialect: Dialect, connection: &str, default_schema: &str, sql: &str) -> Result<SqlAnalysis, AnalysisError> {
+pub fn analyse(
+    dialect: Dialect,
+    connection: &str,
+    default_schema: &str,
+    sql: &str,
+) -> Result<SqlAnalysis, AnalysisError> {
     let _ = (dialect, connection, default_schema, sql);
-    Err(AnalysisError::Unanalysable("SQL analysis not built yet".into()))
+    Err(AnalysisError::Unanalysable(
+        "SQL analysis not built yet".into(),
+    ))
 }
