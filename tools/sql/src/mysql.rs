@@ -290,8 +290,18 @@ fn decode(row: &MySqlRow, i: usize) -> Result<Value, String> {
             let s = row.try_get_unchecked::<String, _>(i).map_err(err)?;
             serde_json::from_str(&s).unwrap_or(Value::String(s))
         }
-        "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BINARY" | "VARBINARY" | "BIT"
-        | "GEOMETRY" => Value::String(
+        // A *_bin-collated TEXT (e.g. MariaDB's JSON, which is LONGTEXT
+        // COLLATE utf8mb4_bin) carries the BINARY flag and looks like a BLOB:
+        // valid UTF-8 without NUL comes back as text, anything else as base64.
+        "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
+            let bytes = row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?;
+            match String::from_utf8(bytes) {
+                Ok(s) if !s.contains('\0') => Value::String(s),
+                Ok(s) => Value::String(base64::engine::general_purpose::STANDARD.encode(s.as_bytes())),
+                Err(e) => Value::String(base64::engine::general_purpose::STANDARD.encode(e.as_bytes())),
+            }
+        }
+        "BINARY" | "VARBINARY" | "BIT" | "GEOMETRY" => Value::String(
             base64::engine::general_purpose::STANDARD
                 .encode(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?),
         ),
