@@ -1,11 +1,41 @@
-//! SQL analysis: what will this SQL really do? Parses with sqlparser in the
-//! connection's dialect and walks every statement the database would run,
-//! nested ones included, into Cedar access requests. (Stub API.)
+//! SQL analysis: what will this SQL really do?
+//!
+//! [`analyse`] parses the `sql` argument with sqlparser in the connection's
+//! dialect and walks every statement the database would run — nested ones
+//! included: CTE bodies (also data-modifying ones), subqueries anywhere,
+//! `INSERT ... SELECT`, `EXPLAIN` targets, `PREPARE` bodies — into Cedar
+//! access requests, one per (statement, table, action).
+//!
+//! Modules: [`guard`] checks the raw text (what the parser would not see),
+//! `walk` is the single AST pass, `classify` maps statement types to
+//! actions, `names` folds identifiers into `schema.table`.
+//!
+//! Invariants:
+//! * Fail closed: anything not understood is an [`AnalysisError::Unanalysable`]
+//!   whose reason tells the agent what to change.
+//! * What was analysed is what runs: [`AnalysedStatement::sql`] is the
+//!   canonical text of the parsed statement, and the executor runs that text
+//!   (comments, hidden or not, are gone from it).
+//! * Nothing here performs I/O.
 
-use std::collections::BTreeSet;
+mod classify;
+pub mod guard;
+mod names;
+mod walk;
 
-use gateway_core::access::AccessRequest;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gateway_core::access::{AccessRequest, ContextValue, Resource};
 use gateway_core::connector::AnalysisError;
+use sqlparser::ast::Statement;
+use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::Parser;
+
+use names::Resolver;
+use walk::{Action, Kind, Walk};
 
 /// SQL dialect of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +73,22 @@ pub struct TableRef {
 #[derive(Debug, Clone)]
 pub struct AnalysedStatement {
     /// Statement kind for the result's `statements` list: select, insert,
-    /// update, delete, merge, ddl, admin ...
+    /// update, delete, merge, ddl, admin. A SELECT whose CTE writes takes the
+    /// kind of that write; `EXPLAIN x` takes the kind of `x`; `SELECT INTO` is ddl.
     pub kind: String,
+    /// More specific description, e.g. `create table as`, `explain analyze`,
+    /// `copy program (runs a shell command on the server)`.
+    pub detail: String,
     /// Every table the statement reads or writes (nested ones included).
     pub tables: BTreeSet<TableRef>,
-    /// Whether the writing part has a WHERE clause (true for plain SELECT).
+    /// Whether the writing part has a WHERE clause (true for plain SELECT and
+    /// INSERT). False when some UPDATE/DELETE has no WHERE or one that does
+    /// not depend on the row (`WHERE 1=1`, `WHERE true OR ...`), and for TRUNCATE.
     pub has_where: bool,
     /// Every function called anywhere, lower-cased, schema-qualified names as written.
     pub functions: BTreeSet<String>,
-    /// True when nothing in the statement writes.
+    /// True when nothing in the statement writes (no data-modifying CTE, no
+    /// `FOR UPDATE`/`FOR SHARE`, no `SELECT INTO`, no DDL, no admin except SHOW).
     pub read_only: bool,
     /// The SQL that will be executed: the canonical text of the parsed statement.
     pub sql: String,
@@ -68,7 +105,142 @@ pub struct SqlAnalysis {
 }
 
 /// Analyse `sql` for connection `connection` whose unqualified tables live in `default_schema`.
-pub fn analyse(dialect: Dialect, connection: &str, default_schema: &str, sql: &str) -> Result<SqlAnalysis, AnalysisError> {
-    let _ = (dialect, connection, default_schema, sql);
-    Err(AnalysisError::Unanalysable("SQL analysis not built yet".into()))
+///
+/// Statements are analysed in order. Any statement that cannot be analysed
+/// denies the whole call.
+pub fn analyse(
+    dialect: Dialect,
+    connection: &str,
+    default_schema: &str,
+    sql: &str,
+) -> Result<SqlAnalysis, AnalysisError> {
+    let deny = AnalysisError::Unanalysable;
+    guard::check(dialect, sql).map_err(deny)?;
+    let parsed =
+        parse(dialect, sql).map_err(|e| deny(guard::explain_parse_error(dialect, sql, &e)))?;
+    if parsed.is_empty() {
+        return Err(deny(
+            "no SQL statement found (only comments or semicolons?); send at least one statement"
+                .into(),
+        ));
+    }
+    let resolver = Resolver {
+        dialect,
+        default_schema,
+    };
+    let many = parsed.len() > 1;
+    let mut analysis = SqlAnalysis {
+        statements: Vec::with_capacity(parsed.len()),
+        requests: Vec::new(),
+    };
+    for (i, statement) in parsed.iter().enumerate() {
+        let at = |reason: String| {
+            if many {
+                deny(format!("statement {} of {}: {reason}", i + 1, parsed.len()))
+            } else {
+                deny(reason)
+            }
+        };
+        let walk = Walk::new(resolver).run(statement).map_err(at)?;
+        if walk.changes_resolution && i + 1 < parsed.len() {
+            return Err(at(
+                "this statement changes how later table names resolve (USE, SET search_path, ATTACH, set_config); send it in a call of its own"
+                    .into(),
+            ));
+        }
+        let analysed = summarise(statement, &walk);
+        push_requests(&mut analysis.requests, connection, &analysed, walk.accesses);
+        analysis.statements.push(analysed);
+    }
+    Ok(analysis)
+}
+
+/// Parse in the connection's dialect; the error is sqlparser's message (with line and column).
+pub(crate) fn parse(dialect: Dialect, sql: &str) -> Result<Vec<Statement>, String> {
+    let result = match dialect {
+        Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, sql),
+        Dialect::MySql => Parser::parse_sql(&MySqlDialect {}, sql),
+        Dialect::Sqlite => Parser::parse_sql(&SQLiteDialect {}, sql),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+fn summarise(statement: &Statement, walk: &Walk<'_>) -> AnalysedStatement {
+    let base = walk.kinds.first().copied().unwrap_or(Kind::Select);
+    let nested_write = walk
+        .kinds
+        .iter()
+        .skip(1)
+        .copied()
+        .find(|k| *k != Kind::Select);
+    let kind = match (base, nested_write) {
+        (Kind::Select, Some(k)) => k,
+        _ => base,
+    };
+    let mut detail = walk
+        .details
+        .iter()
+        .take(2)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if base == Kind::Select && nested_write.is_some() {
+        detail = format!("{detail} with nested {}", kind.as_str());
+    }
+    AnalysedStatement {
+        kind: kind.as_str().to_string(),
+        detail,
+        tables: walk.tables.clone(),
+        has_where: !walk.unfiltered,
+        functions: walk.functions.clone(),
+        read_only: !walk.writes,
+        sql: statement.to_string(),
+    }
+}
+
+fn push_requests(
+    out: &mut Vec<AccessRequest>,
+    connection: &str,
+    statement: &AnalysedStatement,
+    mut accesses: Vec<(Action, Option<TableRef>)>,
+) {
+    if accesses.is_empty() {
+        // A statement with no table (SELECT 1, SELECT pg_sleep(1)): the connection.
+        accesses.push((Action::Select, None));
+    }
+    let mut context = BTreeMap::new();
+    context.insert(
+        "statement".to_string(),
+        ContextValue::String(statement.sql.clone()),
+    );
+    context.insert(
+        "has_where".to_string(),
+        ContextValue::Bool(statement.has_where),
+    );
+    context.insert(
+        "tables".to_string(),
+        ContextValue::StringSet(statement.tables.iter().map(TableRef::qualified).collect()),
+    );
+    context.insert(
+        "functions".to_string(),
+        ContextValue::StringSet(statement.functions.clone()),
+    );
+    for (action, table) in accesses {
+        let resource = match table {
+            Some(t) => Resource::table(connection, &t.schema, &t.table),
+            None => Resource::connection(connection),
+        };
+        out.push(AccessRequest {
+            action: action.id().to_string(),
+            resource,
+            context: context.clone(),
+        });
+    }
+}
+
+impl TableRef {
+    /// `schema.table`, as in the `tables` context set.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
 }

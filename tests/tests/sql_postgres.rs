@@ -1,0 +1,180 @@
+//! sql_query / sql_schema against a real throwaway PostgreSQL: value typing,
+//! bound params, caps, read-only wall, all-or-nothing, timeouts, outages and
+//! credential hygiene. One server per binary; sections run in order.
+
+use std::time::{Duration, Instant};
+
+use gateway_core::connector::{ExecLimits, ExecuteError};
+use serde_json::{Value, json};
+use tollgate_tests::{PgServer, call, connector, query};
+
+const FIXTURE: &str = r#"
+CREATE TABLE types (id int PRIMARY KEY, i2 smallint, i8 bigint, n numeric(40,10), small_n numeric(6,2), f float8, r real,
+  s text, b bool, ts timestamp, tz timestamptz, d date, tm time, u uuid, j jsonb, bin bytea, arr int[], tags text[],
+  iv interval, ip inet, nothing text);
+INSERT INTO types VALUES (1, 7, 9007199254740993, 123456789012345678901234567890.1234567890, 12.50, 1.5, 'NaN',
+  'héllo', true, '2024-05-01 12:34:56.789', '2024-05-01 12:00:00+02', '2024-05-01', '13:14:15', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  '{"a": [1, 2]}', '\x00ff', '{1,NULL,3}', '{x,y}', '1 year 2 mons 3 days 04:05:06', '10.0.0.1/8', NULL);
+CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+INSERT INTO items (name) VALUES ('one'), ('two');
+CREATE TABLE big AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 5000) g;
+CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql VOLATILE AS $$ INSERT INTO items (name) VALUES ('sneaky') RETURNING id $$;
+"#;
+
+fn pg(url: &str, extra: Value) -> std::sync::Arc<dyn gateway_core::Connector> {
+    let mut cfg = json!({"name": "shop", "kind": "postgres", "url": url, "statement_timeout": "2s", "max_rows": 1000});
+    if let (Some(o), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    connector("postgres", "shop", cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_end_to_end() {
+    let server = PgServer::start().expect("start PostgreSQL");
+    eprintln!("PostgreSQL started in {:?}", server.start_time);
+    let url = server.create_database("shop", FIXTURE).expect("fixture");
+    let c = pg(&url, json!({}));
+
+    // --- value typing
+    let v = query(&*c, "SELECT * FROM types", json!([])).await.expect("select types");
+    let row = &v["rows"][0];
+    let col = |name: &str| -> &Value {
+        let i = v["columns"].as_array().unwrap().iter().position(|c| c["name"] == name).unwrap();
+        &row[i]
+    };
+    assert_eq!(col("id"), &json!(1));
+    assert_eq!(col("i2"), &json!(7));
+    assert_eq!(col("i8"), &json!(9007199254740993i64));
+    assert_eq!(col("n"), &json!("123456789012345678901234567890.1234567890"));
+    assert_eq!(col("small_n"), &json!(12.5));
+    assert_eq!(col("f"), &json!(1.5));
+    assert_eq!(col("r"), &json!("NaN"));
+    assert_eq!(col("s"), &json!("héllo"));
+    assert_eq!(col("b"), &json!(true));
+    assert_eq!(col("ts"), &json!("2024-05-01T12:34:56.789"));
+    assert_eq!(col("tz"), &json!("2024-05-01T10:00:00Z"));
+    assert_eq!(col("d"), &json!("2024-05-01"));
+    assert_eq!(col("tm"), &json!("13:14:15"));
+    assert_eq!(col("u"), &json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+    assert_eq!(col("j"), &json!({"a": [1, 2]}));
+    assert_eq!(col("bin"), &json!("AP8="));
+    assert_eq!(col("arr"), &json!([1, null, 3]));
+    assert_eq!(col("tags"), &json!(["x", "y"]));
+    assert_eq!(col("iv"), &json!("1 year 2 mons 3 days 04:05:06"));
+    assert_eq!(col("ip"), &json!("10.0.0.1/8"));
+    assert_eq!(col("nothing"), &Value::Null);
+    let types: Vec<&str> = v["columns"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(&types[..4], &["int4", "int2", "int8", "numeric"]);
+    assert!(types.contains(&"int4[]") && types.contains(&"timestamptz"), "{types:?}");
+    assert_eq!(v["statements"], json!([{"kind": "select", "tables": ["public.types"]}]));
+
+    // --- field origins (column masking): from RowDescription + cached catalog lookup
+    let plan = c.analyse("sql_query", &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"})).unwrap();
+    let out = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap();
+    assert_eq!(out.field_origins.len(), 1, "{:?}", out.field_origins);
+    assert_eq!(out.field_origins[0].pointer, "/rows/*/0");
+    assert_eq!(out.field_origins[0].origin, "public.types.s");
+
+    // --- params are bound (typed), an injection string stays data
+    let v = query(&*c, "SELECT $1::int8 + 1 AS n, $2::text AS s, $3::numeric AS d, $4::timestamptz AS t, $5::jsonb AS j, $6::bytea AS b, $7::uuid AS u, $8::bool AS ok, $9::date AS day, $10::int4[] AS a",
+        json!([41, "x'); DROP TABLE items; --", "1.10", "2024-01-02T03:04:05+01:00", {"k": "v"}, "AQID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, "2024-02-29", [1, 2]])).await.expect("params");
+    assert_eq!(v["rows"][0], json!([42, "x'); DROP TABLE items; --", 1.1, "2024-01-02T02:04:05Z", {"k": "v"}, "AQID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, "2024-02-29", [1, 2]]));
+    let v = query(&*c, "SELECT count(*) FROM items WHERE name = $1", json!(["one' OR '1'='1"])).await.unwrap();
+    assert_eq!(v["rows"][0][0], json!(0));
+    let e = query(&*c, "SELECT $1::int4", json!(["not a number"])).await.unwrap_err();
+    assert!(e.to_string().contains("$1"), "{e}");
+    let e = query(&*c, "SELECT $1::int4, $2::int4", json!([1])).await.unwrap_err();
+    assert!(e.to_string().contains("placeholder"), "{e}");
+
+    // --- row cap, per-call lowering only, byte cap
+    let v = query(&*c, "SELECT id FROM big ORDER BY id", json!([])).await.unwrap();
+    assert_eq!((v["row_count"].clone(), v["truncated"].clone()), (json!(1000), json!(true)));
+    let out = call(&*c, "sql_query", json!({"connection": "shop", "sql": "SELECT id FROM big ORDER BY id", "max_rows": 10})).await.unwrap();
+    assert_eq!(out.value["row_count"], json!(10));
+    assert!(out.truncated && out.value["truncated"] == json!(true));
+    let out = call(&*c, "sql_query", json!({"connection": "shop", "sql": "SELECT id FROM big ORDER BY id", "max_rows": 100000})).await.unwrap();
+    assert_eq!(out.value["row_count"], json!(1000), "max_rows may only lower the cap");
+    let v = query(&*c, "SELECT id FROM big WHERE id <= 5", json!([])).await.unwrap();
+    assert_eq!((v["row_count"].clone(), v["truncated"].clone()), (json!(5), json!(false)));
+    let small = pg(&url, json!({"max_bytes": 2000}));
+    let v = query(&*small, "SELECT pad FROM big", json!([])).await.unwrap();
+    let n = v["row_count"].as_u64().unwrap();
+    assert!(n > 0 && n < 30 && v["truncated"] == json!(true), "{n}");
+    let plan = c.analyse("sql_query", &json!({"connection": "shop", "sql": "SELECT id FROM big"})).unwrap();
+    let out = c.execute(&plan, ExecLimits { max_rows: 3, max_bytes: 1 << 20 }).await.unwrap();
+    assert_eq!(out.rows, Some(3));
+
+    // --- read-only wall: a read-only plan whose function writes is refused by PostgreSQL
+    let plan = c.analyse("sql_query", &json!({"connection": "shop", "sql": "SELECT sneaky()"})).unwrap();
+    assert!(plan.read_only, "analysis sees a plain SELECT");
+    let e = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap_err();
+    assert!(e.to_string().contains("read-only transaction"), "{e}");
+    let v = query(&*c, "SELECT count(*) FROM items WHERE name = 'sneaky'", json!([])).await.unwrap();
+    assert_eq!(v["rows"][0][0], json!(0));
+    // connection-level read_only = true: writes refused even when policy would allow
+    let ro = pg(&url, json!({"read_only": true}));
+    let e = query(&*ro, "INSERT INTO items (name) VALUES ('x')", json!([])).await.unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
+
+    // --- writes, affected rows, RETURNING, all-or-nothing
+    let v = query(&*c, "INSERT INTO items (name) VALUES ('three'), ('four')", json!([])).await.unwrap();
+    assert_eq!((v["row_count"].clone(), v["columns"].clone()), (json!(2), json!([])));
+    let v = query(&*c, "UPDATE items SET name = upper(name) WHERE name = $1 RETURNING id, name", json!(["three"])).await.unwrap();
+    assert_eq!(v["rows"][0][1], json!("THREE"));
+    let e = query(&*c, "INSERT INTO items (name) VALUES ('ghost'); INSERT INTO items (id, name) VALUES (1, 'dup')", json!([])).await.unwrap_err();
+    assert!(matches!(e, ExecuteError::Target(_)), "{e}");
+    let v = query(&*c, "SELECT count(*) FROM items WHERE name = 'ghost'", json!([])).await.unwrap();
+    assert_eq!(v["rows"][0][0], json!(0), "first statement rolled back");
+    let v = query(&*c, "INSERT INTO items (name) VALUES ('five'); SELECT name FROM items WHERE name = 'five'", json!([])).await.unwrap();
+    assert_eq!(v["rows"], json!([["five"]]));
+    assert_eq!(v["statements"].as_array().unwrap().len(), 2);
+
+    // --- statement timeout: cancelled by the server, fast
+    let fast = pg(&url, json!({"statement_timeout": "200ms"}));
+    let t0 = Instant::now();
+    let e = query(&*fast, "SELECT pg_sleep(5)", json!([])).await.unwrap_err();
+    assert!(matches!(e, ExecuteError::Timeout(200)), "{e:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(query(&*fast, "SELECT 1", json!([])).await.is_ok(), "pool still healthy after a timeout");
+
+    // --- sql_schema
+    let out = call(&*c, "sql_schema", json!({"connection": "shop", "table": "items"})).await.unwrap();
+    assert_eq!(
+        out.value,
+        json!({"tables": [{"schema": "public", "name": "items", "kind": "table", "columns": [
+            {"name": "id", "type": "integer", "nullable": false, "primary_key": true},
+            {"name": "name", "type": "text", "nullable": false, "primary_key": false}]}]})
+    );
+    let out = call(&*c, "sql_schema", json!({"connection": "shop"})).await.unwrap();
+    let names: Vec<&str> = out.value["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["big", "items", "types"]);
+
+    // --- wrong password: clear error, no secret in it
+    let bad_url = url.replace(server.password(), "Wr0ngPassw0rdXYZ");
+    let bad = pg(&bad_url, json!({}));
+    let e = query(&*bad, "SELECT 1", json!([])).await.unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(matches!(e, ExecuteError::Unavailable(_)), "{text}");
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(!text.contains("Wr0ngPassw0rdXYZ") && !text.contains(&bad_url) && !text.contains(server.password()), "{text}");
+
+    // --- TLS: the test server has no TLS; sslmode=require must fail cleanly
+    let tls = pg(&url.replace("sslmode=disable", "sslmode=require"), json!({}));
+    let e = query(&*tls, "SELECT 1", json!([])).await.unwrap_err();
+    assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");
+    let prefer = pg(&url.replace("sslmode=disable", "sslmode=prefer"), json!({}));
+    assert!(query(&*prefer, "SELECT 1", json!([])).await.is_ok());
+}
+
+#[tokio::test]
+async fn postgres_down_is_unavailable_quickly() {
+    let port = tollgate_tests::free_port();
+    let url = format!("postgres://u:SuperSecret99@127.0.0.1:{port}/db");
+    let c = pg(&url, json!({}));
+    let t0 = Instant::now();
+    let e = query(&*c, "SELECT 1", json!([])).await.unwrap_err();
+    assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    assert!(!e.to_string().contains("SuperSecret99"), "{e}");
+}

@@ -1,0 +1,114 @@
+//! Name resolution: turns the identifiers sqlparser gives us into the
+//! normalised [`TableRef`]s and function names that policies match on.
+//!
+//! Folding follows what each database does when it resolves a name:
+//! PostgreSQL folds unquoted identifiers to lower case (ASCII only, as the
+//! server does for UTF-8 databases) and keeps quoted ones as written; MySQL
+//! and SQLite compare table names case-insensitively on common setups, so
+//! both quoted and unquoted names are folded. Function names are always
+//! lower-cased (Unicode), so a policy on `pg_read_file` also matches
+//! `"PG_READ_FILE"` or `Pg_Read_File` — erring towards matching more.
+//!
+//! Invariant: a name either resolves to exactly one `schema.table` or is an
+//! error; nothing is silently dropped.
+
+use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
+
+use super::{Dialect, TableRef};
+
+/// Resolves names for one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resolver<'a> {
+    pub dialect: Dialect,
+    pub default_schema: &'a str,
+}
+
+impl Resolver<'_> {
+    /// Fold one identifier the way the database resolves table names.
+    pub fn fold(&self, ident: &Ident) -> String {
+        match self.dialect {
+            Dialect::Postgres if ident.quote_style.is_some() => ident.value.clone(),
+            Dialect::Postgres | Dialect::Sqlite => ident.value.to_ascii_lowercase(),
+            Dialect::MySql => ident.value.to_lowercase(),
+        }
+    }
+
+    /// Resolve a table name of 1 to 3 parts.
+    ///
+    /// * `t` → `(default_schema, t)`; on PostgreSQL an unqualified `pg_*` name
+    ///   is resolved in `pg_catalog`, which the server always searches first.
+    /// * `s.t` → `(s, t)` (for SQLite `s` is the attached database name).
+    /// * `db.s.t` → `(s, t)` on PostgreSQL only: one connection cannot reach
+    ///   another database, the server rejects a different `db`. MySQL and
+    ///   SQLite have no three-part names: denied.
+    pub fn table(&self, parts: &[&Ident]) -> Result<TableRef, String> {
+        let shown = || {
+            parts
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        let (schema, table) = match (parts, self.dialect) {
+            ([t], Dialect::Postgres) => {
+                let t = self.fold(t);
+                let schema = if t.starts_with("pg_") {
+                    "pg_catalog".to_string()
+                } else {
+                    self.default_schema.to_string()
+                };
+                (schema, t)
+            }
+            ([t], _) => (self.default_schema.to_string(), self.fold(t)),
+            ([s, t], _) => (self.fold(s), self.fold(t)),
+            ([_db, s, t], Dialect::Postgres) => (self.fold(s), self.fold(t)),
+            _ => {
+                return Err(format!(
+                    "table name {} has {} parts; use table or schema.table",
+                    shown(),
+                    parts.len()
+                ));
+            }
+        };
+        if table.is_empty() || schema.is_empty() {
+            return Err(format!(
+                "empty identifier in table name {}; name the table explicitly",
+                shown()
+            ));
+        }
+        Ok(TableRef { schema, table })
+    }
+
+    /// Resolve an [`ObjectName`] used as a table.
+    pub fn object(&self, name: &ObjectName) -> Result<TableRef, String> {
+        self.table(&idents(name)?)
+    }
+}
+
+/// The identifier parts of a name; dynamic parts (`IDENTIFIER(...)`) are refused.
+pub(crate) fn idents(name: &ObjectName) -> Result<Vec<&Ident>, String> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(i) => Ok(i),
+            ObjectNamePart::Function(_) => Err(format!(
+                "dynamic object name {name} cannot be analysed; write the name literally"
+            )),
+        })
+        .collect()
+}
+
+/// Function names as policies see them: the name as written (lower-cased,
+/// qualification kept, e.g. `pg_catalog.pg_read_file`) and, when qualified,
+/// also the bare name (`pg_read_file`).
+pub(crate) fn function_names(name: &ObjectName) -> Result<Vec<String>, String> {
+    let parts = idents(name)?;
+    let lower: Vec<String> = parts.iter().map(|i| i.value.to_lowercase()).collect();
+    let mut out = vec![lower.join(".")];
+    if lower.len() > 1
+        && let Some(last) = lower.last()
+    {
+        out.push(last.clone());
+    }
+    Ok(out)
+}

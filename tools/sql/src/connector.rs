@@ -1,0 +1,423 @@
+//! The SQL [`Connector`]: argument validation, analysis into a [`Plan`]
+//! (through [`crate::analysis`]), and execution through the connection's
+//! [`Engine`]. It never decides policy; it guarantees that what executes is
+//! exactly the canonical SQL the analysis produced, behind a read-only
+//! transaction when the plan is read-only.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gateway_core::access::{AccessRequest, Resource};
+use gateway_core::connector::{
+    AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits, ExecuteError,
+    FieldOrigin, Plan, ToolOutput, ToolSpec,
+};
+use serde_json::{Map, Value, json};
+
+use crate::analysis::{self, Dialect};
+use crate::config::{SqlConfig, Target, kind_name};
+use crate::engine::{Engine, Redactor};
+use crate::prepared::{PreparedStatement, QueryCall, SchemaCall, SqlCall};
+use crate::result::Caps;
+use crate::tools::{self, SQL_QUERY, SQL_SCHEMA};
+
+/// Builds SQL connections of one kind (`postgres`, `mysql` or `sqlite`).
+///
+/// Register all three with the server: `SqlConnectorFactory::all()`.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlConnectorFactory {
+    dialect: Dialect,
+}
+
+impl SqlConnectorFactory {
+    /// Factory for `kind = "postgres"`.
+    pub fn postgres() -> Self {
+        SqlConnectorFactory {
+            dialect: Dialect::Postgres,
+        }
+    }
+    /// Factory for `kind = "mysql"` (MySQL and MariaDB).
+    pub fn mysql() -> Self {
+        SqlConnectorFactory {
+            dialect: Dialect::MySql,
+        }
+    }
+    /// Factory for `kind = "sqlite"`.
+    pub fn sqlite() -> Self {
+        SqlConnectorFactory {
+            dialect: Dialect::Sqlite,
+        }
+    }
+    /// The three factories, ready to register.
+    pub fn all() -> Vec<Box<dyn ConnectorFactory>> {
+        vec![
+            Box::new(Self::postgres()),
+            Box::new(Self::mysql()),
+            Box::new(Self::sqlite()),
+        ]
+    }
+}
+
+impl ConnectorFactory for SqlConnectorFactory {
+    fn kind(&self) -> &'static str {
+        kind_name(self.dialect)
+    }
+
+    fn build(&self, name: &str, config: &Value) -> Result<Arc<dyn Connector>, String> {
+        Ok(Arc::new(SqlConnector::new(SqlConfig::parse(
+            self.dialect,
+            name,
+            config,
+        )?)?))
+    }
+}
+
+/// One configured SQL connection.
+pub struct SqlConnector {
+    info: ConnectionInfo,
+    config: SqlConfig,
+    default_schema: String,
+    engine: Box<dyn Engine>,
+    redactor: Redactor,
+}
+
+impl std::fmt::Debug for SqlConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlConnector")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlConnector {
+    /// Build a connection from a validated config. Never touches the network:
+    /// pools connect lazily on first use.
+    pub fn new(config: SqlConfig) -> Result<Self, String> {
+        let (engine, default_schema, redactor): (Box<dyn Engine>, String, Redactor) =
+            match (&config.target, config.dialect) {
+                (Target::Url(url), Dialect::Postgres) => {
+                    let e = crate::pg::PgEngine::new(&config, url)
+                        .map_err(|e| format!("connection `{}`: {e}", config.name))?;
+                    (
+                        Box::new(e),
+                        Dialect::Postgres.default_schema(""),
+                        Redactor::for_url(url.expose()),
+                    )
+                }
+                (Target::Url(url), Dialect::MySql) => {
+                    let e = crate::mysql::MySqlEngine::new(&config, url)
+                        .map_err(|e| format!("connection `{}`: {e}", config.name))?;
+                    let db = e.database().to_string();
+                    (
+                        Box::new(e),
+                        Dialect::MySql.default_schema(&db),
+                        Redactor::for_url(url.expose()),
+                    )
+                }
+                (Target::Path(path), Dialect::Sqlite) => {
+                    let e = crate::sqlite::SqliteEngine::new(&config, path)
+                        .map_err(|e| format!("connection `{}`: {e}", config.name))?;
+                    (
+                        Box::new(e),
+                        Dialect::Sqlite.default_schema(""),
+                        Redactor::default(),
+                    )
+                }
+                _ => {
+                    return Err(format!(
+                        "connection `{}`: target does not match kind",
+                        config.name
+                    ));
+                }
+            };
+        Ok(SqlConnector {
+            info: ConnectionInfo {
+                name: config.name.clone(),
+                kind: kind_name(config.dialect).into(),
+                description: config.description.clone(),
+            },
+            config,
+            default_schema,
+            engine,
+            redactor,
+        })
+    }
+
+    /// Schema that unqualified table names resolve to (`public`, the MySQL
+    /// database, `main`).
+    pub fn default_schema(&self) -> &str {
+        &self.default_schema
+    }
+
+    /// The connection's config.
+    pub fn config(&self) -> &SqlConfig {
+        &self.config
+    }
+
+    fn check_args<'a>(
+        &self,
+        tool: &str,
+        args: &'a Value,
+        allowed: &[&str],
+    ) -> Result<&'a Map<String, Value>, AnalysisError> {
+        let obj = args.as_object().ok_or_else(|| {
+            AnalysisError::InvalidArguments(format!("{tool}: arguments must be an object"))
+        })?;
+        for k in obj.keys() {
+            if !allowed.contains(&k.as_str()) {
+                return Err(AnalysisError::InvalidArguments(format!(
+                    "{tool}: unknown argument `{k}` (allowed: {})",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        match obj.get("connection") {
+            Some(Value::String(c)) if *c == self.info.name => Ok(obj),
+            Some(Value::String(c)) => Err(AnalysisError::InvalidArguments(format!(
+                "{tool}: `connection` is `{c}` but this is connection `{}`",
+                self.info.name
+            ))),
+            Some(_) => Err(AnalysisError::InvalidArguments(format!(
+                "{tool}: `connection` must be a string"
+            ))),
+            None => Err(AnalysisError::InvalidArguments(format!(
+                "{tool}: missing argument `connection`"
+            ))),
+        }
+    }
+
+    fn analyse_query(&self, args: &Value) -> Result<Plan, AnalysisError> {
+        let obj = self.check_args(
+            SQL_QUERY,
+            args,
+            &["connection", "sql", "params", "max_rows"],
+        )?;
+        let sql = match obj.get("sql") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s,
+            Some(Value::String(_)) => {
+                return Err(AnalysisError::InvalidArguments(
+                    "sql_query: `sql` is empty".into(),
+                ));
+            }
+            Some(_) => {
+                return Err(AnalysisError::InvalidArguments(
+                    "sql_query: `sql` must be a string".into(),
+                ));
+            }
+            None => {
+                return Err(AnalysisError::InvalidArguments(
+                    "sql_query: missing argument `sql`".into(),
+                ));
+            }
+        };
+        let params = match obj.get("params") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                return Err(AnalysisError::InvalidArguments(
+                    "sql_query: `params` must be an array".into(),
+                ));
+            }
+        };
+        let max_rows = match obj.get("max_rows") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                AnalysisError::InvalidArguments(
+                    "sql_query: `max_rows` must be a positive integer".into(),
+                )
+            })?),
+        };
+        let analysed = analysis::analyse(
+            self.config.dialect,
+            &self.info.name,
+            &self.default_schema,
+            sql,
+        )?;
+        if analysed.statements.is_empty() {
+            return Err(AnalysisError::InvalidArguments(
+                "sql_query: `sql` holds no statement".into(),
+            ));
+        }
+        if analysed.requests.is_empty() {
+            return Err(AnalysisError::Unanalysable(
+                "analysis produced no access request".into(),
+            ));
+        }
+        let statements: Vec<PreparedStatement> = analysed
+            .statements
+            .iter()
+            .map(|s| PreparedStatement {
+                kind: s.kind.clone(),
+                tables: s
+                    .tables
+                    .iter()
+                    .map(|t| format!("{}.{}", t.schema, t.table))
+                    .collect(),
+                sql: s.sql.clone(),
+            })
+            .collect();
+        let read_only = analysed.statements.iter().all(|s| s.read_only);
+        Ok(plan_for_query(
+            analysed.requests,
+            statements,
+            params,
+            max_rows,
+            read_only,
+        ))
+    }
+
+    fn analyse_schema(&self, args: &Value) -> Result<Plan, AnalysisError> {
+        let obj = self.check_args(SQL_SCHEMA, args, &["connection", "schema", "table"])?;
+        let opt = |k: &str| -> Result<Option<String>, AnalysisError> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(AnalysisError::InvalidArguments(format!(
+                    "sql_schema: `{k}` must be a string"
+                ))),
+            }
+        };
+        let call = SchemaCall {
+            schema: opt("schema")?,
+            table: opt("table")?,
+        };
+        Ok(plan_for_schema(&self.info.name, call))
+    }
+}
+
+/// The plan of a `sql_query` call from already-analysed parts. Public so
+/// tests and tools can build plans without the analyser.
+pub fn plan_for_query(
+    requests: Vec<AccessRequest>,
+    statements: Vec<PreparedStatement>,
+    params: Vec<Value>,
+    max_rows: Option<u64>,
+    read_only: bool,
+) -> Plan {
+    let summary = statements_summary(&statements);
+    Plan {
+        requests,
+        summary,
+        read_only,
+        prepared: Box::new(SqlCall::Query(QueryCall {
+            statements,
+            params,
+            max_rows,
+            read_only,
+        })),
+    }
+}
+
+/// The plan of a `sql_schema` call: one `connect` request, read-only.
+pub fn plan_for_schema(connection: &str, call: SchemaCall) -> Plan {
+    Plan {
+        requests: vec![AccessRequest {
+            action: "connect".into(),
+            resource: Resource::connection(connection),
+            context: Default::default(),
+        }],
+        summary: json!([{"kind": "schema", "tables": []}]),
+        read_only: true,
+        prepared: Box::new(SqlCall::Schema(call)),
+    }
+}
+
+fn statements_summary(statements: &[PreparedStatement]) -> Value {
+    Value::Array(
+        statements
+            .iter()
+            .map(|s| json!({"kind": s.kind, "tables": s.tables}))
+            .collect(),
+    )
+}
+
+#[async_trait]
+impl Connector for SqlConnector {
+    fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        tools::specs()
+    }
+
+    fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError> {
+        match tool {
+            SQL_QUERY => self.analyse_query(args),
+            SQL_SCHEMA => self.analyse_schema(args),
+            other => Err(AnalysisError::UnknownTool(other.to_string())),
+        }
+    }
+
+    async fn execute(&self, plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
+        let call = plan
+            .prepared
+            .downcast_ref::<SqlCall>()
+            .ok_or_else(|| ExecuteError::Other("plan was not made by the SQL connector".into()))?;
+        match call {
+            SqlCall::Query(q) => {
+                let mut q = q.clone();
+                // The database's read-only wall stands whenever policy saw a
+                // read-only call or the connection is configured read-only.
+                q.read_only = q.read_only || plan.read_only || self.config.read_only;
+                let max_rows = [
+                    Some(self.config.max_rows),
+                    q.max_rows,
+                    Some(limits.max_rows),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(self.config.max_rows);
+                let caps = Caps {
+                    max_rows,
+                    max_bytes: self.config.max_bytes.min(limits.max_bytes),
+                };
+                let outcome = self
+                    .engine
+                    .query(&q, caps)
+                    .await
+                    .map_err(|e| self.redactor.error(e))?;
+                let (value, rows, truncated, origins) =
+                    outcome.into_value(statements_summary(&q.statements));
+                let field_origins = origins
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, o)| {
+                        o.map(|origin| FieldOrigin {
+                            pointer: format!("/rows/*/{i}"),
+                            origin,
+                        })
+                    })
+                    .collect();
+                Ok(ToolOutput {
+                    value,
+                    rows: Some(rows),
+                    truncated,
+                    field_origins,
+                })
+            }
+            SqlCall::Schema(s) => {
+                let value = self
+                    .engine
+                    .schema(s)
+                    .await
+                    .map_err(|e| self.redactor.error(e))?;
+                let rows = value
+                    .get("tables")
+                    .and_then(Value::as_array)
+                    .map(|a| a.len() as u64);
+                Ok(ToolOutput {
+                    value,
+                    rows,
+                    truncated: false,
+                    field_origins: Vec::new(),
+                })
+            }
+        }
+    }
+
+    fn max_rows(&self) -> u64 {
+        self.config.max_rows
+    }
+}

@@ -1,0 +1,414 @@
+//! PostgreSQL execution: a lazy deadpool of tokio-postgres connections (TLS
+//! per `sslmode`), one transaction per call (`READ ONLY` for read-only plans,
+//! `SET LOCAL statement_timeout`), cached prepared statements, bound
+//! parameters, and rows fetched through a portal in batches so at most the
+//! row cap (+1) ever crosses the wire.
+//!
+//! Field origins: the RowDescription of each result column carries the table
+//! OID and column number; names are resolved once through `pg_catalog` and
+//! cached (cleared after any writing call, since DDL can rename).
+
+mod params;
+mod tls;
+pub mod values;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use futures::{TryStreamExt, pin_mut};
+use gateway_core::connector::ExecuteError;
+use gateway_core::secret::Secret;
+use serde_json::{Value, json};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+
+pub use tls::TlsMode;
+
+use crate::config::{CONNECT_TIMEOUT, SqlConfig};
+use crate::engine::{Engine, query_pairs};
+use crate::prepared::{QueryCall, SchemaCall};
+use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
+
+/// Rows fetched per portal round trip at most.
+const FETCH_BATCH: u64 = 1000;
+
+/// Names of a table's columns, by attribute number.
+#[derive(Debug)]
+struct TableNames {
+    qualified: String,
+    columns: HashMap<i16, String>,
+}
+
+/// A PostgreSQL connection's engine.
+pub struct PgEngine {
+    pool: Pool,
+    timeout: Duration,
+    catalog: Mutex<HashMap<u32, Arc<TableNames>>>,
+}
+
+impl PgEngine {
+    /// Build the (lazy) pool. Does not connect.
+    pub fn new(config: &SqlConfig, url: &Secret) -> Result<Self, String> {
+        let raw = url.expose();
+        let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
+        let mut mode = TlsMode::Prefer;
+        let mut root_cert = None;
+        let mut kept = Vec::new();
+        for (k, v) in query_pairs(raw) {
+            match k.as_str() {
+                "sslmode" => mode = TlsMode::parse(&v)?,
+                "sslrootcert" => root_cert = Some(crate::engine::percent_decode(&v)),
+                _ => kept.push(format!("{k}={v}")),
+            }
+        }
+        let _ = query;
+        let cleaned = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let mut pg = tokio_postgres::Config::from_str(&cleaned).map_err(|e| {
+            format!(
+                "invalid postgres url: {}",
+                crate::engine::Redactor::for_url(raw).clean(e.to_string())
+            )
+        })?;
+        pg.ssl_mode(mode.ssl_mode());
+        pg.connect_timeout(CONNECT_TIMEOUT);
+        pg.application_name("tollgate");
+        let tls = tls::connector(mode, root_cert.as_deref())?;
+        let manager = Manager::from_config(
+            pg,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(config.statement_timeout + CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| format!("pool: {e}"))?;
+        Ok(PgEngine {
+            pool,
+            timeout: config.statement_timeout,
+            catalog: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.timeout.as_millis() as u64
+    }
+
+    fn map_err(&self, e: tokio_postgres::Error) -> ExecuteError {
+        map_pg_error(e, self.timeout_ms())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, ExecuteError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => self.map_err(e),
+            PoolError::Timeout(_) => {
+                ExecuteError::Unavailable("timed out connecting to the database".into())
+            }
+            other => ExecuteError::Unavailable(format!("cannot get a connection: {other}")),
+        })
+    }
+
+    /// `schema.table.column` for each column, from the cache or one catalog query.
+    async fn origins(
+        &self,
+        txn: &deadpool_postgres::Transaction<'_>,
+        columns: &[tokio_postgres::Column],
+    ) -> Result<Vec<Option<String>>, ExecuteError> {
+        let wanted: Vec<u32> = {
+            let cache = self
+                .catalog
+                .lock()
+                .map_err(|_| ExecuteError::Other("catalog cache poisoned".into()))?;
+            let mut w: Vec<u32> = columns
+                .iter()
+                .filter_map(|c| c.table_oid())
+                .filter(|oid| *oid != 0 && !cache.contains_key(oid))
+                .collect();
+            w.sort_unstable();
+            w.dedup();
+            w
+        };
+        if !wanted.is_empty() {
+            let stmt = txn
+                .prepare_cached(
+                    "SELECT c.oid, n.nspname::text, c.relname::text, a.attnum, a.attname::text \
+                     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+                     WHERE c.oid = ANY($1)",
+                )
+                .await
+                .map_err(|e| self.map_err(e))?;
+            let rows = txn
+                .query(&stmt, &[&wanted])
+                .await
+                .map_err(|e| self.map_err(e))?;
+            let mut found: HashMap<u32, TableNames> = HashMap::new();
+            for r in rows {
+                let oid: u32 = r.get(0);
+                let entry = found.entry(oid).or_insert_with(|| TableNames {
+                    qualified: format!("{}.{}", r.get::<_, String>(1), r.get::<_, String>(2)),
+                    columns: HashMap::new(),
+                });
+                entry.columns.insert(r.get(3), r.get(4));
+            }
+            let mut cache = self
+                .catalog
+                .lock()
+                .map_err(|_| ExecuteError::Other("catalog cache poisoned".into()))?;
+            for (oid, names) in found {
+                cache.insert(oid, Arc::new(names));
+            }
+        }
+        let cache = self
+            .catalog
+            .lock()
+            .map_err(|_| ExecuteError::Other("catalog cache poisoned".into()))?;
+        Ok(columns
+            .iter()
+            .map(|c| {
+                let (oid, col) = (c.table_oid()?, c.column_id()?);
+                let t = cache.get(&oid)?;
+                Some(format!("{}.{}", t.qualified, t.columns.get(&col)?))
+            })
+            .collect())
+    }
+
+    async fn run(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
+        let mut client = self.client().await?;
+        let txn = client
+            .build_transaction()
+            .read_only(call.read_only)
+            .start()
+            .await
+            .map_err(|e| self.map_err(e))?;
+        txn.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            self.timeout_ms().max(1)
+        ))
+        .await
+        .map_err(|e| self.map_err(e))?;
+        let mut outcome = QueryOutcome {
+            rows: None,
+            affected: 0,
+        };
+        for st in &call.statements {
+            let stmt = txn
+                .prepare_cached(&st.sql)
+                .await
+                .map_err(|e| self.map_err(e))?;
+            let params =
+                params::convert(stmt.params(), &call.params).map_err(ExecuteError::Target)?;
+            let bound = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync));
+            if stmt.columns().is_empty() {
+                outcome.affected = txn
+                    .execute_raw(&stmt, bound)
+                    .await
+                    .map_err(|e| self.map_err(e))?;
+                continue;
+            }
+            let columns: Vec<ColumnDesc> = stmt
+                .columns()
+                .iter()
+                .map(|c| ColumnDesc {
+                    name: c.name().to_string(),
+                    type_name: if values::supported(c.type_()) {
+                        values::type_name(c.type_())
+                    } else {
+                        format!(
+                            "{} (unsupported: binary value as base64)",
+                            values::type_name(c.type_())
+                        )
+                    },
+                })
+                .collect();
+            let mut set = RowSet::new(columns, caps);
+            set.origins = self.origins(&txn, stmt.columns()).await?;
+            let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+            let portal = txn
+                .bind_raw(&stmt, bound)
+                .await
+                .map_err(|e| self.map_err(e))?;
+            'fetch: loop {
+                let want =
+                    (caps.max_rows.saturating_sub(set.rows.len() as u64) + 1).min(FETCH_BATCH);
+                let stream = txn
+                    .query_portal_raw(&portal, want as i32)
+                    .await
+                    .map_err(|e| self.map_err(e))?;
+                pin_mut!(stream);
+                let mut got = 0u64;
+                while let Some(row) = stream.try_next().await.map_err(|e| self.map_err(e))? {
+                    got += 1;
+                    let mut out = Vec::with_capacity(types.len());
+                    for (i, ty) in types.iter().enumerate() {
+                        let raw: values::RawValue<'_> =
+                            row.try_get(i).map_err(|e| self.map_err(e))?;
+                        out.push(match raw.0 {
+                            None => Value::Null,
+                            Some(bytes) => values::decode(ty, bytes).map_err(|m| {
+                                ExecuteError::Other(format!("cannot decode column {}: {m}", i + 1))
+                            })?,
+                        });
+                    }
+                    if !set.push(out) {
+                        break 'fetch;
+                    }
+                }
+                if got < want {
+                    break;
+                }
+            }
+            outcome.affected = set.rows.len() as u64;
+            outcome.rows = Some(set);
+        }
+        txn.commit().await.map_err(|e| self.map_err(e))?;
+        if !call.read_only {
+            // DDL may have renamed or replaced tables: forget cached origins.
+            if let Ok(mut c) = self.catalog.lock() {
+                c.clear();
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn describe(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
+        let mut client = self.client().await?;
+        let txn = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| self.map_err(e))?;
+        txn.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            self.timeout_ms().max(1)
+        ))
+        .await
+        .map_err(|e| self.map_err(e))?;
+        let stmt = txn
+            .prepare_cached(
+                "SELECT n.nspname::text, c.relname::text, c.relkind::text, a.attname::text, \
+                 pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, \
+                 COALESCE(a.attnum = ANY(i.indkey), false) \
+                 FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                 LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+                 WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') \
+                 AND (($1::text IS NULL AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') OR n.nspname = $1) \
+                 AND ($2::text IS NULL OR c.relname = $2) \
+                 ORDER BY 1, 2, a.attnum",
+            )
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let rows = txn
+            .query(&stmt, &[&call.schema, &call.table])
+            .await
+            .map_err(|e| self.map_err(e))?;
+        txn.commit().await.map_err(|e| self.map_err(e))?;
+        let mut tables: Vec<Value> = Vec::new();
+        let mut key = (String::new(), String::new());
+        for r in rows {
+            let (schema, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            if (schema.as_str(), name.as_str()) != (key.0.as_str(), key.1.as_str()) {
+                key = (schema.clone(), name.clone());
+                let kind = match kind.as_str() {
+                    "v" => "view",
+                    "m" => "materialized view",
+                    "f" => "foreign table",
+                    _ => "table",
+                };
+                tables.push(json!({"schema": schema, "name": name, "kind": kind, "columns": []}));
+            }
+            if let Some(cols) = tables
+                .last_mut()
+                .and_then(|t| t.get_mut("columns"))
+                .and_then(Value::as_array_mut)
+            {
+                cols.push(json!({
+                    "name": r.get::<_, String>(3),
+                    "type": r.get::<_, String>(4),
+                    "nullable": r.get::<_, bool>(5),
+                    "primary_key": r.get::<_, bool>(6),
+                }));
+            }
+        }
+        Ok(json!({ "tables": tables }))
+    }
+}
+
+/// Map a tokio-postgres error to the connector's error. Never includes
+/// connection parameters (tokio-postgres never prints them).
+pub fn map_pg_error(e: tokio_postgres::Error, timeout_ms: u64) -> ExecuteError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::QUERY_CANCELED {
+            return ExecuteError::Timeout(timeout_ms);
+        }
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            return ExecuteError::Unavailable(format!("authentication failed: {}", db.message()));
+        }
+        if code.code().starts_with("08") || code.code().starts_with("57P") || code.code() == "3D000"
+        {
+            return ExecuteError::Unavailable(format!(
+                "{} (SQLSTATE {})",
+                db.message(),
+                code.code()
+            ));
+        }
+        let mut m = format!("{} (SQLSTATE {})", db.message(), code.code());
+        if let Some(h) = db.hint() {
+            m.push_str(&format!("; hint: {h}"));
+        }
+        return ExecuteError::Target(m);
+    }
+    if e.is_closed() {
+        return ExecuteError::Unavailable("the database closed the connection".into());
+    }
+    let text = e.to_string();
+    if text.contains("connect")
+        || text.contains("communicating")
+        || text.contains("timed out")
+        || text.contains("TLS")
+        || text.contains("tls")
+    {
+        ExecuteError::Unavailable(text)
+    } else {
+        ExecuteError::Target(text)
+    }
+}
+
+#[async_trait]
+impl Engine for PgEngine {
+    async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
+        // Backstop behind the server-side statement_timeout: a hung network
+        // must not hang the call.
+        let limit = self.timeout * call.statements.len().max(1) as u32 + CONNECT_TIMEOUT * 2;
+        tokio::time::timeout(limit, self.run(call, caps))
+            .await
+            .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+    }
+
+    async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
+        let limit = self.timeout + CONNECT_TIMEOUT * 2;
+        tokio::time::timeout(limit, self.describe(call))
+            .await
+            .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+    }
+}

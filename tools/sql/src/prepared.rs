@@ -1,0 +1,48 @@
+//! The connector-private prepared form of a call ([`gateway_core::Plan::prepared`]):
+//! exactly what `execute` runs, fixed at analysis time so the SQL that policy
+//! saw is the SQL that executes.
+
+use serde_json::Value;
+
+/// One statement to run: its canonical SQL as the analysis printed it.
+#[derive(Debug, Clone)]
+pub struct PreparedStatement {
+    /// Statement kind (select, insert, ddl...).
+    pub kind: String,
+    /// `schema.table` of every table it touches.
+    pub tables: Vec<String>,
+    /// Canonical SQL text.
+    pub sql: String,
+}
+
+/// A prepared `sql_query` call.
+#[derive(Debug, Clone)]
+pub struct QueryCall {
+    /// Statements, run in order inside one transaction.
+    pub statements: Vec<PreparedStatement>,
+    /// Positional parameters, bound (never interpolated). Every statement
+    /// binds the first N of them, N being its own placeholder count.
+    pub params: Vec<Value>,
+    /// Per-call row cap; only ever lowers the configured one.
+    pub max_rows: Option<u64>,
+    /// Run behind the database's read-only wall.
+    pub read_only: bool,
+}
+
+/// A prepared `sql_schema` call.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaCall {
+    /// Only this schema (default: the connection's default schema).
+    pub schema: Option<String>,
+    /// Only this table.
+    pub table: Option<String>,
+}
+
+/// What [`gateway_core::Plan::prepared`] holds for SQL connections.
+#[derive(Debug, Clone)]
+pub enum SqlCall {
+    /// `sql_query`.
+    Query(QueryCall),
+    /// `sql_schema`.
+    Schema(SchemaCall),
+}

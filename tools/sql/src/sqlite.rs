@@ -1,0 +1,326 @@
+//! SQLite execution through sqlx. Two lazy pools on the same file: one for
+//! writing calls and one whose connections run `PRAGMA query_only = ON`, used
+//! for read-only plans (the database itself refuses writes there). Each call
+//! is one transaction (`BEGIN IMMEDIATE` when writing). The statement timeout
+//! really interrupts: a progress handler on the connection's raw handle
+//! aborts the running statement once the deadline passes.
+//!
+//! Field origins: sqlx reports `sqlite3_column_table_name` /
+//! `sqlite3_column_origin_name` as `Column::origin()` (SQLite must be built
+//! with column metadata, which libsqlite3-sys' bundled build is).
+//! Column types are sqlx's reading of the declared type (`TEXT`, `INTEGER`,
+//! `REAL`, `NUMERIC`, `BLOB`, `BOOLEAN`, `DATE`, `TIME`, `DATETIME`, `NULL`
+//! for expressions); values are typed by their storage class.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use futures::TryStreamExt;
+use gateway_core::connector::ExecuteError;
+use serde_json::{Value, json};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement, TypeInfo, ValueRef};
+
+use crate::config::{CONNECT_TIMEOUT, SqlConfig};
+use crate::engine::Engine;
+use crate::prepared::{QueryCall, SchemaCall};
+use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
+use crate::sqlx_common::{bind_json, map_common};
+
+/// A SQLite connection's engine.
+pub struct SqliteEngine {
+    options: SqliteConnectOptions,
+    timeout: Duration,
+    pool_size: u32,
+    rw: OnceLock<SqlitePool>,
+    ro: OnceLock<SqlitePool>,
+}
+
+impl SqliteEngine {
+    /// Prepare the pools (created and connected on first use).
+    pub fn new(config: &SqlConfig, path: &Path) -> Result<Self, String> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(config.create_if_missing)
+            .busy_timeout(CONNECT_TIMEOUT)
+            .foreign_keys(true);
+        Ok(SqliteEngine {
+            options,
+            timeout: config.statement_timeout,
+            pool_size: config.pool_size as u32,
+            rw: OnceLock::new(),
+            ro: OnceLock::new(),
+        })
+    }
+
+    fn pool(&self, read_only: bool) -> &SqlitePool {
+        let (cell, options) = if read_only {
+            (&self.ro, self.options.clone().pragma("query_only", "ON"))
+        } else {
+            (&self.rw, self.options.clone())
+        };
+        cell.get_or_init(|| {
+            SqlitePoolOptions::new()
+                .max_connections(self.pool_size)
+                .acquire_timeout(CONNECT_TIMEOUT)
+                .connect_lazy_with(options)
+        })
+    }
+
+    fn map_err(&self, e: sqlx::Error) -> ExecuteError {
+        let e = match map_common(e) {
+            Ok(mapped) => return mapped,
+            Err(e) => e,
+        };
+        let sqlx::Error::Database(db) = &e else {
+            return ExecuteError::Target(e.to_string());
+        };
+        let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+        let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(-1);
+        match primary {
+            9 => ExecuteError::Timeout(self.timeout.as_millis() as u64),
+            14 | 26 => {
+                ExecuteError::Unavailable(format!("cannot open the database: {}", db.message()))
+            }
+            _ => ExecuteError::Target(format!("{} (sqlite code {code})", db.message())),
+        }
+    }
+
+    async fn work(
+        &self,
+        conn: &mut SqliteConnection,
+        call: &QueryCall,
+        caps: Caps,
+    ) -> Result<QueryOutcome, ExecuteError> {
+        let begin = if call.read_only {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        conn.execute(sqlx::raw_sql(begin))
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let mut outcome = QueryOutcome {
+            rows: None,
+            affected: 0,
+        };
+        for st in &call.statements {
+            let stmt = conn
+                .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
+                .await
+                .map_err(|e| self.map_err(e))?;
+            let n = match stmt.parameters() {
+                Some(sqlx::Either::Left(types)) => types.len(),
+                Some(sqlx::Either::Right(n)) => n,
+                None => 0,
+            };
+            if n > call.params.len() {
+                return Err(ExecuteError::Target(format!(
+                    "the statement has {n} placeholder(s) but {} param(s) were given",
+                    call.params.len()
+                )));
+            }
+            let mut q = stmt.query();
+            for p in &call.params[..n] {
+                q = bind_json(q, p);
+            }
+            if stmt.columns().is_empty() {
+                outcome.affected = q
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| self.map_err(e))?
+                    .rows_affected();
+                continue;
+            }
+            let declared: Vec<String> = stmt
+                .columns()
+                .iter()
+                .map(|c| c.type_info().name().to_string())
+                .collect();
+            let columns = stmt
+                .columns()
+                .iter()
+                .zip(&declared)
+                .map(|(c, t)| ColumnDesc {
+                    name: c.name().to_string(),
+                    type_name: t.clone(),
+                })
+                .collect();
+            let mut set = RowSet::new(columns, caps);
+            set.origins = stmt
+                .columns()
+                .iter()
+                .map(|c| {
+                    c.origin().table_column().map(|t| {
+                        if t.table.contains('.') {
+                            format!("{}.{}", t.table, t.name)
+                        } else {
+                            format!("main.{}.{}", t.table, t.name)
+                        }
+                    })
+                })
+                .collect();
+            {
+                let mut rows = q.fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await.map_err(|e| self.map_err(e))? {
+                    let values = (0..row.len())
+                        .map(|i| decode(&row, i, &declared[i]))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(ExecuteError::Other)?;
+                    if !set.push(values) {
+                        break;
+                    }
+                }
+            }
+            outcome.affected = set.rows.len() as u64;
+            outcome.rows = Some(set);
+        }
+        conn.execute(sqlx::raw_sql("COMMIT"))
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(outcome)
+    }
+
+    async fn guarded<T>(
+        &self,
+        read_only: bool,
+        f: impl for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, ExecuteError>,
+    ) -> Result<T, ExecuteError> {
+        let mut conn = self
+            .pool(read_only)
+            .acquire()
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let deadline = Instant::now() + self.timeout;
+        conn.lock_handle()
+            .await
+            .map_err(|e| self.map_err(e))?
+            .set_progress_handler(1000, move || Instant::now() < deadline);
+        // Backstop only: the progress handler is what interrupts SQLite.
+        let limit = self.timeout + CONNECT_TIMEOUT;
+        let result = match tokio::time::timeout(limit, f(&mut conn)).await {
+            Ok(r) => r,
+            Err(_) => {
+                conn.close_on_drop();
+                return Err(ExecuteError::Timeout(self.timeout.as_millis() as u64));
+            }
+        };
+        if result.is_err() && conn.execute(sqlx::raw_sql("ROLLBACK")).await.is_err() {
+            // "no transaction is active" is fine; anything else: do not reuse.
+            if conn.execute(sqlx::raw_sql("SELECT 1")).await.is_err() {
+                conn.close_on_drop();
+            }
+        }
+        let removed = match conn.lock_handle().await {
+            Ok(mut h) => {
+                h.remove_progress_handler();
+                true
+            }
+            Err(_) => false,
+        };
+        if !removed {
+            conn.close_on_drop();
+        }
+        result
+    }
+}
+
+fn decode(row: &SqliteRow, i: usize, declared: &str) -> Result<Value, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let storage = raw.type_info().name().to_string();
+    let err = |e: sqlx::Error| format!("column {}: {e}", i + 1);
+    Ok(match storage.as_str() {
+        "INTEGER" | "BOOLEAN" => {
+            let v = row.try_get_unchecked::<i64, _>(i).map_err(err)?;
+            if declared == "BOOLEAN" {
+                Value::Bool(v != 0)
+            } else {
+                Value::Number(v.into())
+            }
+        }
+        "REAL" => {
+            let f = row.try_get_unchecked::<f64, _>(i).map_err(err)?;
+            if f.is_finite() {
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            } else {
+                Value::String(if f.is_nan() {
+                    "NaN".into()
+                } else if f > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                })
+            }
+        }
+        "BLOB" => Value::String(
+            base64::engine::general_purpose::STANDARD
+                .encode(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?),
+        ),
+        _ => Value::String(row.try_get_unchecked::<String, _>(i).map_err(err)?),
+    })
+}
+
+#[async_trait]
+impl Engine for SqliteEngine {
+    async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
+        self.guarded(call.read_only, async |conn| {
+            self.work(conn, call, caps).await
+        })
+        .await
+    }
+
+    async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
+        if call.schema.as_deref().is_some_and(|s| s != "main") {
+            return Ok(json!({"tables": []}));
+        }
+        let table = call.table.clone();
+        let rows = self
+            .guarded(true, async |conn| {
+                sqlx::query(
+                    "SELECT m.name, m.type, p.name, p.type, p.\"notnull\", p.pk \
+                     FROM sqlite_schema m JOIN pragma_table_info(m.name) p \
+                     WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                     AND (?1 IS NULL OR m.name = ?1) ORDER BY m.name, p.cid",
+                )
+                .bind(&table)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| self.map_err(e))
+            })
+            .await?;
+        let mut tables: Vec<Value> = Vec::new();
+        let mut current = String::new();
+        for r in rows {
+            let name: String = r.try_get(0).unwrap_or_default();
+            if name != current {
+                current = name.clone();
+                let kind: String = r.try_get(1).unwrap_or_default();
+                tables.push(json!({"schema": "main", "name": name, "kind": kind, "columns": []}));
+            }
+            if let Some(cols) = tables
+                .last_mut()
+                .and_then(|t| t.get_mut("columns"))
+                .and_then(Value::as_array_mut)
+            {
+                let pk: i64 = r.try_get(5).unwrap_or(0);
+                cols.push(json!({
+                    "name": r.try_get::<String, _>(2).unwrap_or_default(),
+                    "type": r.try_get::<String, _>(3).unwrap_or_default(),
+                    "nullable": r.try_get::<i64, _>(4).unwrap_or(0) == 0 && pk == 0,
+                    "primary_key": pk > 0,
+                }));
+            }
+        }
+        Ok(json!({ "tables": tables }))
+    }
+}
