@@ -15,7 +15,9 @@ use crate::http::{AppState, authenticate};
 
 /// Routes under `/api`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list_audit)).route("/audit/{id}", get(get_audit))
+    Router::new()
+        .route("/audit", get(list_audit))
+        .route("/audit/{id}", get(get_audit))
 }
 
 /// An API error as JSON.
@@ -41,11 +43,18 @@ async fn may_read(state: &AppState, headers: &HeaderMap) -> Result<(), Response>
     if state.gateway.may_read_audit(&principal) {
         Ok(())
     } else {
-        Err(error(StatusCode::FORBIDDEN, "no policy permits audit:read for you"))
+        Err(error(
+            StatusCode::FORBIDDEN,
+            "no policy permits audit:read for you",
+        ))
     }
 }
 
-async fn list_audit(State(state): State<AppState>, headers: HeaderMap, query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn list_audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if let Err(r) = may_read(&state, &headers).await {
         return r;
     }
@@ -53,13 +62,20 @@ async fn list_audit(State(state): State<AppState>, headers: HeaderMap, query: Re
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    let (since, until) = match (
+        parse_time(q.since.as_deref()),
+        parse_time(q.until.as_deref()),
+    ) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let filter = AuditFilter {
         principal: q.principal,
         tool: q.tool,
         connection: q.connection,
         decision: q.decision,
-        since: q.since,
-        until: q.until,
+        since,
+        until,
         limit: Some(q.limit.unwrap_or(100).min(1000)),
         ..Default::default()
     };
@@ -69,7 +85,22 @@ async fn list_audit(State(state): State<AppState>, headers: HeaderMap, query: Re
     }
 }
 
-async fn get_audit(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+fn parse_time(s: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    s.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                format!("since/until must be RFC 3339 times like 2026-11-25T10:00:00Z: {e}")
+            })
+    })
+    .transpose()
+}
+
+async fn get_audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(r) = may_read(&state, &headers).await {
         return r;
     }

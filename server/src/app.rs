@@ -68,7 +68,9 @@ pub fn authenticator(config: &Config) -> anyhow::Result<Option<Authenticator>> {
     if let Some(l) = &a.leeway {
         ic.leeway = parse_duration(l).map_err(|e| anyhow!("auth.leeway: {e}"))?;
     }
-    Ok(Some(Authenticator::new(ic).map_err(|e| anyhow!("[auth]: {e}"))?))
+    Ok(Some(
+        Authenticator::new(ic).map_err(|e| anyhow!("[auth]: {e}"))?,
+    ))
 }
 
 /// Build the gateway (opens the store, builds connections lazily).
@@ -76,9 +78,18 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let policy = policies(config).map_err(|e| anyhow!("invalid policies:\n{}", e.join("\n")))?;
     let masker = Masker::new(&config.masking).map_err(|e| anyhow!("{e}"))?;
     let data_dir = config.resolve_path(&config.server.data_dir);
-    let audit = store::open(&data_dir).await.with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let connections = connectors::build(config)
-        .map_err(|e| anyhow!("invalid connections:\n{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
+    let audit = store::open_store(&data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let connections = connectors::build(config).map_err(|e| {
+        anyhow!(
+            "invalid connections:\n{}",
+            e.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
     let mut builder = GatewayBuilder::new(policy, audit)
         .mode(config.policy.mode)
         .masker(Arc::new(masker))

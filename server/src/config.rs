@@ -125,7 +125,11 @@ pub struct PolicySection {
 
 impl Default for PolicySection {
     fn default() -> Self {
-        PolicySection { dir: "policies".into(), mode: Mode::Enforce, tests: None }
+        PolicySection {
+            dir: "policies".into(),
+            mode: Mode::Enforce,
+            tests: None,
+        }
     }
 }
 
@@ -143,7 +147,11 @@ pub struct ApprovalSection {
 
 impl Default for ApprovalSection {
     fn default() -> Self {
-        ApprovalSection { wait_seconds: 50, ttl: "1h".into(), webhook_url: None }
+        ApprovalSection {
+            wait_seconds: 50,
+            ttl: "1h".into(),
+            webhook_url: None,
+        }
     }
 }
 
@@ -171,7 +179,12 @@ pub struct LoggingSection {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -179,7 +192,12 @@ impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError { path: path.display().to_string(), line: 1, col: 1, message: format!("cannot read config: {e}") }]
+            vec![ConfigError {
+                path: path.display().to_string(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read config: {e}"),
+            }]
         })?;
         Self::parse(path, &text)
     }
@@ -188,18 +206,32 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            vec![ConfigError { path: path.display().to_string(), line, col, message: e.message().trim().to_string() }]
+            vec![ConfigError {
+                path: path.display().to_string(),
+                line,
+                col,
+                message: e.message().trim().to_string(),
+            }]
         })?;
         config.source = path.to_path_buf();
         config.text = text.to_string();
         let errors = config.validate();
-        if errors.is_empty() { Ok(config) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
     }
 
     /// An error positioned at byte `offset` of the file.
     pub fn error_at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
         let (line, col) = line_col(&self.text, offset);
-        ConfigError { path: self.source.display().to_string(), line, col, message: message.into() }
+        ConfigError {
+            path: self.source.display().to_string(),
+            line,
+            col,
+            message: message.into(),
+        }
     }
 
     /// An error at the first occurrence of `needle` (e.g. a key), else line 1.
@@ -210,24 +242,49 @@ impl Config {
     fn validate(&self) -> Vec<ConfigError> {
         let mut errs = vec![];
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(self.error_near("listen", format!("server.listen {:?} is not an address like 127.0.0.1:8080", self.server.listen)));
+            errs.push(self.error_near(
+                "listen",
+                format!(
+                    "server.listen {:?} is not an address like 127.0.0.1:8080",
+                    self.server.listen
+                ),
+            ));
         }
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            errs.push(self.error_near("public_url", "server.public_url must start with http:// or https://"));
+            errs.push(self.error_near(
+                "public_url",
+                "server.public_url must start with http:// or https://",
+            ));
         }
         if parse_duration(&self.approval.ttl).is_err() {
-            errs.push(self.error_near("ttl", format!("approval.ttl {:?} is not a duration like \"1h\" or \"30m\"", self.approval.ttl)));
+            errs.push(self.error_near(
+                "ttl",
+                format!(
+                    "approval.ttl {:?} is not a duration like \"1h\" or \"30m\"",
+                    self.approval.ttl
+                ),
+            ));
         }
         if let Some(l) = &self.auth.leeway
             && parse_duration(l).is_err()
         {
-            errs.push(self.error_near("leeway", format!("auth.leeway {l:?} is not a duration like \"30s\"")));
+            errs.push(self.error_near(
+                "leeway",
+                format!("auth.leeway {l:?} is not a duration like \"30s\""),
+            ));
         }
-        let keys = [self.auth.hs256_secret.is_some(), self.auth.jwks_url.is_some(), self.auth.jwks_file.is_some()];
+        let keys = [
+            self.auth.hs256_secret.is_some(),
+            self.auth.jwks_url.is_some(),
+            self.auth.jwks_file.is_some(),
+        ];
         if keys.iter().filter(|k| **k).count() > 1 {
-            errs.push(self.error_near("[auth]", "set exactly one of auth.hs256_secret, auth.jwks_url, auth.jwks_file"));
+            errs.push(self.error_near(
+                "[auth]",
+                "set exactly one of auth.hs256_secret, auth.jwks_url, auth.jwks_file",
+            ));
         }
         if let Some(f) = &self.logging.format
             && f != "text"
@@ -240,14 +297,20 @@ impl Config {
             let at = c.span().start;
             match c.get_ref().get("name").and_then(|v| v.as_str()) {
                 None => errs.push(self.error_at(at, "[[connection]] needs a `name` (string)")),
-                Some(n) if !names.insert(n.to_string()) => errs.push(self.error_at(at, format!("two connections are named {n:?}"))),
-                Some(n) if n.is_empty() || n.contains('/') => {
-                    errs.push(self.error_at(at, format!("connection name {n:?} must be non-empty and contain no '/'")))
+                Some(n) if !names.insert(n.to_string()) => {
+                    errs.push(self.error_at(at, format!("two connections are named {n:?}")))
                 }
+                Some(n) if n.is_empty() || n.contains('/') => errs.push(self.error_at(
+                    at,
+                    format!("connection name {n:?} must be non-empty and contain no '/'"),
+                )),
                 _ => {}
             }
             if c.get_ref().get("kind").and_then(|v| v.as_str()).is_none() {
-                errs.push(self.error_at(at, "[[connection]] needs a `kind`: postgres, mysql or sqlite"));
+                errs.push(self.error_at(
+                    at,
+                    "[[connection]] needs a `kind`: postgres, mysql or sqlite",
+                ));
             }
         }
         errs
@@ -264,7 +327,12 @@ impl Config {
 
     /// The public base URL (default: http://<listen>).
     pub fn public_url(&self) -> String {
-        self.server.public_url.clone().unwrap_or_else(|| format!("http://{}", self.server.listen)).trim_end_matches('/').to_string()
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// Pending approval lifetime.
@@ -282,7 +350,9 @@ impl Config {
                     && let Some(s) = val.as_str()
                     && !s.contains("${")
                 {
-                    *val = serde_json::Value::String(self.resolve_path(Path::new(s)).display().to_string());
+                    *val = serde_json::Value::String(
+                        self.resolve_path(Path::new(s)).display().to_string(),
+                    );
                 }
             }
         }

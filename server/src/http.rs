@@ -42,13 +42,27 @@ pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: Cancellatio
         .with_cancellation_token(shutdown)
         .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
     let handler = McpHandler::new(gateway);
-    let mcp = StreamableHttpService::new(move || Ok(handler.clone()), LocalSessionManager::default().into(), config);
-    let mcp = Router::new().fallback_service(mcp).layer(middleware::from_fn_with_state(state.clone(), require_bearer));
-    Router::new()
-        .nest("/mcp", mcp.clone())
-        .route_service("/mcp", mcp)
-        .route("/.well-known/oauth-protected-resource", get(resource_metadata))
-        .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
+    let mcp = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    let mcp = Router::new()
+        .fallback_service(mcp)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_bearer,
+        ));
+    Router::<AppState>::new()
+        .nest_service("/mcp", mcp)
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(resource_metadata),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .nest("/api", api::router())
@@ -63,14 +77,24 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// A 401 that tells the client where to learn how to authenticate.
-pub fn unauthorized(state: &AppState, reason: &str) -> Response {
-    let challenge = format!(
-        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource\", error=\"invalid_token\", error_description=\"{}\"",
-        state.public_url,
-        reason.replace('"', "'")
+/// A 401 that tells the client where to learn how to authenticate. Per
+/// RFC 6750 §3.1, `error="invalid_token"` only when a token was presented.
+pub fn unauthorized(state: &AppState, reason: &str, token_given: bool) -> Response {
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
+        state.public_url
     );
-    let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized", "message": reason}))).into_response();
+    if token_given {
+        challenge.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{}\"",
+            reason.replace('"', "'")
+        ));
+    }
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": "unauthorized", "message": reason})),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
@@ -80,11 +104,11 @@ pub fn unauthorized(state: &AppState, reason: &str) -> Response {
 /// Resolve the caller of an HTTP request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let Some(token) = bearer(headers) else {
-        return Err(unauthorized(state, "missing bearer token"));
+        return Err(unauthorized(state, "missing bearer token", false));
     };
     state.auth.resolve(token).await.map_err(|e| {
         tracing::info!(reason = e.reason(), "rejected bearer token");
-        unauthorized(state, &e.to_string())
+        unauthorized(state, &e.to_string(), true)
     })
 }
 
@@ -111,6 +135,10 @@ async fn resource_metadata(State(state): State<AppState>) -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.gateway.audit().healthy() {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("audit store not writable: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("audit store not writable: {e}"),
+        )
+            .into_response(),
     }
 }

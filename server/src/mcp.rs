@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use gateway_core::approval::{CallContext, ProgressSink};
 use gateway_core::{Gateway, Principal};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -31,9 +32,17 @@ pub fn mcp_tools(gateway: &Gateway) -> Vec<Tool> {
         .tools()
         .iter()
         .map(|t| {
-            Tool::new(t.name.clone(), t.description.clone(), Arc::new(t.input_schema.clone()))
-                .with_raw_output_schema(Arc::new(t.output_schema.clone()))
-                .with_annotations(ToolAnnotations::new().read_only(t.read_only).destructive(!t.read_only))
+            Tool::new(
+                t.name.clone(),
+                t.description.clone(),
+                Arc::new(t.input_schema.clone()),
+            )
+            .with_raw_output_schema(Arc::new(t.output_schema.clone()))
+            .with_annotations(
+                ToolAnnotations::new()
+                    .read_only(t.read_only)
+                    .destructive(!t.read_only),
+            )
         })
         .collect()
 }
@@ -42,19 +51,28 @@ impl McpHandler {
     /// A handler for HTTP sessions (identity from the auth layer).
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let tools = Arc::new(mcp_tools(&gateway));
-        McpHandler { gateway, tools, stdio_principal: None }
+        McpHandler {
+            gateway,
+            tools,
+            stdio_principal: None,
+        }
     }
 
     /// A handler for stdio with a fixed identity.
     pub fn stdio(gateway: Arc<Gateway>, principal: Principal) -> Self {
-        McpHandler { stdio_principal: Some(principal), ..Self::new(gateway) }
+        McpHandler {
+            stdio_principal: Some(principal),
+            ..Self::new(gateway)
+        }
     }
 
     fn principal(&self, ctx: &RequestContext<RoleServer>) -> Option<Principal> {
         if let Some(p) = &self.stdio_principal {
             return Some(p.clone());
         }
-        ctx.extensions.get::<http::request::Parts>().and_then(|parts| parts.extensions.get::<Principal>().cloned())
+        ctx.extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Principal>().cloned())
     }
 }
 
@@ -68,7 +86,8 @@ struct McpProgress {
 impl ProgressSink for McpProgress {
     fn progress(&self, message: &str) {
         let n = self.step.fetch_add(1, Ordering::Relaxed) + 1;
-        let param = ProgressNotificationParam::new(self.token.clone(), f64::from(n)).with_message(message.to_string());
+        let param = ProgressNotificationParam::new(self.token.clone(), f64::from(n))
+            .with_message(message.to_string());
         let peer = self.peer.clone();
         tokio::spawn(async move {
             let _ = peer.notify_progress(param).await;
@@ -95,15 +114,32 @@ impl ServerHandler for McpHandler {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
     }
 
-    async fn call_tool(&self, request: CallToolRequestParams, context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let Some(principal) = self.principal(&context) else {
-            return Err(McpError::invalid_request("unauthenticated: send a bearer token", None));
+            return Err(McpError::invalid_request(
+                "unauthenticated: send a bearer token",
+                None,
+            ));
         };
         if !self.tools.iter().any(|t| t.name == request.name) {
-            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
+            return Err(McpError::invalid_params(
+                format!("unknown tool {:?}", request.name),
+                None,
+            ));
         }
-        let progress = context.meta.get_progress_token().map(|token| McpProgress { peer: context.peer.clone(), token, step: AtomicU32::new(0) });
-        let ctx = CallContext { progress: progress.as_ref().map(|p| p as &dyn ProgressSink), wait: None };
+        let progress = context.meta.get_progress_token().map(|token| McpProgress {
+            peer: context.peer.clone(),
+            token,
+            step: AtomicU32::new(0),
+        });
+        let ctx = CallContext {
+            progress: progress.as_ref().map(|p| p as &dyn ProgressSink),
+            wait: None,
+        };
         let args = Value::Object(request.arguments.unwrap_or_default());
         let call = self.gateway.call(&principal, &request.name, args, &ctx);
         let result = tokio::select! {

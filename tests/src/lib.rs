@@ -20,7 +20,10 @@ use gateway_core::connector::{Connector, ExecLimits, ExecuteError, ToolOutput};
 use serde_json::Value;
 
 /// Generous default limits for tests (the connection's own caps apply too).
-pub const LIMITS: ExecLimits = ExecLimits { max_rows: 100_000, max_bytes: 64 * 1024 * 1024 };
+pub const LIMITS: ExecLimits = ExecLimits {
+    max_rows: 100_000,
+    max_bytes: 64 * 1024 * 1024,
+};
 
 /// Build a connector of `kind` from a JSON config table.
 pub fn connector(kind: &str, name: &str, config: Value) -> Arc<dyn Connector> {
@@ -28,19 +31,27 @@ pub fn connector(kind: &str, name: &str, config: Value) -> Arc<dyn Connector> {
         .into_iter()
         .find(|f| f.kind() == kind)
         .unwrap_or_else(|| panic!("no factory for kind {kind}"));
-    factory.build(name, &config).unwrap_or_else(|e| panic!("build {kind} connector: {e}"))
+    factory
+        .build(name, &config)
+        .unwrap_or_else(|e| panic!("build {kind} connector: {e}"))
 }
 
 /// Analyse and execute one tool call; analysis errors panic (test bug).
 pub async fn call(c: &dyn Connector, tool: &str, args: Value) -> Result<ToolOutput, ExecuteError> {
-    let plan = c.analyse(tool, &args).unwrap_or_else(|e| panic!("analyse {tool} {args}: {e}"));
+    let plan = c
+        .analyse(tool, &args)
+        .unwrap_or_else(|e| panic!("analyse {tool} {args}: {e}"));
     c.execute(&plan, LIMITS).await
 }
 
 /// `sql_query` with params on a connector; returns the structured result.
 pub async fn query(c: &dyn Connector, sql: &str, params: Value) -> Result<Value, ExecuteError> {
     let name = c.info().name.clone();
-    call(c, "sql_query", serde_json::json!({"connection": name, "sql": sql, "params": params}))
-        .await
-        .map(|o| o.value)
+    call(
+        c,
+        "sql_query",
+        serde_json::json!({"connection": name, "sql": sql, "params": params}),
+    )
+    .await
+    .map(|o| o.value)
 }

@@ -30,7 +30,9 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    which(name).with_context(|| format!("MariaDB binary `{name}` not found: run `apt-get install -y mariadb-server`"))
+    which(name).with_context(|| {
+        format!("MariaDB binary `{name}` not found: run `apt-get install -y mariadb-server`")
+    })
 }
 
 /// The MySQL user the harness creates.
@@ -51,29 +53,59 @@ impl MariaDbServer {
 
     fn try_start() -> anyhow::Result<Self> {
         let t0 = Instant::now();
-        let (install, server, admin) = (binary("mariadb-install-db")?, binary("mariadbd")?, binary("mariadb-admin")?);
+        let (install, server, admin) = (
+            binary("mariadb-install-db")?,
+            binary("mariadbd")?,
+            binary("mariadb-admin")?,
+        );
         binary("mariadb")?;
         let dir = TempDir::new("mariadb")?;
         chown(dir.path(), "mysql")?;
         let data = dir.path().join("data");
         run(Command::new(install)
-            .args(["--no-defaults", "--user=mysql", "--auth-root-authentication-method=socket", "--skip-test-db"])
+            .args([
+                "--no-defaults",
+                "--user=mysql",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ])
             .arg(format!("--datadir={}", data.display())))?;
         let port = free_port();
         let sock = dir.path().join("mysqld.sock");
         let child = Command::new(server)
-            .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve"])
-            .args(["--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin"])
+            .args([
+                "--no-defaults",
+                "--user=mysql",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+            ])
+            .args([
+                "--innodb-buffer-pool-size=64M",
+                "--innodb-flush-log-at-trx-commit=0",
+                "--skip-log-bin",
+            ])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--port={port}"))
             .arg(format!("--socket={}", sock.display()))
-            .arg(format!("--pid-file={}", dir.path().join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", dir.path().join("error.log").display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("error.log").display()
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("spawn mariadbd")?;
-        let mut s = MariaDbServer { dir, child: Some(child), port, password: random_password(), start_time: Duration::ZERO };
+        let mut s = MariaDbServer {
+            dir,
+            child: Some(child),
+            port,
+            password: random_password(),
+            start_time: Duration::ZERO,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = Command::new(&admin)
@@ -89,7 +121,8 @@ impl MariaDbServer {
             if let Some(c) = s.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                let log = std::fs::read_to_string(s.dir.path().join("error.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(s.dir.path().join("error.log")).unwrap_or_default();
                 bail!("mariadbd exited ({status}):\n{log}");
             }
             if Instant::now() > deadline {
@@ -117,14 +150,20 @@ impl MariaDbServer {
 
     /// URL of database `db` as [`USER`].
     pub fn url(&self, db: &str) -> String {
-        format!("mysql://{USER}:{}@127.0.0.1:{}/{db}?ssl-mode=disabled", self.password, self.port)
+        format!(
+            "mysql://{USER}:{}@127.0.0.1:{}/{db}?ssl-mode=disabled",
+            self.password, self.port
+        )
     }
 
     /// Run SQL as root over the private socket.
     pub fn root_sql(&self, sql: &str) -> anyhow::Result<String> {
         let out = run(Command::new(binary("mariadb")?)
             .arg("--no-defaults")
-            .arg(format!("--socket={}", self.dir.path().join("mysqld.sock").display()))
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("mysqld.sock").display()
+            ))
             .args(["-uroot", "-N", "-B", "-e", sql]))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -144,7 +183,10 @@ impl Drop for MariaDbServer {
         if let Ok(admin) = binary("mariadb-admin") {
             let _ = Command::new(admin)
                 .arg("--no-defaults")
-                .arg(format!("--socket={}", self.dir.path().join("mysqld.sock").display()))
+                .arg(format!(
+                    "--socket={}",
+                    self.dir.path().join("mysqld.sock").display()
+                ))
                 .args(["-uroot", "shutdown"])
                 .output();
         }

@@ -67,7 +67,15 @@ impl PgServer {
         run(as_user("postgres", &bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "-N"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "-N",
+            ])
             .arg(format!("--pwfile={}", pwfile.display())))?;
         let port = free_port();
         let opts = format!(
@@ -81,7 +89,13 @@ impl PgServer {
             .arg(dir.path().join("log"))
             .args(["-w", "-t", "30", "-o", &opts, "start"]))
         .with_context(|| std::fs::read_to_string(dir.path().join("log")).unwrap_or_default())?;
-        Ok(PgServer { bin, dir, port, password, start_time: t0.elapsed() })
+        Ok(PgServer {
+            bin,
+            dir,
+            port,
+            password,
+            start_time: t0.elapsed(),
+        })
     }
 
     /// Port.
@@ -96,14 +110,28 @@ impl PgServer {
 
     /// URL for database `db` as the superuser.
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable", self.password, self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{db}?sslmode=disable",
+            self.password, self.port
+        )
     }
 
     /// Run SQL with psql on `db` (stops at the first error).
     pub fn psql(&self, db: &str, sql: &str) -> anyhow::Result<String> {
         let out = run(Command::new(self.bin.join("psql"))
             .env("PGPASSWORD", &self.password)
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-d")

@@ -16,7 +16,10 @@ impl TempDir {
     /// A fresh, unique directory under the system temp dir.
     pub fn new(prefix: &str) -> anyhow::Result<Self> {
         static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
             "tollgate-{prefix}-{}-{}-{nanos}",
             std::process::id(),
@@ -39,18 +42,28 @@ impl Drop for TempDir {
 
 /// A loopback TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 /// A random-enough alphanumeric secret for throwaway servers.
 pub fn random_password() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("pw{:x}{:x}", nanos, std::process::id())
 }
 
 /// True when running as root (then servers run as their system user).
 pub fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
 }
 
 /// Run a command, failing with its output when it fails.
@@ -71,7 +84,10 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
 /// `chown -R user:user path` (only as root).
 pub fn chown(path: &Path, user: &str) -> anyhow::Result<()> {
     if is_root() {
-        run(Command::new("chown").arg("-R").arg(format!("{user}:{user}")).arg(path))?;
+        run(Command::new("chown")
+            .arg("-R")
+            .arg(format!("{user}:{user}"))
+            .arg(path))?;
     }
     Ok(())
 }

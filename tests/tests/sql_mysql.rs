@@ -37,57 +37,149 @@ async fn mariadb_end_to_end() {
     let c = my(&url, json!({}));
 
     // --- value typing
-    let v = query(&*c, "SELECT * FROM types", json!([])).await.expect("select");
+    let v = query(&*c, "SELECT * FROM types", json!([]))
+        .await
+        .expect("select");
     let row = v["rows"][0].as_array().unwrap().clone();
     assert_eq!(
         Value::Array(row),
-        json!([1, -5, 9007199254740993i64, 18446744073709551615u64, "123456789012345678901234567890.1234567890", 12.5,
-            1.5, 2.25, "héllo", "long text", true, "2024-05-01T12:34:56.789", "2024-05-01T10:00:00Z", "2024-05-01", "13:14:15",
+        json!([
+            1,
+            -5,
+            9007199254740993i64,
+            18446744073709551615u64,
+            "123456789012345678901234567890.1234567890",
+            12.5,
+            1.5,
+            2.25,
+            "héllo",
+            "long text",
+            true,
+            "2024-05-01T12:34:56.789",
+            "2024-05-01T10:00:00Z",
+            "2024-05-01",
+            "13:14:15",
             // MariaDB's JSON is LONGTEXT: it arrives as its text
-            "{\"a\": [1, 2]}", "AP8=", null])
+            "{\"a\": [1, 2]}",
+            "AP8=",
+            null
+        ])
     );
-    assert_eq!(v["statements"], json!([{"kind": "select", "tables": ["shop.types"]}]));
-    let types: Vec<&str> = v["columns"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        v["statements"],
+        json!([{"kind": "select", "tables": ["shop.types"]}])
+    );
+    let types: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types[0], "INT");
 
     // --- field origins from the column definitions
-    let plan = c.analyse("sql_query", &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"})).unwrap();
+    let plan = c
+        .analyse(
+            "sql_query",
+            &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"}),
+        )
+        .unwrap();
     let out = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap();
     assert_eq!(out.field_origins.len(), 1, "{:?}", out.field_origins);
-    assert_eq!((out.field_origins[0].pointer.as_str(), out.field_origins[0].origin.as_str()), ("/rows/*/0", "shop.types.s"));
+    assert_eq!(
+        (
+            out.field_origins[0].pointer.as_str(),
+            out.field_origins[0].origin.as_str()
+        ),
+        ("/rows/*/0", "shop.types.s")
+    );
 
     // --- params bound
-    let v = query(&*c, "SELECT count(*) FROM items WHERE name = ?", json!(["one' OR '1'='1"])).await.unwrap();
+    let v = query(
+        &*c,
+        "SELECT count(*) FROM items WHERE name = ?",
+        json!(["one' OR '1'='1"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!(0));
-    let v = query(&*c, "SELECT ? AS a, ? + 1 AS b, ? AS c", json!(["x'); DROP TABLE items; --", 41, null])).await.unwrap();
+    let v = query(
+        &*c,
+        "SELECT ? AS a, ? + 1 AS b, ? AS c",
+        json!(["x'); DROP TABLE items; --", 41, null]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!("x'); DROP TABLE items; --"));
     assert_eq!(v["rows"][0][2], Value::Null);
     let e = query(&*c, "SELECT ?, ?", json!([1])).await.unwrap_err();
     assert!(e.to_string().contains("placeholder"), "{e}");
 
     // --- caps
-    let v = query(&*c, "SELECT id FROM big ORDER BY id", json!([])).await.unwrap();
-    assert_eq!((v["row_count"].clone(), v["truncated"].clone()), (json!(1000), json!(true)));
-    let out = call(&*c, "sql_query", json!({"connection": "shop", "sql": "SELECT id FROM big", "max_rows": 7})).await.unwrap();
+    let v = query(&*c, "SELECT id FROM big ORDER BY id", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["row_count"].clone(), v["truncated"].clone()),
+        (json!(1000), json!(true))
+    );
+    let out = call(
+        &*c,
+        "sql_query",
+        json!({"connection": "shop", "sql": "SELECT id FROM big", "max_rows": 7}),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.value["row_count"], json!(7));
-    let out = call(&*c, "sql_query", json!({"connection": "shop", "sql": "SELECT id FROM big", "max_rows": 5000})).await.unwrap();
+    let out = call(
+        &*c,
+        "sql_query",
+        json!({"connection": "shop", "sql": "SELECT id FROM big", "max_rows": 5000}),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.value["row_count"], json!(1000));
     let small = my(&url, json!({"max_bytes": 2000}));
-    let v = query(&*small, "SELECT pad FROM big", json!([])).await.unwrap();
+    let v = query(&*small, "SELECT pad FROM big", json!([]))
+        .await
+        .unwrap();
     assert!(v["row_count"].as_u64().unwrap() < 30 && v["truncated"] == json!(true));
-    assert!(query(&*small, "SELECT 1", json!([])).await.is_ok(), "connection reusable after a cut stream");
+    assert!(
+        query(&*small, "SELECT 1", json!([])).await.is_ok(),
+        "connection reusable after a cut stream"
+    );
 
     // --- read-only transaction refuses a write (connection-level read_only here)
     let ro = my(&url, json!({"read_only": true}));
-    let e = query(&*ro, "INSERT INTO items (name) VALUES ('x')", json!([])).await.unwrap_err();
+    let e = query(&*ro, "INSERT INTO items (name) VALUES ('x')", json!([]))
+        .await
+        .unwrap_err();
     assert!(e.to_string().to_lowercase().contains("read only"), "{e}");
 
     // --- writes and all-or-nothing
-    let v = query(&*c, "INSERT INTO items (name) VALUES ('three'), ('four')", json!([])).await.unwrap();
+    let v = query(
+        &*c,
+        "INSERT INTO items (name) VALUES ('three'), ('four')",
+        json!([]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["row_count"], json!(2));
-    let e = query(&*c, "INSERT INTO items (name) VALUES ('ghost'); INSERT INTO items (id, name) VALUES (1, 'dup')", json!([])).await.unwrap_err();
+    let e = query(
+        &*c,
+        "INSERT INTO items (name) VALUES ('ghost'); INSERT INTO items (id, name) VALUES (1, 'dup')",
+        json!([]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ExecuteError::Target(_)), "{e}");
-    let v = query(&*c, "SELECT count(*) FROM items WHERE name = 'ghost'", json!([])).await.unwrap();
+    let v = query(
+        &*c,
+        "SELECT count(*) FROM items WHERE name = 'ghost'",
+        json!([]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!(0), "first statement rolled back");
 
     // --- statement timeout (MariaDB max_statement_time)
@@ -103,12 +195,24 @@ async fn mariadb_end_to_end() {
     }
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     let t0 = Instant::now();
-    let e = query(&*fast, "SELECT count(*) FROM big a, big b, big c", json!([])).await.unwrap_err();
+    let e = query(
+        &*fast,
+        "SELECT count(*) FROM big a, big b, big c",
+        json!([]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ExecuteError::Timeout(300)), "{e:?}");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 
     // --- sql_schema
-    let out = call(&*c, "sql_schema", json!({"connection": "shop", "table": "items"})).await.unwrap();
+    let out = call(
+        &*c,
+        "sql_schema",
+        json!({"connection": "shop", "table": "items"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         out.value,
         json!({"tables": [{"schema": "shop", "name": "items", "kind": "table", "columns": [
@@ -122,13 +226,19 @@ async fn mariadb_end_to_end() {
     let e = query(&*bad, "SELECT 1", json!([])).await.unwrap_err();
     let text = format!("{e} {e:?}");
     assert!(matches!(e, ExecuteError::Unavailable(_)), "{text}");
-    assert!(!text.contains("Wr0ngPassw0rdXYZ") && !text.contains(&bad_url), "{text}");
+    assert!(
+        !text.contains("Wr0ngPassw0rdXYZ") && !text.contains(&bad_url),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn mysql_down_is_unavailable_quickly() {
     let port = tollgate_tests::free_port();
-    let c = my(&format!("mysql://u:SuperSecret99@127.0.0.1:{port}/db"), json!({}));
+    let c = my(
+        &format!("mysql://u:SuperSecret99@127.0.0.1:{port}/db"),
+        json!({}),
+    );
     let t0 = Instant::now();
     let e = query(&*c, "SELECT 1", json!([])).await.unwrap_err();
     assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");

@@ -37,16 +37,26 @@ async fn postgres_end_to_end() {
     let c = pg(&url, json!({}));
 
     // --- value typing
-    let v = query(&*c, "SELECT * FROM types", json!([])).await.expect("select types");
+    let v = query(&*c, "SELECT * FROM types", json!([]))
+        .await
+        .expect("select types");
     let row = &v["rows"][0];
     let col = |name: &str| -> &Value {
-        let i = v["columns"].as_array().unwrap().iter().position(|c| c["name"] == name).unwrap();
+        let i = v["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["name"] == name)
+            .unwrap();
         &row[i]
     };
     assert_eq!(col("id"), &json!(1));
     assert_eq!(col("i2"), &json!(7));
     assert_eq!(col("i8"), &json!(9007199254740993i64));
-    assert_eq!(col("n"), &json!("123456789012345678901234567890.1234567890"));
+    assert_eq!(
+        col("n"),
+        &json!("123456789012345678901234567890.1234567890")
+    );
     assert_eq!(col("small_n"), &json!(12.5));
     assert_eq!(col("f"), &json!(1.5));
     assert_eq!(col("r"), &json!("NaN"));
@@ -64,13 +74,29 @@ async fn postgres_end_to_end() {
     assert_eq!(col("iv"), &json!("1 year 2 mons 3 days 04:05:06"));
     assert_eq!(col("ip"), &json!("10.0.0.1/8"));
     assert_eq!(col("nothing"), &Value::Null);
-    let types: Vec<&str> = v["columns"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
     assert_eq!(&types[..4], &["int4", "int2", "int8", "numeric"]);
-    assert!(types.contains(&"int4[]") && types.contains(&"timestamptz"), "{types:?}");
-    assert_eq!(v["statements"], json!([{"kind": "select", "tables": ["public.types"]}]));
+    assert!(
+        types.contains(&"int4[]") && types.contains(&"timestamptz"),
+        "{types:?}"
+    );
+    assert_eq!(
+        v["statements"],
+        json!([{"kind": "select", "tables": ["public.types"]}])
+    );
 
     // --- field origins (column masking): from RowDescription + cached catalog lookup
-    let plan = c.analyse("sql_query", &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"})).unwrap();
+    let plan = c
+        .analyse(
+            "sql_query",
+            &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"}),
+        )
+        .unwrap();
     let out = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap();
     assert_eq!(out.field_origins.len(), 1, "{:?}", out.field_origins);
     assert_eq!(out.field_origins[0].pointer, "/rows/*/0");
@@ -79,75 +105,194 @@ async fn postgres_end_to_end() {
     // --- params are bound (typed), an injection string stays data
     let v = query(&*c, "SELECT $1::int8 + 1 AS n, $2::text AS s, $3::numeric AS d, $4::timestamptz AS t, $5::jsonb AS j, $6::bytea AS b, $7::uuid AS u, $8::bool AS ok, $9::date AS day, $10::int4[] AS a",
         json!([41, "x'); DROP TABLE items; --", "1.10", "2024-01-02T03:04:05+01:00", {"k": "v"}, "AQID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, "2024-02-29", [1, 2]])).await.expect("params");
-    assert_eq!(v["rows"][0], json!([42, "x'); DROP TABLE items; --", 1.1, "2024-01-02T02:04:05Z", {"k": "v"}, "AQID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, "2024-02-29", [1, 2]]));
-    let v = query(&*c, "SELECT count(*) FROM items WHERE name = $1", json!(["one' OR '1'='1"])).await.unwrap();
+    assert_eq!(
+        v["rows"][0],
+        json!([42, "x'); DROP TABLE items; --", 1.1, "2024-01-02T02:04:05Z", {"k": "v"}, "AQID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", true, "2024-02-29", [1, 2]])
+    );
+    let v = query(
+        &*c,
+        "SELECT count(*) FROM items WHERE name = $1",
+        json!(["one' OR '1'='1"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!(0));
-    let e = query(&*c, "SELECT $1::int4", json!(["not a number"])).await.unwrap_err();
+    let e = query(&*c, "SELECT $1::int4", json!(["not a number"]))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("$1"), "{e}");
-    let e = query(&*c, "SELECT $1::int4, $2::int4", json!([1])).await.unwrap_err();
+    let e = query(&*c, "SELECT $1::int4, $2::int4", json!([1]))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("placeholder"), "{e}");
 
     // --- row cap, per-call lowering only, byte cap
-    let v = query(&*c, "SELECT id FROM big ORDER BY id", json!([])).await.unwrap();
-    assert_eq!((v["row_count"].clone(), v["truncated"].clone()), (json!(1000), json!(true)));
-    let out = call(&*c, "sql_query", json!({"connection": "shop", "sql": "SELECT id FROM big ORDER BY id", "max_rows": 10})).await.unwrap();
+    let v = query(&*c, "SELECT id FROM big ORDER BY id", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["row_count"].clone(), v["truncated"].clone()),
+        (json!(1000), json!(true))
+    );
+    let out = call(
+        &*c,
+        "sql_query",
+        json!({"connection": "shop", "sql": "SELECT id FROM big ORDER BY id", "max_rows": 10}),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.value["row_count"], json!(10));
     assert!(out.truncated && out.value["truncated"] == json!(true));
-    let out = call(&*c, "sql_query", json!({"connection": "shop", "sql": "SELECT id FROM big ORDER BY id", "max_rows": 100000})).await.unwrap();
-    assert_eq!(out.value["row_count"], json!(1000), "max_rows may only lower the cap");
-    let v = query(&*c, "SELECT id FROM big WHERE id <= 5", json!([])).await.unwrap();
-    assert_eq!((v["row_count"].clone(), v["truncated"].clone()), (json!(5), json!(false)));
+    let out = call(
+        &*c,
+        "sql_query",
+        json!({"connection": "shop", "sql": "SELECT id FROM big ORDER BY id", "max_rows": 100000}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.value["row_count"],
+        json!(1000),
+        "max_rows may only lower the cap"
+    );
+    let v = query(&*c, "SELECT id FROM big WHERE id <= 5", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["row_count"].clone(), v["truncated"].clone()),
+        (json!(5), json!(false))
+    );
     let small = pg(&url, json!({"max_bytes": 2000}));
-    let v = query(&*small, "SELECT pad FROM big", json!([])).await.unwrap();
+    let v = query(&*small, "SELECT pad FROM big", json!([]))
+        .await
+        .unwrap();
     let n = v["row_count"].as_u64().unwrap();
     assert!(n > 0 && n < 30 && v["truncated"] == json!(true), "{n}");
-    let plan = c.analyse("sql_query", &json!({"connection": "shop", "sql": "SELECT id FROM big"})).unwrap();
-    let out = c.execute(&plan, ExecLimits { max_rows: 3, max_bytes: 1 << 20 }).await.unwrap();
+    let plan = c
+        .analyse(
+            "sql_query",
+            &json!({"connection": "shop", "sql": "SELECT id FROM big"}),
+        )
+        .unwrap();
+    let out = c
+        .execute(
+            &plan,
+            ExecLimits {
+                max_rows: 3,
+                max_bytes: 1 << 20,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(out.rows, Some(3));
 
     // --- read-only wall: a read-only plan whose function writes is refused by PostgreSQL
-    let plan = c.analyse("sql_query", &json!({"connection": "shop", "sql": "SELECT sneaky()"})).unwrap();
+    let plan = c
+        .analyse(
+            "sql_query",
+            &json!({"connection": "shop", "sql": "SELECT sneaky()"}),
+        )
+        .unwrap();
     assert!(plan.read_only, "analysis sees a plain SELECT");
     let e = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap_err();
     assert!(e.to_string().contains("read-only transaction"), "{e}");
-    let v = query(&*c, "SELECT count(*) FROM items WHERE name = 'sneaky'", json!([])).await.unwrap();
+    let v = query(
+        &*c,
+        "SELECT count(*) FROM items WHERE name = 'sneaky'",
+        json!([]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!(0));
     // connection-level read_only = true: writes refused even when policy would allow
     let ro = pg(&url, json!({"read_only": true}));
-    let e = query(&*ro, "INSERT INTO items (name) VALUES ('x')", json!([])).await.unwrap_err();
+    let e = query(&*ro, "INSERT INTO items (name) VALUES ('x')", json!([]))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("read-only"), "{e}");
 
     // --- writes, affected rows, RETURNING, all-or-nothing
-    let v = query(&*c, "INSERT INTO items (name) VALUES ('three'), ('four')", json!([])).await.unwrap();
-    assert_eq!((v["row_count"].clone(), v["columns"].clone()), (json!(2), json!([])));
-    let v = query(&*c, "UPDATE items SET name = upper(name) WHERE name = $1 RETURNING id, name", json!(["three"])).await.unwrap();
+    let v = query(
+        &*c,
+        "INSERT INTO items (name) VALUES ('three'), ('four')",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (v["row_count"].clone(), v["columns"].clone()),
+        (json!(2), json!([]))
+    );
+    let v = query(
+        &*c,
+        "UPDATE items SET name = upper(name) WHERE name = $1 RETURNING id, name",
+        json!(["three"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][1], json!("THREE"));
-    let e = query(&*c, "INSERT INTO items (name) VALUES ('ghost'); INSERT INTO items (id, name) VALUES (1, 'dup')", json!([])).await.unwrap_err();
+    let e = query(
+        &*c,
+        "INSERT INTO items (name) VALUES ('ghost'); INSERT INTO items (id, name) VALUES (1, 'dup')",
+        json!([]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ExecuteError::Target(_)), "{e}");
-    let v = query(&*c, "SELECT count(*) FROM items WHERE name = 'ghost'", json!([])).await.unwrap();
+    let v = query(
+        &*c,
+        "SELECT count(*) FROM items WHERE name = 'ghost'",
+        json!([]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!(0), "first statement rolled back");
-    let v = query(&*c, "INSERT INTO items (name) VALUES ('five'); SELECT name FROM items WHERE name = 'five'", json!([])).await.unwrap();
+    let v = query(
+        &*c,
+        "INSERT INTO items (name) VALUES ('five'); SELECT name FROM items WHERE name = 'five'",
+        json!([]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"], json!([["five"]]));
     assert_eq!(v["statements"].as_array().unwrap().len(), 2);
 
     // --- statement timeout: cancelled by the server, fast
     let fast = pg(&url, json!({"statement_timeout": "200ms"}));
     let t0 = Instant::now();
-    let e = query(&*fast, "SELECT pg_sleep(5)", json!([])).await.unwrap_err();
+    let e = query(&*fast, "SELECT pg_sleep(5)", json!([]))
+        .await
+        .unwrap_err();
     assert!(matches!(e, ExecuteError::Timeout(200)), "{e:?}");
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
-    assert!(query(&*fast, "SELECT 1", json!([])).await.is_ok(), "pool still healthy after a timeout");
+    assert!(
+        query(&*fast, "SELECT 1", json!([])).await.is_ok(),
+        "pool still healthy after a timeout"
+    );
 
     // --- sql_schema
-    let out = call(&*c, "sql_schema", json!({"connection": "shop", "table": "items"})).await.unwrap();
+    let out = call(
+        &*c,
+        "sql_schema",
+        json!({"connection": "shop", "table": "items"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         out.value,
         json!({"tables": [{"schema": "public", "name": "items", "kind": "table", "columns": [
             {"name": "id", "type": "integer", "nullable": false, "primary_key": true},
             {"name": "name", "type": "text", "nullable": false, "primary_key": false}]}]})
     );
-    let out = call(&*c, "sql_schema", json!({"connection": "shop"})).await.unwrap();
-    let names: Vec<&str> = out.value["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let out = call(&*c, "sql_schema", json!({"connection": "shop"}))
+        .await
+        .unwrap();
+    let names: Vec<&str> = out.value["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["big", "items", "types"]);
 
     // --- wrong password: clear error, no secret in it
@@ -157,10 +302,18 @@ async fn postgres_end_to_end() {
     let text = format!("{e} {e:?}");
     assert!(matches!(e, ExecuteError::Unavailable(_)), "{text}");
     assert!(text.contains("authentication failed"), "{text}");
-    assert!(!text.contains("Wr0ngPassw0rdXYZ") && !text.contains(&bad_url) && !text.contains(server.password()), "{text}");
+    assert!(
+        !text.contains("Wr0ngPassw0rdXYZ")
+            && !text.contains(&bad_url)
+            && !text.contains(server.password()),
+        "{text}"
+    );
 
     // --- TLS: the test server has no TLS; sslmode=require must fail cleanly
-    let tls = pg(&url.replace("sslmode=disable", "sslmode=require"), json!({}));
+    let tls = pg(
+        &url.replace("sslmode=disable", "sslmode=require"),
+        json!({}),
+    );
     let e = query(&*tls, "SELECT 1", json!([])).await.unwrap_err();
     assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");
     let prefer = pg(&url.replace("sslmode=disable", "sslmode=prefer"), json!({}));

@@ -27,62 +27,150 @@ async fn sqlite_end_to_end() {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) SELECT count(*) FROM n",
         "CREATE TABLE big (id INTEGER PRIMARY KEY, pad TEXT)",
     ] {
-        query(&*c, sql, json!([])).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        query(&*c, sql, json!([]))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     for i in 0..30 {
-        query(&*c, "INSERT INTO big (id, pad) VALUES (?, ?)", json!([i, "x".repeat(100)])).await.unwrap();
+        query(
+            &*c,
+            "INSERT INTO big (id, pad) VALUES (?, ?)",
+            json!([i, "x".repeat(100)]),
+        )
+        .await
+        .unwrap();
     }
 
     // --- typing and origins
     let out = call(&*c, "sql_query", json!({"connection": "demo", "sql": "SELECT id, name, price, data, ok, 1 + 1 AS two FROM items ORDER BY id"})).await.unwrap();
-    assert_eq!(out.value["rows"], json!([[1, "one", 1.5, "AP8=", true, 2], [2, "two", null, null, false, 2]]));
-    assert_eq!(out.value["statements"], json!([{"kind": "select", "tables": ["main.items"]}]));
-    let origins: Vec<(&str, &str)> = out.field_origins.iter().map(|o| (o.pointer.as_str(), o.origin.as_str())).collect();
-    assert!(origins.contains(&("/rows/*/1", "main.items.name")), "{origins:?}");
+    assert_eq!(
+        out.value["rows"],
+        json!([
+            [1, "one", 1.5, "AP8=", true, 2],
+            [2, "two", null, null, false, 2]
+        ])
+    );
+    assert_eq!(
+        out.value["statements"],
+        json!([{"kind": "select", "tables": ["main.items"]}])
+    );
+    let origins: Vec<(&str, &str)> = out
+        .field_origins
+        .iter()
+        .map(|o| (o.pointer.as_str(), o.origin.as_str()))
+        .collect();
+    assert!(
+        origins.contains(&("/rows/*/1", "main.items.name")),
+        "{origins:?}"
+    );
     assert!(!origins.iter().any(|o| o.0 == "/rows/*/5"));
 
     // --- params bound
-    let v = query(&*c, "SELECT count(*) FROM items WHERE name = ?", json!(["one' OR '1'='1"])).await.unwrap();
+    let v = query(
+        &*c,
+        "SELECT count(*) FROM items WHERE name = ?",
+        json!(["one' OR '1'='1"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!(0));
 
     // --- caps
     let small = lite(&path, json!({"max_rows": 10}));
-    let v = query(&*small, "SELECT id FROM big", json!([])).await.unwrap();
-    assert_eq!((v["row_count"].clone(), v["truncated"].clone()), (json!(10), json!(true)));
-    let out = call(&*small, "sql_query", json!({"connection": "demo", "sql": "SELECT id FROM big", "max_rows": 3})).await.unwrap();
+    let v = query(&*small, "SELECT id FROM big", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["row_count"].clone(), v["truncated"].clone()),
+        (json!(10), json!(true))
+    );
+    let out = call(
+        &*small,
+        "sql_query",
+        json!({"connection": "demo", "sql": "SELECT id FROM big", "max_rows": 3}),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.value["row_count"], json!(3));
-    let out = call(&*small, "sql_query", json!({"connection": "demo", "sql": "SELECT id FROM big", "max_rows": 500})).await.unwrap();
+    let out = call(
+        &*small,
+        "sql_query",
+        json!({"connection": "demo", "sql": "SELECT id FROM big", "max_rows": 500}),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.value["row_count"], json!(10));
     let bytes = lite(&path, json!({"max_bytes": 1000}));
-    let v = query(&*bytes, "SELECT pad FROM big", json!([])).await.unwrap();
+    let v = query(&*bytes, "SELECT pad FROM big", json!([]))
+        .await
+        .unwrap();
     assert!(v["row_count"].as_u64().unwrap() < 10 && v["truncated"] == json!(true));
 
     // --- read-only wall: connection-level read_only uses the query_only pool
     let ro = lite(&path, json!({"read_only": true}));
-    let e = query(&*ro, "INSERT INTO items (name) VALUES ('x')", json!([])).await.unwrap_err();
-    assert!(e.to_string().contains("readonly") || e.to_string().contains("read only"), "{e}");
+    let e = query(&*ro, "INSERT INTO items (name) VALUES ('x')", json!([]))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("readonly") || e.to_string().contains("read only"),
+        "{e}"
+    );
 
     // --- all-or-nothing
-    let e = query(&*c, "INSERT INTO items (name) VALUES ('ghost'); INSERT INTO items (id, name) VALUES (1, 'dup')", json!([])).await.unwrap_err();
+    let e = query(
+        &*c,
+        "INSERT INTO items (name) VALUES ('ghost'); INSERT INTO items (id, name) VALUES (1, 'dup')",
+        json!([]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ExecuteError::Target(_)), "{e}");
-    let v = query(&*c, "SELECT count(*) FROM items WHERE name = 'ghost'", json!([])).await.unwrap();
+    let v = query(
+        &*c,
+        "SELECT count(*) FROM items WHERE name = 'ghost'",
+        json!([]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v["rows"][0][0], json!(0));
 
     // --- timeout interrupts a runaway query
     let fast = lite(&path, json!({"statement_timeout": "200ms"}));
     let t0 = Instant::now();
-    let e = query(&*fast, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n", json!([])).await.unwrap_err();
+    let e = query(
+        &*fast,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+        json!([]),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ExecuteError::Timeout(200)), "{e:?}");
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     assert!(query(&*fast, "SELECT 1", json!([])).await.is_ok());
 
     // --- sql_schema
-    let out = call(&*c, "sql_schema", json!({"connection": "demo", "table": "items"})).await.unwrap();
-    assert_eq!(out.value["tables"][0]["columns"][0], json!({"name": "id", "type": "INTEGER", "nullable": false, "primary_key": true}));
-    assert_eq!(out.value["tables"][0]["columns"].as_array().unwrap().len(), 5);
+    let out = call(
+        &*c,
+        "sql_schema",
+        json!({"connection": "demo", "table": "items"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.value["tables"][0]["columns"][0],
+        json!({"name": "id", "type": "INTEGER", "nullable": false, "primary_key": true})
+    );
+    assert_eq!(
+        out.value["tables"][0]["columns"].as_array().unwrap().len(),
+        5
+    );
 
     // --- missing file without create_if_missing: Unavailable
-    let missing = connector("sqlite", "demo", json!({"path": dir.path().join("nope.db").to_str().unwrap()}));
+    let missing = connector(
+        "sqlite",
+        "demo",
+        json!({"path": dir.path().join("nope.db").to_str().unwrap()}),
+    );
     let e = query(&*missing, "SELECT 1", json!([])).await.unwrap_err();
     assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");
 }

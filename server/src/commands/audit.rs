@@ -16,7 +16,7 @@ use crate::store;
 async fn open(config: &ConfigArg) -> Result<Arc<dyn AuditStore>, ExitCode> {
     let config = load_config(&config.config)?;
     let dir = config.resolve_path(&config.server.data_dir);
-    store::open(&dir).await.map_err(|e| {
+    store::open_store(&dir).await.map_err(|e| {
         eprintln!("cannot open the audit store in {}: {e:#}", dir.display());
         ExitCode::from(1)
     })
@@ -25,7 +25,10 @@ async fn open(config: &ConfigArg) -> Result<Arc<dyn AuditStore>, ExitCode> {
 /// Run an audit command.
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     let config = match &command {
-        AuditCommand::List { config, .. } | AuditCommand::Show { config, .. } | AuditCommand::Verify { config } | AuditCommand::Export { config, .. } => config.clone(),
+        AuditCommand::List { config, .. }
+        | AuditCommand::Show { config, .. }
+        | AuditCommand::Verify { config }
+        | AuditCommand::Export { config, .. } => config.clone(),
     };
     let store = match open(&config).await {
         Ok(s) => s,
@@ -33,11 +36,31 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     match command {
-        AuditCommand::List { limit, principal, decision, .. } => {
-            let filter = AuditFilter { principal, decision, limit: Some(limit), ..Default::default() };
+        AuditCommand::List {
+            limit,
+            principal,
+            decision,
+            ..
+        } => {
+            let filter = AuditFilter {
+                principal,
+                decision,
+                limit: Some(limit),
+                ..Default::default()
+            };
             for e in store.list(&filter).await? {
                 let conn = e.record.connection.as_deref().unwrap_or("-");
-                writeln!(out, "{:>6}  {}  {}  {:<8} {:<16} {:<12} {}", e.seq, e.time, e.id, e.record.decision, e.record.principal.sub, conn, e.record.tool)?;
+                writeln!(
+                    out,
+                    "{:>6}  {}  {}  {:<8} {:<16} {:<12} {}",
+                    e.seq,
+                    e.time,
+                    e.id,
+                    e.record.decision,
+                    e.record.principal.sub,
+                    conn,
+                    e.record.tool
+                )?;
             }
         }
         AuditCommand::Show { id, .. } => match store.get(&id).await? {
@@ -50,7 +73,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify { .. } => {
             let report = store.verify().await.context("verifying the chain")?;
             writeln!(out, "{report}")?;
-            return Ok(if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(if report.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
         AuditCommand::Export { .. } => {
             let mut events = store.export();

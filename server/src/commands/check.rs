@@ -15,7 +15,12 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let errs = app::check(&config);
     if errs.is_empty() {
         let n = app::policies(&config).map(|p| p.len()).unwrap_or(0);
-        println!("{}: ok ({} connection(s), {n} polic{})", path.display(), config.connections.len(), if n == 1 { "y" } else { "ies" });
+        println!(
+            "{}: ok ({} connection(s), {n} polic{})",
+            path.display(),
+            config.connections.len(),
+            if n == 1 { "y" } else { "ies" }
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         for e in errs {

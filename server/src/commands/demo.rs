@@ -19,12 +19,46 @@ use crate::{app, logging};
 const DEMO_POLICY: &str = include_str!("../../../examples/demo/policies/demo.cedar");
 const DANGEROUS_FUNCTIONS: &str = include_str!("../../../policies/dangerous-functions.cedar");
 
-const FIRST: [&str; 16] = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis", "Radia", "Linus", "Hedy", "Tim", "Sophie", "Niklaus"];
-const LAST: [&str; 16] = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie", "Perlman", "Torvalds", "Lamarr", "Berners-Lee", "Wilson", "Wirth"];
-const CITIES: [&str; 8] = ["Berlin", "Lisbon", "Austin", "Toronto", "Osaka", "Dublin", "Lyon", "Melbourne"];
+const FIRST: [&str; 16] = [
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis",
+    "Radia", "Linus", "Hedy", "Tim", "Sophie", "Niklaus",
+];
+const LAST: [&str; 16] = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Ritchie",
+    "Perlman",
+    "Torvalds",
+    "Lamarr",
+    "Berners-Lee",
+    "Wilson",
+    "Wirth",
+];
+const CITIES: [&str; 8] = [
+    "Berlin",
+    "Lisbon",
+    "Austin",
+    "Toronto",
+    "Osaka",
+    "Dublin",
+    "Lyon",
+    "Melbourne",
+];
 const STATUS: [&str; 4] = ["paid", "shipped", "pending", "refunded"];
 /// Luhn-valid test card numbers (public test numbers of card networks).
-const CARDS: [&str; 4] = ["4111 1111 1111 1111", "5555 5555 5555 4444", "3782 822463 10005", "6011 1111 1111 1117"];
+const CARDS: [&str; 4] = [
+    "4111 1111 1111 1111",
+    "5555 5555 5555 4444",
+    "3782 822463 10005",
+    "6011 1111 1111 1117",
+];
 
 fn config_text(listen: &str, dir: &Path) -> String {
     format!(
@@ -64,7 +98,9 @@ max_rows = 1000
 }
 
 async fn create_database(path: &Path) -> anyhow::Result<()> {
-    let opts = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
     let mut conn = SqliteConnection::connect_with(&opts).await?;
     let mut tx = conn.begin().await?;
     sqlx::query(
@@ -81,7 +117,12 @@ async fn create_database(path: &Path) -> anyhow::Result<()> {
     .await?;
     for i in 0..48usize {
         let (first, last) = (FIRST[i % 16], LAST[(i * 7 + 3) % 16]);
-        let email = format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase().replace('-', ""), i);
+        let email = format!(
+            "{}.{}{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase().replace('-', ""),
+            i
+        );
         let phone = format!("+1 415 555 {:04}", 1000 + i * 37);
         let ssn = format!("{:03}-{:02}-{:04}", 123 + i, 45 + (i % 50), 1000 + i * 111);
         sqlx::query("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -92,7 +133,12 @@ async fn create_database(path: &Path) -> anyhow::Result<()> {
             .bind(ssn)
             .bind(CARDS[i % 4])
             .bind(CITIES[i % 8])
-            .bind(format!("2026-{:02}-{:02}T09:{:02}:00Z", 1 + i % 10, 1 + i % 27, i % 60))
+            .bind(format!(
+                "2026-{:02}-{:02}T09:{:02}:00Z",
+                1 + i % 10,
+                1 + i % 27,
+                i % 60
+            ))
             .execute(&mut *tx)
             .await?;
     }
@@ -102,8 +148,17 @@ async fn create_database(path: &Path) -> anyhow::Result<()> {
             .bind((i * 13 % 48) as i64 + 1)
             .bind(format!("{}.{:02}", 5 + (i * 37) % 480, (i * 7) % 100))
             .bind(STATUS[i % 4])
-            .bind(if i % 17 == 0 { Some("customer asked for a callback") } else { None })
-            .bind(format!("2026-{:02}-{:02}T{:02}:30:00Z", 1 + i % 11, 1 + i % 28, i % 24))
+            .bind(if i % 17 == 0 {
+                Some("customer asked for a callback")
+            } else {
+                None
+            })
+            .bind(format!(
+                "2026-{:02}-{:02}T{:02}:30:00Z",
+                1 + i % 11,
+                1 + i % 28,
+                i % 24
+            ))
             .execute(&mut *tx)
             .await?;
     }
@@ -120,7 +175,8 @@ fn write_if_missing(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Lay out the demo folder (idempotent) and return the config path.
 pub async fn prepare(listen: &str, data_dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(data_dir.join("policies")).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir.join("policies"))
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let dir = std::fs::canonicalize(data_dir)?;
     let secret = dir.join("secret.key");
     if !secret.exists() {
@@ -134,10 +190,15 @@ pub async fn prepare(listen: &str, data_dir: &Path) -> anyhow::Result<PathBuf> {
     }
     let db = dir.join("demo.db");
     if !db.exists() {
-        create_database(&db).await.context("creating the demo database")?;
+        create_database(&db)
+            .await
+            .context("creating the demo database")?;
     }
     write_if_missing(&dir.join("policies/demo.cedar"), DEMO_POLICY)?;
-    write_if_missing(&dir.join("policies/dangerous-functions.cedar"), DANGEROUS_FUNCTIONS)?;
+    write_if_missing(
+        &dir.join("policies/dangerous-functions.cedar"),
+        DANGEROUS_FUNCTIONS,
+    )?;
     let config = dir.join("tollgate.toml");
     // The listen address may change between runs: rewrite the config.
     std::fs::write(&config, config_text(listen, &dir))?;
@@ -145,14 +206,36 @@ pub async fn prepare(listen: &str, data_dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Prepare, print the banner, serve.
-pub async fn run(listen: &str, data_dir: &Path, log_format: Option<&str>) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    listen: &str,
+    data_dir: &Path,
+    log_format: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let config_path = prepare(listen, data_dir).await?;
-    let config = Config::load(&config_path).map_err(|e| anyhow!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
-    logging::init(log_format.or(config.logging.format.as_deref()), Some("warn,tollgate=info"));
+    let config = Config::load(&config_path).map_err(|e| {
+        anyhow!(
+            "{}",
+            e.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    logging::init(
+        log_format.or(config.logging.format.as_deref()),
+        Some("warn,tollgate=info"),
+    );
     let auth = app::authenticator(&config)?.context("demo config has no hs256 secret")?;
     let day = Duration::from_secs(24 * 3600);
-    let token = |sub: &str, group: &str| auth.mint_hs256(sub, &[group.to_string()], day).map_err(|e| anyhow!("{e}"));
-    let (agent, reviewer, auditor) = (token("agent-1", "agents")?, token("rita", "reviewers")?, token("audra", "auditors")?);
+    let token = |sub: &str, group: &str| {
+        auth.mint_hs256(sub, &[group.to_string()], day)
+            .map_err(|e| anyhow!("{e}"))
+    };
+    let (agent, reviewer, auditor) = (
+        token("agent-1", "agents")?,
+        token("rita", "reviewers")?,
+        token("audra", "auditors")?,
+    );
     let gateway = app::gateway(&config).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let banner = {

@@ -28,11 +28,22 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let log_format = cli.log_format.clone();
     match cli.command {
-        Command::Serve { config, stdio } => serve::run(&config.config, stdio, log_format.as_deref()).await,
-        Command::Demo { listen, data_dir } => demo::run(&listen, &data_dir, log_format.as_deref()).await,
+        Command::Serve { config, stdio } => {
+            serve::run(&config.config, stdio, log_format.as_deref()).await
+        }
+        Command::Demo { listen, data_dir } => {
+            demo::run(&listen, &data_dir, log_format.as_deref()).await
+        }
         Command::Check { config } => check::run(&config.config),
-        Command::Token { config, sub, groups, ttl } => token::run(&config.config, &sub, &groups, &ttl),
-        Command::Policy { command: PolicyCommand::Test { config, cases } } => policy_test::run(&config.config, &cases),
+        Command::Token {
+            config,
+            sub,
+            groups,
+            ttl,
+        } => token::run(&config.config, &sub, &groups, &ttl),
+        Command::Policy {
+            command: PolicyCommand::Test { config, cases },
+        } => policy_test::run(&config.config, &cases),
         Command::Audit { command } => audit::run(command).await,
         Command::Approvals { command } => review::run(command).await,
     }

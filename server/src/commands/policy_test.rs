@@ -19,11 +19,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
+use gateway_core::Principal;
 use gateway_core::access::{AccessRequest, ContextValue, Resource};
 use gateway_core::connector::Connector;
 use gateway_core::gateway::connect_request;
 use gateway_core::policy::{PolicyEngine, Verdict};
-use gateway_core::Principal;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -67,45 +67,81 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn parse(path: &Path) -> anyhow::Result<Vec<Case>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if path.extension().is_some_and(|x| x == "jsonl") {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| anyhow!("{}:{}:{}: {e}", path.display(), i + 1, e.column())))
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| anyhow!("{}:{}:{}: {e}", path.display(), i + 1, e.column()))
+            })
             .collect()
     } else {
-        serde_json::from_str(&text).map_err(|e| anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
     }
 }
 
 /// What the case's call decides: "allow", "deny" or "approval", plus detail.
-pub fn evaluate(case: &Case, policy: &PolicyEngine, connections: &[Arc<dyn Connector>]) -> (String, String) {
+pub fn evaluate(
+    case: &Case,
+    policy: &PolicyEngine,
+    connections: &[Arc<dyn Connector>],
+) -> (String, String) {
     let requests: Vec<AccessRequest> = match (&case.tool, &case.action) {
         (Some(tool), _) => {
             let args = case.arguments.clone().unwrap_or(Value::Null);
-            let name = args.get("connection").and_then(Value::as_str).unwrap_or_default();
+            let name = args
+                .get("connection")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let Some(conn) = connections.iter().find(|c| c.info().name == name) else {
                 return ("deny".into(), format!("unknown connection {name:?}"));
             };
             match conn.analyse(tool, &args) {
-                Ok(plan) => std::iter::once(connect_request(name)).chain(plan.requests).collect(),
+                Ok(plan) => std::iter::once(connect_request(name))
+                    .chain(plan.requests)
+                    .collect(),
                 Err(e) => return ("deny".into(), format!("analysis: {e}")),
             }
         }
         (None, Some(action)) => match &case.resource {
-            Some(r) => vec![AccessRequest { action: action.clone(), resource: r.clone(), context: case.context.clone() }],
+            Some(r) => vec![AccessRequest {
+                action: action.clone(),
+                resource: r.clone(),
+                context: case.context.clone(),
+            }],
             None => return ("deny".into(), "case has an action but no resource".into()),
         },
-        (None, None) => return ("deny".into(), "case needs `tool`+`arguments` or `action`+`resource`".into()),
+        (None, None) => {
+            return (
+                "deny".into(),
+                "case needs `tool`+`arguments` or `action`+`resource`".into(),
+            );
+        }
     };
     let d = policy.decide(&case.principal, &requests);
     match d.verdict {
-        Verdict::Allow => ("allow".into(), format!("permitted by {}", d.requests.iter().flat_map(|r| r.policies.clone()).collect::<Vec<_>>().join(", "))),
+        Verdict::Allow => (
+            "allow".into(),
+            format!(
+                "permitted by {}",
+                d.requests
+                    .iter()
+                    .flat_map(|r| r.policies.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
         Verdict::Deny { message, .. } => ("deny".into(), message),
         Verdict::NeedsApproval(reqs) => (
             "approval".into(),
-            reqs.iter().map(|r| format!("{} x{} ({})", r.group, r.count, r.policy)).collect::<Vec<_>>().join(", "),
+            reqs.iter()
+                .map(|r| format!("{} x{} ({})", r.group, r.count, r.policy))
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
     }
 }
@@ -116,10 +152,28 @@ pub fn run(path: &Path, cases: &[PathBuf]) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let policy = app::policies(&config).map_err(|e| anyhow!("invalid policies:\n{}", e.join("\n")))?;
-    let connections = connectors::build(&config).map_err(|e| anyhow!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))?;
-    let default_dir = config.policy.tests.clone().map(|t| config.resolve_path(&t)).unwrap_or_else(|| config.resolve_path(&config.policy.dir).join("tests"));
-    let paths = if cases.is_empty() { vec![default_dir] } else { cases.to_vec() };
+    let policy =
+        app::policies(&config).map_err(|e| anyhow!("invalid policies:\n{}", e.join("\n")))?;
+    let connections = connectors::build(&config).map_err(|e| {
+        anyhow!(
+            "{}",
+            e.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let default_dir = config
+        .policy
+        .tests
+        .clone()
+        .map(|t| config.resolve_path(&t))
+        .unwrap_or_else(|| config.resolve_path(&config.policy.dir).join("tests"));
+    let paths = if cases.is_empty() {
+        vec![default_dir]
+    } else {
+        cases.to_vec()
+    };
     let (mut passed, mut failed) = (0, 0);
     for file in collect(&paths)? {
         for case in parse(&file)? {
@@ -129,10 +183,19 @@ pub fn run(path: &Path, cases: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 println!("ok   {} :: {} ({got})", file.display(), case.name);
             } else {
                 failed += 1;
-                println!("FAIL {} :: {}: expected {}, got {got}: {detail}", file.display(), case.name, case.expect);
+                println!(
+                    "FAIL {} :: {}: expected {}, got {got}: {detail}",
+                    file.display(),
+                    case.name,
+                    case.expect
+                );
             }
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 && passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

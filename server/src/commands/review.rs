@@ -8,13 +8,27 @@ use serde_json::{Value, json};
 
 use crate::cli::{ApprovalsCommand, Remote};
 
-async fn send(remote: &Remote, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-    let url = format!("{}/api/approvals{}", remote.server.trim_end_matches('/'), path);
-    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(&remote.token);
+async fn send(
+    remote: &Remote,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let url = format!(
+        "{}/api/approvals{}",
+        remote.server.trim_end_matches('/'),
+        path
+    );
+    let mut req = reqwest::Client::new()
+        .request(method, &url)
+        .bearer_auth(&remote.token);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let value = resp.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, value))
@@ -23,20 +37,49 @@ async fn send(remote: &Remote, method: reqwest::Method, path: &str, body: Option
 /// Run a reviewer command; exit 1 when the server refuses.
 pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
     let (status, value) = match &command {
-        ApprovalsCommand::List { remote, state } => send(remote, reqwest::Method::GET, &format!("?state={state}"), None).await?,
-        ApprovalsCommand::Show { id, remote } => send(remote, reqwest::Method::GET, &format!("/{id}"), None).await?,
+        ApprovalsCommand::List { remote, state } => {
+            send(
+                remote,
+                reqwest::Method::GET,
+                &format!("?state={state}"),
+                None,
+            )
+            .await?
+        }
+        ApprovalsCommand::Show { id, remote } => {
+            send(remote, reqwest::Method::GET, &format!("/{id}"), None).await?
+        }
         ApprovalsCommand::Approve { id, remote, reason } => {
-            send(remote, reqwest::Method::POST, &format!("/{id}/approve"), Some(json!({"reason": reason}))).await?
+            send(
+                remote,
+                reqwest::Method::POST,
+                &format!("/{id}/approve"),
+                Some(json!({"reason": reason})),
+            )
+            .await?
         }
         ApprovalsCommand::Deny { id, remote, reason } => {
-            let Some(reason) = reason else { bail!("a reason is required to deny: --reason \"...\"") };
-            send(remote, reqwest::Method::POST, &format!("/{id}/deny"), Some(json!({"reason": reason}))).await?
+            let Some(reason) = reason else {
+                bail!("a reason is required to deny: --reason \"...\"")
+            };
+            send(
+                remote,
+                reqwest::Method::POST,
+                &format!("/{id}/deny"),
+                Some(json!({"reason": reason})),
+            )
+            .await?
         }
     };
     if let ApprovalsCommand::List { .. } = command
         && status.is_success()
     {
-        for a in value.get("approvals").and_then(Value::as_array).into_iter().flatten() {
+        for a in value
+            .get("approvals")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             println!(
                 "{}  {:<9} {:<16} {:<10} {}",
                 a["id"].as_str().unwrap_or("?"),

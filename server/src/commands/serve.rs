@@ -21,7 +21,10 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    logging::init(log_format.or(config.logging.format.as_deref()), config.logging.level.as_deref());
+    logging::init(
+        log_format.or(config.logging.format.as_deref()),
+        config.logging.level.as_deref(),
+    );
     let gateway = app::gateway(&config).await?;
     if stdio {
         serve_stdio(&config, gateway).await
@@ -31,9 +34,21 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
 }
 
 async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<ExitCode> {
-    let s = config.stdio.clone().context("--stdio needs a [stdio] section with the caller's sub and groups")?;
-    let handler = McpHandler::stdio(gateway, Principal { sub: s.sub, groups: s.groups });
-    let service = handler.serve(rmcp::transport::stdio()).await.map_err(|e| anyhow!("stdio: {e}"))?;
+    let s = config
+        .stdio
+        .clone()
+        .context("--stdio needs a [stdio] section with the caller's sub and groups")?;
+    let handler = McpHandler::stdio(
+        gateway,
+        Principal {
+            sub: s.sub,
+            groups: s.groups,
+        },
+    );
+    let service = handler
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| anyhow!("stdio: {e}"))?;
     service.waiting().await.map_err(|e| anyhow!("stdio: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -41,9 +56,19 @@ async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<E
 /// Hosts accepted in the Host header of /mcp: loopback, the listen address,
 /// the public URL's host, and `server.allowed_hosts`.
 fn allowed_hosts(config: &Config) -> Vec<String> {
-    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), "[::1]".into()];
+    let mut hosts: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        "[::1]".into(),
+    ];
     hosts.push(config.server.listen.clone());
-    if let Some(host) = config.public_url().split("://").nth(1).map(|r| r.split('/').next().unwrap_or(r).to_string()) {
+    if let Some(host) = config
+        .public_url()
+        .split("://")
+        .nth(1)
+        .map(|r| r.split('/').next().unwrap_or(r).to_string())
+    {
         hosts.push(host.clone());
         if let Some((h, _)) = host.rsplit_once(':') {
             hosts.push(h.to_string());
@@ -54,12 +79,25 @@ fn allowed_hosts(config: &Config) -> Vec<String> {
 }
 
 /// Serve HTTP; `ready` is told the bound address (the demo prints it).
-pub async fn serve_http(config: &Config, gateway: Arc<Gateway>, ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>) -> anyhow::Result<ExitCode> {
-    let auth = app::authenticator(config)?.context("serving HTTP needs an [auth] key: auth.hs256_secret, auth.jwks_url or auth.jwks_file")?;
+pub async fn serve_http(
+    config: &Config,
+    gateway: Arc<Gateway>,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> anyhow::Result<ExitCode> {
+    let auth = app::authenticator(config)?.context(
+        "serving HTTP needs an [auth] key: auth.hs256_secret, auth.jwks_url or auth.jwks_file",
+    )?;
     let shutdown = CancellationToken::new();
-    let state = AppState { gateway, auth: Arc::new(auth), public_url: config.public_url(), issuer: config.auth.issuer.clone() };
+    let state = AppState {
+        gateway,
+        auth: Arc::new(auth),
+        public_url: config.public_url(),
+        issuer: config.auth.issuer.clone(),
+    };
     let app = router(state, allowed_hosts(config), shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(&config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "tollgate listening: MCP at /mcp, REST at /api, UI at /ui");
     if let Some(tx) = ready {
@@ -78,7 +116,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

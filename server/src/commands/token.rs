@@ -15,9 +15,12 @@ pub fn run(path: &Path, sub: &str, groups: &[String], ttl: &str) -> anyhow::Resu
         Err(code) => return Ok(code),
     };
     let ttl = parse_duration(ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
-    let auth = app::authenticator(&config)?.context("no [auth] key configured: set auth.hs256_secret to mint tokens")?;
+    let auth = app::authenticator(&config)?
+        .context("no [auth] key configured: set auth.hs256_secret to mint tokens")?;
     let groups: Vec<String> = groups.iter().filter(|g| !g.is_empty()).cloned().collect();
-    let token = auth.mint_hs256(sub, &groups, ttl).map_err(|e| anyhow!("{e}"))?;
+    let token = auth
+        .mint_hs256(sub, &groups, ttl)
+        .map_err(|e| anyhow!("{e}"))?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

@@ -45,14 +45,23 @@ max_rows = 1000
     .unwrap();
     assert_eq!(c.connections.len(), 1);
     assert_eq!(c.approval_ttl(), Duration::from_secs(3600));
-    assert_eq!(c.resolve_path(&c.policy.dir), PathBuf::from("/etc/tollgate/policies"));
+    assert_eq!(
+        c.resolve_path(&c.policy.dir),
+        PathBuf::from("/etc/tollgate/policies")
+    );
 }
 
 #[test]
 fn unknown_key_is_rejected_with_position() {
     let errs = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
     assert_eq!((errs[0].line, errs[0].col), (3, 1), "{}", errs[0]);
-    assert!(errs[0].to_string().starts_with("/etc/tollgate/t.toml:3:1: unknown field `listen_port`"), "{}", errs[0]);
+    assert!(
+        errs[0]
+            .to_string()
+            .starts_with("/etc/tollgate/t.toml:3:1: unknown field `listen_port`"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]

@@ -297,8 +297,12 @@ fn decode(row: &MySqlRow, i: usize) -> Result<Value, String> {
             let bytes = row.try_get_unchecked::<Vec<u8>, _>(i).map_err(err)?;
             match String::from_utf8(bytes) {
                 Ok(s) if !s.contains('\0') => Value::String(s),
-                Ok(s) => Value::String(base64::engine::general_purpose::STANDARD.encode(s.as_bytes())),
-                Err(e) => Value::String(base64::engine::general_purpose::STANDARD.encode(e.as_bytes())),
+                Ok(s) => {
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()))
+                }
+                Err(e) => {
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(e.as_bytes()))
+                }
             }
         }
         "BINARY" | "VARBINARY" | "BIT" | "GEOMETRY" => Value::String(
