@@ -1,0 +1,29 @@
+//! Audit storage backends behind [`gateway_core::audit::AuditStore`].
+//!
+//! Today: the embedded SQLite store ([`SqliteAuditStore`], `<data_dir>/tollgate.db`)
+//! with group commit. A shared PostgreSQL store (`server.store_url`) will sit
+//! beside it behind the same trait; nothing outside this module names SQLite.
+//!
+//! Invariant: `append` returns `Ok` only after the event is durable, and a
+//! failed write never advances the hash chain.
+
+mod migrations;
+mod sqlite;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gateway_core::audit::{AuditStore, StoreError};
+
+pub use migrations::{MIGRATIONS, Migration};
+pub use sqlite::{DB_FILE, SqliteAuditStore, SqliteOptions, WriterStats};
+
+/// Open the embedded store in `data_dir` (created if missing). Must run
+/// inside a tokio runtime (it spawns the writer task).
+pub async fn open_store(data_dir: &Path) -> Result<Arc<dyn AuditStore>, StoreError> {
+    Ok(Arc::new(SqliteAuditStore::open(data_dir).await?))
+}

@@ -1,0 +1,559 @@
+//! SQLite audit store: group commit under concurrency, durability across
+//! reopen, tampering with the file by raw SQL, fail-closed writes, filters.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use gateway_core::Principal;
+use gateway_core::audit::{
+    AuditEvent, AuditFilter, AuditRecord, AuditStore, BreakKind, ListOrder, OutcomeRecord,
+    StoreError,
+};
+use serde_json::json;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, SqliteConnection};
+
+use super::{DB_FILE, SqliteAuditStore, SqliteOptions, open_store};
+
+/// A unique directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tollgate-store-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rec(sub: &str, tool: &str, connection: Option<&str>, decision: &str) -> AuditRecord {
+    AuditRecord {
+        principal: Principal {
+            sub: sub.into(),
+            groups: vec!["agents".into()],
+        },
+        tool: tool.into(),
+        connection: connection.map(Into::into),
+        arguments: json!({"sql": "select * from orders where id = $1", "params": [42], "z": 1.25}),
+        requests: vec![],
+        decision: decision.into(),
+        approval: None,
+        outcome: OutcomeRecord {
+            status: "ok".into(),
+            duration_ms: 1,
+            rows: Some(1),
+            error: None,
+        },
+        result_preview: json!({"rows": [["***@example.com"]]}),
+        masked: BTreeMap::from([("EMAIL".to_string(), 1)]),
+    }
+}
+
+fn simple(i: usize) -> AuditRecord {
+    rec(
+        &format!("user{}", i % 4),
+        "sql_query",
+        Some("shop"),
+        "allow",
+    )
+}
+
+/// A separate connection on the file, as an attacker or operator with shell access would have.
+async fn raw(dir: &Path) -> SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(dir.join(DB_FILE))
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) {
+    sqlx::raw_sql(sql).execute(conn).await.unwrap();
+}
+
+async fn fill(store: &SqliteAuditStore, n: usize) -> Vec<AuditEvent> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(store.append(simple(i)).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_2000_events_from_32_tasks() {
+    let dir = TempDir::new("group");
+    let store = Arc::new(SqliteAuditStore::open(dir.path()).await.unwrap());
+
+    // Baseline: one appender, strictly sequential (one transaction per event).
+    let n1 = 200;
+    let t = Instant::now();
+    fill(&store, n1).await;
+    let one = n1 as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(
+        store.stats().transactions,
+        n1 as u64,
+        "a lone appender commits one by one"
+    );
+
+    // 32 concurrent appenders share transactions.
+    let total = 2000;
+    let next = Arc::new(AtomicUsize::new(0));
+    let before = store.stats();
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (store, next) = (store.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    seqs.push(store.append(simple(seqs.len())).await.expect("append").seq);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    let many = total as f64 / t.elapsed().as_secs_f64();
+    let stats = store.stats();
+    let txs = stats.transactions - before.transactions;
+    println!(
+        "audit append throughput: 1 appender {one:.0}/s; 32 appenders {many:.0}/s \
+         ({total} events in {txs} transactions, largest batch {})",
+        stats.largest_batch
+    );
+
+    seqs.sort_unstable();
+    let want: Vec<u64> = (n1 as u64 + 1..=(n1 + total) as u64).collect();
+    assert_eq!(seqs, want, "seqs contiguous, none lost or doubled");
+    assert!(
+        txs < total as u64,
+        "batching happened: {txs} transactions for {total} events"
+    );
+    assert_eq!(stats.events, (n1 + total) as u64);
+
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.checked, (n1 + total) as u64);
+
+    // Durable and complete: export (paged) sees every event, in order.
+    let all: Vec<AuditEvent> = store.export().try_collect().await.unwrap();
+    assert_eq!(all.len(), n1 + total);
+    assert!(
+        all.windows(2)
+            .all(|w| w[1].seq == w[0].seq + 1 && w[1].prev_hash == w[0].hash)
+    );
+}
+
+#[tokio::test]
+async fn reopen_after_drop_continues_the_chain() {
+    let dir = TempDir::new("reopen");
+    let first = {
+        let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+        fill(&store, 10).await
+    };
+    let store = open_store(dir.path()).await.unwrap();
+    let e = store.append(simple(0)).await.unwrap();
+    assert_eq!(e.seq, 11);
+    assert_eq!(e.prev_hash, first[9].hash);
+    assert_eq!(
+        store.get(&first[3].id).await.unwrap().as_ref(),
+        Some(&first[3])
+    );
+    assert_eq!(store.get("nope").await.unwrap(), None);
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact() && report.checked == 11, "{report}");
+    assert!(store.healthy().is_ok());
+}
+
+#[tokio::test]
+async fn tamper_edit_a_field_is_named() {
+    let dir = TempDir::new("edit");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 10).await;
+    exec(
+        &mut raw(dir.path()).await,
+        "UPDATE audit_events SET decision = 'deny' WHERE seq = 7",
+    )
+    .await;
+    let report = store.verify().await.unwrap();
+    let b = report.first_break.clone().expect("edit detected");
+    assert_eq!(b.seq, 7);
+    assert!(matches!(b.kind, BreakKind::HashMismatch { .. }), "{b}");
+    assert!(report.to_string().contains("seq 7"), "{report}");
+
+    // A JSON column edited to something unreadable is a break too, not a crash.
+    exec(
+        &mut raw(dir.path()).await,
+        "UPDATE audit_events SET arguments = '{oops' WHERE seq = 3",
+    )
+    .await;
+    let b = store.verify().await.unwrap().first_break.unwrap();
+    assert_eq!(b.seq, 3);
+    assert!(matches!(b.kind, BreakKind::Unreadable { .. }), "{b}");
+    let e = store
+        .list(&AuditFilter {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { seq: 3, .. }), "{e}");
+}
+
+#[tokio::test]
+async fn tamper_delete_a_row_is_detected() {
+    let dir = TempDir::new("delete");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 10).await;
+    let mut conn = raw(dir.path()).await;
+    exec(&mut conn, "DELETE FROM audit_events WHERE seq = 4").await;
+    let b = store.verify().await.unwrap().first_break.unwrap();
+    assert_eq!(
+        (b.seq, b.kind),
+        (
+            5,
+            BreakKind::SeqGap {
+                expected: 4,
+                found: 5
+            }
+        )
+    );
+
+    // Deleting the newest events: caught by the recorded head.
+    let dir = TempDir::new("delete-tail");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 10).await;
+    exec(
+        &mut raw(dir.path()).await,
+        "DELETE FROM audit_events WHERE seq >= 9",
+    )
+    .await;
+    let b = store.verify().await.unwrap().first_break.unwrap();
+    assert_eq!(
+        b.kind,
+        BreakKind::TruncatedTail {
+            recorded_seq: 10,
+            last_seq: 8
+        }
+    );
+    drop(store);
+    // Reopened on a truncated log: refuses to extend the chain (fail closed), still verifiable.
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    assert!(matches!(store.healthy(), Err(StoreError::Unhealthy { .. })));
+    assert!(store.append(simple(0)).await.is_err());
+    assert!(!store.verify().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn tamper_swap_two_rows_is_detected() {
+    let dir = TempDir::new("swap");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 10).await;
+    // Swap the full contents of seq 5 and 6 (each row keeps its position).
+    let mut conn = raw(dir.path()).await;
+    exec(
+        &mut conn,
+        "UPDATE audit_events SET seq = -5 WHERE seq = 5; \
+         UPDATE audit_events SET seq = 5 WHERE seq = 6; \
+         UPDATE audit_events SET seq = 6 WHERE seq = -5;",
+    )
+    .await;
+    let b = store.verify().await.unwrap().first_break.unwrap();
+    assert_eq!(b.seq, 5);
+    assert!(matches!(b.kind, BreakKind::HashMismatch { .. }), "{b}");
+}
+
+#[tokio::test]
+async fn unwritable_store_fails_closed_then_recovers() {
+    let dir = TempDir::new("fail");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let before = fill(&store, 3).await;
+    let mut conn = raw(dir.path()).await;
+
+    // Every write to the table now fails inside SQLite (as a full or broken disk would).
+    exec(
+        &mut conn,
+        "CREATE TRIGGER no_writes BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
+    )
+    .await;
+    let err = store
+        .append(simple(0))
+        .await
+        .expect_err("append must not return Ok");
+    assert!(
+        matches!(&err, StoreError::Write { reason } if reason.contains("simulated write failure")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("NOT recorded"));
+    assert!(matches!(store.healthy(), Err(StoreError::Unhealthy { .. })));
+    // Concurrent appenders in failing batches all get errors.
+    let results = futures::future::join_all((0..8).map(|i| store.append(simple(i)))).await;
+    assert!(results.iter().all(Result::is_err));
+    assert!(
+        store.verify().await.unwrap().is_intact(),
+        "nothing half-written"
+    );
+
+    // The disk "works again": the next append succeeds and the chain continues from seq 3.
+    exec(&mut conn, "DROP TRIGGER no_writes").await;
+    let e = store.append(simple(0)).await.unwrap();
+    assert_eq!((e.seq, e.prev_hash.as_str()), (4, before[2].hash.as_str()));
+    assert!(store.healthy().is_ok());
+
+    // A poisoned event fails its whole batch but never the chain.
+    exec(
+        &mut conn,
+        "CREATE TRIGGER poison BEFORE INSERT ON audit_events WHEN NEW.tool = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+    )
+    .await;
+    let appends = (0..30).map(|i| {
+        let tool = if i == 15 { "poison" } else { "sql_query" };
+        store.append(rec("u", tool, None, "allow"))
+    });
+    let results = futures::future::join_all(appends).await;
+    assert!(results[15].is_err());
+    let ok: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|e| e.seq))
+        .collect();
+    let mut sorted = ok.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (5..5 + ok.len() as u64).collect::<Vec<_>>(),
+        "acked events are contiguous"
+    );
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.checked, 4 + ok.len() as u64);
+    assert!(store.stats().failed_batches >= 3);
+}
+
+#[tokio::test]
+async fn lock_held_elsewhere_fails_the_append_instead_of_hanging() {
+    let dir = TempDir::new("lock");
+    let opts = SqliteOptions {
+        busy_timeout: Duration::from_millis(200),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteAuditStore::open_with(dir.path(), opts).await.unwrap();
+    fill(&store, 2).await;
+    let mut other = raw(dir.path()).await;
+    exec(&mut other, "BEGIN IMMEDIATE").await;
+    let t = Instant::now();
+    let err = store
+        .append(simple(0))
+        .await
+        .expect_err("database is locked");
+    assert!(matches!(err, StoreError::Write { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    exec(&mut other, "ROLLBACK").await;
+    assert_eq!(store.append(simple(0)).await.unwrap().seq, 3);
+    assert!(store.verify().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn list_filters() {
+    let dir = TempDir::new("list");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let specs = [
+        ("alice", "sql_query", Some("shop"), "allow"),
+        ("alice", "sql_schema", Some("shop"), "allow"),
+        ("bob", "sql_query", Some("crm"), "deny"),
+        ("bob", "list_connections", None, "allow"),
+        ("carol", "sql_query", Some("shop"), "pending"),
+        ("alice", "sql_query", Some("crm"), "error"),
+    ];
+    let mut events = Vec::new();
+    for (sub, tool, conn, decision) in specs {
+        events.push(store.append(rec(sub, tool, conn, decision)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let seqs = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+    let q = |f: AuditFilter| {
+        let store = &store;
+        async move { seqs(store.list(&f).await.unwrap()) }
+    };
+
+    assert_eq!(
+        q(AuditFilter::default()).await,
+        [6, 5, 4, 3, 2, 1],
+        "newest first by default"
+    );
+    assert_eq!(
+        q(AuditFilter {
+            principal: Some("alice".into()),
+            ..Default::default()
+        })
+        .await,
+        [6, 2, 1]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            tool: Some("sql_query".into()),
+            ..Default::default()
+        })
+        .await,
+        [6, 5, 3, 1]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            connection: Some("crm".into()),
+            ..Default::default()
+        })
+        .await,
+        [6, 3]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            decision: Some("deny".into()),
+            ..Default::default()
+        })
+        .await,
+        [3]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            principal: Some("alice".into()),
+            connection: Some("shop".into()),
+            ..Default::default()
+        })
+        .await,
+        [2, 1]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await,
+        [6, 5]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            after_seq: Some(3),
+            limit: Some(2),
+            order: ListOrder::OldestFirst,
+            ..Default::default()
+        })
+        .await,
+        [4, 5]
+    );
+    let at = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(&events[i].time)
+            .unwrap()
+            .to_utc()
+    };
+    assert_eq!(
+        q(AuditFilter {
+            since: Some(at(3)),
+            ..Default::default()
+        })
+        .await,
+        [6, 5, 4]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            until: Some(at(1)),
+            ..Default::default()
+        })
+        .await,
+        [2, 1]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            since: Some(at(1)),
+            until: Some(at(2)),
+            ..Default::default()
+        })
+        .await,
+        [3, 2]
+    );
+    assert!(
+        q(AuditFilter {
+            principal: Some("nobody".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    // A listed event is the stored event, whole.
+    assert_eq!(
+        store
+            .list(&AuditFilter {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap()[0],
+        events[5]
+    );
+}
+
+#[tokio::test]
+async fn open_errors_are_actionable() {
+    let dir = TempDir::new("open");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SqliteAuditStore::open(&file)
+        .await
+        .err()
+        .expect("a file is not a data_dir");
+    assert!(
+        matches!(&err, StoreError::Open { location, .. } if location.contains("not-a-dir")),
+        "{err}"
+    );
+
+    // A database from a newer tollgate is refused, not silently used.
+    let newer = dir.path().join("newer");
+    drop(SqliteAuditStore::open(&newer).await.unwrap());
+    let mut conn = raw(&newer).await;
+    exec(&mut conn, "PRAGMA user_version = 999").await;
+    let err = SqliteAuditStore::open(&newer)
+        .await
+        .err()
+        .expect("newer schema");
+    assert!(
+        err.to_string().contains("newer than this tollgate"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn database_is_wal_with_full_sync() {
+    let dir = TempDir::new("pragmas");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!((mode.as_str(), sync), ("wal", 2), "WAL + synchronous=FULL");
+    assert_eq!(store.path(), dir.path().join(DB_FILE));
+}

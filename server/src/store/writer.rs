@@ -1,0 +1,238 @@
+//! The single audit writer: group commit over one SQLite connection.
+//!
+//! Appenders send `(record, oneshot)` over a bounded channel. This task owns
+//! the chain head: it takes whatever is queued (up to `max_batch`), numbers
+//! and hashes the events, writes them and the new head in ONE transaction
+//! (one WAL fsync with `synchronous=FULL`), and only then acknowledges every
+//! appender. If anything fails, every appender of the batch gets an error,
+//! the transaction is rolled back, the connection is dropped, and the head is
+//! forgotten: the next batch reconnects and reloads the head from disk, so
+//! the in-memory chain can never run ahead of what is durable.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use chrono::Utc;
+use gateway_core::audit::{AuditEvent, AuditRecord, GENESIS_HASH, StoreError, format_time};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+/// One queued append.
+pub(super) struct Pending {
+    pub record: AuditRecord,
+    pub ack: oneshot::Sender<Result<AuditEvent, StoreError>>,
+}
+
+/// Seq and hash of the newest durable event (0 and 64 zeros when empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// Counters and health shared between the writer and the store handle.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub transactions: AtomicU64,
+    pub events: AtomicU64,
+    pub failed_batches: AtomicU64,
+    pub largest_batch: AtomicUsize,
+    /// `Some(reason)` while the store is known unable to write.
+    pub unhealthy: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub fn set_unhealthy(&self, reason: Option<String>) {
+        *self.unhealthy.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+
+    pub fn unhealthy(&self) -> Option<String> {
+        self.unhealthy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+pub(super) struct Writer {
+    pub options: SqliteConnectOptions,
+    /// `None` after a failure: reconnect (and reload the head) before writing.
+    pub conn: Option<(SqliteConnection, Head)>,
+    pub rx: mpsc::Receiver<Pending>,
+    pub shared: Arc<Shared>,
+    pub max_batch: usize,
+}
+
+// === impl Writer ===
+
+impl Writer {
+    pub async fn run(mut self) {
+        let mut batch: Vec<Pending> = Vec::with_capacity(self.max_batch);
+        while self.rx.recv_many(&mut batch, self.max_batch).await > 0 {
+            let size = batch.len();
+            let (records, acks): (Vec<AuditRecord>, Vec<_>) =
+                batch.drain(..).map(|p| (p.record, p.ack)).unzip();
+            match self.write(records).await {
+                Ok(events) => {
+                    self.shared.transactions.fetch_add(1, Ordering::Relaxed);
+                    self.shared.events.fetch_add(size as u64, Ordering::Relaxed);
+                    self.shared.largest_batch.fetch_max(size, Ordering::Relaxed);
+                    self.shared.set_unhealthy(None);
+                    for (ack, event) in acks.into_iter().zip(events) {
+                        // The appender may have gone away; the event is recorded regardless.
+                        let _ = ack.send(Ok(event));
+                    }
+                }
+                Err(err) => {
+                    self.shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    let reason = match &err {
+                        StoreError::Write { reason } | StoreError::Unhealthy { reason } => {
+                            reason.clone()
+                        }
+                        other => other.to_string(),
+                    };
+                    tracing::error!(error = %err, batch = size, "audit batch NOT recorded");
+                    self.shared.set_unhealthy(Some(reason));
+                    for ack in acks {
+                        let _ = ack.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
+        tracing::debug!("audit writer stopped");
+    }
+
+    async fn write(&mut self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, StoreError> {
+        let (mut conn, head) = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let mut conn = self.options.connect().await.map_err(write_err)?;
+                let head = load_head(&mut conn).await?;
+                (conn, head)
+            }
+        };
+        let mut seq = head.seq;
+        let mut prev = head.hash.clone();
+        let events: Vec<AuditEvent> = records
+            .into_iter()
+            .map(|record| {
+                seq += 1;
+                let time = format_time(Utc::now());
+                let event = AuditEvent::seal(
+                    record,
+                    uuid::Uuid::new_v4().to_string(),
+                    seq,
+                    time,
+                    prev.clone(),
+                );
+                prev = event.hash.clone();
+                event
+            })
+            .collect();
+        match write_batch(&mut conn, &events).await {
+            Ok(()) => {
+                self.conn = Some((conn, Head { seq, hash: prev }));
+                Ok(events)
+            }
+            // `conn` is dropped here: an open transaction is rolled back by
+            // SQLite on close, and the next batch starts from what is on disk.
+            Err(e) => Err(write_err(e)),
+        }
+    }
+}
+
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    events: &[AuditEvent],
+) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for e in events {
+        insert(&mut tx, e).await?;
+    }
+    if let Some(last) = events.last() {
+        sqlx::query(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(last.seq as i64)
+        .bind(&last.hash)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+async fn insert(conn: &mut SqliteConnection, e: &AuditEvent) -> Result<(), sqlx::Error> {
+    let r = &e.record;
+    sqlx::query(
+        "INSERT INTO audit_events (seq, id, time, principal_sub, principal_groups, tool, connection, arguments, \
+         requests, decision, approval, outcome, result_preview, masked, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.seq as i64)
+    .bind(&e.id)
+    .bind(&e.time)
+    .bind(&r.principal.sub)
+    .bind(json(&r.principal.groups))
+    .bind(&r.tool)
+    .bind(&r.connection)
+    .bind(json(&r.arguments))
+    .bind(json(&r.requests))
+    .bind(&r.decision)
+    .bind(r.approval.as_ref().map(json))
+    .bind(json(&r.outcome))
+    .bind(json(&r.result_preview))
+    .bind(json(&r.masked))
+    .bind(&e.prev_hash)
+    .bind(&e.hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A record part as JSON text (record parts are plain data and always serialise).
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("audit record parts always serialise")
+}
+
+/// Read the head the store recorded and check it against the newest row.
+/// A mismatch means the database was changed outside Tollgate: refuse to
+/// extend the chain (fail closed) until an operator looks.
+pub(super) async fn load_head(conn: &mut SqliteConnection) -> Result<Head, StoreError> {
+    let recorded: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(write_err)?;
+    let newest: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(write_err)?;
+    match (recorded, newest) {
+        (None, None) => Ok(Head {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        }),
+        (Some(r), Some(n)) if r == n => Ok(Head {
+            seq: r.0 as u64,
+            hash: r.1,
+        }),
+        (r, n) => Err(StoreError::Unhealthy {
+            reason: format!(
+                "recorded chain head {} does not match the newest event {}: the audit log was modified \
+                 outside Tollgate; run `tollgate audit verify`",
+                r.map_or("(none)".to_string(), |(s, _)| format!("seq {s}")),
+                n.map_or("(none)".to_string(), |(s, _)| format!("seq {s}")),
+            ),
+        }),
+    }
+}
+
+fn write_err(e: sqlx::Error) -> StoreError {
+    StoreError::Write {
+        reason: e.to_string(),
+    }
+}
