@@ -527,6 +527,14 @@ async fn open_errors_are_actionable() {
         "{err}"
     );
 
+    let missing = dir.path().join("missing");
+    let err = super::open_existing_store(&missing)
+        .await
+        .err()
+        .expect("no database there");
+    assert!(err.to_string().contains("no audit database"), "{err}");
+    assert!(!missing.exists(), "open_existing creates nothing");
+
     // A database from a newer tollgate is refused, not silently used.
     let newer = dir.path().join("newer");
     drop(SqliteAuditStore::open(&newer).await.unwrap());
