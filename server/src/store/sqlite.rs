@@ -147,8 +147,13 @@ impl SqliteAuditStore {
             .map_err(|e| open_err(e.to_string()))?;
 
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let file_id = writer::file_id(&path).map_err(|e| open_err(e.to_string()))?;
         let writer = Writer {
-            options: connect,
+            // Reconnects never create a file: a vanished database is an error,
+            // not a fresh chain starting at seq 1.
+            options: connect.clone().create_if_missing(false),
+            path: path.clone(),
+            file_id,
             conn,
             rx,
             shared: shared.clone(),
