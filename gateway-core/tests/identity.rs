@@ -663,3 +663,17 @@ fn authenticator_is_shareable_across_tasks() {
     send_sync(&auth);
     send(auth.resolve("x"));
 }
+
+#[tokio::test]
+async fn unset_audience_rejects_tokens_that_name_one() {
+    // RFC 7519 §4.1.3: a recipient that does not identify itself with the
+    // `aud` value must reject. Set auth.audience for IdP tokens.
+    let cfg = IdentityConfig { audience: None, ..hs_config() };
+    let auth = Authenticator::new(cfg).unwrap();
+    assert_eq!(resolve_err(&auth, &sign_hs(&claims("a"))).await, IdentityError::WrongAudience);
+    let mut c = claims("a");
+    c.as_object_mut().unwrap().remove("aud");
+    assert_eq!(auth.resolve(&sign_hs(&c)).await.unwrap().sub, "a");
+    let minted = auth.mint_hs256("m", &[], Duration::from_secs(30)).unwrap();
+    assert_eq!(auth.resolve(&minted).await.unwrap().sub, "m");
+}
