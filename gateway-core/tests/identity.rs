@@ -668,9 +668,15 @@ fn authenticator_is_shareable_across_tasks() {
 async fn unset_audience_rejects_tokens_that_name_one() {
     // RFC 7519 §4.1.3: a recipient that does not identify itself with the
     // `aud` value must reject. Set auth.audience for IdP tokens.
-    let cfg = IdentityConfig { audience: None, ..hs_config() };
+    let cfg = IdentityConfig {
+        audience: None,
+        ..hs_config()
+    };
     let auth = Authenticator::new(cfg).unwrap();
-    assert_eq!(resolve_err(&auth, &sign_hs(&claims("a"))).await, IdentityError::WrongAudience);
+    assert_eq!(
+        resolve_err(&auth, &sign_hs(&claims("a"))).await,
+        IdentityError::WrongAudience
+    );
     let mut c = claims("a");
     c.as_object_mut().unwrap().remove("aud");
     assert_eq!(auth.resolve(&sign_hs(&c)).await.unwrap().sub, "a");
