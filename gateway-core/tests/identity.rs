@@ -605,3 +605,81 @@ fn config_errors() {
         Err(IdentityError::Config(_))
     ));
 }
+
+#[tokio::test]
+async fn jwks_url_down_at_start_then_recovers() {
+    let server = jwks_server(jwks("jwks.json")).await;
+    server.failing.store(true, Ordering::SeqCst);
+    let interval = Duration::from_millis(200);
+    let cfg = IdentityConfig {
+        keys: KeySource::JwksUrl(server.url.clone()),
+        ..hs_config()
+    };
+    let auth = Authenticator::new(cfg)
+        .unwrap()
+        .with_refetch_interval(interval);
+    let t1 = sign(
+        Algorithm::RS256,
+        "rsa-1",
+        &rsa_key("rsa_private.pem"),
+        &claims("one"),
+    );
+    for _ in 0..3 {
+        assert!(matches!(
+            resolve_err(&auth, &t1).await,
+            IdentityError::KeysUnavailable(_)
+        ));
+    }
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        1,
+        "retries are rate-limited too"
+    );
+    server.failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(interval + Duration::from_millis(50)).await;
+    assert_eq!(auth.resolve(&t1).await.unwrap().sub, "one");
+}
+
+#[test]
+fn key_source_from_auth_keys_wants_exactly_one() {
+    let s = || Some(Secret::new("x"));
+    assert!(matches!(
+        KeySource::from_auth_keys(s(), None, None),
+        Ok(KeySource::Hs256(_))
+    ));
+    assert!(matches!(
+        KeySource::from_auth_keys(None, None, Some("https://i/jwks".into())),
+        Ok(KeySource::JwksUrl(_))
+    ));
+    assert!(KeySource::from_auth_keys(None, None, None).is_err());
+    assert!(KeySource::from_auth_keys(s(), Some("f".into()), None).is_err());
+}
+
+#[test]
+fn authenticator_is_shareable_across_tasks() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let auth = Authenticator::new(hs_config()).unwrap();
+    send_sync(&auth);
+    send(auth.resolve("x"));
+}
+
+#[tokio::test]
+async fn unset_audience_rejects_tokens_that_name_one() {
+    // RFC 7519 §4.1.3: a recipient that does not identify itself with the
+    // `aud` value must reject. Set auth.audience for IdP tokens.
+    let cfg = IdentityConfig {
+        audience: None,
+        ..hs_config()
+    };
+    let auth = Authenticator::new(cfg).unwrap();
+    assert_eq!(
+        resolve_err(&auth, &sign_hs(&claims("a"))).await,
+        IdentityError::WrongAudience
+    );
+    let mut c = claims("a");
+    c.as_object_mut().unwrap().remove("aud");
+    assert_eq!(auth.resolve(&sign_hs(&c)).await.unwrap().sub, "a");
+    let minted = auth.mint_hs256("m", &[], Duration::from_secs(30)).unwrap();
+    assert_eq!(auth.resolve(&minted).await.unwrap().sub, "m");
+}

@@ -20,6 +20,8 @@ use super::IdentityError;
 /// Default minimum time between two refetches of the JWKS.
 pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Refetch interval while no keys at all are cached.
+const EMPTY_RETRY_INTERVAL: Duration = Duration::from_secs(2);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
@@ -109,9 +111,15 @@ impl JwksCache {
             if !found.is_empty() {
                 return Ok(found);
             }
+            // With nothing cached (the IdP was down at start) retry sooner.
+            let interval = if self.current().is_empty() {
+                self.refetch_interval.min(EMPTY_RETRY_INTERVAL)
+            } else {
+                self.refetch_interval
+            };
             let due = match *last {
                 None => true,
-                Some(t) => t.elapsed() >= self.refetch_interval,
+                Some(t) => t.elapsed() >= interval,
             };
             if due {
                 *last = Some(Instant::now());
@@ -124,10 +132,14 @@ impl JwksCache {
             }
         }
         let found = self.matching(kid, alg);
-        if found.is_empty() {
-            Err(IdentityError::UnknownKey)
-        } else {
+        if !found.is_empty() {
             Ok(found)
+        } else if self.current().is_empty() {
+            Err(IdentityError::KeysUnavailable(
+                "no JWKS loaded yet (last fetch failed)".into(),
+            ))
+        } else {
+            Err(IdentityError::UnknownKey)
         }
     }
 

@@ -56,6 +56,28 @@ pub enum KeySource {
     JwksUrl(String),
 }
 
+impl KeySource {
+    /// The key source from the three mutually exclusive `[auth]` keys
+    /// (`hs256_secret`, `jwks_file`, `jwks_url`): exactly one must be set.
+    pub fn from_auth_keys(
+        hs256_secret: Option<Secret>,
+        jwks_file: Option<PathBuf>,
+        jwks_url: Option<String>,
+    ) -> Result<KeySource, IdentityError> {
+        match (hs256_secret, jwks_file, jwks_url) {
+            (Some(s), None, None) => Ok(KeySource::Hs256(s)),
+            (None, Some(f), None) => Ok(KeySource::JwksFile(f)),
+            (None, None, Some(u)) => Ok(KeySource::JwksUrl(u)),
+            (None, None, None) => Err(IdentityError::Config(
+                "set one of auth.hs256_secret, auth.jwks_file, auth.jwks_url".into(),
+            )),
+            _ => Err(IdentityError::Config(
+                "set only one of auth.hs256_secret, auth.jwks_file, auth.jwks_url".into(),
+            )),
+        }
+    }
+}
+
 /// Configuration of the identity stage (the `[auth]` table).
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {

@@ -16,7 +16,7 @@ use crate::store;
 async fn open(config: &ConfigArg) -> Result<Arc<dyn AuditStore>, ExitCode> {
     let config = load_config(&config.config)?;
     let dir = config.resolve_path(&config.server.data_dir);
-    store::open_store(&dir).await.map_err(|e| {
+    store::open_existing_store(&dir).await.map_err(|e| {
         eprintln!("cannot open the audit store in {}: {e:#}", dir.display());
         ExitCode::from(1)
     })

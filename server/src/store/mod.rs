@@ -27,3 +27,9 @@ pub use sqlite::{DB_FILE, SqliteAuditStore, SqliteOptions, WriterStats};
 pub async fn open_store(data_dir: &Path) -> Result<Arc<dyn AuditStore>, StoreError> {
     Ok(Arc::new(SqliteAuditStore::open(data_dir).await?))
 }
+
+/// Open the embedded store in `data_dir`, which must already hold one
+/// (`tollgate audit list|show|verify|export`).
+pub async fn open_existing_store(data_dir: &Path) -> Result<Arc<dyn AuditStore>, StoreError> {
+    Ok(Arc::new(SqliteAuditStore::open_existing(data_dir).await?))
+}

@@ -7,7 +7,6 @@
 //! (approvals) share: [`SqliteAuditStore::pool`].
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -91,6 +90,21 @@ impl SqliteAuditStore {
         Self::open_with(data_dir, SqliteOptions::default()).await
     }
 
+    /// Open a store that must already exist (the `tollgate audit` CLI: a
+    /// mistyped `data_dir` is an error, not a new empty log).
+    pub async fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Open {
+                location: path.display().to_string(),
+                reason:
+                    "no audit database here; check server.data_dir (`tollgate serve` creates it)"
+                        .into(),
+            });
+        }
+        Self::open(data_dir).await
+    }
+
     /// [`SqliteAuditStore::open`] with explicit options.
     pub async fn open_with(data_dir: &Path, opts: SqliteOptions) -> Result<Self, StoreError> {
         let path = data_dir.join(DB_FILE);
@@ -101,8 +115,7 @@ impl SqliteAuditStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| open_err(format!("cannot create data_dir: {e}")))?;
 
-        let connect = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|e| open_err(e.to_string()))?
+        let connect = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -134,8 +147,13 @@ impl SqliteAuditStore {
             .map_err(|e| open_err(e.to_string()))?;
 
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let file_id = writer::file_id(&path).map_err(|e| open_err(e.to_string()))?;
         let writer = Writer {
-            options: connect,
+            // Reconnects never create a file: a vanished database is an error,
+            // not a fresh chain starting at seq 1.
+            options: connect.clone().create_if_missing(false),
+            path: path.clone(),
+            file_id,
             conn,
             rx,
             shared: shared.clone(),

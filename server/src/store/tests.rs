@@ -352,6 +352,25 @@ async fn unwritable_store_fails_closed_then_recovers() {
 }
 
 #[tokio::test]
+async fn data_dir_removed_under_a_running_store_fails_closed() {
+    let dir = TempDir::new("removed");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 3).await;
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    // SQLite would happily keep writing to the unlinked file; we must not ack that.
+    let err = store
+        .append(simple(0))
+        .await
+        .expect_err("no Ok into a deleted file");
+    assert!(err.to_string().contains("is gone"), "{err}");
+    assert!(store.healthy().is_err());
+    assert!(
+        !dir.path().exists(),
+        "nothing recreated behind the operator's back"
+    );
+}
+
+#[tokio::test]
 async fn lock_held_elsewhere_fails_the_append_instead_of_hanging() {
     let dir = TempDir::new("lock");
     let opts = SqliteOptions {
@@ -526,6 +545,14 @@ async fn open_errors_are_actionable() {
         matches!(&err, StoreError::Open { location, .. } if location.contains("not-a-dir")),
         "{err}"
     );
+
+    let missing = dir.path().join("missing");
+    let err = super::open_existing_store(&missing)
+        .await
+        .err()
+        .expect("no database there");
+    assert!(err.to_string().contains("no audit database"), "{err}");
+    assert!(!missing.exists(), "open_existing creates nothing");
 
     // A database from a newer tollgate is refused, not silently used.
     let newer = dir.path().join("newer");

@@ -9,6 +9,7 @@
 //! forgotten: the next batch reconnects and reloads the head from disk, so
 //! the in-memory chain can never run ahead of what is durable.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -63,6 +64,27 @@ pub(super) struct Writer {
     pub rx: mpsc::Receiver<Pending>,
     pub shared: Arc<Shared>,
     pub max_batch: usize,
+    /// The database file and its identity when opened: an open connection
+    /// keeps writing to a deleted or replaced file, so check before each batch.
+    pub path: PathBuf,
+    pub file_id: Option<FileId>,
+}
+
+/// (device, inode) of a file; `None` where the platform has no such notion.
+pub(super) type FileId = (u64, u64);
+
+pub(super) fn file_id(path: &Path) -> std::io::Result<Option<FileId>> {
+    let meta = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Some((meta.dev(), meta.ino())))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Ok(None)
+    }
 }
 
 // === impl Writer ===
@@ -105,6 +127,28 @@ impl Writer {
     }
 
     async fn write(&mut self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, StoreError> {
+        // Acking events written into an unlinked inode would be a lie about durability.
+        match file_id(&self.path) {
+            Ok(id) if id == self.file_id => {}
+            Ok(_) => {
+                self.conn = None;
+                return Err(StoreError::Unhealthy {
+                    reason: format!(
+                        "{} was replaced while open; restart tollgate after checking it",
+                        self.path.display()
+                    ),
+                });
+            }
+            Err(e) => {
+                self.conn = None;
+                return Err(StoreError::Write {
+                    reason: format!(
+                        "{} is gone ({e}); restore it or restart tollgate",
+                        self.path.display()
+                    ),
+                });
+            }
+        }
         let (mut conn, head) = match self.conn.take() {
             Some(c) => c,
             None => {
