@@ -14,3 +14,9 @@ pub mod http;
 pub mod logging;
 pub mod mcp;
 pub mod store;
+
+/// Install the process-wide TLS crypto provider (aws-lc-rs, the only one in
+/// the tree). Call once at start, before any HTTP client or TLS connection.
+pub fn init_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

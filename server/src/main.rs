@@ -6,6 +6,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tollgate_server::init_crypto();
     let cli = tollgate_server::cli::Cli::parse();
     match tollgate_server::commands::run(cli).await {
         Ok(code) => code,

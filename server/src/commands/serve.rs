@@ -103,6 +103,11 @@ pub async fn serve_http(
     if let Some(tx) = ready {
         let _ = tx.send(addr);
     }
+    // Responses (SSE frames) go out in several writes: without TCP_NODELAY,
+    // Nagle + delayed ACK add ~40 ms to every call.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -1,0 +1,340 @@
+//! Gateway benchmark: the same query direct over tokio-postgres and governed
+//! through `sql_query` over MCP streamable HTTP (bearer auth + SQL analysis +
+//! Cedar + masking + durable, hash-chained audit), at 1, 8 and 32 concurrent
+//! clients, in one run against one throwaway PostgreSQL. Prints p50/p99,
+//! throughput, the governed/direct ratios, time per pipeline stage, and
+//! checks that no audit event was lost (count + chain verify).
+//!
+//! Run: `cargo bench -p tollgate-tests --bench gateway` (env BENCH_SECONDS,
+//! default 3 per measurement).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tollgate_server::config::Config;
+use tollgate_server::http::{AppState, router};
+use tollgate_tests::pg::PgServer;
+use tollgate_tests::util::TempDir;
+
+const POOL: usize = 8;
+const QUERY: &str = "SELECT id, status, amount FROM orders WHERE id = $1";
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
+    calls: u64,
+}
+
+fn secs() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3.0),
+    )
+}
+
+async fn measure<F, Fut>(clients: usize, make: F) -> anyhow::Result<Stats>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<
+            Output = anyhow::Result<
+                Box<
+                    dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>>
+                        + Send,
+                >,
+            >,
+        >,
+{
+    let mut workers = vec![];
+    for c in 0..clients {
+        workers.push(make(c).await?);
+    }
+    // Warm up, then measure for a fixed time.
+    let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
+    let calls = Arc::new(AtomicU64::new(0));
+    let deadline_warm = Instant::now() + Duration::from_millis(500);
+    let duration = secs();
+    let mut tasks = vec![];
+    for (c, mut w) in workers.into_iter().enumerate() {
+        let (hist, calls) = (hist.clone(), calls.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new(3).expect("histogram");
+            let mut i = c as u64;
+            while Instant::now() < deadline_warm {
+                w(i % 200 + 1).await?;
+                i += 1;
+            }
+            let end = Instant::now() + duration;
+            let mut n = 0;
+            while Instant::now() < end {
+                let t = Instant::now();
+                w(i % 200 + 1).await?;
+                local.record(t.elapsed().as_nanos() as u64).ok();
+                i += 1;
+                n += 1;
+            }
+            calls.fetch_add(n, Ordering::Relaxed);
+            hist.lock()
+                .map_err(|_| anyhow!("poisoned"))?
+                .add(&local)
+                .ok();
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let h = hist.lock().map_err(|_| anyhow!("poisoned"))?;
+    let calls = calls.load(Ordering::Relaxed);
+    Ok(Stats {
+        p50: Duration::from_nanos(h.value_at_quantile(0.5)),
+        p99: Duration::from_nanos(h.value_at_quantile(0.99)),
+        per_sec: calls as f64 / duration.as_secs_f64(),
+        calls,
+    })
+}
+
+/// One MCP client session over streamable HTTP (2025-11-25, session mode).
+struct McpClient {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    session: String,
+}
+
+fn sse_result(body: &str) -> anyhow::Result<Value> {
+    for line in body.lines() {
+        if let Some(d) = line.strip_prefix("data:")
+            && !d.trim().is_empty()
+        {
+            let v: Value = serde_json::from_str(d.trim())?;
+            if v.get("id").is_some() {
+                return Ok(v);
+            }
+        }
+    }
+    serde_json::from_str(body).context("no JSON-RPC response in body")
+}
+
+impl McpClient {
+    async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(4)
+            .build()?;
+        let resp = http
+            .post(url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}))
+            .send()
+            .await?;
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .context("no session id")?
+            .to_str()?
+            .to_string();
+        resp.text().await?;
+        let c = McpClient {
+            http,
+            url: url.into(),
+            token: token.into(),
+            session,
+        };
+        c.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await?;
+        Ok(c)
+    }
+
+    async fn post(&self, body: Value) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body)
+            .send()
+            .await?;
+        Ok(resp.text().await?)
+    }
+
+    async fn query(&self, id: u64) -> anyhow::Result<()> {
+        let body = self
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "sql_query",
+                "arguments": {"connection": "shop", "sql": QUERY, "params": [id as i64]}}}))
+            .await?;
+        let v = sse_result(&body)?;
+        let r = &v["result"];
+        if r["isError"] == json!(true) || r["structuredContent"]["row_count"] != json!(1) {
+            return Err(anyhow!("unexpected result: {v}"));
+        }
+        Ok(())
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    tollgate_server::init_crypto();
+    let pg = PgServer::start()?;
+    let url = pg.create_database(
+        "shop",
+        "CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, amount numeric(10,2) NOT NULL);
+         INSERT INTO orders SELECT g, 'paid', g * 1.5 FROM generate_series(1, 200) g;",
+    )?;
+    let dir = TempDir::new("tollgate-bench")?;
+    std::fs::create_dir_all(dir.path().join("policies"))?;
+    std::fs::write(
+        dir.path().join("policies/bench.cedar"),
+        r#"permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource == Tollgate::Connection::"shop");
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:select", resource in Tollgate::Connection::"shop");
+forbid(principal, action, resource) when { context has functions && context.functions.contains("pg_read_file") };"#,
+    )?;
+    // SAFETY: set before any thread reads the environment.
+    unsafe { std::env::set_var("BENCH_DATABASE_URL", &url) };
+    let config_path = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n[auth]\nhs256_secret = \"bench-secret-bench-secret-bench-secret\"\n\
+             [[connection]]\nname = \"shop\"\nkind = \"postgres\"\nurl = \"${{env:BENCH_DATABASE_URL}}\"\npool_size = {POOL}\n"
+        ),
+    )?;
+    let config = Config::load(&config_path).map_err(|e| anyhow!("{e:?}"))?;
+    let gateway = tollgate_server::app::gateway(&config).await?;
+    let auth = tollgate_server::app::authenticator(&config)?.context("auth")?;
+    let token = auth.mint_hs256("bench", &["agents".to_string()], Duration::from_secs(3600))?;
+    let state = AppState {
+        gateway: gateway.clone(),
+        auth: Arc::new(auth),
+        public_url: "http://127.0.0.1".into(),
+        issuer: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = router(
+        state,
+        vec!["127.0.0.1".into(), addr.to_string()],
+        Default::default(),
+    );
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mcp_url = format!("http://{addr}/mcp");
+
+    // Direct baseline: the same pool size as the gateway's connection.
+    let mut pg_cfg = deadpool_postgres::Config::new();
+    pg_cfg.url = Some(url.clone());
+    pg_cfg.pool = Some(deadpool_postgres::PoolConfig::new(POOL));
+    let pool = pg_cfg.create_pool(
+        Some(deadpool_postgres::Runtime::Tokio1),
+        tokio_postgres::NoTls,
+    )?;
+
+    println!(
+        "gateway benchmark: `{QUERY}` on PostgreSQL, {POOL}-connection pool on both paths, {:?} per measurement",
+        secs()
+    );
+    println!(
+        "{:>8} | {:>10} {:>10} {:>10} | {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9}",
+        "clients",
+        "direct p50",
+        "p99",
+        "calls/s",
+        "gov. p50",
+        "p99",
+        "calls/s",
+        "added p50",
+        "p50 ratio",
+        "tput ratio"
+    );
+    let mut governed_calls = 0;
+    for clients in [1usize, 8, 32] {
+        let direct = measure(clients, |_| {
+            let pool = pool.clone();
+            async move {
+                let f: Box<
+                    dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>>
+                        + Send,
+                > = Box::new(move |id| {
+                    let pool = pool.clone();
+                    Box::pin(async move {
+                        let c = pool.get().await?;
+                        let st = c.prepare_cached(QUERY).await?;
+                        let rows = c.query(&st, &[&(id as i32)]).await?;
+                        anyhow::ensure!(rows.len() == 1);
+                        Ok(())
+                    })
+                });
+                Ok(f)
+            }
+        })
+        .await?;
+        let governed = measure(clients, |_| {
+            let (u, t) = (mcp_url.clone(), token.clone());
+            async move {
+                let c = Arc::new(McpClient::connect(&u, &t).await?);
+                let f: Box<
+                    dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>>
+                        + Send,
+                > = Box::new(move |id| {
+                    let c = c.clone();
+                    Box::pin(async move { c.query(id).await })
+                });
+                Ok(f)
+            }
+        })
+        .await?;
+        governed_calls += governed.calls;
+        println!(
+            "{clients:>8} | {:>10} {:>10} {:>10.0} | {:>10} {:>10} {:>10.0} | {:>9} {:>8.2}x {:>8.2}x",
+            fmt(direct.p50),
+            fmt(direct.p99),
+            direct.per_sec,
+            fmt(governed.p50),
+            fmt(governed.p99),
+            governed.per_sec,
+            fmt(governed.p50.saturating_sub(direct.p50)),
+            governed.p50.as_secs_f64() / direct.p50.as_secs_f64(),
+            governed.per_sec / direct.per_sec,
+        );
+    }
+    println!("\ntime per pipeline stage (mean over all governed calls incl. warm-up):");
+    for (stage, n, total) in gateway.stage_times() {
+        if n > 0 {
+            println!(
+                "  {stage:<9} {:>8.1} µs  ({n} calls)",
+                total.as_secs_f64() * 1e6 / n as f64
+            );
+        }
+    }
+    // No lost audit events: every measured call (plus warm-up) is in the chain.
+    let report = gateway.audit().verify().await?;
+    println!(
+        "\naudit: {} events recorded for >= {governed_calls} measured governed calls; chain {}",
+        report.checked,
+        if report.is_intact() {
+            "intact"
+        } else {
+            "BROKEN"
+        }
+    );
+    anyhow::ensure!(
+        report.is_intact() && report.checked >= governed_calls,
+        "lost or broken audit events: {report}"
+    );
+    Ok(())
+}
