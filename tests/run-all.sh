@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 step() { printf '\n=== %s\n' "$*"; }
 
+step "dependencies (PostgreSQL, MariaDB; installed with apt when running as root)"
+if [ "$(id -u)" = 0 ]; then bash tests/install-deps.sh; fi
+
 step "build"
 cargo build --workspace --all-targets --locked
 
