@@ -279,3 +279,23 @@ fn bench_typical_select() {
         full.as_secs_f64() * 1e6 / n as f64
     );
 }
+
+#[test]
+fn details_name_the_real_operation() {
+    let d = |sql: &str| {
+        analyse(Dialect::Postgres, "shop", "public", sql)
+            .unwrap()
+            .statements[0]
+            .detail
+            .clone()
+    };
+    assert_eq!(d("EXPLAIN ANALYZE DELETE FROM t"), "explain analyze delete");
+    assert_eq!(
+        d("WITH x AS (DELETE FROM t RETURNING 1) SELECT * FROM x"),
+        "select with nested delete"
+    );
+    assert_eq!(
+        d("COPY t TO PROGRAM 'id'"),
+        "copy program (runs a shell command on the server)"
+    );
+}
