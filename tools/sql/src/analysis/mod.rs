@@ -177,13 +177,12 @@ fn summarise(statement: &Statement, walk: &Walk<'_>) -> AnalysedStatement {
         (Kind::Select, Some(k)) => k,
         _ => base,
     };
-    let mut detail = walk
-        .details
-        .iter()
-        .take(2)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" ");
+    // "explain analyze" + "delete" -> "explain analyze delete"; otherwise the outermost detail.
+    let mut detail = match walk.details.as_slice() {
+        [first, second, ..] if first.starts_with("explain") => format!("{first} {second}"),
+        [first, ..] => (*first).to_string(),
+        [] => "select".to_string(),
+    };
     if base == Kind::Select && nested_write.is_some() {
         detail = format!("{detail} with nested {}", kind.as_str());
     }

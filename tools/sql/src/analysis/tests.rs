@@ -245,3 +245,57 @@ fn huge_and_deep_inputs_are_refused_or_handled() {
     let many = "SELECT 1;".repeat(10_000);
     let _ = analyse(Dialect::Sqlite, "shop", "main", &many);
 }
+
+/// Rough cost of one analysis of a typical ~200-character SELECT.
+/// `cargo test -p tollgate-sql --release --lib -- --ignored --nocapture bench`
+#[test]
+#[ignore = "micro-benchmark, run by hand in release mode"]
+fn bench_typical_select() {
+    let sql = "SELECT o.id, o.total, c.name, c.email FROM orders o JOIN customers c ON c.id = o.customer_id \
+               WHERE o.created_at > now() - interval '7 days' AND o.status IN ('paid', 'shipped') ORDER BY o.total DESC LIMIT 50";
+    let n = 20_000;
+    let parse_only = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(parse(Dialect::Postgres, std::hint::black_box(sql)).unwrap());
+    }
+    let parse_only = parse_only.elapsed();
+    let full = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            analyse(
+                Dialect::Postgres,
+                "shop",
+                "public",
+                std::hint::black_box(sql),
+            )
+            .unwrap(),
+        );
+    }
+    let full = full.elapsed();
+    println!(
+        "{} chars: parse {:.1} µs, full analysis {:.1} µs per call",
+        sql.len(),
+        parse_only.as_secs_f64() * 1e6 / n as f64,
+        full.as_secs_f64() * 1e6 / n as f64
+    );
+}
+
+#[test]
+fn details_name_the_real_operation() {
+    let d = |sql: &str| {
+        analyse(Dialect::Postgres, "shop", "public", sql)
+            .unwrap()
+            .statements[0]
+            .detail
+            .clone()
+    };
+    assert_eq!(d("EXPLAIN ANALYZE DELETE FROM t"), "explain analyze delete");
+    assert_eq!(
+        d("WITH x AS (DELETE FROM t RETURNING 1) SELECT * FROM x"),
+        "select with nested delete"
+    );
+    assert_eq!(
+        d("COPY t TO PROGRAM 'id'"),
+        "copy program (runs a shell command on the server)"
+    );
+}
