@@ -318,6 +318,20 @@ async fn postgres_end_to_end() {
     assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");
     let prefer = pg(&url.replace("sslmode=disable", "sslmode=prefer"), json!({}));
     assert!(query(&*prefer, "SELECT 1", json!([])).await.is_ok());
+    session_settings_do_not_outlive_the_call(&url).await;
+}
+
+// Regression: a committed SET must not leak into the next call on the same
+// pooled session (analysis note: search_path changes name resolution).
+async fn session_settings_do_not_outlive_the_call(url: &str) {
+    let c = pg(url, json!({"pool_size": 1}));
+    query(&*c, "SET search_path = pg_catalog", json!([]))
+        .await
+        .expect("set");
+    let v = query(&*c, "SELECT current_setting('search_path') AS p", json!([]))
+        .await
+        .expect("read setting");
+    assert_eq!(v["rows"][0][0], json!("\"$user\", public"), "{v}");
 }
 
 #[tokio::test]

@@ -275,6 +275,15 @@ impl PgEngine {
             outcome.rows = Some(set);
         }
         txn.commit().await.map_err(|e| self.map_err(e))?;
+        if call.statements.iter().any(|s| s.kind == "admin") {
+            // A committed SET / SET ROLE outlives the call on this pooled
+            // session and would change how the next call's names resolve
+            // (search_path) or whose privileges it runs with: reset it.
+            client
+                .batch_execute("RESET ALL; RESET ROLE")
+                .await
+                .map_err(|e| self.map_err(e))?;
+        }
         if !call.read_only {
             // DDL may have renamed or replaced tables: forget cached origins.
             if let Ok(mut c) = self.catalog.lock() {
