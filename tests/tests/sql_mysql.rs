@@ -230,6 +230,18 @@ async fn mariadb_end_to_end() {
         !text.contains("Wr0ngPassw0rdXYZ") && !text.contains(&bad_url),
         "{text}"
     );
+    session_state_does_not_outlive_the_call(&url).await;
+}
+
+// Regression: session state set by one call (user variables, SET, USE) must
+// not reach the next call on the same pooled connection.
+async fn session_state_does_not_outlive_the_call(url: &str) {
+    let c = my(url, json!({"pool_size": 1}));
+    query(&*c, "SET @leak = 42", json!([])).await.expect("set");
+    let v = query(&*c, "SELECT @leak AS v", json!([]))
+        .await
+        .expect("read variable");
+    assert_eq!(v["rows"][0][0], Value::Null, "{v}");
 }
 
 #[tokio::test]

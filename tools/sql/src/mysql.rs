@@ -216,12 +216,19 @@ impl MySqlEngine {
         Ok(outcome)
     }
 
+    /// Run `f` on a pooled connection. `changes_session`: the call ran
+    /// statements (SET, USE...) whose effect outlives the transaction, so
+    /// the connection is closed instead of being handed to the next call.
     async fn guarded<T>(
         &self,
         limit: Duration,
+        changes_session: bool,
         f: impl for<'c> AsyncFnOnce(&'c mut sqlx::MySqlConnection) -> Result<T, ExecuteError>,
     ) -> Result<T, ExecuteError> {
         let mut conn = self.pool().acquire().await.map_err(|e| self.map_err(e))?;
+        if changes_session {
+            conn.close_on_drop();
+        }
         match tokio::time::timeout(limit, f(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -237,6 +244,11 @@ impl MySqlEngine {
             }
         }
     }
+}
+
+/// Statements of kind `admin` (SET, USE, ...) may change the session.
+fn changes_session(call: &QueryCall) -> bool {
+    call.statements.iter().any(|s| s.kind == "admin")
 }
 
 fn float(f: f64) -> Value {
@@ -323,8 +335,10 @@ fn decode(row: &MySqlRow, i: usize) -> Result<Value, String> {
 impl Engine for MySqlEngine {
     async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
         let limit = self.timeout * call.statements.len().max(1) as u32 + Duration::from_secs(2);
-        self.guarded(limit, async |conn| self.work(conn, call, caps).await)
-            .await
+        self.guarded(limit, changes_session(call), async |conn| {
+            self.work(conn, call, caps).await
+        })
+        .await
     }
 
     async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
@@ -332,7 +346,7 @@ impl Engine for MySqlEngine {
         let table = call.table.clone();
         let limit = self.timeout + Duration::from_secs(2);
         let rows = self
-            .guarded(limit, async |conn| {
+            .guarded(limit, false, async |conn| {
                 sqlx::query(
                     "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.COLUMN_TYPE, \
                      c.IS_NULLABLE = 'YES', c.COLUMN_KEY = 'PRI' \

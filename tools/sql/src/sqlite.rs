@@ -186,9 +186,13 @@ impl SqliteEngine {
         Ok(outcome)
     }
 
+    /// Run `f` on a pooled connection. `changes_session`: the call ran
+    /// statements (ATTACH, PRAGMA...) whose effect outlives the transaction,
+    /// so the connection is closed instead of being handed to the next call.
     async fn guarded<T>(
         &self,
         read_only: bool,
+        changes_session: bool,
         f: impl for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, ExecuteError>,
     ) -> Result<T, ExecuteError> {
         let mut conn = self
@@ -196,6 +200,9 @@ impl SqliteEngine {
             .acquire()
             .await
             .map_err(|e| self.map_err(e))?;
+        if changes_session {
+            conn.close_on_drop();
+        }
         let deadline = Instant::now() + self.timeout;
         conn.lock_handle()
             .await
@@ -273,9 +280,11 @@ fn decode(row: &SqliteRow, i: usize, declared: &str) -> Result<Value, String> {
 #[async_trait]
 impl Engine for SqliteEngine {
     async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
-        self.guarded(call.read_only, async |conn| {
-            self.work(conn, call, caps).await
-        })
+        self.guarded(
+            call.read_only,
+            call.statements.iter().any(|s| s.kind == "admin"),
+            async |conn| self.work(conn, call, caps).await,
+        )
         .await
     }
 
@@ -285,7 +294,7 @@ impl Engine for SqliteEngine {
         }
         let table = call.table.clone();
         let rows = self
-            .guarded(true, async |conn| {
+            .guarded(true, false, async |conn| {
                 sqlx::query(
                     "SELECT m.name, m.type, p.name, p.type, p.\"notnull\", p.pk \
                      FROM sqlite_schema m JOIN pragma_table_info(m.name) p \
