@@ -31,6 +31,7 @@ pub mod record;
 mod routing;
 pub mod secret;
 pub mod stages;
+pub mod text;
 
 pub use access::{AccessRequest, ContextValue, Resource};
 pub use connector::{ConnectionInfo, Connector, ExecLimits, Plan, ToolOutput, ToolSpec};

@@ -81,15 +81,8 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let audit = store::open_store(&data_dir)
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let connections = connectors::build(config).map_err(|e| {
-        anyhow!(
-            "invalid connections:\n{}",
-            e.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let connections = connectors::build(config)
+        .map_err(|e| anyhow!("invalid connections:\n{}", gateway_core::text::lines(&e)))?;
     let mut builder = GatewayBuilder::new(policy, audit)
         .mode(config.policy.mode)
         .masker(Arc::new(masker))

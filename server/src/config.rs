@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gateway_core::mask::MaskConfig;
 use gateway_core::policy::Mode;
+use gateway_core::text::line_col;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -174,18 +175,6 @@ pub struct LoggingSection {
     pub format: Option<String>,
     /// An env-filter directive, e.g. `info,tollgate=debug` (RUST_LOG wins).
     pub level: Option<String>,
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
 }
 
 impl Config {

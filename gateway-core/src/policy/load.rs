@@ -10,6 +10,7 @@ use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic as _;
 
 use super::PolicyError;
+use crate::text::line_col;
 
 /// One policy file: display name and text.
 #[derive(Debug, Clone)]
@@ -100,18 +101,6 @@ pub(super) struct Loaded {
     pub set: PolicySet,
     pub approvals: HashMap<String, (String, u32)>,
     pub count: usize,
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
 }
 
 /// Byte offsets where each top-level policy of a file starts (its first

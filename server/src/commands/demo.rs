@@ -212,15 +212,8 @@ pub async fn run(
     log_format: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let config_path = prepare(listen, data_dir).await?;
-    let config = Config::load(&config_path).map_err(|e| {
-        anyhow!(
-            "{}",
-            e.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let config =
+        Config::load(&config_path).map_err(|e| anyhow!("{}", gateway_core::text::lines(&e)))?;
     logging::init(
         log_format.or(config.logging.format.as_deref()),
         Some("warn,tollgate=info"),

@@ -154,15 +154,8 @@ pub fn run(path: &Path, cases: &[PathBuf]) -> anyhow::Result<ExitCode> {
     };
     let policy =
         app::policies(&config).map_err(|e| anyhow!("invalid policies:\n{}", e.join("\n")))?;
-    let connections = connectors::build(&config).map_err(|e| {
-        anyhow!(
-            "{}",
-            e.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let connections =
+        connectors::build(&config).map_err(|e| anyhow!("{}", gateway_core::text::lines(&e)))?;
     let default_dir = config
         .policy
         .tests

@@ -114,19 +114,9 @@ impl SqliteEngine {
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
                 .await
                 .map_err(|e| self.map_err(e))?;
-            let n = match stmt.parameters() {
-                Some(sqlx::Either::Left(types)) => types.len(),
-                Some(sqlx::Either::Right(n)) => n,
-                None => 0,
-            };
-            if n > call.params.len() {
-                return Err(ExecuteError::Target(format!(
-                    "the statement has {n} placeholder(s) but {} param(s) were given",
-                    call.params.len()
-                )));
-            }
+            let params = crate::sqlx_common::params_for(stmt.parameters(), &call.params)?;
             let mut q = stmt.query();
-            for p in &call.params[..n] {
+            for p in params {
                 q = bind_json(q, p);
             }
             if stmt.columns().is_empty() {

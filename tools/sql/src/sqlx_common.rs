@@ -61,3 +61,22 @@ pub fn map_common(e: sqlx::Error) -> Result<ExecuteError, sqlx::Error> {
 pub fn decimal(s: String) -> Value {
     crate::pg::values::decimal_json(s)
 }
+
+/// The params a prepared statement binds: the first N, N being its own
+/// placeholder count (as sqlx reports it); too few params is an error.
+pub fn params_for<'p, T>(
+    placeholders: Option<sqlx::Either<&[T], usize>>,
+    params: &'p [Value],
+) -> Result<&'p [Value], ExecuteError> {
+    let n = match placeholders {
+        Some(sqlx::Either::Left(types)) => types.len(),
+        Some(sqlx::Either::Right(n)) => n,
+        None => 0,
+    };
+    params.get(..n).ok_or_else(|| {
+        ExecuteError::Target(format!(
+            "the statement has {n} placeholder(s) but {} param(s) were given",
+            params.len()
+        ))
+    })
+}

@@ -111,6 +111,28 @@ impl PgEngine {
         map_pg_error(e, self.timeout_ms())
     }
 
+    /// Open the call's transaction (READ ONLY when asked) with the
+    /// connection's statement timeout.
+    async fn begin<'c>(
+        &self,
+        client: &'c mut deadpool_postgres::Object,
+        read_only: bool,
+    ) -> Result<deadpool_postgres::Transaction<'c>, ExecuteError> {
+        let txn = client
+            .build_transaction()
+            .read_only(read_only)
+            .start()
+            .await
+            .map_err(|e| self.map_err(e))?;
+        txn.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            self.timeout_ms().max(1)
+        ))
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(txn)
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, ExecuteError> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => self.map_err(e),
@@ -188,18 +210,7 @@ impl PgEngine {
 
     async fn run(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
         let mut client = self.client().await?;
-        let txn = client
-            .build_transaction()
-            .read_only(call.read_only)
-            .start()
-            .await
-            .map_err(|e| self.map_err(e))?;
-        txn.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
-            self.timeout_ms().max(1)
-        ))
-        .await
-        .map_err(|e| self.map_err(e))?;
+        let txn = self.begin(&mut client, call.read_only).await?;
         let mut outcome = QueryOutcome {
             rows: None,
             affected: 0,
@@ -295,18 +306,7 @@ impl PgEngine {
 
     async fn describe(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
         let mut client = self.client().await?;
-        let txn = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| self.map_err(e))?;
-        txn.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
-            self.timeout_ms().max(1)
-        ))
-        .await
-        .map_err(|e| self.map_err(e))?;
+        let txn = self.begin(&mut client, true).await?;
         let stmt = txn
             .prepare_cached(
                 "SELECT n.nspname::text, c.relname::text, c.relkind::text, a.attname::text, \
