@@ -1,0 +1,112 @@
+"""Audit: one event per tool call, /api/audit for auditors only, the hash chain
+verified by `tollgate audit verify`, and a tampered row detected. Own server and
+data dir, so the counts are exact."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import anyio
+import httpx2
+import pytest
+
+import harness
+from conftest import call, mcp_client
+
+CALLS = [
+    # (mode, tool, arguments, expected decision)
+    ("legacy", "list_connections", {}, "allow"),
+    ("legacy", "sql_query", {"connection": "shop", "sql": "SELECT id, status FROM orders WHERE id = $1", "params": [1001]}, "allow"),
+    ("legacy", "sql_query", {"connection": "shop", "sql": "DELETE FROM customers WHERE id = 2"}, "deny"),
+    ("auto", "sql_query", {"connection": "shop", "sql": "SELECT * FROM pg_read_file('/etc/hostname')"}, "deny"),
+    ("auto", "sql_query", {"connection": "down", "sql": "SELECT 1"}, "error"),
+    ("auto", "sql_schema", {"connection": "shop", "table": "orders"}, "allow"),
+]
+
+
+@pytest.fixture(scope="module")
+def audited(pg):
+    s = harness.Tollgate(pg)
+    try:
+        s.start()
+        agent = s.token("agent-7", ["agents"])
+        auditor = s.token("audra", ["auditors"])
+
+        async def run_calls():
+            for mode, tool, args, _ in CALLS:
+                async with mcp_client(s.mcp_url, agent, mode) as c:
+                    await call(c, tool, args)
+
+        anyio.run(run_calls)
+        yield s, agent, auditor
+    finally:
+        s.cleanup()
+
+
+def get(s, path, token):
+    return httpx2.get(s.base + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def test_one_event_per_call(audited):
+    s, agent, auditor = audited
+    assert get(s, "/api/audit", agent).status_code == 403
+    r = get(s, "/api/audit", auditor)
+    assert r.status_code == 200
+    events = sorted(r.json()["events"], key=lambda e: e["seq"])
+    assert len(events) == len(CALLS), [(e["tool"], e["decision"]) for e in events]
+    for e, (_, tool, args, decision) in zip(events, CALLS):
+        assert e["tool"] == tool
+        assert e["decision"] == decision, e
+        assert e["principal"] == {"sub": "agent-7", "groups": ["agents"]}
+        assert e["connection"] == args.get("connection")
+        assert e["arguments"] == args
+        assert {"id", "seq", "time", "requests", "outcome", "result_preview", "masked", "prev_hash", "hash"} <= e.keys()
+    assert [e["seq"] for e in events] == list(range(events[0]["seq"], events[0]["seq"] + len(CALLS)))
+    for prev, cur in zip(events, events[1:]):
+        assert cur["prev_hash"] == prev["hash"]
+    # The forbid is named in the request decisions of the pg_read_file call.
+    forbidden = events[3]
+    assert any("dangerous-functions" in p for req in forbidden["requests"] for p in req.get("policies", []))
+    assert events[1]["outcome"].get("rows") == 1
+
+
+def test_filters_and_single_event(audited):
+    s, _, auditor = audited
+    r = get(s, "/api/audit?decision=deny", auditor)
+    assert r.status_code == 200
+    assert len(r.json()["events"]) == 2
+    r = get(s, "/api/audit?tool=sql_schema&principal=agent-7", auditor)
+    events = r.json()["events"]
+    assert len(events) == 1
+    one = get(s, f"/api/audit/{events[0]['id']}", auditor)
+    assert one.status_code == 200 and one.json()["id"] == events[0]["id"]
+    assert get(s, "/api/audit/00000000-0000-4000-8000-000000000000", auditor).status_code == 404
+    assert get(s, "/api/audit?since=yesterday", auditor).status_code == 400
+
+
+def test_export_jsonl(audited):
+    s, _, _ = audited
+    r = s.cli("audit", "export", "--config", str(s.config), "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert [e["tool"] for e in lines] == [c[1] for c in CALLS]
+    assert s.pg.password not in r.stdout
+
+
+def test_verify_then_tamper(audited):
+    s, _, _ = audited
+    r = s.cli("audit", "verify", "--config", str(s.config))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    s.stop()
+    db = sqlite3.connect(s.data_dir / "tollgate.db")
+    with db:
+        cols = {row[1] for row in db.execute("PRAGMA table_info(audit_events)")}
+        assert {"seq", "decision", "hash", "prev_hash"} <= cols
+        # Rewrite history: the denied DELETE now reads as allowed.
+        n = db.execute("UPDATE audit_events SET decision = 'allow' WHERE decision = 'deny' AND tool = 'sql_query' "
+                       "AND seq = (SELECT min(seq) FROM audit_events WHERE decision = 'deny')").rowcount
+    db.close()
+    assert n == 1
+    r = s.cli("audit", "verify", "--config", str(s.config))
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
