@@ -248,17 +248,16 @@ Tokens (valid 24h):
   reviewer (groups: reviewers) {reviewer}
   auditor  (groups: auditors)  {auditor}
 
-Try it with the official Python MCP SDK (pip install mcp):
+Try it with the official Python MCP SDK (pip install mcp==2.3.0):
 
-  import asyncio, httpx
-  from mcp import ClientSession
-  from mcp.client.streamable_http import streamablehttp_client
+  import asyncio, httpx2
+  from mcp import Client
+  from mcp.client.streamable_http import streamable_http_client
   async def main():
-      async with streamablehttp_client("{base}/mcp", headers={{"Authorization": "Bearer {agent}"}}) as (r, w, _):
-          async with ClientSession(r, w) as s:
-              await s.initialize()
-              res = await s.call_tool("sql_query", {{"connection": "demo", "sql": "SELECT name, email, city FROM customers LIMIT 3"}})
-              print(res.structuredContent)
+      http = httpx2.AsyncClient(headers={{"Authorization": "Bearer {agent}"}})
+      async with http, Client(streamable_http_client("{base}/mcp", http_client=http)) as c:
+          res = await c.call_tool("sql_query", {{"connection": "demo", "sql": "SELECT name, email, city FROM customers LIMIT 3"}})
+          print(res.structured_content)
   asyncio.run(main())
 
 Or over stdio from a desktop client: tollgate serve --stdio --config {config}
