@@ -124,4 +124,9 @@ pub trait ApprovalGate: Send + Sync {
 
     /// Record that the approved call `id` ran (`ok`) or failed.
     async fn mark_executed(&self, id: &str, ok: bool);
+
+    /// The reviewers' side of this gate, when it has one (REST API, UI).
+    fn service(&self) -> Option<&ApprovalService> {
+        None
+    }
 }

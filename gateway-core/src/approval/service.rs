@@ -581,6 +581,10 @@ impl ApprovalGate for ApprovalService {
         }
     }
 
+    fn service(&self) -> Option<&ApprovalService> {
+        Some(self)
+    }
+
     async fn mark_executed(&self, id: &str, ok: bool) {
         let result = self
             .transition(id, |a| {
