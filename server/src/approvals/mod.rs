@@ -63,6 +63,20 @@ pub fn gate(
     Ok(service)
 }
 
+/// An HTTP client for the webhook and the reviewer CLI. reqwest is built
+/// without a default TLS crypto provider: install aws-lc-rs (the one
+/// provider of the workspace) first, or building the client panics.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot build an HTTP client");
+            reqwest::Client::new()
+        })
+}
+
 /// The reviewers' service of the running gateway.
 pub(crate) fn service(state: &AppState) -> Option<&ApprovalService> {
     state.gateway.approvals().and_then(|g| g.service())

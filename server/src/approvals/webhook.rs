@@ -40,10 +40,7 @@ impl Webhook {
     pub fn new(url: String, audit: Arc<dyn AuditStore>) -> Self {
         Webhook {
             url,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            client: super::http_client(Duration::from_secs(10)),
             audit,
             backoff: BACKOFF.to_vec(),
         }
