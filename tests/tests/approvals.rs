@@ -138,17 +138,20 @@ impl Setup {
     }
 
     async fn start(&self) -> Server {
-        let proc = child(&["serve", "--config", self.config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn server");
+        // Owned by `Server` at once, so a failed start still kills and reaps it.
+        let server = Server(
+            child(&["serve", "--config", self.config.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn server"),
+        );
         let http = reqwest::Client::new();
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(30) {
             if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await
                 && r.status().is_success()
             {
-                return Server(proc);
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

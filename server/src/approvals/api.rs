@@ -155,12 +155,12 @@ async fn decide(
 
 fn body(
     b: Result<axum::Json<DecisionBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Option<DecisionBody>, Response> {
+) -> Result<Option<DecisionBody>, Box<Response>> {
     match b {
         Ok(axum::Json(b)) => Ok(Some(b)),
         // An empty body is fine for approve (no reason).
         Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => Ok(None),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text())),
+        Err(e) => Err(Box::new(error(StatusCode::BAD_REQUEST, e.body_text()))),
     }
 }
 
@@ -172,7 +172,7 @@ async fn approve(
 ) -> Response {
     match body(b) {
         Ok(b) => decide(state, headers, id, b, true).await,
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -184,6 +184,6 @@ async fn deny(
 ) -> Response {
     match body(b) {
         Ok(b) => decide(state, headers, id, b, false).await,
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
