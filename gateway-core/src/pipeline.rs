@@ -59,7 +59,7 @@ impl Gateway {
             .collect();
         let decision = self.stages.time(2, || policy.decide(principal, &requests));
         trace.requests(&decision.requests);
-        match decision.verdict {
+        match routing::bind_resumed(decision.verdict, ctx) {
             Verdict::Allow => {}
             // Shadow mode records the would-be denial (in the requests) and goes on.
             Verdict::Deny { .. } if self.mode == Mode::Shadow => {}

@@ -13,7 +13,7 @@ use crate::gateway::Gateway;
 use crate::identity::Principal;
 use crate::mask::MaskCounts;
 use crate::outcome::{CallError, CallResult};
-use crate::policy::{ApprovalRequirement, RequestDecision};
+use crate::policy::{ApprovalRequirement, RequestDecision, Verdict};
 use crate::record::Trace;
 
 /// The connection a tool call is for: its `connection` argument, which must
@@ -86,6 +86,16 @@ pub(crate) async fn await_approval(
     }
 }
 
+/// A call resumed by `approval_wait` always goes through the approval it
+/// names, even if policy would now allow it outright: the approval is
+/// consumed by its one execution and cannot be replayed.
+pub(crate) fn bind_resumed(verdict: Verdict, ctx: &CallContext<'_>) -> Verdict {
+    match verdict {
+        Verdict::Allow if ctx.resume.is_some() => Verdict::NeedsApproval(vec![]),
+        v => v,
+    }
+}
+
 /// Tell the gate an approved call ran.
 pub(crate) async fn mark_executed(gw: &Gateway, trace: &Trace, ok: bool) {
     if let (Some(gate), Some(id)) = (&gw.approvals, trace.approval_id()) {
@@ -118,8 +128,9 @@ pub(crate) async fn approval_wait(
         .map(std::time::Duration::from_secs)
         .or(ctx.wait);
     let ctx = CallContext {
-        progress: ctx.progress,
         wait,
+        resume: Some(id),
+        ..*ctx
     };
     match gate.original_call(id, principal).await {
         Ok((tool, call_args)) => Box::pin(gw.call(principal, &tool, call_args, &ctx)).await,

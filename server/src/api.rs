@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/audit", get(list_audit))
         .route("/audit/{id}", get(get_audit))
+        .nest("/approvals", crate::approvals::api::router())
 }
 
 /// An API error as JSON.

@@ -12,7 +12,7 @@ use gateway_core::policy::{PolicyEngine, PolicyError, load_dir};
 use gateway_core::{Gateway, GatewayBuilder, secret};
 
 use crate::config::{Config, ConfigError, parse_duration};
-use crate::{connectors, store};
+use crate::{approvals, connectors, store};
 
 /// Load and validate the policies of a config.
 pub fn policies(config: &Config) -> Result<PolicyEngine, Vec<String>> {
@@ -78,12 +78,14 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let policy = policies(config).map_err(|e| anyhow!("invalid policies:\n{}", e.join("\n")))?;
     let masker = Masker::new(&config.masking).map_err(|e| anyhow!("{e}"))?;
     let data_dir = config.resolve_path(&config.server.data_dir);
-    let audit = store::open_store(&data_dir)
+    let (audit, approval_store) = store::open_stores(&data_dir)
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let gate = approvals::gate(config, approval_store, audit.clone())?;
     let connections = connectors::build(config)
         .map_err(|e| anyhow!("invalid connections:\n{}", gateway_core::text::lines(&e)))?;
     let mut builder = GatewayBuilder::new(policy, audit)
+        .approvals(gate)
         .mode(config.policy.mode)
         .masker(Arc::new(masker))
         .max_bytes(config.server.max_result_bytes);

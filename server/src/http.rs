@@ -66,6 +66,7 @@ pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: Cancellatio
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .nest("/api", api::router())
+        .nest("/ui", crate::approvals::ui::router())
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod approvals;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -2,20 +2,38 @@
 //! the connectors offer and hands every `tools/call` to
 //! [`Gateway::call`](gateway_core::Gateway::call) with the caller's identity:
 //! from the HTTP auth layer (request extensions) or, on stdio, from `[stdio]`.
+//!
+//! Calls that wait on a human approval: a client that declares the Tasks
+//! extension (`io.modelcontextprotocol/tasks`) gets a task at once (status
+//! `working`, message naming the approval; then `completed` with the tool's
+//! result, or `failed` when the approval is denied, expires or is
+//! cancelled); any other client blocks up to `approval.wait_seconds` with
+//! progress notifications and then gets the pending object. Cancelling the
+//! request (`notifications/cancelled`) or the task (`tasks/cancel`) cancels
+//! the pending approval.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use gateway_core::approval::{CallContext, ProgressSink};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use gateway_core::approval::{CallContext, CancelSignal, ProgressSink};
+use gateway_core::builtin::APPROVAL_WAIT;
 use gateway_core::{Gateway, Principal};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CreateTaskResult,
+    GetTaskParams, GetTaskResult, Implementation, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
+use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 /// The MCP face of the gateway; cheap to clone (one per session).
 #[derive(Clone)]
@@ -24,6 +42,10 @@ pub struct McpHandler {
     tools: Arc<Vec<Tool>>,
     /// Identity of a stdio caller; HTTP callers carry theirs in extensions.
     stdio_principal: Option<Principal>,
+    /// Tasks of calls waiting on approvals, shared by every session.
+    tasks: TaskManager,
+    /// Task id → the `sub` that owns it (nobody else may see or cancel it).
+    task_owners: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// Convert the gateway's tool specs to MCP tools (once, at start).
@@ -55,6 +77,8 @@ impl McpHandler {
             gateway,
             tools,
             stdio_principal: None,
+            tasks: TaskManager::new(),
+            task_owners: Arc::default(),
         }
     }
 
@@ -95,9 +119,138 @@ impl ProgressSink for McpProgress {
     }
 }
 
+/// The request's cancellation (`notifications/cancelled`).
+struct RequestCancel(CancellationToken);
+
+impl CancelSignal for RequestCancel {
+    fn cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.0.cancelled())
+    }
+}
+
+/// A task's status message and cancellation (`tasks/cancel`).
+struct TaskSignals(TaskContext);
+
+impl ProgressSink for TaskSignals {
+    fn progress(&self, message: &str) {
+        self.0.set_status_message(message);
+    }
+}
+
+impl CancelSignal for TaskSignals {
+    fn cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.0.cancelled())
+    }
+}
+
+fn to_mcp(structured: Value, is_error: bool) -> CallToolResult {
+    if is_error {
+        CallToolResult::structured_error(structured)
+    } else {
+        CallToolResult::structured(structured)
+    }
+}
+
+fn is_pending(r: &gateway_core::CallResult) -> bool {
+    !r.is_error && r.structured.get("status").and_then(Value::as_str) == Some("pending_approval")
+}
+
+// === impl McpHandler: approvals as tasks ===
+
+impl McpHandler {
+    fn task_owner_is(&self, task_id: &str, principal: &Principal) -> bool {
+        self.task_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(task_id)
+            .is_some_and(|s| *s == principal.sub)
+    }
+
+    /// Turn a pending call into a task that waits for the decision and ends
+    /// with the call's result.
+    fn spawn_task(&self, principal: Principal, pending: &Value) -> CreateTaskResult {
+        let id = pending["approval_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let message = format!(
+            "waiting for approval {id} by {} — review at {}",
+            pending["reviewers"]
+                .as_array()
+                .map(|g| g
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default(),
+            pending["review_url"].as_str().unwrap_or("")
+        );
+        let ttl_ms = self
+            .gateway
+            .approvals()
+            .and_then(|g| g.service())
+            .map_or(3_600_000, |s| s.config().ttl.as_millis() as u64)
+            + 300_000;
+        let gateway = self.gateway.clone();
+        let owner = principal.sub.clone();
+        let task = self.tasks.spawn(
+            TaskOptions::new()
+                .with_ttl_ms(ttl_ms)
+                .with_poll_interval_ms(2_000)
+                .with_status_message(message),
+            move |tctx| {
+                Box::pin(async move {
+                    let signals = TaskSignals(tctx.clone());
+                    let args = serde_json::json!({"approval_id": id});
+                    loop {
+                        let ctx = CallContext {
+                            progress: Some(&signals),
+                            cancel: Some(&signals),
+                            wait: Some(Duration::from_secs(300)),
+                            resume: None,
+                        };
+                        let r = gateway
+                            .call(&principal, APPROVAL_WAIT, args.clone(), &ctx)
+                            .await;
+                        if is_pending(&r) {
+                            continue;
+                        }
+                        if tctx.is_cancel_requested() {
+                            return Err(TaskExit::Cancelled);
+                        }
+                        // A refused approval (denied, expired, cancelled) fails the task;
+                        // anything that ran, even with a target error, completes it.
+                        if r.is_error && r.structured["error"]["code"] == "approval_denied" {
+                            let message = r.structured["error"]["message"]
+                                .as_str()
+                                .unwrap_or("approval refused")
+                                .to_string();
+                            return Err(TaskExit::Error(McpError::invalid_request(
+                                message,
+                                Some(r.structured),
+                            )));
+                        }
+                        return Ok(to_mcp(r.structured, r.is_error));
+                    }
+                })
+            },
+        );
+        self.task_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task.task_id.clone(), owner);
+        CreateTaskResult::new(task)
+    }
+}
+
 impl ServerHandler for McpHandler {
     fn get_info(&self) -> ServerConfig {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
             .with_server_info(Implementation::new("tollgate", env!("CARGO_PKG_VERSION")).with_title("Tollgate"))
             .with_instructions(
                 "Tollgate runs governed tools on production systems. Call list_connections first. Every call is checked \
@@ -131,26 +284,77 @@ impl ServerHandler for McpHandler {
                 None,
             ));
         }
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        // Tasks extension: never block; a call that needs a human becomes a task.
+        if context
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks())
+        {
+            let ctx = CallContext {
+                wait: Some(Duration::ZERO),
+                ..Default::default()
+            };
+            let result = self
+                .gateway
+                .call(&principal, &request.name, args, &ctx)
+                .await;
+            if is_pending(&result) {
+                return Ok(self.spawn_task(principal, &result.structured).into());
+            }
+            return Ok(to_mcp(result.structured, result.is_error).into());
+        }
         let progress = context.meta.get_progress_token().map(|token| McpProgress {
             peer: context.peer.clone(),
             token,
             step: AtomicU32::new(0),
         });
+        let cancel = RequestCancel(context.ct.clone());
         let ctx = CallContext {
             progress: progress.as_ref().map(|p| p as &dyn ProgressSink),
-            wait: None,
+            cancel: Some(&cancel),
+            ..Default::default()
         };
-        let args = Value::Object(request.arguments.unwrap_or_default());
         let call = self.gateway.call(&principal, &request.name, args, &ctx);
+        // On cancellation the gate cancels a pending approval and returns at
+        // once; give it a moment to record that before dropping the call.
         let result = tokio::select! {
             r = call => r,
-            _ = context.ct.cancelled() => return Err(McpError::internal_error("cancelled by the client", None)),
+            _ = async { context.ct.cancelled().await; tokio::time::sleep(Duration::from_secs(2)).await } => {
+                return Err(McpError::internal_error("cancelled by the client", None));
+            }
         };
-        Ok(if result.is_error {
-            CallToolResult::structured_error(result.structured)
-        } else {
-            CallToolResult::structured(result.structured)
+        Ok(to_mcp(result.structured, result.is_error).into())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        match self.principal(&context) {
+            Some(p) if self.task_owner_is(&request.task_id, &p) => {
+                Ok(GetTaskResult::new(self.tasks.get_task(&request.task_id)?))
+            }
+            _ => Err(McpError::invalid_params(
+                format!("unknown task {:?}", request.task_id),
+                None,
+            )),
         }
-        .into())
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        match self.principal(&context) {
+            Some(p) if self.task_owner_is(&request.task_id, &p) => {
+                self.tasks.cancel_task(&request.task_id)
+            }
+            _ => Err(McpError::invalid_params(
+                format!("unknown task {:?}", request.task_id),
+                None,
+            )),
+        }
     }
 }

@@ -19,7 +19,7 @@ async fn send(
         remote.server.trim_end_matches('/'),
         path
     );
-    let mut req = reqwest::Client::new()
+    let mut req = crate::approvals::http_client(std::time::Duration::from_secs(30))
         .request(method, &url)
         .bearer_auth(&remote.token);
     if let Some(b) = body {

@@ -18,10 +18,11 @@ pub struct Migration {
 }
 
 /// Every schema step, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "audit_events",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "audit_events",
+        sql: r#"
         -- One row per audit event. Every column is part of the hashed event:
         -- editing any of them breaks the chain (see gateway_core::audit::chain).
         CREATE TABLE audit_events (
@@ -55,7 +56,31 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             hash TEXT NOT NULL
         );
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "approvals",
+        sql: r#"
+        -- One row per approval (gateway_core::approval::Approval). `record` is
+        -- the whole record as JSON; the other columns are what is queried.
+        -- Updates are compare-and-swap on `version`.
+        CREATE TABLE approvals (
+            id             TEXT PRIMARY KEY,     -- apr_ + 128 random bits
+            state          TEXT NOT NULL,        -- pending|approved|denied|expired|cancelled|executed|failed
+            requester      TEXT NOT NULL,        -- sub
+            tool           TEXT NOT NULL,
+            arguments_hash TEXT NOT NULL,        -- sha256 of canonical JSON arguments
+            claimed        INTEGER NOT NULL,     -- 1 once claimed for its one execution
+            created_at     TEXT NOT NULL,
+            expires_at     TEXT NOT NULL,
+            version        INTEGER NOT NULL,
+            record         TEXT NOT NULL
+        );
+        CREATE INDEX approvals_binding ON approvals (requester, tool, arguments_hash, state);
+        CREATE INDEX approvals_state ON approvals (state);
+    "#,
+    },
+];
 
 /// Bring the database to the latest version. Returns the version now applied.
 pub async fn migrate(conn: &mut SqliteConnection) -> Result<i64, String> {

@@ -7,6 +7,7 @@
 //! Invariant: `append` returns `Ok` only after the event is durable, and a
 //! failed write never advances the hash chain.
 
+mod approvals;
 mod migrations;
 mod sqlite;
 mod writer;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use gateway_core::audit::{AuditStore, StoreError};
 
+pub use approvals::SqliteApprovalStore;
 pub use migrations::{MIGRATIONS, Migration};
 pub use sqlite::{DB_FILE, SqliteAuditStore, SqliteOptions, WriterStats};
 
@@ -32,4 +34,13 @@ pub async fn open_store(data_dir: &Path) -> Result<Arc<dyn AuditStore>, StoreErr
 /// (`tollgate audit list|show|verify|export`).
 pub async fn open_existing_store(data_dir: &Path) -> Result<Arc<dyn AuditStore>, StoreError> {
     Ok(Arc::new(SqliteAuditStore::open_existing(data_dir).await?))
+}
+
+/// Open the embedded store and the approvals kept in the same database.
+pub async fn open_stores(
+    data_dir: &Path,
+) -> Result<(Arc<dyn AuditStore>, Arc<SqliteApprovalStore>), StoreError> {
+    let audit = SqliteAuditStore::open(data_dir).await?;
+    let approvals = Arc::new(SqliteApprovalStore::new(audit.pool().clone()));
+    Ok((Arc::new(audit), approvals))
 }

@@ -2,6 +2,27 @@
 //! here until enough distinct reviewers decide. The gate (store, reviewers'
 //! channels, notifications) is behind [`ApprovalGate`]; the pipeline only
 //! asks [`ApprovalGate::await_decision`] and acts on the answer.
+//!
+//! - [`record`]: the approval record and its state machine (pure rules:
+//!   distinct approvers, no self-approval, expiry, one claim).
+//! - [`store`]: the [`ApprovalStore`] boundary (compare-and-swap updates).
+//! - [`service`]: [`ApprovalService`], the gate over a store, recording
+//!   every transition in the audit chain.
+//!
+//! Invariant: an approval authorises one execution of exactly the approved
+//! arguments by exactly the requester, and only while policy (evaluated
+//! again at execution) still allows it.
+
+pub mod record;
+pub mod service;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use record::{Approval, ApprovalState, DecideError, Requirement};
+pub use service::{ApprovalConfig, ApprovalService, Notifier, ReviewError};
+pub use store::{ApprovalStore, ApprovalStoreError};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -37,6 +58,13 @@ pub trait ProgressSink: Send + Sync {
     fn progress(&self, message: &str);
 }
 
+/// The agent's cancellation (MCP `notifications/cancelled`, `tasks/cancel`),
+/// implemented by the transport.
+pub trait CancelSignal: Send + Sync {
+    /// Resolves once the agent cancelled the call.
+    fn cancelled(&self) -> futures::future::BoxFuture<'_, ()>;
+}
+
 /// Per-call context from the transport.
 #[derive(Clone, Copy, Default)]
 pub struct CallContext<'a> {
@@ -44,6 +72,10 @@ pub struct CallContext<'a> {
     pub progress: Option<&'a dyn ProgressSink>,
     /// How long to block for a decision (None: the gate's default).
     pub wait: Option<std::time::Duration>,
+    /// The agent's cancellation: cancels a pending approval.
+    pub cancel: Option<&'a dyn CancelSignal>,
+    /// Set by `approval_wait`: this call resumes that approval, and only it.
+    pub resume: Option<&'a str>,
 }
 
 /// What the gate answers.
@@ -92,4 +124,9 @@ pub trait ApprovalGate: Send + Sync {
 
     /// Record that the approved call `id` ran (`ok`) or failed.
     async fn mark_executed(&self, id: &str, ok: bool);
+
+    /// The reviewers' side of this gate, when it has one (REST API, UI).
+    fn service(&self) -> Option<&ApprovalService> {
+        None
+    }
 }

@@ -1,0 +1,481 @@
+//! The server-rendered review UI: `/ui` (approvals you may decide),
+//! `/ui/approvals/{id}` (exactly what will run, with approve/deny forms),
+//! `/ui/login` (paste a token).
+//!
+//! Security: the token lives in an `HttpOnly; SameSite=Strict` cookie scoped
+//! to `/ui` (and `Secure` behind https); every form carries a CSRF token
+//! (HMAC of the session under a per-process key) and a cross-origin
+//! `Origin` is refused; every recorded value is HTML-escaped; redirects go
+//! only to `/ui` paths. Pages never show raw arguments or the token.
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use gateway_core::Principal;
+use gateway_core::approval::{Approval, ApprovalState};
+use hmac::{Hmac, Mac};
+use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::http::AppState;
+
+const COOKIE: &str = "tollgate_session";
+
+/// Routes under `/ui`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/approvals/{id}", get(page))
+        .route("/approvals/{id}/decide", post(decide))
+}
+
+fn csrf_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(rand::random)
+}
+
+/// The CSRF token bound to a session.
+fn csrf_for(session: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(csrf_key()).expect("HMAC takes any key length");
+    mac.update(session.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn csrf_ok(session: &str, given: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(csrf_key()).expect("HMAC takes any key length");
+    mac.update(session.as_bytes());
+    match hex::decode(given) {
+        Ok(bytes) => mac.verify_slice(&bytes).is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The logged-in reviewer and their session, if any.
+async fn session(state: &AppState, headers: &HeaderMap) -> Option<(Principal, String)> {
+    let token = session_token(headers)?;
+    let p = state.auth.resolve(&token).await.ok()?;
+    Some((p, token))
+}
+
+/// A form post from another origin is refused (SameSite=Strict already
+/// keeps the cookie off it; this is the second wall).
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(o) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            o == state.public_url || o.split_once("://").map(|(_, h)| h) == Some(host)
+        }
+    }
+}
+
+fn layout(title: &str, who: Option<&Principal>, csrf: Option<&str>, body: &str) -> Html<String> {
+    let user = match (who, csrf) {
+        (Some(p), Some(c)) => format!(
+            r#"<form method="post" action="/ui/logout" class="who">{} ({}) <input type="hidden" name="csrf" value="{}"><button>Log out</button></form>"#,
+            text(&p.sub),
+            text(&p.groups.join(", ")),
+            attr(c)
+        ),
+        _ => String::new(),
+    };
+    Html(format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title} · Tollgate</title>
+<style>body{{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
+pre{{background:#f5f5f5;padding:.75rem;overflow:auto;white-space:pre-wrap}}table{{border-collapse:collapse;width:100%}}
+td,th{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}}.who{{float:right}}
+.state{{font-weight:bold}}.pending{{color:#b60}}.approved,.executed{{color:#070}}.denied,.failed,.expired,.cancelled{{color:#a00}}
+textarea{{width:100%}}button{{padding:.4rem 1rem;margin-right:.5rem}}.msg{{background:#eef;padding:.5rem}}</style></head>
+<body>{user}<h1>{title}</h1>{body}</body></html>"#,
+        title = text(title),
+    ))
+}
+
+fn login_redirect(next: &str) -> Response {
+    let next: String = url_encode(next);
+    Redirect::to(&format!("/ui/login?next={next}")).into_response()
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Only local `/ui` paths (no `//host`, no scheme).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ui") && !n.contains("//") && !n.contains('\\') => n.to_string(),
+        _ => "/ui".into(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(Query(q): Query<NextQuery>) -> Html<String> {
+    let next = safe_next(q.next.as_deref());
+    layout(
+        "Log in",
+        None,
+        None,
+        &format!(
+            r#"<p>Paste your reviewer token (a bearer JWT, e.g. from <code>tollgate token</code> or <code>tollgate demo</code>).
+It is kept in an HttpOnly cookie for this site only.</p>
+<form method="post" action="/ui/login"><input type="hidden" name="next" value="{}">
+<textarea name="token" rows="4" required autocomplete="off"></textarea><p><button>Log in</button></p></form>"#,
+            attr(&next)
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    let token = f.token.trim();
+    if state.auth.resolve(token).await.is_err()
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            layout(
+                "Log in",
+                None,
+                None,
+                r#"<p class="msg">That token is not valid here (expired, wrong signature or wrong audience).</p><p><a href="/ui/login">Try again</a></p>"#,
+            ),
+        )
+            .into_response();
+    }
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/ui{secure}");
+    let mut resp = Redirect::to(&safe_next(f.next.as_deref())).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let ok = session_token(&headers)
+        .zip(f.csrf)
+        .is_some_and(|(s, c)| csrf_ok(&s, &c));
+    if !ok || !same_origin(&state, &headers) {
+        return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
+    }
+    let mut resp = Redirect::to("/ui/login").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "tollgate_session=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0",
+        ),
+    );
+    resp
+}
+
+fn state_badge(s: ApprovalState) -> String {
+    format!(r#"<span class="state {0}">{0}</span>"#, s.as_str())
+}
+
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((who, token)) = session(&state, &headers).await else {
+        return login_redirect("/ui");
+    };
+    let Some(service) = super::service(&state) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no approval service").into_response();
+    };
+    let all = super::sees_all(&state, &who);
+    let list = match service.list_for(&who, None, all, 200).await {
+        Ok(l) => l,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let mut rows = String::new();
+    // Pending first, then the rest, newest first within each.
+    let (pending, rest): (Vec<&Approval>, Vec<&Approval>) =
+        list.iter().partition(|a| a.state == ApprovalState::Pending);
+    for a in pending.iter().chain(rest.iter()) {
+        rows.push_str(&format!(
+            r#"<tr><td><a href="/ui/approvals/{id}">{id_t}</a></td><td>{state}</td><td>{req}</td><td>{conn}</td><td><code>{sum}</code></td><td>{exp}</td></tr>"#,
+            id = attr(&a.id),
+            id_t = text(&a.id),
+            state = state_badge(a.state),
+            req = text(&a.requester.sub),
+            conn = text(a.connection.as_deref().unwrap_or("-")),
+            sum = text(&a.summary_text()),
+            exp = text(&gateway_core::approval::record::fmt(a.expires_at)),
+        ));
+    }
+    if rows.is_empty() {
+        rows = r#"<tr><td colspan="6">Nothing for you to review.</td></tr>"#.into();
+    }
+    let csrf = csrf_for(&token);
+    layout(
+        "Approvals",
+        Some(&who),
+        Some(&csrf),
+        &format!(
+            "<p>{}</p><table><tr><th>id</th><th>state</th><th>requester</th><th>connection</th><th>call</th><th>expires</th></tr>{rows}</table>",
+            if all {
+                "Every approval (you may read the audit log)."
+            } else {
+                "Approvals you may decide."
+            }
+        ),
+    )
+    .into_response()
+}
+
+/// The statements and tables of the analysis summary, as list items.
+fn statements(summary: &Value) -> String {
+    let items: Vec<String> = summary
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let kind = s.get("kind").and_then(Value::as_str).unwrap_or("?");
+            let tables: Vec<&str> = s
+                .get("tables")
+                .and_then(Value::as_array)
+                .map(|t| t.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!(
+                "<li><b>{}</b> on {}</li>",
+                text(kind),
+                if tables.is_empty() {
+                    "(no table)".to_string()
+                } else {
+                    tables
+                        .iter()
+                        .map(|t| format!("<code>{}</code>", text(t)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )
+        })
+        .collect();
+    if items.is_empty() {
+        format!("<pre>{}</pre>", text(&summary.to_string()))
+    } else {
+        format!("<ul>{}</ul>", items.join(""))
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    done: Option<String>,
+}
+
+async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let Some((who, token)) = session(&state, &headers).await else {
+        return login_redirect(&format!("/ui/approvals/{id}"));
+    };
+    let Some(service) = super::service(&state) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no approval service").into_response();
+    };
+    let all = super::sees_all(&state, &who);
+    let a = match service.get_for(&id, &who, all).await {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                super::api::review_error(&e).status(),
+                layout(
+                    "Approval",
+                    Some(&who),
+                    Some(&csrf_for(&token)),
+                    &format!("<p>{}</p>", text(&e.to_string())),
+                ),
+            )
+                .into_response();
+        }
+    };
+    let csrf = csrf_for(&token);
+    let sql = a
+        .arguments_masked
+        .get("sql")
+        .and_then(Value::as_str)
+        .map(|s| format!("<h2>Statement</h2><pre>{}</pre>", text(s)))
+        .unwrap_or_default();
+    let decisions: String = a
+        .reviews
+        .iter()
+        .map(|r| {
+            format!(
+                "<li>{} <b>{}</b> ({}) at {}: {}</li>",
+                text(&r.sub),
+                text(&r.verdict),
+                text(&r.groups.join(", ")),
+                text(&gateway_core::approval::record::fmt(r.time)),
+                text(r.reason.as_deref().unwrap_or("(no reason)"))
+            )
+        })
+        .collect();
+    let required: String = a
+        .required
+        .iter()
+        .map(|r| {
+            format!(
+                "<li>{} from <b>{}</b> (asked by {})</li>",
+                r.count,
+                text(&r.group),
+                r.policies
+                    .iter()
+                    .map(|p| format!("<code>{}</code>", text(p)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    let forms = match a.may_decide(&who) {
+        Ok(())
+            if a.state == ApprovalState::Pending && !a.reviews.iter().any(|r| r.sub == who.sub) =>
+        {
+            format!(
+                r#"<h2>Your decision</h2><form method="post" action="/ui/approvals/{id}/decide">
+<input type="hidden" name="csrf" value="{csrf}"><p><label>Reason (required to deny)<br><textarea name="reason" rows="2"></textarea></label></p>
+<button name="verdict" value="approve">Approve</button><button name="verdict" value="deny">Deny</button></form>"#,
+                id = attr(&a.id),
+                csrf = attr(&csrf)
+            )
+        }
+        Ok(()) if a.state == ApprovalState::Pending => {
+            "<p>You have decided; waiting for other reviewers.</p>".into()
+        }
+        Err(e) if a.state == ApprovalState::Pending => format!("<p>{}</p>", text(&e.to_string())),
+        _ => String::new(),
+    };
+    let done = q
+        .done
+        .map(|d| format!(r#"<p class="msg">{}</p>"#, text(&d)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"{done}<table>
+<tr><th>state</th><td>{state}</td></tr>
+<tr><th>requester</th><td>{req} ({groups})</td></tr>
+<tr><th>tool</th><td><code>{tool}</code></td></tr>
+<tr><th>connection</th><td><code>{conn}</code></td></tr>
+<tr><th>created</th><td>{created}</td></tr><tr><th>expires</th><td>{expires}</td></tr>
+<tr><th>arguments hash</th><td><code>{hash}</code></td></tr></table>
+{sql}<h2>What it will do</h2>{stmts}
+<h2>Approval required</h2><ul>{required}</ul>
+<h2>Decisions</h2><ul>{decisions}</ul>
+<h2>Arguments (masked)</h2><pre>{args}</pre>
+<p>The call runs once, with exactly these arguments, for this requester, and only if policy still allows it then.</p>
+{forms}<p><a href="/ui">All approvals</a></p>"#,
+        state = state_badge(a.state),
+        req = text(&a.requester.sub),
+        groups = text(&a.requester.groups.join(", ")),
+        tool = text(&a.tool),
+        conn = text(a.connection.as_deref().unwrap_or("-")),
+        created = text(&gateway_core::approval::record::fmt(a.created_at)),
+        expires = text(&gateway_core::approval::record::fmt(a.expires_at)),
+        hash = text(&a.arguments_hash),
+        stmts = statements(&a.summary),
+        args = text(&serde_json::to_string_pretty(&a.arguments_masked).unwrap_or_default()),
+    );
+    layout(
+        &format!("Approval {}", a.id),
+        Some(&who),
+        Some(&csrf),
+        &body,
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    csrf: Option<String>,
+    verdict: String,
+    reason: Option<String>,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecideForm>,
+) -> Response {
+    let Some((who, token)) = session(&state, &headers).await else {
+        return login_redirect(&format!("/ui/approvals/{id}"));
+    };
+    if !f.csrf.as_deref().is_some_and(|c| csrf_ok(&token, c)) || !same_origin(&state, &headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "bad CSRF token: reload the page and try again",
+        )
+            .into_response();
+    }
+    let Some(service) = super::service(&state) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no approval service").into_response();
+    };
+    let result = match f.verdict.as_str() {
+        "approve" => service.approve(&id, &who, f.reason).await,
+        "deny" => service.deny(&id, &who, f.reason).await,
+        _ => return (StatusCode::BAD_REQUEST, "verdict must be approve or deny").into_response(),
+    };
+    let msg = match result {
+        Ok(a) => format!("Recorded. The approval is now {}.", a.state.as_str()),
+        Err(e) => e.to_string(),
+    };
+    Redirect::to(&format!(
+        "/ui/approvals/{}?done={}",
+        url_encode(&id),
+        url_encode(&msg)
+    ))
+    .into_response()
+}
