@@ -92,7 +92,8 @@ impl GatewayBuilder {
             let specs = c.tools();
             tools_by_connection
                 .insert(name.clone(), specs.iter().map(|t| t.name.clone()).collect());
-            for t in specs {
+            for mut t in specs {
+                t.output_schema = crate::approval::or_pending(&t.output_schema);
                 tools.entry(t.name.clone()).or_insert(t);
             }
             if connections.insert(name.clone(), c).is_some() {

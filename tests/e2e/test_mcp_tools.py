@@ -197,8 +197,6 @@ async def test_pii_is_masked(server, agent_token, mode):
         assert r.structured_content.get("masked"), r.structured_content
 
 
-@pytest.mark.xfail(strict=True, reason="no approval gate is wired into the server (server/src/app.rs builds the Gateway without approvals): "
-                   "a call that policy sends to approval fails with 'no approval service configured' instead of pending_approval")
 async def test_delete_waits_for_approval(server, pg, agent_token, mode):
     async with mcp_client(server.mcp_url, agent_token, mode) as c:
         r = await call(c, "sql_query", {"connection": "shop", "sql": "DELETE FROM orders WHERE id = 1040"})

@@ -130,3 +130,33 @@ pub trait ApprovalGate: Send + Sync {
         None
     }
 }
+
+/// JSON Schema of the pending object a call returns while it waits for
+/// humans (`status: pending_approval`).
+pub fn pending_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "status": {"const": "pending_approval"},
+            "approval_id": {"type": "string"},
+            "expires_at": {"type": "string", "description": "RFC 3339"},
+            "review_url": {"type": "string"},
+            "reviewers": {"type": "array", "items": {"type": "string"}, "description": "Groups whose members may approve"},
+            "message": {"type": "string"}
+        },
+        "required": ["status", "approval_id", "expires_at", "review_url", "reviewers"]
+    })
+}
+
+/// A tool's output schema widened to also admit the pending object: any
+/// call of a connector tool may wait on humans, and clients validate
+/// `structuredContent` of non-error results against `outputSchema`.
+pub fn or_pending(schema: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    out.insert("type".into(), Value::String("object".into()));
+    out.insert(
+        "anyOf".into(),
+        Value::Array(vec![Value::Object(schema.clone()), pending_schema()]),
+    );
+    out
+}
