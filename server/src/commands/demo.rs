@@ -260,6 +260,9 @@ Try it with the official Python MCP SDK (pip install mcp==2.3.0):
           print(res.structured_content)
   asyncio.run(main())
 
+Approvals: `DELETE FROM orders WHERE id = 1001` waits for one reviewer. Open {base}/ui, log in
+with the reviewer token and approve, or: tollgate approvals list --server {base} --token <reviewer>
+
 Or over stdio from a desktop client: tollgate serve --stdio --config {config}
 Audit log: tollgate audit list --config {config}   |   verify: tollgate audit verify --config {config}
 Press Ctrl-C to stop."#,
