@@ -71,7 +71,8 @@ struct Need {
     digits: u32,
     at: bool,
     colons: u32,
-    colon_or_eq: bool,
+    /// `:`, `=` or a quote (key/value shapes).
+    kv: bool,
     dots: u32,
     dashes: u32,
     upper: u32,
@@ -84,6 +85,7 @@ struct Features {
     at: bool,
     colons: u32,
     eq: bool,
+    quote: bool,
     dots: u32,
     dashes: u32,
     upper: u32,
@@ -103,6 +105,7 @@ impl Features {
                 b'@' => f.at = true,
                 b':' => f.colons += 1,
                 b'=' => f.eq = true,
+                b'"' | b'\'' => f.quote = true,
                 b'.' => f.dots += 1,
                 b'-' => f.dashes += 1,
                 _ => {}
@@ -115,7 +118,7 @@ impl Features {
         self.digits >= n.digits
             && (!n.at || self.at)
             && self.colons >= n.colons
-            && (!n.colon_or_eq || self.colons > 0 || self.eq)
+            && (!n.kv || self.colons > 0 || self.eq || self.quote)
             && self.dots >= n.dots
             && self.dashes >= n.dashes
             && self.upper >= n.upper
@@ -167,7 +170,11 @@ const IPV6_RE: &str =
 const JWT_RE: &str = r"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*";
 const AWS_RE: &str = r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z2-7]{16}";
 const PEM_RE: &str = r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)";
-const SECRET_KV_RE: &str = r#"(?i)([a-z0-9_.\-]*(?:password|passwd|passphrase|pass|pwd|pw|secret|token|key|credentials?|authorization))["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|((?:bearer |basic |token )?[^ \t\r\n"',;&<>}\])]+))"#;
+const SECRET_KV_RE: &str = concat!(
+    r#"(?i)([a-z0-9_.\-]*(?:password|passwd|passphrase|pass|pwd|pw|secret|token|key|credentials?|authorization))["']?"#,
+    r#"(?:[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|((?:bearer |basic |token )?[^ \t\r\n"',;&<>}\])]+))"#,
+    r#"|[ \t]+(?:is[ \t]+|was[ \t]+)?(?:"([^"\r\n]+)"|'([^'\r\n]+)'))"#,
+);
 const SECRET_URL_RE: &str = r#"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^:/?#@ \t\r\n"']*:([^@/?#\s"']+)@"#;
 
 fn need(f: impl FnOnce(&mut Need)) -> Need {
@@ -182,12 +189,7 @@ impl Engine {
     pub(crate) fn new(enabled: &[bool; 10], custom: &[CustomSpec<'_>]) -> Result<Engine, String> {
         let builtin: [(usize, &str, Check, Need); 15] = [
             (0, PEM_RE, Check::PrivateKey, need(|n| n.dashes = 10)),
-            (
-                1,
-                SECRET_KV_RE,
-                Check::SecretKv,
-                need(|n| n.colon_or_eq = true),
-            ),
+            (1, SECRET_KV_RE, Check::SecretKv, need(|n| n.kv = true)),
             (
                 1,
                 SECRET_URL_RE,
@@ -394,7 +396,7 @@ fn find_pattern(p: &Pattern, s: &str, out: &mut Vec<Span>) {
                 if !is_secret_key(key.as_str()) {
                     continue;
                 }
-                let Some(v) = c.get(2).or_else(|| c.get(3)).or_else(|| c.get(4)) else {
+                let Some(v) = (2..=6).find_map(|i| c.get(i)) else {
                     continue;
                 };
                 let (mut start, end) = (v.start(), v.end());
@@ -525,7 +527,7 @@ fn balanced_parens(s: &str) -> bool {
 /// run of whole groups, longest first, so `order 2024 4111 1111 1111 1111`
 /// still finds the card and `4111...1111 99` does not hide it.
 fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
-    if !left_ok(b, start, b"-._,") {
+    if !left_ok(b, start, b"-._") {
         return None;
     }
     let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -626,12 +628,9 @@ fn is_secret_value(v: &str) -> bool {
     if PLACEHOLDERS.contains(&lower.as_str()) || t.starts_with("${") {
         return false;
     }
-    // Already masked by us (`[SECRET]`, `SECRET_3f9a1c2b`).
-    !(t.starts_with('[')
-        && t.ends_with(']')
-        && t[1..t.len() - 1]
-            .bytes()
-            .all(|c| c.is_ascii_uppercase() || c == b'_'))
+    // Already masked by us (`[SECRET]`; an unquoted value stops before `]`).
+    let inner = t.trim_start_matches('[').trim_end_matches(']');
+    !(t.starts_with('[') && inner.bytes().all(|c| c.is_ascii_uppercase() || c == b'_'))
 }
 
 #[cfg(test)]

@@ -173,3 +173,15 @@ fn odd_input_never_panics() {
     e.find(&huge, &mut out);
     assert_eq!(out.len(), 20_000);
 }
+
+#[test]
+fn quoted_secret_after_keyword() {
+    assert_eq!(
+        found("login failed for user bob with password 'pCEw6sektNdr'"),
+        vec![("SECRET", "pCEw6sektNdr".into())]
+    );
+    assert_eq!(
+        found("the password is \"x y\""),
+        vec![("SECRET", "x y".into())]
+    );
+}
