@@ -14,7 +14,7 @@
 //! `SECRET`, not an `EMAIL`. Does not replace anything; see `text`.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use super::config::Validator;
 use super::validate;
@@ -86,6 +86,7 @@ struct Features {
     colons: u32,
     eq: bool,
     quote: bool,
+    keyword: bool,
     dots: u32,
     dashes: u32,
     upper: u32,
@@ -118,7 +119,7 @@ impl Features {
         self.digits >= n.digits
             && (!n.at || self.at)
             && self.colons >= n.colons
-            && (!n.kv || self.colons > 0 || self.eq || self.quote)
+            && (!n.kv || self.keyword)
             && self.dots >= n.dots
             && self.dashes >= n.dashes
             && self.upper >= n.upper
@@ -139,6 +140,8 @@ struct Pattern {
 pub(crate) struct Engine {
     patterns: Vec<Pattern>,
     set: RegexSet,
+    /// Credential words that must appear before `SECRET` key/value runs.
+    keywords: AhoCorasick,
     words: Vec<(usize, AhoCorasick)>,
 }
 
@@ -285,11 +288,29 @@ impl Engine {
                 words.push((c.ty, ac));
             }
         }
-        let set =
-            RegexSet::new(patterns.iter().map(|p| p.regex.as_str())).map_err(|e| e.to_string())?;
+        // A large lazy-DFA cache: the union of all patterns has many states,
+        // and a thrashing cache makes the engine fall back to a slower one.
+        let set = RegexSetBuilder::new(patterns.iter().map(|p| p.regex.as_str()))
+            .dfa_size_limit(64 << 20)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let keywords = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build([
+                "pass",
+                "pwd",
+                "pw",
+                "secret",
+                "token",
+                "key",
+                "credential",
+                "authorization",
+            ])
+            .map_err(|e| e.to_string())?;
         Ok(Engine {
             patterns,
             set,
+            keywords,
             words,
         })
     }
@@ -306,9 +327,16 @@ impl Engine {
         if s.is_empty() {
             return;
         }
-        let features = Features::of(s);
-        let eligible = self.patterns.iter().any(|p| features.satisfies(&p.need));
-        if eligible {
+        let mut features = Features::of(s);
+        if features.colons > 0 || features.eq || features.quote {
+            features.keyword = self.keywords.is_match(s);
+        }
+        let eligible = self
+            .patterns
+            .iter()
+            .filter(|p| features.satisfies(&p.need))
+            .count();
+        if eligible > 0 {
             let matched = self.set.matches(s);
             if matched.matched_any() {
                 for i in matched.iter() {
@@ -532,8 +560,8 @@ fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
     }
     let mut groups: Vec<(usize, usize)> = Vec::new();
     let mut g_start = start;
-    for i in start..end {
-        if !b[i].is_ascii_digit() {
+    for (i, c) in b.iter().enumerate().take(end).skip(start) {
+        if !c.is_ascii_digit() {
             groups.push((g_start, i));
             g_start = i + 1;
         }

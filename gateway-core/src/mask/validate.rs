@@ -306,7 +306,8 @@ pub fn phone(s: &str) -> bool {
         }
         return (8..=15).contains(&digits);
     }
-    if !(10..=11).contains(&digits) && !(digits == 9 && s.starts_with('0')) {
+    let national_len = (10..=11).contains(&digits) || (digits == 9 && s.starts_with('0'));
+    if !national_len {
         return false;
     }
     // NANP-style (xxx) xxx-xxxx: area code starts 2-9.
