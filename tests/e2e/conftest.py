@@ -55,6 +55,11 @@ def agent_token(server):
 
 
 @pytest.fixture(scope="session")
+def support_token(server):
+    return server.token("sam", ["support"])
+
+
+@pytest.fixture(scope="session")
 def auditor_token(server):
     return server.token("audra", ["auditors"])
 

@@ -185,6 +185,22 @@ permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql
         resource == Tollgate::Table::"shop/public.orders")
 when { context.has_where };
 """,
+    "privileged.cedar": """
+// Support leads may read `shop` and see e-mail and phone values unmasked
+// (never SSNs); the audit record stays masked whatever they see.
+@id("support-connect")
+permit (principal in Tollgate::Group::"support", action == Tollgate::Action::"connect",
+        resource == Tollgate::Connection::"shop");
+
+@id("support-read")
+permit (principal in Tollgate::Group::"support", action == Tollgate::Action::"sql:select",
+        resource in Tollgate::Connection::"shop");
+
+@id("support-unmask-contact")
+permit (principal in Tollgate::Group::"support", action == Tollgate::Action::"unmask",
+        resource in Tollgate::Connection::"shop")
+when { ["EMAIL", "PHONE"].containsAll(context.types) };
+""",
     "auditors.cedar": """
 @id("auditors-read-audit")
 permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read",

@@ -187,7 +187,6 @@ async def test_target_down_is_a_tool_error(server, agent_token, mode):
     assert server.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="masking is a stub: gateway-core/src/mask/mod.rs Masker::mask_value returns values unchanged")
 async def test_pii_is_masked(server, agent_token, mode):
     async with mcp_client(server.mcp_url, agent_token, mode) as c:
         r = await call(c, "sql_query", {"connection": "shop", "sql": "SELECT email, phone, ssn FROM customers WHERE id = 1"})
@@ -195,6 +194,22 @@ async def test_pii_is_masked(server, agent_token, mode):
         text = str(r.structured_content["rows"])
         assert "123-45-6789" not in text and "ada.lovelace@example.com" not in text
         assert r.structured_content.get("masked"), r.structured_content
+
+
+async def test_unmask_policy_shows_raw_values_and_the_store_never_holds_them(server, support_token, mode):
+    raw_email, raw_ssn = "ada.lovelace@example.com", "123-45-6789"
+    async with mcp_client(server.mcp_url, support_token, mode) as c:
+        r = await call(c, "sql_query", {"connection": "shop", "sql": "SELECT email, phone FROM customers WHERE id = 1"})
+        assert not r.is_error, r.structured_content
+        assert raw_email in str(r.structured_content["rows"]), r.structured_content
+        # SSNs are not in the unmask permit: a row holding one stays masked.
+        r = await call(c, "sql_query", {"connection": "shop", "sql": "SELECT email, ssn FROM customers WHERE id = 1"})
+        assert raw_ssn not in str(r.structured_content["rows"]) and raw_email not in str(r.structured_content["rows"])
+    # The audit store (database, WAL and shared memory files) never holds a raw value.
+    for f in server.data_dir.glob("tollgate.db*"):
+        data = f.read_bytes()
+        assert raw_email.encode() not in data and raw_ssn.encode() not in data, f"raw PII in {f}"
+
 
 
 async def test_delete_waits_for_approval(server, pg, agent_token, mode):

@@ -5,7 +5,8 @@
 //! origins as [`FieldOrigin`] pointer patterns (`/rows/*/3`); the walk keeps,
 //! per node, the patterns still matching its path, so a result with no rules
 //! costs nothing extra. Columns named like credentials (`password`,
-//! `api_key`) are masked as `SECRET` without a rule while `SECRET` is on.
+//! `api_key`) are masked as `SECRET`, and columns named `ssn` (or
+//! `social_security_number`) as `US_SSN`, without a rule while the type is on.
 //! Everything else is scanned by the detectors: strings, numbers, and object
 //! keys (a key that is itself an email is masked too).
 
@@ -72,9 +73,18 @@ fn rule_for<'m>(m: &'m Masker, connection: &str, origin: &str) -> Option<&'m Typ
     {
         return Some(&r.rule);
     }
-    let column = origin.rsplit('.').next().unwrap_or(origin);
-    if is_secret_key(column) {
+    let column = origin
+        .rsplit('.')
+        .next()
+        .unwrap_or(origin)
+        .to_ascii_lowercase();
+    if is_secret_key(&column) {
         m.secret_rule()
+    } else if matches!(
+        column.as_str(),
+        "ssn" | "us_ssn" | "social_security_number" | "socialsecuritynumber"
+    ) {
+        m.ssn_rule()
     } else {
         None
     }

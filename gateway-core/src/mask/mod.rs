@@ -69,6 +69,8 @@ pub struct Masker {
     /// Type table: built-ins first (index = priority), then custom.
     types: Vec<TypeRule>,
     secret_on: bool,
+    /// Index of US_SSN in `types` when that type is on (SSN columns by name).
+    ssn: Option<usize>,
     hash_key: Option<Secret>,
     columns: Vec<columns::CompiledRule>,
 }
@@ -207,6 +209,10 @@ impl Masker {
             enabled: config.enabled,
             engine,
             secret_on: enabled[SECRET],
+            ssn: BUILTIN_TYPES
+                .iter()
+                .position(|t| *t == "US_SSN")
+                .filter(|i| enabled[*i]),
             types,
             hash_key,
             columns: if config.enabled {
@@ -331,6 +337,13 @@ impl Masker {
 
     fn secret_rule(&self) -> Option<&TypeRule> {
         self.secret_on.then(|| &self.types[SECRET])
+    }
+
+    /// `US_SSN` for columns named like social security numbers: the value
+    /// is masked whole even when it fails the SSN validator (test data such
+    /// as 123-45-6789 is still somebody's field of that name).
+    fn ssn_rule(&self) -> Option<&TypeRule> {
+        self.ssn.map(|i| &self.types[i])
     }
 }
 

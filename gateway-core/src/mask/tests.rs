@@ -312,3 +312,23 @@ fn whole_secret_value_and_text_paths_agree() {
     assert_eq!(t, "connect failed: postgres://app:[SECRET]@[IP_ADDRESS]/db");
     assert_eq!(c.values().sum::<u64>(), 2);
 }
+
+#[test]
+fn ssn_named_columns_need_no_rule_even_for_values_the_validator_rejects() {
+    let m = Masker::new(&MaskConfig::default()).unwrap();
+    let origins = vec![FieldOrigin {
+        pointer: "/rows/*/0".into(),
+        origin: "public.customers.SSN".into(),
+    }];
+    let mut v = json!({"rows": [["123-45-6789"], [null]]});
+    let c = m.mask_value("shop", &mut v, &origins);
+    assert_eq!(v["rows"], json!([["[US_SSN]"], [null]]));
+    assert_eq!(c["US_SSN"], 1);
+    // The same value in free text is not an SSN (123-45-6789 was never issued).
+    assert_eq!(m.mask_text("ref 123-45-6789").0, "ref 123-45-6789");
+    // With US_SSN off, the name rule is off too.
+    let off = Masker::new(&cfg(json!({"types": {"US_SSN": {"enabled": false}}}))).unwrap();
+    let mut v = json!({"rows": [["123-45-6789"]]});
+    off.mask_value("shop", &mut v, &origins);
+    assert_eq!(v["rows"][0][0], "123-45-6789");
+}
