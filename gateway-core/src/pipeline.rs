@@ -72,6 +72,7 @@ impl Gateway {
             // the policy above ran on exactly these arguments for this requester.
             Verdict::NeedsApproval(requirements) => {
                 let ticket = routing::ticket(
+                    self,
                     principal,
                     tool,
                     &args,

@@ -47,6 +47,7 @@ pub(crate) fn connection<'a>(
 
 /// The exact call a reviewer is asked about.
 pub(crate) fn ticket(
+    gw: &Gateway,
     principal: &Principal,
     tool: &str,
     args: &Value,
@@ -64,7 +65,12 @@ pub(crate) fn ticket(
             .map(str::to_string),
         arguments: args.clone(),
         arguments_masked: trace.arguments().clone(),
-        summary: plan.summary.clone(),
+        // The summary can quote literals from the SQL: reviewers see it masked.
+        summary: {
+            let mut summary = plan.summary.clone();
+            gw.masker.mask_value("", &mut summary, &[]);
+            summary
+        },
         requests: requests.to_vec(),
         requirements,
     }

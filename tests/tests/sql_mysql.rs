@@ -67,7 +67,7 @@ async fn mariadb_end_to_end() {
     );
     assert_eq!(
         v["statements"],
-        json!([{"kind": "select", "tables": ["shop.types"]}])
+        json!([{"kind": "select", "tables": ["shop.types"], "sql": "SELECT * FROM types"}])
     );
     let types: Vec<&str> = v["columns"]
         .as_array()

@@ -87,7 +87,7 @@ async fn postgres_end_to_end() {
     );
     assert_eq!(
         v["statements"],
-        json!([{"kind": "select", "tables": ["public.types"]}])
+        json!([{"kind": "select", "tables": ["public.types"], "sql": "SELECT * FROM types"}])
     );
 
     // --- field origins (column masking): from RowDescription + cached catalog lookup

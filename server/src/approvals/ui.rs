@@ -289,8 +289,13 @@ fn statements(summary: &Value) -> String {
                 .and_then(Value::as_array)
                 .map(|t| t.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
+            let sql = s
+                .get("sql")
+                .and_then(Value::as_str)
+                .map(|q| format!("<pre>{}</pre>", text(q)))
+                .unwrap_or_default();
             format!(
-                "<li><b>{}</b> on {}</li>",
+                "<li><b>{}</b> on {}{sql}</li>",
                 text(kind),
                 if tables.is_empty() {
                     "(no table)".to_string()
@@ -349,7 +354,7 @@ async fn page(
         .arguments_masked
         .get("sql")
         .and_then(Value::as_str)
-        .map(|s| format!("<h2>Statement</h2><pre>{}</pre>", text(s)))
+        .map(|s| format!("<h2>Statement as submitted</h2><pre>{}</pre>", text(s)))
         .unwrap_or_default();
     let decisions: String = a
         .reviews
@@ -411,7 +416,7 @@ async fn page(
 <tr><th>connection</th><td><code>{conn}</code></td></tr>
 <tr><th>created</th><td>{created}</td></tr><tr><th>expires</th><td>{expires}</td></tr>
 <tr><th>arguments hash</th><td><code>{hash}</code></td></tr></table>
-{sql}<h2>What it will do</h2>{stmts}
+{sql}<h2>What will run (the statements as Tollgate parsed them; comments are not sent)</h2>{stmts}
 <h2>Approval required</h2><ul>{required}</ul>
 <h2>Decisions</h2><ul>{decisions}</ul>
 <h2>Arguments (masked)</h2><pre>{args}</pre>

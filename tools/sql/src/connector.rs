@@ -326,7 +326,7 @@ fn statements_summary(statements: &[PreparedStatement]) -> Value {
     Value::Array(
         statements
             .iter()
-            .map(|s| json!({"kind": s.kind, "tables": s.tables}))
+            .map(|s| json!({"kind": s.kind, "tables": s.tables, "sql": s.sql}))
             .collect(),
     )
 }

@@ -33,7 +33,7 @@ come back typed: integers and floats as numbers, exact decimals as strings when 
 precision, timestamps as RFC 3339 (UTC with Z for time-zone-aware types), binary as base64, JSON as \
 JSON, arrays as arrays. At most `max_rows` rows (default: the connection's cap, which this argument \
 may only lower) and a byte cap are returned; `truncated` says when a cap cut the result. \
-`statements` lists each statement's kind and tables. Read-only calls run in a read-only transaction."
+`statements` lists each statement's kind, tables and the canonical SQL that ran. Read-only calls run in a read-only transaction."
                 .into(),
             input_schema: obj(json!({
                 "type": "object",
@@ -65,7 +65,8 @@ may only lower) and a byte cap are returned; `truncated` says when a cap cut the
                         "type": "object",
                         "properties": {
                             "kind": {"type": "string"},
-                            "tables": {"type": "array", "items": {"type": "string"}}
+                            "tables": {"type": "array", "items": {"type": "string"}},
+                            "sql": {"type": "string", "description": "The statement as Tollgate parsed and ran it (canonical text; comments are never sent)."}
                         },
                         "required": ["kind", "tables"]
                     }}
