@@ -71,16 +71,8 @@ impl Gateway {
             // Approval: pause until humans decide; the gate re-checks nothing, so
             // the policy above ran on exactly these arguments for this requester.
             Verdict::NeedsApproval(requirements) => {
-                let ticket = routing::ticket(
-                    self,
-                    principal,
-                    tool,
-                    &args,
-                    &trace,
-                    &plan,
-                    &decision.requests,
-                    requirements,
-                );
+                let ticket =
+                    routing::ticket(self, &args, &trace, &plan, &decision.requests, requirements);
                 match routing::await_approval(self, ticket, ctx).await {
                     ApprovalStatus::Approved { id, approvers } => {
                         trace.approval(&id, "approved", &approvers)

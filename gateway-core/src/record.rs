@@ -54,6 +54,16 @@ impl Trace {
         }
     }
 
+    /// Who called.
+    pub fn principal(&self) -> &Principal {
+        &self.record.principal
+    }
+
+    /// The tool called.
+    pub fn tool(&self) -> &str {
+        &self.record.tool
+    }
+
     /// The masked arguments (what reviewers and the record show).
     pub fn arguments(&self) -> &Value {
         &self.record.arguments

@@ -48,8 +48,6 @@ pub(crate) fn connection<'a>(
 /// The exact call a reviewer is asked about.
 pub(crate) fn ticket(
     gw: &Gateway,
-    principal: &Principal,
-    tool: &str,
     args: &Value,
     trace: &Trace,
     plan: &Plan,
@@ -57,8 +55,8 @@ pub(crate) fn ticket(
     requirements: Vec<ApprovalRequirement>,
 ) -> ApprovalTicket {
     ApprovalTicket {
-        requester: principal.clone(),
-        tool: tool.to_string(),
+        requester: trace.principal().clone(),
+        tool: trace.tool().to_string(),
         connection: args
             .get("connection")
             .and_then(Value::as_str)
