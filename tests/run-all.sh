@@ -11,6 +11,10 @@ step() { printf '\n=== %s\n' "$*"; }
 step "dependencies (PostgreSQL, MariaDB; installed with apt when running as root)"
 if [ "$(id -u)" = 0 ]; then bash tests/install-deps.sh; fi
 
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 step "build"
 cargo build --workspace --all-targets --locked
 
