@@ -32,7 +32,7 @@ def demo():
             log.seek(0)
             text = log.read()
         tokens = dict(re.findall(r"^\s+(agent|reviewer|auditor)\s+\(groups: \w+\)\s+(\S+)$", text, re.M))
-        snippet = text.split("(pip install mcp==2.3.0):", 1)[1].split("Or over stdio", 1)[0]
+        snippet = text.split("(pip install mcp==2.3.0):", 1)[1].split("asyncio.run(main())", 1)[0].rstrip(" ") + "  asyncio.run(main())\n"
         yield f"http://127.0.0.1:{port}", tokens, textwrap.dedent(snippet)
     finally:
         proc.terminate()
