@@ -88,6 +88,7 @@ pub async fn serve_http(
         "serving HTTP needs an [auth] key: auth.hs256_secret, auth.jwks_url or auth.jwks_file",
     )?;
     let shutdown = CancellationToken::new();
+    spawn_policy_reload(config, gateway.clone());
     let state = AppState {
         gateway,
         auth: Arc::new(auth),
@@ -115,6 +116,38 @@ pub async fn serve_http(
         })
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// On SIGHUP, reload `policy.dir`: a valid set replaces the live one (calls
+/// in flight finish on the old one; approved calls are re-checked against
+/// the new one before they run); an invalid set is logged and ignored.
+fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        let config_path = config.source.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let reloaded = Config::load(&config_path)
+                    .map_err(|e| gateway_core::text::lines(&e))
+                    .and_then(|c| app::policies(&c).map_err(|e| e.join("\n")));
+                match reloaded {
+                    Ok(engine) => {
+                        tracing::info!(policies = engine.len(), "policies reloaded");
+                        gateway.set_policy(engine);
+                    }
+                    Err(e) => {
+                        tracing::error!(errors = %e, "policy reload refused; the previous policies stay in force")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (config, gateway);
 }
 
 async fn shutdown_signal() {
