@@ -24,8 +24,9 @@ grep -q "test result:" target/cargo-test.log
 
 BIN=target/debug/tollgate
 step "tollgate check on every example config"
+# Secret references of the examples, set to throwaway values: `check` resolves them.
+export SHOP_DATABASE_URL="postgres://tollgate@127.0.0.1:1/shop" TOLLGATE_MASK_KEY="check-only-key"
 for cfg in examples/*/tollgate.toml; do
-  [ -f "$cfg" ] || continue
   "$BIN" check --config "$cfg"
 done
 
