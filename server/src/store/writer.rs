@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use chrono::Utc;
 use gateway_core::audit::{AuditEvent, AuditRecord, GENESIS_HASH, StoreError, format_time};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use sqlx::{ConnectOptions, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 /// One queued append.
@@ -187,52 +187,68 @@ impl Writer {
     }
 }
 
+const EVENT_COLUMNS: usize = 16;
+
+/// The whole batch as ONE statement list, so it crosses to sqlx's SQLite
+/// worker thread once: `BEGIN IMMEDIATE`, one multi-row INSERT of every
+/// event, the head upsert, `COMMIT` (which returns after the WAL fsync with
+/// `synchronous=FULL`). Any failure stops the list with the transaction still
+/// open; the caller then drops the connection, which rolls it back.
+fn batch_sql(n: usize) -> String {
+    let row = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
+    let mut sql = String::with_capacity(400 + n * (row.len() + 2));
+    sql.push_str(
+        "BEGIN IMMEDIATE; \
+         INSERT INTO audit_events (seq, id, time, principal_sub, principal_groups, tool, connection, arguments, \
+         requests, decision, approval, outcome, result_preview, masked, prev_hash, hash) VALUES ",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&row);
+    }
+    sql.push_str(
+        "; INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash; \
+         COMMIT",
+    );
+    sql
+}
+
 async fn write_batch(
     conn: &mut SqliteConnection,
     events: &[AuditEvent],
 ) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let Some(last) = events.last() else {
+        return Ok(());
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(batch_sql(events.len())));
     for e in events {
-        insert(&mut tx, e).await?;
+        let r = &e.record;
+        query = query
+            .bind(e.seq as i64)
+            .bind(e.id.clone())
+            .bind(e.time.clone())
+            .bind(r.principal.sub.clone())
+            .bind(json(&r.principal.groups))
+            .bind(r.tool.clone())
+            .bind(r.connection.clone())
+            .bind(json(&r.arguments))
+            .bind(json(&r.requests))
+            .bind(r.decision.clone())
+            .bind(r.approval.as_ref().map(json))
+            .bind(json(&r.outcome))
+            .bind(json(&r.result_preview))
+            .bind(json(&r.masked))
+            .bind(e.prev_hash.clone())
+            .bind(e.hash.clone());
     }
-    if let Some(last) = events.last() {
-        sqlx::query(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )
+    query
         .bind(last.seq as i64)
-        .bind(&last.hash)
-        .execute(&mut *tx)
+        .bind(last.hash.clone())
+        .execute(conn)
         .await?;
-    }
-    tx.commit().await
-}
-
-async fn insert(conn: &mut SqliteConnection, e: &AuditEvent) -> Result<(), sqlx::Error> {
-    let r = &e.record;
-    sqlx::query(
-        "INSERT INTO audit_events (seq, id, time, principal_sub, principal_groups, tool, connection, arguments, \
-         requests, decision, approval, outcome, result_preview, masked, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.seq as i64)
-    .bind(&e.id)
-    .bind(&e.time)
-    .bind(&r.principal.sub)
-    .bind(json(&r.principal.groups))
-    .bind(&r.tool)
-    .bind(&r.connection)
-    .bind(json(&r.arguments))
-    .bind(json(&r.requests))
-    .bind(&r.decision)
-    .bind(r.approval.as_ref().map(json))
-    .bind(json(&r.outcome))
-    .bind(json(&r.result_preview))
-    .bind(json(&r.masked))
-    .bind(&e.prev_hash)
-    .bind(&e.hash)
-    .execute(conn)
-    .await?;
     Ok(())
 }
 

@@ -33,14 +33,28 @@ use crate::engine::{Engine, query_pairs};
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 
-/// Rows fetched per portal round trip at most.
-const FETCH_BATCH: u64 = 1000;
+/// Rows fetched per portal round trip at most: the default cap + 1, so a
+/// read under the default cap is always one Execute (which lets a read-only
+/// call pipeline its COMMIT behind it).
+const FETCH_BATCH: u64 = crate::config::DEFAULT_MAX_ROWS + 1;
 
 /// Names of a table's columns, by attribute number.
 #[derive(Debug)]
 struct TableNames {
     qualified: String,
     columns: HashMap<i16, String>,
+}
+
+/// A statement after Bind.
+enum Bound {
+    /// Ran to completion (no result columns): rows affected.
+    Done(u64),
+    /// Rows to fetch from the portal.
+    Rows {
+        portal: tokio_postgres::Portal,
+        types: Vec<Type>,
+        set: RowSet,
+    },
 }
 
 /// A PostgreSQL connection's engine.
@@ -208,77 +222,160 @@ impl PgEngine {
             .collect())
     }
 
+    /// Prepare (cached) and bind one statement: DML/DDL runs to completion,
+    /// a row-returning statement comes back as a portal to fetch from.
+    async fn bind_statement(
+        &self,
+        txn: &deadpool_postgres::Transaction<'_>,
+        sql: &str,
+        call: &QueryCall,
+        caps: Caps,
+    ) -> Result<Bound, ExecuteError> {
+        let stmt = txn.prepare_cached(sql).await.map_err(|e| self.map_err(e))?;
+        let params = params::convert(stmt.params(), &call.params).map_err(ExecuteError::Target)?;
+        let bound = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync));
+        if stmt.columns().is_empty() {
+            let affected = txn
+                .execute_raw(&stmt, bound)
+                .await
+                .map_err(|e| self.map_err(e))?;
+            return Ok(Bound::Done(affected));
+        }
+        let columns: Vec<ColumnDesc> = stmt
+            .columns()
+            .iter()
+            .map(|c| ColumnDesc {
+                name: c.name().to_string(),
+                type_name: if values::supported(c.type_()) {
+                    values::type_name(c.type_())
+                } else {
+                    format!(
+                        "{} (unsupported: binary value as base64)",
+                        values::type_name(c.type_())
+                    )
+                },
+            })
+            .collect();
+        let mut set = RowSet::new(columns, caps);
+        set.origins = self.origins(txn, stmt.columns()).await?;
+        let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        let portal = txn
+            .bind_raw(&stmt, bound)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(Bound::Rows { portal, types, set })
+    }
+
+    /// Read one portal batch into `set`. Returns (rows received, stopped
+    /// because a cap was reached).
+    async fn drain(
+        &self,
+        stream: tokio_postgres::RowStream,
+        types: &[Type],
+        set: &mut RowSet,
+    ) -> Result<(u64, bool), ExecuteError> {
+        pin_mut!(stream);
+        let mut got = 0u64;
+        while let Some(row) = stream.try_next().await.map_err(|e| self.map_err(e))? {
+            got += 1;
+            let mut out = Vec::with_capacity(types.len());
+            for (i, ty) in types.iter().enumerate() {
+                let raw: values::RawValue<'_> = row.try_get(i).map_err(|e| self.map_err(e))?;
+                out.push(match raw.0 {
+                    None => Value::Null,
+                    Some(bytes) => values::decode(ty, bytes).map_err(|m| {
+                        ExecuteError::Other(format!("cannot decode column {}: {m}", i + 1))
+                    })?,
+                });
+            }
+            if !set.push(out) {
+                return Ok((got, true));
+            }
+        }
+        Ok((got, false))
+    }
+
+    /// Round trips of a one-statement read: BEGIN; SET LOCAL + Bind (pipelined);
+    /// Execute + COMMIT (pipelined, read-only plans whose row cap fits one
+    /// batch). Writing plans commit only after every row was read.
     async fn run(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
         let mut client = self.client().await?;
-        let txn = self.begin(&mut client, call.read_only).await?;
+        let txn = client
+            .build_transaction()
+            .read_only(call.read_only)
+            .start()
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let timeout_sql = format!("SET LOCAL statement_timeout = {}", self.timeout_ms().max(1));
+        // The SET LOCAL goes out first (a future sends its message on its
+        // first poll, and join! polls in order); the first statement's
+        // Parse/Bind queue behind it on the same connection, so the server
+        // applies the timeout before it runs anything of the call. If the SET
+        // failed, the transaction is aborted and the statement fails too; its
+        // error is the one reported.
+        let mut first = match call.statements.first() {
+            Some(st) => {
+                let (t, b) = futures::join!(
+                    txn.batch_execute(&timeout_sql),
+                    self.bind_statement(&txn, &st.sql, call, caps)
+                );
+                t.map_err(|e| self.map_err(e))?;
+                Some(b?)
+            }
+            None => {
+                txn.batch_execute(&timeout_sql)
+                    .await
+                    .map_err(|e| self.map_err(e))?;
+                None
+            }
+        };
         let mut outcome = QueryOutcome {
             rows: None,
             affected: 0,
         };
-        for st in &call.statements {
-            let stmt = txn
-                .prepare_cached(&st.sql)
-                .await
-                .map_err(|e| self.map_err(e))?;
-            let params =
-                params::convert(stmt.params(), &call.params).map_err(ExecuteError::Target)?;
-            let bound = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync));
-            if stmt.columns().is_empty() {
-                outcome.affected = txn
-                    .execute_raw(&stmt, bound)
+        let count = call.statements.len();
+        for (i, st) in call.statements.iter().enumerate() {
+            let bound = match first.take() {
+                Some(b) => b,
+                None => self.bind_statement(&txn, &st.sql, call, caps).await?,
+            };
+            let (portal, types, mut set) = match bound {
+                Bound::Done(affected) => {
+                    outcome.affected = affected;
+                    continue;
+                }
+                Bound::Rows { portal, types, set } => (portal, types, set),
+            };
+            let first_want = (caps.max_rows + 1).min(FETCH_BATCH);
+            if call.read_only && i + 1 == count && first_want == caps.max_rows + 1 {
+                // One Execute of max_rows + 1 rows always ends the read (fewer
+                // rows: done; max_rows + 1: the cap stops it), so COMMIT can
+                // follow it on the wire instead of after its reply. Only for
+                // read-only plans: there is nothing a commit could make
+                // permanent that a failed read would have rolled back.
+                let stream = txn
+                    .query_portal_raw(&portal, first_want as i32)
                     .await
                     .map_err(|e| self.map_err(e))?;
-                continue;
+                drop(portal);
+                let (read, committed) =
+                    futures::join!(self.drain(stream, &types, &mut set), txn.commit());
+                read?;
+                committed.map_err(|e| self.map_err(e))?;
+                outcome.affected = set.rows.len() as u64;
+                outcome.rows = Some(set);
+                self.after_commit(&mut client, call).await?;
+                return Ok(outcome);
             }
-            let columns: Vec<ColumnDesc> = stmt
-                .columns()
-                .iter()
-                .map(|c| ColumnDesc {
-                    name: c.name().to_string(),
-                    type_name: if values::supported(c.type_()) {
-                        values::type_name(c.type_())
-                    } else {
-                        format!(
-                            "{} (unsupported: binary value as base64)",
-                            values::type_name(c.type_())
-                        )
-                    },
-                })
-                .collect();
-            let mut set = RowSet::new(columns, caps);
-            set.origins = self.origins(&txn, stmt.columns()).await?;
-            let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
-            let portal = txn
-                .bind_raw(&stmt, bound)
-                .await
-                .map_err(|e| self.map_err(e))?;
-            'fetch: loop {
+            loop {
                 let want =
                     (caps.max_rows.saturating_sub(set.rows.len() as u64) + 1).min(FETCH_BATCH);
                 let stream = txn
                     .query_portal_raw(&portal, want as i32)
                     .await
                     .map_err(|e| self.map_err(e))?;
-                pin_mut!(stream);
-                let mut got = 0u64;
-                while let Some(row) = stream.try_next().await.map_err(|e| self.map_err(e))? {
-                    got += 1;
-                    let mut out = Vec::with_capacity(types.len());
-                    for (i, ty) in types.iter().enumerate() {
-                        let raw: values::RawValue<'_> =
-                            row.try_get(i).map_err(|e| self.map_err(e))?;
-                        out.push(match raw.0 {
-                            None => Value::Null,
-                            Some(bytes) => values::decode(ty, bytes).map_err(|m| {
-                                ExecuteError::Other(format!("cannot decode column {}: {m}", i + 1))
-                            })?,
-                        });
-                    }
-                    if !set.push(out) {
-                        break 'fetch;
-                    }
-                }
-                if got < want {
+                let (got, capped) = self.drain(stream, &types, &mut set).await?;
+                if capped || got < want {
                     break;
                 }
             }
@@ -286,6 +383,15 @@ impl PgEngine {
             outcome.rows = Some(set);
         }
         txn.commit().await.map_err(|e| self.map_err(e))?;
+        self.after_commit(&mut client, call).await?;
+        Ok(outcome)
+    }
+
+    async fn after_commit(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        call: &QueryCall,
+    ) -> Result<(), ExecuteError> {
         if call.statements.iter().any(|s| s.kind == "admin") {
             // A committed SET / SET ROLE outlives the call on this pooled
             // session and would change how the next call's names resolve
@@ -301,7 +407,7 @@ impl PgEngine {
                 c.clear();
             }
         }
-        Ok(outcome)
+        Ok(())
     }
 
     async fn describe(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
