@@ -31,34 +31,40 @@ fn resource_uid(resource: &Resource) -> Result<EntityUid, String> {
     uid(&resource.kind, &resource.id)
 }
 
-/// Entities for one request: the user and its groups, the resource and its
-/// connection, and the schema's action entities.
+/// Entities for all requests of one call, built once: the user and its
+/// groups, every resource and its connection, and the schema's action
+/// entities (cloned once per call, not once per request).
 pub(super) fn build(
     principal: &Principal,
-    request: &AccessRequest,
+    requests: &[AccessRequest],
     actions: &Entities,
 ) -> Result<Entities, String> {
-    let mut list = Vec::with_capacity(principal.groups.len() + 3);
+    let mut list: std::collections::HashMap<EntityUid, Entity> =
+        std::collections::HashMap::with_capacity(principal.groups.len() + 2 * requests.len() + 1);
     let mut groups = HashSet::with_capacity(principal.groups.len());
     for g in &principal.groups {
         let g = uid("Group", g)?;
         groups.insert(g.clone());
-        list.push(Entity::new_no_attrs(g, HashSet::new()));
+        list.insert(g.clone(), Entity::new_no_attrs(g, HashSet::new()));
     }
-    list.push(Entity::new_no_attrs(principal_uid(principal)?, groups));
-    let mut parents = HashSet::new();
-    if let Some(conn) = &request.resource.connection {
-        let c = uid("Connection", conn)?;
-        parents.insert(c.clone());
-        list.push(Entity::new_no_attrs(c, HashSet::new()));
+    let user = principal_uid(principal)?;
+    list.insert(user.clone(), Entity::new_no_attrs(user, groups));
+    for request in requests {
+        let mut parents = HashSet::new();
+        if let Some(conn) = &request.resource.connection {
+            let c = uid("Connection", conn)?;
+            parents.insert(c.clone());
+            list.entry(c.clone())
+                .or_insert_with(|| Entity::new_no_attrs(c, HashSet::new()));
+        }
+        let r = resource_uid(&request.resource)?;
+        // A resource that is also some other resource's connection keeps no parents either way.
+        list.entry(r.clone())
+            .or_insert_with(|| Entity::new_no_attrs(r, parents));
     }
-    list.push(Entity::new_no_attrs(
-        resource_uid(&request.resource)?,
-        parents,
-    ));
     actions
         .clone()
-        .add_entities(list, None)
+        .add_entities(list.into_values(), None)
         .map_err(|e| format!("entities: {e}"))
 }
 

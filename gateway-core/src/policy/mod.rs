@@ -152,6 +152,20 @@ impl PolicyEngine {
 
     /// Decide one request.
     pub fn decide_one(&self, principal: &Principal, request: &AccessRequest) -> RequestDecision {
+        let built = entities::build(
+            principal,
+            std::slice::from_ref(request),
+            &self.action_entities,
+        );
+        self.decide_with(principal, request, &built)
+    }
+
+    fn decide_with(
+        &self,
+        principal: &Principal,
+        request: &AccessRequest,
+        built: &Result<cedar_policy::Entities, String>,
+    ) -> RequestDecision {
         let resource = request.resource.entity_uid();
         let deny = |errors: Vec<String>| RequestDecision {
             action: request.action.clone(),
@@ -160,9 +174,9 @@ impl PolicyEngine {
             policies: vec![],
             errors,
         };
-        let built = match entities::build(principal, request, &self.action_entities) {
+        let built = match built {
             Ok(b) => b,
-            Err(e) => return deny(vec![e]),
+            Err(e) => return deny(vec![e.clone()]),
         };
         let cedar_request = match entities::request(principal, request, &self.schema) {
             Ok(r) => r,
@@ -170,7 +184,7 @@ impl PolicyEngine {
         };
         let response = self
             .authorizer
-            .is_authorized(&cedar_request, &self.policies, &built);
+            .is_authorized(&cedar_request, &self.policies, built);
         let errors: Vec<String> = response
             .diagnostics()
             .errors()
@@ -199,9 +213,10 @@ impl PolicyEngine {
     /// Decide all requests of a call: deny if any is denied; otherwise ask
     /// for every approval that an allowing permit carries.
     pub fn decide(&self, principal: &Principal, requests: &[AccessRequest]) -> Decision {
+        let built = entities::build(principal, requests, &self.action_entities);
         let decisions: Vec<RequestDecision> = requests
             .iter()
-            .map(|r| self.decide_one(principal, r))
+            .map(|r| self.decide_with(principal, r, &built))
             .collect();
         let verdict = self.verdict(&decisions, requests.is_empty());
         Decision {
