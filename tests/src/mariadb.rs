@@ -41,14 +41,7 @@ pub const USER: &str = "tollgate";
 impl MariaDbServer {
     /// Start a fresh server (retries on a port race).
     pub fn start() -> anyhow::Result<Self> {
-        let mut last = None;
-        for _ in 0..3 {
-            match Self::try_start() {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start MariaDB")))
+        crate::util::retry_start("MariaDB", Self::try_start)
     }
 
     fn try_start() -> anyhow::Result<Self> {

@@ -45,14 +45,7 @@ pub fn pg_bin() -> anyhow::Result<PathBuf> {
 impl PgServer {
     /// Start a fresh server (retries on a port race).
     pub fn start() -> anyhow::Result<Self> {
-        let mut last = None;
-        for _ in 0..3 {
-            match Self::try_start() {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start PostgreSQL")))
+        crate::util::retry_start("PostgreSQL", Self::try_start)
     }
 
     fn try_start() -> anyhow::Result<Self> {

@@ -102,3 +102,16 @@ pub fn as_user(user: &str, program: &Path) -> Command {
         Command::new(program)
     }
 }
+
+/// Run `start` up to three times (a free port can be taken between probe
+/// and bind); the last error says what failed.
+pub fn retry_start<T>(what: &str, start: impl Fn() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut last = None;
+    for _ in 0..3 {
+        match start() {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start {what}")))
+}
