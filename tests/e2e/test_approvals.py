@@ -3,7 +3,7 @@ policy sends to `reviewers` pauses; approved while the call blocks, the result
 arrives in that call; undecided, the call returns the pending object and
 `approval_wait` picks the result up later; a denial's reason reaches the agent;
 the requester can never approve their own call; a pending approval survives
-kill -9 of the server. Own server (it is killed), `wait_seconds = 4`."""
+kill -9 of the server. Own server (it is killed) and database, `wait_seconds = 4`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,17 @@ import harness
 from conftest import call, mcp_client
 
 WAIT = 4
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """Its own database: these tests delete orders that other modules count."""
+    p = harness.Postgres()
+    try:
+        p.start()
+        yield p
+    finally:
+        p.cleanup()
 
 
 @pytest.fixture(scope="module")
