@@ -31,12 +31,8 @@ def anyio_backend():
 
 @pytest.fixture(scope="session")
 def pg():
-    p = harness.Postgres()
-    try:
-        p.start()
+    with harness.running_postgres() as p:
         yield p
-    finally:
-        p.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ and is stopped at the end. Never touches a PostgreSQL on the default port.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -87,6 +88,17 @@ INSERT INTO orders
          timestamptz '2026-01-01 09:00:00+00' + g * interval '7 hours'
   FROM generate_series(1, 40) AS g;
 """
+
+
+@contextlib.contextmanager
+def running_postgres():
+    """A started throwaway PostgreSQL with the fixture, removed afterwards."""
+    p = Postgres()
+    try:
+        p.start()
+        yield p
+    finally:
+        p.cleanup()
 
 
 class Postgres:

@@ -22,12 +22,8 @@ WAIT = 4
 @pytest.fixture(scope="module")
 def pg():
     """Its own database: these tests delete orders that other modules count."""
-    p = harness.Postgres()
-    try:
-        p.start()
+    with harness.running_postgres() as p:
         yield p
-    finally:
-        p.cleanup()
 
 
 @pytest.fixture(scope="module")

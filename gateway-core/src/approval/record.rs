@@ -279,19 +279,7 @@ impl Approval {
         reason: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), DecideError> {
-        self.expire_if_due(now);
-        self.must_be_pending()?;
-        self.may_decide(who)?;
-        if self.reviews.iter().any(|r| r.sub == who.sub) {
-            return Err(DecideError::AlreadyDecided);
-        }
-        self.reviews.push(Review {
-            sub: who.sub.clone(),
-            groups: who.groups.clone(),
-            verdict: "approve".into(),
-            reason: reason.filter(|r| !r.trim().is_empty()),
-            time: now,
-        });
+        self.review(who, "approve", reason.filter(|r| !r.trim().is_empty()), now)?;
         if satisfied(&self.required, &self.reviews, &self.requester.sub) {
             self.state = ApprovalState::Approved;
             self.decided_at = Some(now);
@@ -309,6 +297,21 @@ impl Approval {
         let reason = reason
             .filter(|r| !r.trim().is_empty())
             .ok_or(DecideError::ReasonRequired)?;
+        self.review(who, "deny", Some(reason), now)?;
+        self.state = ApprovalState::Denied;
+        self.decided_at = Some(now);
+        Ok(())
+    }
+
+    /// Record one person's decision on a pending approval they may decide
+    /// and have not decided yet (shared by approve and deny).
+    fn review(
+        &mut self,
+        who: &Principal,
+        verdict: &str,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DecideError> {
         self.expire_if_due(now);
         self.must_be_pending()?;
         self.may_decide(who)?;
@@ -318,12 +321,10 @@ impl Approval {
         self.reviews.push(Review {
             sub: who.sub.clone(),
             groups: who.groups.clone(),
-            verdict: "deny".into(),
-            reason: Some(reason),
+            verdict: verdict.into(),
+            reason,
             time: now,
         });
-        self.state = ApprovalState::Denied;
-        self.decided_at = Some(now);
         Ok(())
     }
 

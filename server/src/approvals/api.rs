@@ -127,13 +127,22 @@ async fn show(
     }
 }
 
+type DecisionJson = Result<axum::Json<DecisionBody>, axum::extract::rejection::JsonRejection>;
+
+/// Approve or deny for the authenticated reviewer; an empty body is fine
+/// (approve needs no reason; deny then answers 400 for the missing reason).
 async fn decide(
     state: AppState,
     headers: HeaderMap,
     id: String,
-    body: Option<DecisionBody>,
+    body: DecisionJson,
     approve: bool,
 ) -> Response {
+    let reason = match body {
+        Ok(axum::Json(b)) => b.reason,
+        Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => None,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     let who = match authenticate(&state, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -141,7 +150,6 @@ async fn decide(
     let Some(service) = super::service(&state) else {
         return unavailable();
     };
-    let reason = body.and_then(|b| b.reason);
     let result = if approve {
         service.approve(&id, &who, reason).await
     } else {
@@ -153,37 +161,20 @@ async fn decide(
     }
 }
 
-fn body(
-    b: Result<axum::Json<DecisionBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Option<DecisionBody>, Box<Response>> {
-    match b {
-        Ok(axum::Json(b)) => Ok(Some(b)),
-        // An empty body is fine for approve (no reason).
-        Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => Ok(None),
-        Err(e) => Err(Box::new(error(StatusCode::BAD_REQUEST, e.body_text()))),
-    }
-}
-
 async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    b: Result<axum::Json<DecisionBody>, axum::extract::rejection::JsonRejection>,
+    b: DecisionJson,
 ) -> Response {
-    match body(b) {
-        Ok(b) => decide(state, headers, id, b, true).await,
-        Err(r) => *r,
-    }
+    decide(state, headers, id, b, true).await
 }
 
 async fn deny(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    b: Result<axum::Json<DecisionBody>, axum::extract::rejection::JsonRejection>,
+    b: DecisionJson,
 ) -> Response {
-    match body(b) {
-        Ok(b) => decide(state, headers, id, b, false).await,
-        Err(r) => *r,
-    }
+    decide(state, headers, id, b, false).await
 }
