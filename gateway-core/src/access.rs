@@ -53,7 +53,7 @@ impl Resource {
 }
 
 /// A value in a request's context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ContextValue {
     /// A string.
@@ -67,7 +67,7 @@ pub enum ContextValue {
 }
 
 /// One authorisation question: may the principal do `action` on `resource`?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccessRequest {
     /// Action id inside `Tollgate::Action`, e.g. `sql:select`.
     pub action: String,

@@ -132,6 +132,38 @@ async fn expired_token_rejected() {
 }
 
 #[tokio::test]
+async fn a_verified_token_stops_working_when_it_expires() {
+    // Verified tokens are remembered; the memory must not outlive `exp`.
+    let mut cfg = hs_config();
+    cfg.leeway = Duration::ZERO;
+    let auth = Authenticator::new(cfg).unwrap();
+    let mut c = claims("alice");
+    c["exp"] = json!(now() + 1);
+    let token = sign_hs(&c);
+    assert_eq!(auth.resolve(&token).await.unwrap().sub, "alice");
+    assert_eq!(auth.resolve(&token).await.unwrap().sub, "alice");
+    while now() <= c["exp"].as_i64().unwrap() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(resolve_err(&auth, &token).await, IdentityError::Expired);
+    // A tampered copy of a remembered token is not the remembered token.
+    let fresh = sign_hs(&claims("alice"));
+    auth.resolve(&fresh).await.unwrap();
+    // Change one signature character well inside the base64 (not a padding bit).
+    let at = fresh.len() - 10;
+    let flipped = if fresh.as_bytes()[at] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    let forged = format!("{}{flipped}{}", &fresh[..at], &fresh[at + 1..]);
+    assert_eq!(
+        resolve_err(&auth, &forged).await,
+        IdentityError::BadSignature
+    );
+}
+
+#[tokio::test]
 async fn missing_exp_rejected() {
     let auth = Authenticator::new(hs_config()).unwrap();
     let mut c = claims("alice");

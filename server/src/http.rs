@@ -40,7 +40,11 @@ pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: Cancellatio
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
         .with_cancellation_token(shutdown)
-        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)));
+        .with_sse_keep_alive(Some(std::time::Duration::from_secs(15)))
+        // Stateless (2026-07-28) requests whose first message is the result
+        // get it as one JSON body instead of an SSE stream; a call that sends
+        // progress first (an approval wait) still streams.
+        .with_json_response(true);
     let handler = McpHandler::new(gateway);
     let mcp = StreamableHttpService::new(
         move || Ok(handler.clone()),

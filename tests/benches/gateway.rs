@@ -6,7 +6,7 @@
 //! checks that no audit event was lost (count + chain verify).
 //!
 //! Run: `cargo bench -p tollgate-tests --bench gateway` (env BENCH_SECONDS,
-//! default 3 per measurement).
+//! default 3 per measurement; BENCH_CLIENTS, default `1,8,32`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,10 @@ use tollgate_server::config::Config;
 use tollgate_server::http::{AppState, router};
 use tollgate_tests::pg::PgServer;
 use tollgate_tests::util::TempDir;
+
+/// The allocator the `tollgate` binary uses, so the benchmark measures it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const POOL: usize = 8;
 const QUERY: &str = "SELECT id, status, amount FROM orders WHERE id = $1";
@@ -100,12 +104,33 @@ where
     })
 }
 
-/// One MCP client session over streamable HTTP (2025-11-25, session mode).
+/// The two ways an MCP client talks streamable HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// 2025-11-25: `initialize`, then requests on an `Mcp-Session-Id` session
+    /// (answered as SSE streams).
+    Session,
+    /// 2026-07-28: no session; every request carries its protocol metadata
+    /// (answered as JSON when nothing precedes the result).
+    Stateless,
+}
+
+impl Protocol {
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Session => "2025-11-25 session",
+            Protocol::Stateless => "2026-07-28 stateless",
+        }
+    }
+}
+
+/// One MCP client over streamable HTTP.
 struct McpClient {
     http: reqwest::Client,
     url: String,
     token: String,
-    session: String,
+    /// `Some` in session mode.
+    session: Option<String>,
 }
 
 fn sse_result(body: &str) -> anyhow::Result<Value> {
@@ -123,10 +148,18 @@ fn sse_result(body: &str) -> anyhow::Result<Value> {
 }
 
 impl McpClient {
-    async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
+    async fn connect(url: &str, token: &str, protocol: Protocol) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(4)
             .build()?;
+        if protocol == Protocol::Stateless {
+            return Ok(McpClient {
+                http,
+                url: url.into(),
+                token: token.into(),
+                session: None,
+            });
+        }
         let resp = http
             .post(url)
             .bearer_auth(token)
@@ -146,7 +179,7 @@ impl McpClient {
             http,
             url: url.into(),
             token: token.into(),
-            session,
+            session: Some(session),
         };
         c.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await?;
@@ -154,23 +187,36 @@ impl McpClient {
     }
 
     async fn post(&self, body: Value) -> anyhow::Result<String> {
-        let resp = self
+        let request = self
             .http
             .post(&self.url)
             .bearer_auth(&self.token)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", &self.session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .json(&body)
-            .send()
-            .await?;
+            .header("accept", "application/json, text/event-stream");
+        let request = match &self.session {
+            Some(session) => request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25"),
+            None => request
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "sql_query"),
+        };
+        let resp = request.json(&body).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
         Ok(resp.text().await?)
     }
 
     async fn query(&self, id: u64) -> anyhow::Result<()> {
+        let mut params = json!({"name": "sql_query",
+            "arguments": {"connection": "shop", "sql": QUERY, "params": [id as i64]}});
+        if self.session.is_none() {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            });
+        }
         let body = self
-            .post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "sql_query",
-                "arguments": {"connection": "shop", "sql": QUERY, "params": [id as i64]}}}))
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
             .await?;
         let v = sse_result(&body)?;
         let r = &v["result"];
@@ -179,6 +225,15 @@ impl McpClient {
         }
         Ok(())
     }
+}
+
+/// Client counts to measure (BENCH_CLIENTS, comma-separated; default 1, 8, 32).
+fn client_counts() -> Vec<usize> {
+    std::env::var("BENCH_CLIENTS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 8, 32])
 }
 
 fn fmt(d: Duration) -> String {
@@ -266,7 +321,8 @@ forbid(principal, action, resource) when { context has functions && context.func
         secs()
     );
     println!(
-        "{:>8} | {:>10} {:>10} {:>10} | {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9}",
+        "{:>20} {:>7} | {:>10} {:>10} {:>10} | {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9}",
+        "MCP over HTTP",
         "clients",
         "direct p50",
         "p99",
@@ -280,7 +336,7 @@ forbid(principal, action, resource) when { context has functions && context.func
     );
     let mut governed_calls = 0;
     let mut stage_rows = vec![];
-    for clients in [1usize, 8, 32] {
+    for clients in client_counts() {
         let direct = measure(clients, |_| {
             let pool = pool.clone();
             async move {
@@ -301,48 +357,51 @@ forbid(principal, action, resource) when { context has functions && context.func
             }
         })
         .await?;
-        let before = gateway.stage_times();
-        let governed = measure(clients, |_| {
-            let (u, t) = (mcp_url.clone(), token.clone());
-            async move {
-                let c = Arc::new(McpClient::connect(&u, &t).await?);
-                let f: Box<
-                    dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>>
-                        + Send,
-                > = Box::new(move |id| {
-                    let c = c.clone();
-                    Box::pin(async move { c.query(id).await })
-                });
-                Ok(f)
-            }
-        })
-        .await?;
-        governed_calls += governed.calls;
-        let after = gateway.stage_times();
-        stage_rows.push((clients, before, after));
-        println!(
-            "{clients:>8} | {:>10} {:>10} {:>10.0} | {:>10} {:>10} {:>10.0} | {:>9} {:>8.2}x {:>8.2}x",
-            fmt(direct.p50),
-            fmt(direct.p99),
-            direct.per_sec,
-            fmt(governed.p50),
-            fmt(governed.p99),
-            governed.per_sec,
-            fmt(governed.p50.saturating_sub(direct.p50)),
-            governed.p50.as_secs_f64() / direct.p50.as_secs_f64(),
-            governed.per_sec / direct.per_sec,
-        );
+        for protocol in [Protocol::Session, Protocol::Stateless] {
+            let before = gateway.stage_times();
+            let governed = measure(clients, |_| {
+                let (u, t) = (mcp_url.clone(), token.clone());
+                async move {
+                    let c = Arc::new(McpClient::connect(&u, &t, protocol).await?);
+                    let f: Box<
+                        dyn FnMut(u64) -> futures::future::BoxFuture<'static, anyhow::Result<()>>
+                            + Send,
+                    > = Box::new(move |id| {
+                        let c = c.clone();
+                        Box::pin(async move { c.query(id).await })
+                    });
+                    Ok(f)
+                }
+            })
+            .await?;
+            governed_calls += governed.calls;
+            let after = gateway.stage_times();
+            stage_rows.push((clients, protocol, before, after));
+            println!(
+                "{:>20} {clients:>7} | {:>10} {:>10} {:>10.0} | {:>10} {:>10} {:>10.0} | {:>9} {:>8.2}x {:>8.2}x",
+                protocol.label(),
+                fmt(direct.p50),
+                fmt(direct.p99),
+                direct.per_sec,
+                fmt(governed.p50),
+                fmt(governed.p99),
+                governed.per_sec,
+                fmt(governed.p50.saturating_sub(direct.p50)),
+                governed.p50.as_secs_f64() / direct.p50.as_secs_f64(),
+                governed.per_sec / direct.per_sec,
+            );
+        }
     }
     println!(
         "\ntime per pipeline stage, mean µs per governed call (incl. warm-up), by client count:"
     );
-    print!("{:>8} |", "clients");
+    print!("{:>20} {:>7} |", "MCP over HTTP", "clients");
     for (stage, _, _) in gateway.stage_times() {
         print!(" {stage:>9}");
     }
     println!();
-    for (clients, before, after) in &stage_rows {
-        print!("{clients:>8} |");
+    for (clients, protocol, before, after) in &stage_rows {
+        print!("{:>20} {clients:>7} |", protocol.label());
         for ((_, n0, t0), (_, n1, t1)) in before.iter().zip(after) {
             let n = (n1 - n0).max(1);
             print!(" {:>9.1}", (*t1 - *t0).as_secs_f64() * 1e6 / n as f64);

@@ -187,6 +187,32 @@ pub struct Authenticator {
     groups_claim: String,
     leeway: Duration,
     keys: Keys,
+    /// Tokens already verified, by their exact text: an agent sends the same
+    /// bearer on every call, and an RS256/ES256 signature check costs far more
+    /// than the rest of identity.
+    verified: quick_cache::sync::Cache<String, VerifiedToken>,
+}
+
+/// A token that passed every check, and until when that answer is reused.
+#[derive(Clone)]
+struct VerifiedToken {
+    principal: Principal,
+    /// Unix seconds: the token's `exp`, capped at verification +
+    /// [`VERIFIED_TOKEN_REUSE`] so that a key withdrawn from the JWKS stops
+    /// admitting its tokens within that time.
+    until: u64,
+}
+
+/// Longest a verified token is trusted without checking its signature again.
+const VERIFIED_TOKEN_REUSE: Duration = Duration::from_secs(60);
+/// Distinct tokens remembered at once.
+const VERIFIED_TOKEN_ENTRIES: usize = 4096;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 enum Keys {
@@ -242,6 +268,7 @@ impl Authenticator {
             groups_claim: config.groups_claim,
             leeway: config.leeway,
             keys,
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKEN_ENTRIES),
         })
     }
 
@@ -269,6 +296,12 @@ impl Authenticator {
         let token = strip_bearer(bearer);
         if token.is_empty() {
             return Err(IdentityError::MissingToken);
+        }
+        if let Some(known) = self.verified.get(token) {
+            if unix_now() < known.until {
+                return Ok(known.principal);
+            }
+            self.verified.remove(token);
         }
         let header = claims::peek_header(token)?;
         // `alg` strings jsonwebtoken does not know (`none`, `HS1`, ...) are refused here.
@@ -312,7 +345,19 @@ impl Authenticator {
             _ => return Err(IdentityError::MissingSub),
         };
         let groups = claims::groups(&claims, &self.groups_claim);
-        Ok(Principal { sub, groups })
+        let principal = Principal { sub, groups };
+        // `exp` is required and was just checked, so it is a number here.
+        if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
+            let until = (exp as u64).min(unix_now() + VERIFIED_TOKEN_REUSE.as_secs());
+            self.verified.insert(
+                token.to_string(),
+                VerifiedToken {
+                    principal: principal.clone(),
+                    until,
+                },
+            );
+        }
+        Ok(principal)
     }
 
     /// Mint an HS256 token for `sub` with `groups` (placed at the configured

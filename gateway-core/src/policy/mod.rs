@@ -12,6 +12,7 @@ mod entities;
 mod load;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use cedar_policy::{Authorizer, Decision as CedarDecision, Entities, PolicySet, Schema};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,38 @@ pub struct PolicyEngine {
     authorizer: Authorizer,
     approvals: std::collections::HashMap<String, (String, u32)>,
     count: usize,
+    /// Decisions already taken by THIS policy set (a reload builds a new
+    /// engine, so a cached decision never outlives the policies behind it).
+    decisions: quick_cache::sync::Cache<DecisionKey, Arc<Decision>>,
+}
+
+/// Calls whose decisions are kept at once.
+const DECISION_CACHE_ENTRIES: usize = 4096;
+/// Calls with more requests than this are decided every time.
+const DECISION_CACHE_MAX_REQUESTS: usize = 16;
+
+/// Everything a call's decision depends on: Cedar is deterministic over
+/// (principal and its groups, every request of the call with its context),
+/// and the entities are built from exactly these. The whole call is one key
+/// because a policy may name an entity literal whose presence depends on the
+/// call's other requests.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    principal: Principal,
+    requests: Vec<AccessRequest>,
+}
+
+/// [`DecisionKey`] borrowed, for lookups without cloning; hashes the same.
+#[derive(Hash)]
+struct DecisionKeyRef<'a> {
+    principal: &'a Principal,
+    requests: &'a [AccessRequest],
+}
+
+impl quick_cache::Equivalent<DecisionKey> for DecisionKeyRef<'_> {
+    fn equivalent(&self, key: &DecisionKey) -> bool {
+        *self.principal == key.principal && self.requests == key.requests.as_slice()
+    }
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -137,6 +170,7 @@ impl PolicyEngine {
             approvals: loaded.approvals,
             action_entities,
             authorizer: Authorizer::new(),
+            decisions: quick_cache::sync::Cache::new(DECISION_CACHE_ENTRIES),
         })
     }
 
@@ -152,12 +186,17 @@ impl PolicyEngine {
 
     /// Decide one request.
     pub fn decide_one(&self, principal: &Principal, request: &AccessRequest) -> RequestDecision {
-        let built = entities::build(
-            principal,
-            std::slice::from_ref(request),
-            &self.action_entities,
-        );
-        self.decide_with(principal, request, &built)
+        let decision = self.decide_shared(principal, std::slice::from_ref(request));
+        match decision.requests.first() {
+            Some(d) => d.clone(),
+            None => RequestDecision {
+                action: request.action.clone(),
+                resource: request.resource.entity_uid(),
+                allowed: false,
+                policies: vec![],
+                errors: vec!["no decision".into()],
+            },
+        }
     }
 
     fn decide_with(
@@ -207,12 +246,44 @@ impl PolicyEngine {
     /// True when `request` is allowed outright (used for `connect` filtering,
     /// `unmask` and `audit:read`; approvals do not apply to these).
     pub fn is_permitted(&self, principal: &Principal, request: &AccessRequest) -> bool {
-        self.decide_one(principal, request).allowed
+        self.decide_shared(principal, std::slice::from_ref(request))
+            .requests
+            .first()
+            .is_some_and(|d| d.allowed)
     }
 
     /// Decide all requests of a call: deny if any is denied; otherwise ask
     /// for every approval that an allowing permit carries.
     pub fn decide(&self, principal: &Principal, requests: &[AccessRequest]) -> Decision {
+        Decision::clone(&self.decide_shared(principal, requests))
+    }
+
+    /// [`PolicyEngine::decide`], answered from the decision cache when this
+    /// policy set already decided the same call.
+    fn decide_shared(&self, principal: &Principal, requests: &[AccessRequest]) -> Arc<Decision> {
+        if requests.len() > DECISION_CACHE_MAX_REQUESTS {
+            return Arc::new(self.evaluate(principal, requests));
+        }
+        let key = DecisionKeyRef {
+            principal,
+            requests,
+        };
+        if let Some(hit) = self.decisions.get(&key) {
+            return hit;
+        }
+        let decision = Arc::new(self.evaluate(principal, requests));
+        self.decisions.insert(
+            DecisionKey {
+                principal: principal.clone(),
+                requests: requests.to_vec(),
+            },
+            decision.clone(),
+        );
+        decision
+    }
+
+    /// Evaluate every request with Cedar (no cache).
+    fn evaluate(&self, principal: &Principal, requests: &[AccessRequest]) -> Decision {
         let built = entities::build(principal, requests, &self.action_entities);
         let decisions: Vec<RequestDecision> = requests
             .iter()

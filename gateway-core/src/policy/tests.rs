@@ -213,3 +213,59 @@ fn group_membership_and_audit_read() {
     ));
     assert!(!e.is_permitted(&agent(), &r));
 }
+
+// === the decision cache ===
+
+#[test]
+fn cached_decision_keys_on_groups_and_context() {
+    let e = engine(POLICIES);
+    let select = [req("sql:select", "SELECT 1", true, &[])];
+    // Same call twice: the second answer (from the cache) equals the first.
+    let first = e.decide(&agent(), &select);
+    assert_eq!(first.verdict, Verdict::Allow);
+    assert_eq!(e.decide(&agent(), &select), first);
+    // Same sub, other groups: not the agent's cached allow.
+    let outsider = Principal {
+        sub: "bot".into(),
+        groups: vec!["visitors".into()],
+    };
+    assert!(matches!(
+        e.decide(&outsider, &select).verdict,
+        Verdict::Deny { .. }
+    ));
+    // Same statement, one more function in the context: decided afresh.
+    let read_file = [req("sql:select", "SELECT 1", true, &["pg_read_file"])];
+    match e.decide(&agent(), &read_file).verdict {
+        Verdict::Deny { policies, .. } => assert_eq!(policies, vec!["no-dangerous-functions"]),
+        other => panic!("expected the forbid, got {other:?}"),
+    }
+    // And the earlier answers still stand.
+    assert_eq!(e.decide(&agent(), &select), first);
+    assert!(e.is_permitted(&agent(), &select[0]));
+    assert!(!e.is_permitted(&outsider, &select[0]));
+}
+
+#[test]
+fn cached_decision_covers_the_whole_call() {
+    // A policy that asks about an entity literal: its answer depends on which
+    // entities the call brought (here: whether `orders` is in `shop`, which
+    // only holds when some request of the call names that table).
+    let e = engine(
+        r#"permit(principal, action == Tollgate::Action::"connect", resource)
+             when { Tollgate::Table::"shop/public.orders" in Tollgate::Connection::"shop" };"#,
+    );
+    let connect = AccessRequest {
+        action: "connect".into(),
+        resource: Resource::connection("shop"),
+        context: BTreeMap::new(),
+    };
+    let alone = e.decide(&agent(), std::slice::from_ref(&connect));
+    assert!(matches!(alone.verdict, Verdict::Deny { .. }), "{alone:?}");
+    let with_table = e.decide(
+        &agent(),
+        &[connect.clone(), req("sql:select", "SELECT 1", true, &[])],
+    );
+    assert!(with_table.requests[0].allowed, "{with_table:?}");
+    // The single-request call is still denied: the two calls never share an entry.
+    assert!(!e.is_permitted(&agent(), &connect));
+}

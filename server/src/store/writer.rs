@@ -166,7 +166,10 @@ impl Writer {
                 let time = format_time(Utc::now());
                 let event = AuditEvent::seal(
                     record,
-                    uuid::Uuid::new_v4().to_string(),
+                    // v7: time-ordered, so the `id` index grows at its right
+                    // edge (one page per commit) instead of one random page
+                    // per event.
+                    uuid::Uuid::now_v7().to_string(),
                     seq,
                     time,
                     prev.clone(),

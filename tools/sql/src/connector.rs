@@ -79,6 +79,21 @@ pub struct SqlConnector {
     default_schema: String,
     engine: Box<dyn Engine>,
     redactor: Redactor,
+    /// Analyses by SQL text: agents repeat query shapes with new `params`.
+    analyses: quick_cache::sync::Cache<String, Arc<Analysed>>,
+}
+
+/// Distinct SQL texts whose analysis a connection keeps.
+const ANALYSIS_CACHE_ENTRIES: usize = 1024;
+/// Longer SQL texts are analysed every time (and never held in memory).
+const ANALYSIS_CACHE_MAX_SQL: usize = 8 * 1024;
+
+/// What a `sql_query` plan needs from the analysis of its `sql`.
+#[derive(Debug)]
+struct Analysed {
+    requests: Vec<AccessRequest>,
+    statements: Vec<PreparedStatement>,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for SqlConnector {
@@ -140,6 +155,7 @@ impl SqlConnector {
             default_schema,
             engine,
             redactor,
+            analyses: quick_cache::sync::Cache::new(ANALYSIS_CACHE_ENTRIES),
         })
     }
 
@@ -227,6 +243,23 @@ impl SqlConnector {
                 )
             })?),
         };
+        let analysed = self.analysed(sql)?;
+        Ok(plan_for_query(
+            analysed.requests.clone(),
+            analysed.statements.clone(),
+            params,
+            max_rows,
+            analysed.read_only,
+        ))
+    }
+
+    /// The analysis of `sql`, from the cache when this exact text was
+    /// analysed before on this connection (analysis is a pure function of
+    /// dialect, connection, default schema and text; only successes are kept).
+    fn analysed(&self, sql: &str) -> Result<Arc<Analysed>, AnalysisError> {
+        if let Some(hit) = self.analyses.get(sql) {
+            return Ok(hit);
+        }
         let analysed = analysis::analyse(
             self.config.dialect,
             &self.info.name,
@@ -257,13 +290,15 @@ impl SqlConnector {
             })
             .collect();
         let read_only = analysed.statements.iter().all(|s| s.read_only);
-        Ok(plan_for_query(
-            analysed.requests,
+        let done = Arc::new(Analysed {
+            requests: analysed.requests,
             statements,
-            params,
-            max_rows,
             read_only,
-        ))
+        });
+        if sql.len() <= ANALYSIS_CACHE_MAX_SQL {
+            self.analyses.insert(sql.to_string(), done.clone());
+        }
+        Ok(done)
     }
 
     fn analyse_schema(&self, args: &Value) -> Result<Plan, AnalysisError> {
@@ -419,5 +454,78 @@ impl Connector for SqlConnector {
 
     fn max_rows(&self) -> u64 {
         self.config.max_rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector() -> SqlConnector {
+        let config = SqlConfig::parse(
+            Dialect::Postgres,
+            "shop",
+            &json!({"url": "postgres://u@127.0.0.1:1/db"}),
+        )
+        .unwrap();
+        SqlConnector::new(config).unwrap()
+    }
+
+    fn plan(c: &SqlConnector, sql: &str, params: Value) -> Result<Plan, AnalysisError> {
+        c.analyse(
+            SQL_QUERY,
+            &json!({"connection": "shop", "sql": sql, "params": params}),
+        )
+    }
+
+    fn call(plan: &Plan) -> &QueryCall {
+        match plan.prepared.downcast_ref::<SqlCall>() {
+            Some(SqlCall::Query(q)) => q,
+            other => panic!("not a query plan: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_sql_reuses_its_analysis_with_each_calls_own_params() {
+        let c = connector();
+        let sql = "SELECT id FROM orders WHERE id = $1";
+        let first = plan(&c, sql, json!([1])).unwrap();
+        assert_eq!(c.analyses.len(), 1);
+        let second = plan(&c, sql, json!([2])).unwrap();
+        assert_eq!(c.analyses.len(), 1, "the second call hit the cache");
+        assert_eq!(first.requests, second.requests);
+        assert_eq!(first.summary, second.summary);
+        assert_eq!(call(&first).params, vec![json!(1)]);
+        assert_eq!(call(&second).params, vec![json!(2)]);
+        // Text that differs at all is analysed on its own: a hidden write
+        // after a comment is seen, not served the SELECT's plan.
+        let sneaky = plan(
+            &c,
+            "SELECT id FROM orders WHERE id = $1; DELETE FROM orders",
+            json!([1]),
+        )
+        .unwrap();
+        assert!(!sneaky.read_only);
+        assert!(sneaky.requests.iter().any(|r| r.action == "sql:delete"));
+        assert_eq!(c.analyses.len(), 2);
+    }
+
+    #[test]
+    fn refused_sql_is_refused_every_time_and_never_cached() {
+        let c = connector();
+        for _ in 0..2 {
+            assert!(matches!(
+                plan(&c, "SELEC id FROM orders", json!([])),
+                Err(AnalysisError::Unanalysable(_))
+            ));
+        }
+        assert_eq!(c.analyses.len(), 0);
+        // Long SQL is analysed but not kept.
+        let long = format!(
+            "SELECT 1 WHERE 'x' <> '{}'",
+            "y".repeat(ANALYSIS_CACHE_MAX_SQL)
+        );
+        plan(&c, &long, json!([])).unwrap();
+        assert_eq!(c.analyses.len(), 0);
     }
 }
