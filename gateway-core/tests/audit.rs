@@ -8,7 +8,7 @@ use gateway_core::audit::{
     AuditEvent, AuditRecord, BreakKind, ChainVerifier, GENESIS_HASH, OutcomeRecord, RequestRecord,
     canonical_json, verify,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn record(n: u64) -> AuditRecord {
     AuditRecord {
@@ -227,4 +227,59 @@ fn first_event_must_start_at_genesis() {
     let b = verify(&events).first_break.unwrap();
     assert_eq!(b.seq, 1);
     assert!(matches!(b.kind, BreakKind::PrevHashMismatch { .. }));
+}
+
+/// The event's canonical form is written straight from the struct for speed;
+/// it must stay byte-identical to the documented generic form (the event
+/// serialised, `hash` removed, keys sorted) for every shape of record.
+#[test]
+fn canonical_matches_the_generic_form() {
+    use gateway_core::audit::ApprovalRecord;
+    let generic = |e: &AuditEvent| {
+        let mut v = serde_json::to_value(e).unwrap();
+        v.as_object_mut().unwrap().shift_remove("hash");
+        canonical_json(&v)
+    };
+    let mut shapes = vec![];
+    let base = record(7);
+    shapes.push(base.clone());
+    let mut r = base.clone();
+    r.connection = None;
+    r.approval = Some(ApprovalRecord {
+        id: "apr_1".into(),
+        state: "approved".into(),
+        approvers: vec!["rita".into(), "zoë \"z\"".into()],
+    });
+    r.outcome.rows = None;
+    r.outcome.error = Some("duplicate key \u{1}\t\\ (SQLSTATE 23505)".into());
+    r.masked = BTreeMap::from([
+        ("US_SSN".to_string(), 1),
+        ("EMAIL".to_string(), 3),
+        ("Ünicode".to_string(), 2),
+    ]);
+    r.arguments = json!({"z": {"b": [1, 2.5, -3, 1e300], "a": null}, "A": "\u{2028}", "": true});
+    r.result_preview = Value::Null;
+    r.requests = vec![];
+    r.principal.groups = vec![];
+    shapes.push(r);
+    let mut r = base;
+    r.requests.push(RequestRecord {
+        action: "connect".into(),
+        resource: "Tollgate::Connection::\"shop\"".into(),
+        decision: "deny".into(),
+        policies: vec![],
+    });
+    r.masked.clear();
+    r.decision = "deny".into();
+    shapes.push(r);
+    for (i, record) in shapes.into_iter().enumerate() {
+        let e = AuditEvent::seal(
+            record,
+            format!("019a-{i}"),
+            u64::MAX - i as u64,
+            "2026-11-25T19:00:00.000001Z".into(),
+            GENESIS_HASH.into(),
+        );
+        assert_eq!(e.canonical(), generic(&e), "shape {i}");
+    }
 }

@@ -27,45 +27,170 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// Canonical JSON of any value: keys sorted recursively, no whitespace.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::with_capacity(256);
+    let mut out = Vec::with_capacity(256);
     write_canonical(value, &mut out);
-    out
+    into_string(out)
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// The writers below only ever emit whole UTF-8 sequences.
+fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("canonical JSON is UTF-8")
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_string(k, out);
-                out.push(':');
+                out.push(b':');
                 write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(v, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::String(s) => write_string(s, out),
         // null, bool and numbers have one compact serde_json form.
-        other => out.push_str(&other.to_string()),
+        other => serde_json::to_writer(&mut *out, other).expect("a scalar always serialises"),
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
-    out.push_str(&Value::from(s).to_string());
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, s).expect("a str always serialises");
+}
+
+fn write_strings(items: &[String], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(s, out);
+    }
+    out.push(b']');
+}
+
+fn write_u64(n: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(n.to_string().as_bytes());
+}
+
+/// Writes one JSON object whose keys the caller gives in sorted order.
+struct Object<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Object<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    /// Start member `key`; the caller writes its value into the returned buffer.
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_string(key, self.out);
+        self.out.push(b':');
+        self.out
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// The canonical form of an event without `hash`, written straight from the
+/// struct (no intermediate `Value`): members in byte order of their names,
+/// exactly as [`canonical_json`] of the serialised event would order them.
+/// `canonical_matches_the_generic_form` (tests) holds the two together.
+fn write_event(e: &AuditEvent, out: &mut Vec<u8>) {
+    let r = &e.record;
+    let mut o = Object::open(out);
+    match &r.approval {
+        None => o.key("approval").extend_from_slice(b"null"),
+        Some(a) => {
+            let mut ao = Object::open(o.key("approval"));
+            write_strings(&a.approvers, ao.key("approvers"));
+            write_string(&a.id, ao.key("id"));
+            write_string(&a.state, ao.key("state"));
+            ao.close();
+        }
+    }
+    write_canonical(&r.arguments, o.key("arguments"));
+    match &r.connection {
+        None => o.key("connection").extend_from_slice(b"null"),
+        Some(c) => write_string(c, o.key("connection")),
+    }
+    write_string(&r.decision, o.key("decision"));
+    write_string(&e.id, o.key("id"));
+    {
+        // BTreeMap<String, _> iterates in byte order of the keys already.
+        let mut mo = Object::open(o.key("masked"));
+        for (k, n) in &r.masked {
+            write_u64(*n, mo.key(k));
+        }
+        mo.close();
+    }
+    {
+        let oc = &r.outcome;
+        let mut oo = Object::open(o.key("outcome"));
+        write_u64(oc.duration_ms, oo.key("duration_ms"));
+        match &oc.error {
+            None => oo.key("error").extend_from_slice(b"null"),
+            Some(m) => write_string(m, oo.key("error")),
+        }
+        match oc.rows {
+            None => oo.key("rows").extend_from_slice(b"null"),
+            Some(n) => write_u64(n, oo.key("rows")),
+        }
+        write_string(&oc.status, oo.key("status"));
+        oo.close();
+    }
+    write_string(&e.prev_hash, o.key("prev_hash"));
+    {
+        let mut po = Object::open(o.key("principal"));
+        write_strings(&r.principal.groups, po.key("groups"));
+        write_string(&r.principal.sub, po.key("sub"));
+        po.close();
+    }
+    {
+        let out = o.key("requests");
+        out.push(b'[');
+        for (i, q) in r.requests.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut qo = Object::open(out);
+            write_string(&q.action, qo.key("action"));
+            write_string(&q.decision, qo.key("decision"));
+            write_strings(&q.policies, qo.key("policies"));
+            write_string(&q.resource, qo.key("resource"));
+            qo.close();
+        }
+        out.push(b']');
+    }
+    write_canonical(&r.result_preview, o.key("result_preview"));
+    write_u64(e.seq, o.key("seq"));
+    write_string(&e.time, o.key("time"));
+    write_string(&r.tool, o.key("tool"));
+    o.close();
 }
 
 /// Lowercase hex SHA-256.
@@ -98,11 +223,9 @@ impl AuditEvent {
 
     /// The canonical JSON the hash covers (the event without `hash`).
     pub fn canonical(&self) -> String {
-        let mut value = serde_json::to_value(self).expect("an AuditEvent always serialises");
-        if let Value::Object(map) = &mut value {
-            map.shift_remove("hash");
-        }
-        canonical_json(&value)
+        let mut out = Vec::with_capacity(1024);
+        write_event(self, &mut out);
+        into_string(out)
     }
 
     /// SHA-256 of [`AuditEvent::canonical`], as stored in `hash`.

@@ -593,13 +593,26 @@ fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
 /// `password`, `db_password`, `api_key`, `client_secret`, `access_token`,
 /// `authorization`... but not `tokens`, `password_hash` or `monkey`.
 pub fn is_secret_key(key: &str) -> bool {
-    let k: String = key
-        .chars()
-        .map(|c| match c {
-            '-' | '.' | ' ' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
+    // Normalise byte-wise (only ASCII bytes change, so UTF-8 stays valid),
+    // on the stack for the usual short key: this runs for every key of every
+    // JSON object in every result.
+    let mut stack = [0u8; 64];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if key.len() <= stack.len() {
+        &mut stack[..key.len()]
+    } else {
+        heap.resize(key.len(), 0);
+        &mut heap
+    };
+    for (out, b) in buf.iter_mut().zip(key.bytes()) {
+        *out = match b {
+            b'-' | b'.' | b' ' => b'_',
+            b => b.to_ascii_lowercase(),
+        };
+    }
+    let Ok(k) = std::str::from_utf8(buf) else {
+        return false;
+    };
     let k = k.trim_matches(|c: char| c == '_' || c == '"' || c == '\'');
     const SUFFIXES: &[&str] = &[
         "password",
@@ -629,7 +642,7 @@ pub fn is_secret_key(key: &str) -> bool {
     }
     EXACT_OR_SEPARATED
         .iter()
-        .any(|w| k == *w || k.ends_with(&format!("_{w}")))
+        .any(|w| k == *w || k.strip_suffix(w).is_some_and(|head| head.ends_with('_')))
 }
 
 /// A value worth masking: not empty, not a placeholder, not already masked.
