@@ -32,6 +32,38 @@ struct Stats {
     p99: Duration,
     per_sec: f64,
     calls: u64,
+    /// CPU time per call: this process (server and clients), PostgreSQL.
+    cpu_per_call: (Duration, Duration),
+}
+
+/// CPU time used so far by this process and by every `postgres` process, from
+/// /proc (clock ticks). CPU per call is what bounds throughput on a saturated
+/// machine, and unlike calls/s it barely moves when a neighbour steals time.
+fn cpu_time() -> (Duration, Duration) {
+    fn ticks(stat: &str) -> Option<u64> {
+        // Fields after the `(comm)`: state is 3rd, utime 14th, stime 15th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+    let hz = 100u64; // USER_HZ on Linux
+    let to = |t: u64| Duration::from_micros(t * 1_000_000 / hz);
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .unwrap_or(0);
+    let mut pg = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            if stat.contains(" (postgres) ") {
+                pg += ticks(&stat).unwrap_or(0);
+            }
+        }
+    }
+    (to(own), to(pg))
 }
 
 fn secs() -> Duration {
@@ -61,18 +93,24 @@ where
     }
     // Warm up, then measure for a fixed time.
     let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
+    let cpu = Arc::new(std::sync::Mutex::new(None::<(Duration, Duration)>));
     let calls = Arc::new(AtomicU64::new(0));
     let deadline_warm = Instant::now() + Duration::from_millis(500);
     let duration = secs();
     let mut tasks = vec![];
     for (c, mut w) in workers.into_iter().enumerate() {
-        let (hist, calls) = (hist.clone(), calls.clone());
+        let (hist, calls, cpu) = (hist.clone(), calls.clone(), cpu.clone());
         tasks.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new(3).expect("histogram");
             let mut i = c as u64;
             while Instant::now() < deadline_warm {
                 w(i % 200 + 1).await?;
                 i += 1;
+            }
+            if let Ok(mut start) = cpu.lock()
+                && start.is_none()
+            {
+                *start = Some(cpu_time());
             }
             let end = Instant::now() + duration;
             let mut n = 0;
@@ -94,13 +132,20 @@ where
     for t in tasks {
         t.await??;
     }
+    let (own1, pg1) = cpu_time();
+    let (own0, pg0) = cpu
+        .lock()
+        .map_err(|_| anyhow!("poisoned"))?
+        .unwrap_or((own1, pg1));
     let h = hist.lock().map_err(|_| anyhow!("poisoned"))?;
     let calls = calls.load(Ordering::Relaxed);
+    let per = |d: Duration| d / (calls.max(1) as u32);
     Ok(Stats {
         p50: Duration::from_nanos(h.value_at_quantile(0.5)),
         p99: Duration::from_nanos(h.value_at_quantile(0.99)),
         per_sec: calls as f64 / duration.as_secs_f64(),
         calls,
+        cpu_per_call: (per(own1.saturating_sub(own0)), per(pg1.saturating_sub(pg0))),
     })
 }
 
@@ -336,6 +381,7 @@ forbid(principal, action, resource) when { context has functions && context.func
     );
     let mut governed_calls = 0;
     let mut stage_rows = vec![];
+    let mut cpu_rows = vec![];
     for clients in client_counts() {
         let direct = measure(clients, |_| {
             let pool = pool.clone();
@@ -377,6 +423,12 @@ forbid(principal, action, resource) when { context has functions && context.func
             governed_calls += governed.calls;
             let after = gateway.stage_times();
             stage_rows.push((clients, protocol, before, after));
+            cpu_rows.push((
+                clients,
+                protocol,
+                direct.cpu_per_call,
+                governed.cpu_per_call,
+            ));
             println!(
                 "{:>20} {clients:>7} | {:>10} {:>10} {:>10.0} | {:>10} {:>10} {:>10.0} | {:>9} {:>8.2}x {:>8.2}x",
                 protocol.label(),
@@ -391,6 +443,34 @@ forbid(principal, action, resource) when { context has functions && context.func
                 governed.per_sec / direct.per_sec,
             );
         }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\nCPU per call, µs (process = gateway + benchmark clients; postgres = all its processes), \
+         and the calls/s that CPU cost allows on {cores} cores:"
+    );
+    println!(
+        "{:>20} {:>7} | {:>12} {:>9} | {:>12} {:>9} | {:>14}",
+        "MCP over HTTP",
+        "clients",
+        "direct proc",
+        "postgres",
+        "gov. proc",
+        "postgres",
+        "gov. CPU-bound"
+    );
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    for (clients, protocol, (dp, dg), (gp, gg)) in &cpu_rows {
+        let per_call = us(*gp) + us(*gg);
+        println!(
+            "{:>20} {clients:>7} | {:>12.0} {:>9.0} | {:>12.0} {:>9.0} | {:>12.0}/s",
+            protocol.label(),
+            us(*dp),
+            us(*dg),
+            us(*gp),
+            us(*gg),
+            cores as f64 * 1e6 / per_call.max(1.0),
+        );
     }
     println!(
         "\ntime per pipeline stage, mean µs per governed call (incl. warm-up), by client count:"

@@ -186,6 +186,53 @@ async fn postgres_end_to_end() {
         .unwrap();
     assert_eq!(out.rows, Some(3));
 
+    // --- a read far over the cap: the first rows come back capped and the
+    // server stops producing the rest (the connection that carried it is
+    // closed, not left streaming 25M rows), and the pool serves the next call.
+    let huge = "SELECT a.id FROM big a CROSS JOIN big b";
+    let v = query(&*c, huge, json!([])).await.unwrap();
+    assert_eq!(
+        (v["row_count"].clone(), v["truncated"].clone()),
+        (json!(1000), json!(true))
+    );
+    let (watch, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut still_running = i64::MAX;
+    // Streaming all 25M rows takes seconds; a stopped query is gone at once.
+    for _ in 0..10 {
+        still_running = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%CROSS JOIN big b%' \
+                 AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if still_running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        still_running, 0,
+        "the capped query is still running on the server"
+    );
+    let v = query(&*c, "SELECT count(*) FROM big", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(v["rows"], json!([[5000]]));
+    // Just over the cap: the session is kept (the few extra rows are read and dropped).
+    let v = query(&*c, "SELECT id FROM big WHERE id <= 1003", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["row_count"].clone(), v["truncated"].clone()),
+        (json!(1000), json!(true))
+    );
+
     // --- read-only wall: a read-only plan whose function writes is refused by PostgreSQL
     let plan = c
         .analyse(

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use futures::{TryStreamExt, pin_mut};
 use gateway_core::connector::ExecuteError;
 use gateway_core::secret::Secret;
@@ -37,6 +39,10 @@ use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 /// read under the default cap is always one Execute (which lets a read-only
 /// call pipeline its COMMIT behind it).
 const FETCH_BATCH: u64 = crate::config::DEFAULT_MAX_ROWS + 1;
+
+/// Rows past a cap that a one-round-trip read still receives (and drops)
+/// before it closes the connection to stop the rest.
+const DISCARD_ROWS_BEFORE_CLOSE: usize = 256;
 
 /// Names of a table's columns, by attribute number.
 #[derive(Debug)]
@@ -158,9 +164,9 @@ impl PgEngine {
     }
 
     /// `schema.table.column` for each column, from the cache or one catalog query.
-    async fn origins(
+    async fn origins<C: GenericClient + Sync>(
         &self,
-        txn: &deadpool_postgres::Transaction<'_>,
+        txn: &C,
         columns: &[tokio_postgres::Column],
     ) -> Result<Vec<Option<String>>, ExecuteError> {
         let wanted: Vec<u32> = {
@@ -241,22 +247,7 @@ impl PgEngine {
                 .map_err(|e| self.map_err(e))?;
             return Ok(Bound::Done(affected));
         }
-        let columns: Vec<ColumnDesc> = stmt
-            .columns()
-            .iter()
-            .map(|c| ColumnDesc {
-                name: c.name().to_string(),
-                type_name: if values::supported(c.type_()) {
-                    values::type_name(c.type_())
-                } else {
-                    format!(
-                        "{} (unsupported: binary value as base64)",
-                        values::type_name(c.type_())
-                    )
-                },
-            })
-            .collect();
-        let mut set = RowSet::new(columns, caps);
+        let mut set = RowSet::new(column_descs(stmt.columns()), caps);
         set.origins = self.origins(txn, stmt.columns()).await?;
         let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
         let portal = txn
@@ -270,11 +261,10 @@ impl PgEngine {
     /// because a cap was reached).
     async fn drain(
         &self,
-        stream: tokio_postgres::RowStream,
+        mut stream: std::pin::Pin<&mut tokio_postgres::RowStream>,
         types: &[Type],
         set: &mut RowSet,
     ) -> Result<(u64, bool), ExecuteError> {
-        pin_mut!(stream);
         let mut got = 0u64;
         while let Some(row) = stream.try_next().await.map_err(|e| self.map_err(e))? {
             got += 1;
@@ -300,6 +290,18 @@ impl PgEngine {
     /// batch). Writing plans commit only after every row was read.
     async fn run(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
         let mut client = self.client().await?;
+        if let [only] = call.statements.as_slice()
+            && call.read_only
+            && only.kind != "admin"
+        {
+            let stmt = client
+                .prepare_cached(&only.sql)
+                .await
+                .map_err(|e| self.map_err(e))?;
+            if !stmt.columns().is_empty() {
+                return self.read_in_one_round_trip(client, &stmt, call, caps).await;
+            }
+        }
         let txn = client
             .build_transaction()
             .read_only(call.read_only)
@@ -358,6 +360,7 @@ impl PgEngine {
                     .await
                     .map_err(|e| self.map_err(e))?;
                 drop(portal);
+                pin_mut!(stream);
                 let (read, committed) =
                     futures::join!(self.drain(stream, &types, &mut set), txn.commit());
                 read?;
@@ -374,7 +377,7 @@ impl PgEngine {
                     .query_portal_raw(&portal, want as i32)
                     .await
                     .map_err(|e| self.map_err(e))?;
-                let (got, capped) = self.drain(stream, &types, &mut set).await?;
+                let (got, capped) = self.drain(std::pin::pin!(stream), &types, &mut set).await?;
                 if capped || got < want {
                     break;
                 }
@@ -385,6 +388,103 @@ impl PgEngine {
         txn.commit().await.map_err(|e| self.map_err(e))?;
         self.after_commit(&mut client, call).await?;
         Ok(outcome)
+    }
+
+    /// A read-only, one-statement call in ONE round trip: `START TRANSACTION
+    /// READ ONLY; SET LOCAL statement_timeout`, the statement's Bind/Execute,
+    /// and `COMMIT` go out together (a future sends its messages on its first
+    /// poll; they are polled in that order and the server runs them in that
+    /// order), so the read-only wall and the timeout are in force before the
+    /// statement runs. The portal is unnamed and unlimited, so the row/byte
+    /// cap is applied while reading: once a cap is hit the connection is
+    /// detached from the pool and closed, which makes the server stop sending
+    /// (at most what is in flight crosses) and roll the transaction back.
+    /// Writes, admin statements (SHOW: their session rules stay in one place)
+    /// and multi-statement calls take [`PgEngine::run`]'s portal path.
+    async fn read_in_one_round_trip(
+        &self,
+        client: deadpool_postgres::Object,
+        stmt: &tokio_postgres::Statement,
+        call: &QueryCall,
+        caps: Caps,
+    ) -> Result<QueryOutcome, ExecuteError> {
+        let params = params::convert(stmt.params(), &call.params).map_err(ExecuteError::Target)?;
+        let mut set = RowSet::new(column_descs(stmt.columns()), caps);
+        set.origins = self.origins(&client, stmt.columns()).await?;
+        let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        let begin_sql = format!(
+            "START TRANSACTION READ ONLY; SET LOCAL statement_timeout = {}",
+            self.timeout_ms().max(1)
+        );
+        let begin = client.batch_execute(&begin_sql);
+        let read = async {
+            let bound = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync));
+            let stream = client
+                .query_raw(stmt, bound)
+                .await
+                .map_err(|e| self.map_err(e))?;
+            pin_mut!(stream);
+            let (_, capped) = self.drain(stream.as_mut(), &types, &mut set).await?;
+            if !capped {
+                return Ok(false);
+            }
+            // Just over the cap is common (`max_rows` + a few): read a few
+            // rows more before giving the connection up; if the result ends
+            // here, the session is clean and goes back to the pool.
+            for _ in 0..DISCARD_ROWS_BEFORE_CLOSE {
+                match stream.try_next().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Ok(false),
+                    Err(e) => return Err(self.map_err(e)),
+                }
+            }
+            Ok::<bool, ExecuteError>(true)
+        };
+        let capped_signal = tokio::sync::Notify::new();
+        let read = async {
+            let r = read.await;
+            if matches!(r, Ok(true)) {
+                capped_signal.notify_one();
+            }
+            r
+        };
+        let commit = async {
+            tokio::select! {
+                // `biased`: COMMIT is polled (sent) before anything else.
+                biased;
+                done = client.batch_execute("COMMIT") => Some(done),
+                // Capped: the rest of the result is still on its way and the
+                // COMMIT waits behind it; the connection will be dropped instead.
+                _ = capped_signal.notified() => None,
+            }
+        };
+        let (began, read, committed) = futures::join!(begin, read, commit);
+        let close =
+            |client: deadpool_postgres::Object| drop(deadpool_postgres::Object::take(client));
+        if let Err(e) = began {
+            // Never reuse a session whose transaction state is unknown.
+            close(client);
+            return Err(self.map_err(e));
+        }
+        if let Err(e) = read {
+            // The server rolled the failed transaction back at COMMIT.
+            if !matches!(committed, Some(Ok(()))) {
+                close(client);
+            }
+            return Err(e);
+        }
+        match committed {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                close(client);
+                return Err(self.map_err(e));
+            }
+            None => close(client),
+        }
+        Ok(QueryOutcome {
+            affected: set.rows.len() as u64,
+            rows: Some(set),
+        })
     }
 
     async fn after_commit(
@@ -464,6 +564,25 @@ impl PgEngine {
         }
         Ok(json!({ "tables": tables }))
     }
+}
+
+/// Result column descriptions (types PostgreSQL names; unsupported ones say
+/// how their values come back).
+fn column_descs(columns: &[tokio_postgres::Column]) -> Vec<ColumnDesc> {
+    columns
+        .iter()
+        .map(|c| ColumnDesc {
+            name: c.name().to_string(),
+            type_name: if values::supported(c.type_()) {
+                values::type_name(c.type_())
+            } else {
+                format!(
+                    "{} (unsupported: binary value as base64)",
+                    values::type_name(c.type_())
+                )
+            },
+        })
+        .collect()
 }
 
 /// Map a tokio-postgres error to the connector's error. Never includes
