@@ -285,6 +285,45 @@ fn fmt(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
+/// p50 of `op` over `n` sequential runs.
+async fn p50_of<F, Fut>(n: usize, mut op: F) -> anyhow::Result<Duration>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut h = Histogram::<u64>::new(3)?;
+    for i in 0..n as u64 {
+        let t = Instant::now();
+        op(i).await?;
+        h.record(t.elapsed().as_nanos() as u64).ok();
+    }
+    Ok(Duration::from_nanos(h.value_at_quantile(0.5)))
+}
+
+/// An audit record shaped like a small call's.
+fn probe_record(i: u64) -> gateway_core::audit::AuditRecord {
+    gateway_core::audit::AuditRecord {
+        principal: gateway_core::Principal {
+            sub: "bench".into(),
+            groups: vec!["agents".into()],
+        },
+        tool: "probe".into(),
+        connection: None,
+        arguments: json!({}),
+        requests: vec![],
+        decision: "allow".into(),
+        approval: None,
+        outcome: gateway_core::audit::OutcomeRecord {
+            status: "ok".into(),
+            duration_ms: 0,
+            rows: Some(i),
+            error: None,
+        },
+        result_preview: Value::Null,
+        masked: Default::default(),
+    }
+}
+
 /// p50 of a synchronous 4 KiB write + fsync in `dir`: the floor under any
 /// durable-before-return audit write at 1 client.
 fn fsync_floor(dir: &std::path::Path) -> anyhow::Result<Duration> {
@@ -489,10 +528,35 @@ forbid(principal, action, resource) when { context has functions && context.func
         println!();
     }
     let fsync = fsync_floor(&dir.path().join("data"))?;
+    // What one sequential call cannot avoid, measured here: an MCP request
+    // that does no gateway work, and one durable append to the audit store.
+    let probe = McpClient::connect(&mcp_url, &token, Protocol::Session).await?;
+    let ping = p50_of(2000, |i| {
+        let probe = &probe;
+        async move {
+            probe
+                .post(json!({"jsonrpc": "2.0", "id": i, "method": "ping"}))
+                .await
+                .map(drop)
+        }
+    })
+    .await?;
+    let audit = gateway.audit();
+    let append = p50_of(2000, |i| {
+        let audit = audit.clone();
+        async move {
+            audit.append(probe_record(i)).await?;
+            Ok(())
+        }
+    })
+    .await?;
     println!(
-        "\ndurability floor: one synchronous 4 KiB write in the data dir takes p50 {} on this disk; \
-         a call at 1 client waits for one such commit (group commit shares it between concurrent calls)",
-        fmt(fsync)
+        "\nfloors at 1 client, p50: one synchronous 4 KiB write + fdatasync in the data dir {}; \
+         one durable audit append (SQLite WAL commit of the event, its indexes and the chain head) {}; \
+         an MCP request that does no gateway work (`ping`, HTTP + JSON-RPC + session) {}",
+        fmt(fsync),
+        fmt(append),
+        fmt(ping)
     );
     // No lost audit events: every measured call (plus warm-up) is in the chain.
     let report = gateway.audit().verify().await?;
