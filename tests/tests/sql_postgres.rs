@@ -233,6 +233,25 @@ async fn postgres_end_to_end() {
         (json!(1000), json!(true))
     );
 
+    // --- prepared statements per pooled session stay bounded however many
+    // distinct SQL texts arrive (here and in the server's session)
+    let one = pg(&url, json!({"pool_size": 1}));
+    let max = tollgate_sql::pg::MAX_PREPARED_PER_SESSION;
+    for i in 0..max + 40 {
+        query(&*one, &format!("SELECT {i} AS n"), json!([]))
+            .await
+            .unwrap();
+    }
+    let v = query(
+        &*one,
+        "SELECT count(*) FROM pg_prepared_statements",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    let held = v["rows"][0][0].as_i64().unwrap() as usize;
+    assert!(held > 0 && held <= max + 2, "{held} statements held");
+
     // --- read-only wall: a read-only plan whose function writes is refused by PostgreSQL
     let plan = c
         .analyse(

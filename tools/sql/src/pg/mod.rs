@@ -40,6 +40,9 @@ use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 /// call pipeline its COMMIT behind it).
 const FETCH_BATCH: u64 = crate::config::DEFAULT_MAX_ROWS + 1;
 
+/// Prepared statements a pooled session keeps before it starts over.
+pub const MAX_PREPARED_PER_SESSION: usize = 256;
+
 /// Rows past a cap that a one-round-trip read still receives (and drops)
 /// before it closes the connection to stop the rest.
 const DISCARD_ROWS_BEFORE_CLOSE: usize = 256;
@@ -290,6 +293,12 @@ impl PgEngine {
     /// batch). Writing plans commit only after every row was read.
     async fn run(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
         let mut client = self.client().await?;
+        if client.statement_cache.size() >= MAX_PREPARED_PER_SESSION {
+            // Agents write new SQL all the time: without a bound every pooled
+            // session would keep every statement ever prepared, here and on the
+            // server (dropping them sends Close).
+            client.statement_cache.clear();
+        }
         if let [only] = call.statements.as_slice()
             && call.read_only
             && only.kind != "admin"
