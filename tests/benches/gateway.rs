@@ -158,6 +158,10 @@ enum Protocol {
     /// 2026-07-28: no session; every request carries its protocol metadata
     /// (answered as JSON when nothing precedes the result).
     Stateless,
+    /// 2026-07-28, and the SQL text differs on every call (a literal that
+    /// changes), as when an agent writes its values into the SQL: the
+    /// analysis cache never hits and PostgreSQL prepares every statement.
+    StatelessNewSql,
 }
 
 impl Protocol {
@@ -165,6 +169,7 @@ impl Protocol {
         match self {
             Protocol::Session => "2025-11-25 session",
             Protocol::Stateless => "2026-07-28 stateless",
+            Protocol::StatelessNewSql => "stateless, new SQL",
         }
     }
 }
@@ -176,7 +181,12 @@ struct McpClient {
     token: String,
     /// `Some` in session mode.
     session: Option<String>,
+    /// A different SQL text on every call.
+    new_sql: bool,
 }
+
+/// Makes every "new SQL" text unique across the run.
+static SQL_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 fn sse_result(body: &str) -> anyhow::Result<Value> {
     for line in body.lines() {
@@ -197,12 +207,13 @@ impl McpClient {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(4)
             .build()?;
-        if protocol == Protocol::Stateless {
+        if protocol != Protocol::Session {
             return Ok(McpClient {
                 http,
                 url: url.into(),
                 token: token.into(),
                 session: None,
+                new_sql: protocol == Protocol::StatelessNewSql,
             });
         }
         let resp = http
@@ -225,6 +236,7 @@ impl McpClient {
             url: url.into(),
             token: token.into(),
             session: Some(session),
+            new_sql: false,
         };
         c.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await?;
@@ -254,6 +266,10 @@ impl McpClient {
     async fn query(&self, id: u64) -> anyhow::Result<()> {
         let mut params = json!({"name": "sql_query",
             "arguments": {"connection": "shop", "sql": QUERY, "params": [id as i64]}});
+        if self.new_sql {
+            let n = SQL_SERIAL.fetch_add(1, Ordering::Relaxed);
+            params["arguments"]["sql"] = json!(format!("{QUERY} AND amount > -{n}"));
+        }
         if self.session.is_none() {
             params["_meta"] = json!({
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -442,7 +458,11 @@ forbid(principal, action, resource) when { context has functions && context.func
             }
         })
         .await?;
-        for protocol in [Protocol::Session, Protocol::Stateless] {
+        for protocol in [
+            Protocol::Session,
+            Protocol::Stateless,
+            Protocol::StatelessNewSql,
+        ] {
             let before = gateway.stage_times();
             let governed = measure(clients, |_| {
                 let (u, t) = (mcp_url.clone(), token.clone());
