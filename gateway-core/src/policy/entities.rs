@@ -1,7 +1,7 @@
 //! Turns Tollgate's principal and access requests into Cedar entities,
 //! requests and contexts. The only place that spells Cedar entity uids.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -12,10 +12,33 @@ use cedar_policy::{
 use crate::access::{AccessRequest, ContextValue, Resource};
 use crate::identity::Principal;
 
+/// `Tollgate::<kind>`, parsed once per kind (a Cedar name parse runs the
+/// full grammar; a call builds about ten uids).
+fn type_name(kind: &str) -> Result<EntityTypeName, String> {
+    static KNOWN: std::sync::OnceLock<HashMap<&'static str, EntityTypeName>> =
+        std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        ["User", "Group", "Connection", "Table", "Action", "Audit"]
+            .into_iter()
+            .filter_map(|k| {
+                EntityTypeName::from_str(&format!("Tollgate::{k}"))
+                    .ok()
+                    .map(|t| (k, t))
+            })
+            .collect()
+    });
+    match known.get(kind) {
+        Some(t) => Ok(t.clone()),
+        None => EntityTypeName::from_str(&format!("Tollgate::{kind}"))
+            .map_err(|e| format!("bad entity type {kind}: {e}")),
+    }
+}
+
 fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
-    let ty = EntityTypeName::from_str(&format!("Tollgate::{kind}"))
-        .map_err(|e| format!("bad entity type {kind}: {e}"))?;
-    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+    Ok(EntityUid::from_type_name_and_id(
+        type_name(kind)?,
+        EntityId::new(id),
+    ))
 }
 
 fn action_uid(action: &str) -> Result<EntityUid, String> {
@@ -33,11 +56,12 @@ fn resource_uid(resource: &Resource) -> Result<EntityUid, String> {
 
 /// Entities for all requests of one call, built once: the user and its
 /// groups, every resource and its connection, and the schema's action
-/// entities (cloned once per call, not once per request).
+/// entities when the schema groups actions (`None`: it does not, and an
+/// action without parents adds nothing an `==` or `in` could see).
 pub(super) fn build(
     principal: &Principal,
     requests: &[AccessRequest],
-    actions: &Entities,
+    actions: Option<&Entities>,
 ) -> Result<Entities, String> {
     let mut list: std::collections::HashMap<EntityUid, Entity> =
         std::collections::HashMap::with_capacity(principal.groups.len() + 2 * requests.len() + 1);
@@ -62,10 +86,11 @@ pub(super) fn build(
         list.entry(r.clone())
             .or_insert_with(|| Entity::new_no_attrs(r, parents));
     }
-    actions
-        .clone()
-        .add_entities(list.into_values(), None)
-        .map_err(|e| format!("entities: {e}"))
+    match actions {
+        Some(actions) => actions.clone().add_entities(list.into_values(), None),
+        None => Entities::from_entities(list.into_values(), None),
+    }
+    .map_err(|e| format!("entities: {e}"))
 }
 
 fn expr(v: &ContextValue) -> RestrictedExpression {

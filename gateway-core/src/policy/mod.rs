@@ -102,7 +102,13 @@ pub enum PolicyError {
 pub struct PolicyEngine {
     schema: Schema,
     policies: PolicySet,
-    action_entities: Entities,
+    /// The schema's action entities, only when the schema groups actions.
+    action_entities: Option<Entities>,
+    /// Per action id, the policies whose action scope admits it (when the
+    /// schema has no action groups and the set no templates): a policy whose
+    /// scope excludes the action never applies and never evaluates its
+    /// condition, so leaving it out changes no decision, reason or error.
+    by_action: Option<std::collections::HashMap<String, PolicySet>>,
     authorizer: Authorizer,
     approvals: std::collections::HashMap<String, (String, u32)>,
     count: usize,
@@ -148,6 +154,34 @@ impl std::fmt::Debug for PolicyEngine {
     }
 }
 
+/// For every action of the schema, the policies whose action scope admits
+/// it (exact when actions have no groups: `==` and `in [..]` are then plain
+/// membership).
+fn slice_by_action(
+    schema: &Schema,
+    set: &PolicySet,
+) -> Result<std::collections::HashMap<String, PolicySet>, PolicyError> {
+    use cedar_policy::ActionConstraint;
+    let mut out = std::collections::HashMap::new();
+    for action in schema.actions() {
+        let mut slice = PolicySet::new();
+        for p in set.policies() {
+            let applies = match p.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(a) => a == *action,
+                ActionConstraint::In(list) => list.contains(action),
+            };
+            if applies {
+                slice
+                    .add(p.clone())
+                    .map_err(|e| PolicyError::Schema(format!("slicing policies: {e}")))?;
+            }
+        }
+        out.insert(action.id().unescaped().to_string(), slice);
+    }
+    Ok(out)
+}
+
 /// Parse the shipped schema.
 pub fn schema() -> Result<Schema, PolicyError> {
     Schema::from_cedarschema_str(SCHEMA_SRC)
@@ -160,10 +194,22 @@ impl PolicyEngine {
     pub fn new(sources: &[PolicySource]) -> Result<Self, PolicyError> {
         let schema = schema()?;
         let loaded = load::build(&schema, sources)?;
-        let action_entities = schema
-            .action_entities()
-            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let action_entities = if schema.action_groups().next().is_some() {
+            Some(
+                schema
+                    .action_entities()
+                    .map_err(|e| PolicyError::Schema(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let by_action = if action_entities.is_none() && loaded.set.templates().next().is_none() {
+            Some(slice_by_action(&schema, &loaded.set)?)
+        } else {
+            None
+        };
         Ok(PolicyEngine {
+            by_action,
             schema,
             count: loaded.count,
             policies: loaded.set,
@@ -221,9 +267,14 @@ impl PolicyEngine {
             Ok(r) => r,
             Err(e) => return deny(vec![e]),
         };
+        let policies = self
+            .by_action
+            .as_ref()
+            .and_then(|m| m.get(&request.action))
+            .unwrap_or(&self.policies);
         let response = self
             .authorizer
-            .is_authorized(&cedar_request, &self.policies, built);
+            .is_authorized(&cedar_request, policies, built);
         let errors: Vec<String> = response
             .diagnostics()
             .errors()
@@ -284,7 +335,7 @@ impl PolicyEngine {
 
     /// Evaluate every request with Cedar (no cache).
     fn evaluate(&self, principal: &Principal, requests: &[AccessRequest]) -> Decision {
-        let built = entities::build(principal, requests, &self.action_entities);
+        let built = entities::build(principal, requests, self.action_entities.as_ref());
         let decisions: Vec<RequestDecision> = requests
             .iter()
             .map(|r| self.decide_with(principal, r, &built))

@@ -269,3 +269,67 @@ fn cached_decision_covers_the_whole_call() {
     // The single-request call is still denied: the two calls never share an entry.
     assert!(!e.is_permitted(&agent(), &connect));
 }
+
+#[test]
+fn slicing_by_action_changes_no_decision() {
+    let text = format!(
+        "{POLICIES}\n@id(\"no-writes-without-where\")\nforbid(principal, action in [Tollgate::Action::\"sql:update\", Tollgate::Action::\"sql:delete\"], resource) when {{ !context.has_where }};\n\
+         permit(principal in Tollgate::Group::\"agents\", action == Tollgate::Action::\"connect\", resource);\n\
+         permit(principal, action, resource) when {{ context has types && context.types.contains(\"EMAIL\") }};"
+    );
+    let sliced = engine(&text);
+    assert!(
+        sliced.by_action.is_some(),
+        "the shipped schema has no action groups"
+    );
+    let mut whole = engine(&text);
+    whole.by_action = None;
+    let unmask = AccessRequest {
+        action: "unmask".into(),
+        resource: Resource::connection("shop"),
+        context: BTreeMap::from([(
+            "types".to_string(),
+            ContextValue::StringSet(BTreeSet::from(["EMAIL".to_string()])),
+        )]),
+    };
+    let connect = AccessRequest {
+        action: "connect".into(),
+        resource: Resource::connection("shop"),
+        context: BTreeMap::new(),
+    };
+    let calls: Vec<Vec<AccessRequest>> = vec![
+        vec![connect.clone()],
+        vec![connect, req("sql:select", "SELECT 1", true, &[])],
+        vec![req(
+            "sql:select",
+            "SELECT pg_read_file('x')",
+            true,
+            &["pg_read_file"],
+        )],
+        vec![req("sql:delete", "DELETE FROM orders", false, &[])],
+        vec![req(
+            "sql:delete",
+            "DELETE FROM orders WHERE id = 1",
+            true,
+            &[],
+        )],
+        vec![req("sql:update", "UPDATE orders SET x = 1", false, &[])],
+        vec![req("sql:ddl", "DROP TABLE orders", true, &[])],
+        vec![unmask],
+    ];
+    for principal in [
+        agent(),
+        Principal {
+            sub: "x".into(),
+            groups: vec![],
+        },
+    ] {
+        for call in &calls {
+            assert_eq!(
+                sliced.evaluate(&principal, call),
+                whole.evaluate(&principal, call),
+                "{call:?}"
+            );
+        }
+    }
+}
