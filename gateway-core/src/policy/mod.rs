@@ -121,6 +121,27 @@ pub struct PolicyEngine {
 const DECISION_CACHE_ENTRIES: usize = 4096;
 /// Calls with more requests than this are decided every time.
 const DECISION_CACHE_MAX_REQUESTS: usize = 16;
+/// Calls whose requests carry more context text than this (bytes; the SQL
+/// statement is in the context) are decided every time, so that the cache
+/// holds at most about entries × this.
+const DECISION_CACHE_MAX_CONTEXT: usize = 8 * 1024;
+
+/// Bytes of text in the requests' contexts.
+fn context_bytes(requests: &[AccessRequest]) -> usize {
+    use crate::access::ContextValue;
+    requests
+        .iter()
+        .flat_map(|r| r.context.iter())
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    ContextValue::String(s) => s.len(),
+                    ContextValue::StringSet(set) => set.iter().map(String::len).sum(),
+                    ContextValue::Bool(_) | ContextValue::Long(_) => 8,
+                }
+        })
+        .sum()
+}
 
 /// Everything a call's decision depends on: Cedar is deterministic over
 /// (principal and its groups, every request of the call with its context),
@@ -312,7 +333,9 @@ impl PolicyEngine {
     /// [`PolicyEngine::decide`], answered from the decision cache when this
     /// policy set already decided the same call.
     fn decide_shared(&self, principal: &Principal, requests: &[AccessRequest]) -> Arc<Decision> {
-        if requests.len() > DECISION_CACHE_MAX_REQUESTS {
+        if requests.len() > DECISION_CACHE_MAX_REQUESTS
+            || context_bytes(requests) > DECISION_CACHE_MAX_CONTEXT
+        {
             return Arc::new(self.evaluate(principal, requests));
         }
         let key = DecisionKeyRef {

@@ -333,3 +333,14 @@ fn slicing_by_action_changes_no_decision() {
         }
     }
 }
+
+#[test]
+fn large_calls_are_decided_but_not_kept() {
+    let e = engine(POLICIES);
+    let huge = format!("SELECT '{}'", "x".repeat(DECISION_CACHE_MAX_CONTEXT));
+    let d = e.decide(&agent(), &[req("sql:select", &huge, true, &[])]);
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(e.decisions.len(), 0, "a large call is not held in memory");
+    e.decide(&agent(), &[req("sql:select", "SELECT 1", true, &[])]);
+    assert_eq!(e.decisions.len(), 1);
+}
