@@ -1,8 +1,12 @@
 //! PostgreSQL execution: a lazy deadpool of tokio-postgres connections (TLS
 //! per `sslmode`), one transaction per call (`READ ONLY` for read-only plans,
-//! `SET LOCAL statement_timeout`), cached prepared statements, bound
-//! parameters, and rows fetched through a portal in batches so at most the
-//! row cap (+1) ever crosses the wire.
+//! `SET LOCAL statement_timeout`), prepared statements cached per session (at
+//! most [`MAX_PREPARED_PER_SESSION`]), bound parameters.
+//!
+//! Two paths: a read-only one-statement call runs in one round trip (see
+//! `read_in_one_round_trip`: the cap is applied while reading and a result far
+//! over it closes the session); everything else fetches through a portal in
+//! batches so at most the row cap (+1) crosses the wire.
 //!
 //! Field origins: the RowDescription of each result column carries the table
 //! OID and column number; names are resolved once through `pg_catalog` and
@@ -288,9 +292,11 @@ impl PgEngine {
         Ok((got, false))
     }
 
-    /// Round trips of a one-statement read: BEGIN; SET LOCAL + Bind (pipelined);
-    /// Execute + COMMIT (pipelined, read-only plans whose row cap fits one
-    /// batch). Writing plans commit only after every row was read.
+    /// Run a call. Read-only one-statement calls (not SHOW) go to
+    /// [`PgEngine::read_in_one_round_trip`]. The portal path: BEGIN; SET LOCAL
+    /// with Bind (pipelined); Execute with COMMIT (pipelined for read-only
+    /// plans whose row cap fits one batch). Writing plans commit only after
+    /// every row was read.
     async fn run(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
         let mut client = self.client().await?;
         if client.statement_cache.size() >= MAX_PREPARED_PER_SESSION {
