@@ -252,6 +252,51 @@ async fn postgres_end_to_end() {
     let held = v["rows"][0][0].as_i64().unwrap() as usize;
     assert!(held > 0 && held <= max + 2, "{held} statements held");
 
+    // --- the one-round-trip read path keeps or drops its session on purpose
+    // (one pooled session, so the backend pid tells which happened)
+    let pid = |v: Value| v["rows"][0][0].as_i64().unwrap();
+    let before = pid(query(&*one, "SELECT pg_backend_pid()", json!([]))
+        .await
+        .unwrap());
+    // An error after some rows: rolled back, nothing left open, session kept.
+    let e = query(
+        &*one,
+        "SELECT 10 / (id - 500) FROM big ORDER BY id",
+        json!([]),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("division by zero"), "{e}");
+    let v = query(
+        &*one,
+        "SELECT pg_backend_pid(), current_setting('transaction_read_only')",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pid(v.clone()), before, "session kept after an error");
+    assert_eq!(v["rows"][0][1], json!("on"), "reads run READ ONLY");
+    // Just over the cap: kept. Far over: closed (the next call has a new session).
+    let capped = pg(&url, json!({"pool_size": 1, "max_rows": 10}));
+    let first = pid(query(&*capped, "SELECT pg_backend_pid()", json!([]))
+        .await
+        .unwrap());
+    query(&*capped, "SELECT id FROM big WHERE id <= 12", json!([]))
+        .await
+        .unwrap();
+    let again = pid(query(&*capped, "SELECT pg_backend_pid()", json!([]))
+        .await
+        .unwrap());
+    assert_eq!(first, again, "a few rows over the cap keep the session");
+    let v = query(&*capped, "SELECT id FROM big", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(v["truncated"], json!(true));
+    let after = pid(query(&*capped, "SELECT pg_backend_pid()", json!([]))
+        .await
+        .unwrap());
+    assert_ne!(after, again, "a result far over the cap closes its session");
+
     // --- read-only wall: a read-only plan whose function writes is refused by PostgreSQL
     let plan = c
         .analyse(
