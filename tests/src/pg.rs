@@ -42,13 +42,99 @@ pub fn pg_bin() -> anyhow::Result<PathBuf> {
         .context("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin: run `apt-get install -y postgresql`")
 }
 
+/// A throwaway CA, a server certificate it signs for `IP:127.0.0.1`, and an
+/// unrelated second CA, with the openssl CLI.
+fn make_certificates(dir: &std::path::Path) -> anyhow::Result<()> {
+    let openssl = |args: &[&str]| {
+        run(Command::new("openssl").current_dir(dir).args(args))
+            .context("openssl (apt-get install -y openssl)")
+    };
+    for ca in ["ca", "other-ca"] {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+            "-subj",
+            &format!("/CN=tollgate test {ca}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])?;
+    }
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "server.ext",
+    ])?;
+    // PostgreSQL refuses a key others can read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )?;
+    Ok(())
+}
+
 impl PgServer {
     /// Start a fresh server (retries on a port race).
     pub fn start() -> anyhow::Result<Self> {
-        crate::util::retry_start("PostgreSQL", Self::try_start)
+        crate::util::retry_start("PostgreSQL", || Self::try_start(false))
     }
 
-    fn try_start() -> anyhow::Result<Self> {
+    /// Start a fresh server that also accepts TLS, with a certificate for
+    /// `IP:127.0.0.1` only, issued by a throwaway CA ([`PgServer::ca_cert`]).
+    pub fn start_tls() -> anyhow::Result<Self> {
+        crate::util::retry_start("PostgreSQL (TLS)", || Self::try_start(true))
+    }
+
+    /// The CA that issued the server certificate (a `start_tls` server).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A second CA that issued nothing this server presents.
+    pub fn other_ca_cert(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    fn try_start(tls: bool) -> anyhow::Result<Self> {
         let t0 = Instant::now();
         let bin = pg_bin()?;
         let dir = TempDir::new("pg")?;
@@ -71,10 +157,18 @@ impl PgServer {
             ])
             .arg(format!("--pwfile={}", pwfile.display())))?;
         let port = free_port();
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             dir.path().display()
         );
+        if tls {
+            make_certificates(dir.path())?;
+            chown(dir.path(), "postgres")?;
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                dir.path().display()
+            ));
+        }
         run(as_user("postgres", &bin.join("pg_ctl"))
             .arg("-D")
             .arg(&data)

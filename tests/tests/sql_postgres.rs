@@ -456,3 +456,58 @@ async fn postgres_down_is_unavailable_quickly() {
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert!(!e.to_string().contains("SuperSecret99"), "{e}");
 }
+
+/// TLS to PostgreSQL with rustls: `verify-full` against the CA that issued
+/// the server certificate works and the session is encrypted; a certificate
+/// from another CA, or a host name the certificate does not carry, is refused
+/// with a clear error that holds no secret; `require` encrypts without
+/// checking; `disable` does not encrypt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tls_modes() {
+    let server = PgServer::start_tls().expect("start PostgreSQL with TLS");
+    server
+        .create_database("shop", "CREATE TABLE t (id int);")
+        .expect("database");
+    let base = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/shop",
+        server.password(),
+        server.port()
+    );
+    let ssl_in_use = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let ca = server.ca_cert().display().to_string();
+    let c = pg(
+        &format!("{base}?sslmode=verify-full&sslrootcert={ca}"),
+        json!({}),
+    );
+    let v = query(&*c, ssl_in_use, json!([])).await.unwrap();
+    assert_eq!(v["rows"], json!([[true]]), "verify-full with the right CA");
+
+    let other = server.other_ca_cert().display().to_string();
+    let c = pg(
+        &format!("{base}?sslmode=verify-full&sslrootcert={other}"),
+        json!({}),
+    );
+    let e = query(&*c, "SELECT 1", json!([])).await.unwrap_err();
+    assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");
+    let text = e.to_string();
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    assert!(!text.contains(server.password()), "{text}");
+
+    let by_name = base.replace("127.0.0.1", "localhost");
+    let c = pg(
+        &format!("{by_name}?sslmode=verify-full&sslrootcert={ca}"),
+        json!({}),
+    );
+    let e = query(&*c, "SELECT 1", json!([])).await.unwrap_err();
+    assert!(
+        e.to_string().to_lowercase().contains("certificate"),
+        "a name the certificate does not carry: {e}"
+    );
+
+    let c = pg(&format!("{base}?sslmode=require"), json!({}));
+    let v = query(&*c, ssl_in_use, json!([])).await.unwrap();
+    assert_eq!(v["rows"], json!([[true]]), "require encrypts");
+    let c = pg(&format!("{base}?sslmode=disable"), json!({}));
+    let v = query(&*c, ssl_in_use, json!([])).await.unwrap();
+    assert_eq!(v["rows"], json!([[false]]), "disable does not");
+}

@@ -630,7 +630,18 @@ pub fn map_pg_error(e: tokio_postgres::Error, timeout_ms: u64) -> ExecuteError {
     if e.is_closed() {
         return ExecuteError::Unavailable("the database closed the connection".into());
     }
-    let text = e.to_string();
+    // The cause chain says what to fix ("error performing TLS handshake" alone
+    // does not: an unknown issuer, a name the certificate does not carry...).
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
     if text.contains("connect")
         || text.contains("communicating")
         || text.contains("timed out")
