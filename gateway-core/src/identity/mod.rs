@@ -375,10 +375,7 @@ impl Authenticator {
         if sub.trim().is_empty() {
             return Err(IdentityError::MissingSub);
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = unix_now();
         let mut body = Map::new();
         body.insert("sub".into(), Value::from(sub));
         if let Some(iss) = &self.issuer {

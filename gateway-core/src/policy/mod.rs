@@ -251,21 +251,6 @@ impl PolicyEngine {
         self.count == 0
     }
 
-    /// Decide one request.
-    pub fn decide_one(&self, principal: &Principal, request: &AccessRequest) -> RequestDecision {
-        let decision = self.decide_shared(principal, std::slice::from_ref(request));
-        match decision.requests.first() {
-            Some(d) => d.clone(),
-            None => RequestDecision {
-                action: request.action.clone(),
-                resource: request.resource.entity_uid(),
-                allowed: false,
-                policies: vec![],
-                errors: vec!["no decision".into()],
-            },
-        }
-    }
-
     fn decide_with(
         &self,
         principal: &Principal,
