@@ -53,16 +53,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b'}');
         }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_list(items, out, write_canonical),
         Value::String(s) => write_string(s, out),
         // null, bool and numbers have one compact serde_json form.
         other => serde_json::to_writer(&mut *out, other).expect("a scalar always serialises"),
@@ -73,15 +64,20 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, s).expect("a str always serialises");
 }
 
-fn write_strings(items: &[String], out: &mut Vec<u8>) {
+/// `[a,b,...]`, each item written by `item`.
+fn write_list<T>(items: &[T], out: &mut Vec<u8>, item: impl Fn(&T, &mut Vec<u8>)) {
     out.push(b'[');
-    for (i, s) in items.iter().enumerate() {
+    for (i, x) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_string(s, out);
+        item(x, out);
     }
     out.push(b']');
+}
+
+fn write_strings(items: &[String], out: &mut Vec<u8>) {
+    write_list(items, out, |s, out| write_string(s, out));
 }
 
 fn write_u64(n: u64, out: &mut Vec<u8>) {
@@ -170,22 +166,14 @@ fn write_event(e: &AuditEvent, out: &mut Vec<u8>) {
         write_string(&r.principal.sub, po.key("sub"));
         po.close();
     }
-    {
-        let out = o.key("requests");
-        out.push(b'[');
-        for (i, q) in r.requests.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            let mut qo = Object::open(out);
-            write_string(&q.action, qo.key("action"));
-            write_string(&q.decision, qo.key("decision"));
-            write_strings(&q.policies, qo.key("policies"));
-            write_string(&q.resource, qo.key("resource"));
-            qo.close();
-        }
-        out.push(b']');
-    }
+    write_list(&r.requests, o.key("requests"), |q, out| {
+        let mut qo = Object::open(out);
+        write_string(&q.action, qo.key("action"));
+        write_string(&q.decision, qo.key("decision"));
+        write_strings(&q.policies, qo.key("policies"));
+        write_string(&q.resource, qo.key("resource"));
+        qo.close();
+    });
     write_canonical(&r.result_preview, o.key("result_preview"));
     write_u64(e.seq, o.key("seq"));
     write_string(&e.time, o.key("time"));
