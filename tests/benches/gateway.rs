@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tollgate_server::config::Config;
 use tollgate_server::http::{AppState, router};
+use tollgate_tests::bench::{fsync_floor, secs, sql_call_record};
 use tollgate_tests::pg::PgServer;
 use tollgate_tests::util::TempDir;
 
@@ -64,15 +65,6 @@ fn cpu_time() -> (Duration, Duration) {
         }
     }
     (to(own), to(pg))
-}
-
-fn secs() -> Duration {
-    Duration::from_secs_f64(
-        std::env::var("BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3.0),
-    )
 }
 
 async fn measure<F, Fut>(clients: usize, make: F) -> anyhow::Result<Stats>
@@ -316,47 +308,6 @@ where
     Ok(Duration::from_nanos(h.value_at_quantile(0.5)))
 }
 
-/// An audit record shaped like a small call's.
-fn probe_record(i: u64) -> gateway_core::audit::AuditRecord {
-    gateway_core::audit::AuditRecord {
-        principal: gateway_core::Principal {
-            sub: "bench".into(),
-            groups: vec!["agents".into()],
-        },
-        tool: "probe".into(),
-        connection: None,
-        arguments: json!({}),
-        requests: vec![],
-        decision: "allow".into(),
-        approval: None,
-        outcome: gateway_core::audit::OutcomeRecord {
-            status: "ok".into(),
-            duration_ms: 0,
-            rows: Some(i),
-            error: None,
-        },
-        result_preview: Value::Null,
-        masked: Default::default(),
-    }
-}
-
-/// p50 of a synchronous 4 KiB write + fsync in `dir`: the floor under any
-/// durable-before-return audit write at 1 client.
-fn fsync_floor(dir: &std::path::Path) -> anyhow::Result<Duration> {
-    use std::io::Write;
-    let path = dir.join("fsync-probe");
-    let mut f = std::fs::File::create(&path)?;
-    let mut h = Histogram::<u64>::new(3)?;
-    for _ in 0..200 {
-        let t = Instant::now();
-        f.write_all(&[0u8; 4096])?;
-        f.sync_data()?;
-        h.record(t.elapsed().as_nanos() as u64).ok();
-    }
-    std::fs::remove_file(&path)?;
-    Ok(Duration::from_nanos(h.value_at_quantile(0.5)))
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     tollgate_server::init_crypto();
@@ -547,7 +498,7 @@ forbid(principal, action, resource) when { context has functions && context.func
         }
         println!();
     }
-    let fsync = fsync_floor(&dir.path().join("data"))?;
+    let fsync = fsync_floor(&dir.path().join("data"), 200)?;
     // What one sequential call cannot avoid, measured here: an MCP request
     // that does no gateway work, and one durable append to the audit store.
     let probe = McpClient::connect(&mcp_url, &token, Protocol::Session).await?;
@@ -565,7 +516,7 @@ forbid(principal, action, resource) when { context has functions && context.func
     let append = p50_of(2000, |i| {
         let audit = audit.clone();
         async move {
-            audit.append(probe_record(i)).await?;
+            audit.append(sql_call_record(i)).await?;
             Ok(())
         }
     })

@@ -6,6 +6,7 @@
 //! hard failure naming the package to install, never a skip. Several test
 //! binaries may run at once: every server gets its own port and directory.
 
+pub mod bench;
 pub mod mariadb;
 pub mod pg;
 pub mod util;

@@ -21,6 +21,14 @@ CREATE TABLE big AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series
 CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql VOLATILE AS $$ INSERT INTO items (name) VALUES ('sneaky') RETURNING id $$;
 "#;
 
+/// The server process of the session a one-connection pool hands out.
+async fn backend_pid(c: &dyn gateway_core::Connector) -> i64 {
+    let v = query(c, "SELECT pg_backend_pid()", json!([]))
+        .await
+        .unwrap();
+    v["rows"][0][0].as_i64().unwrap()
+}
+
 fn pg(url: &str, extra: Value) -> std::sync::Arc<dyn gateway_core::Connector> {
     let mut cfg = json!({"name": "shop", "kind": "postgres", "url": url, "statement_timeout": "2s", "max_rows": 1000});
     if let (Some(o), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
@@ -254,10 +262,7 @@ async fn postgres_end_to_end() {
 
     // --- the one-round-trip read path keeps or drops its session on purpose
     // (one pooled session, so the backend pid tells which happened)
-    let pid = |v: Value| v["rows"][0][0].as_i64().unwrap();
-    let before = pid(query(&*one, "SELECT pg_backend_pid()", json!([]))
-        .await
-        .unwrap());
+    let before = backend_pid(&*one).await;
     // An error after some rows: rolled back, nothing left open, session kept.
     let e = query(
         &*one,
@@ -274,27 +279,25 @@ async fn postgres_end_to_end() {
     )
     .await
     .unwrap();
-    assert_eq!(pid(v.clone()), before, "session kept after an error");
+    assert_eq!(
+        v["rows"][0][0].as_i64(),
+        Some(before),
+        "session kept after an error"
+    );
     assert_eq!(v["rows"][0][1], json!("on"), "reads run READ ONLY");
     // Just over the cap: kept. Far over: closed (the next call has a new session).
     let capped = pg(&url, json!({"pool_size": 1, "max_rows": 10}));
-    let first = pid(query(&*capped, "SELECT pg_backend_pid()", json!([]))
-        .await
-        .unwrap());
+    let first = backend_pid(&*capped).await;
     query(&*capped, "SELECT id FROM big WHERE id <= 12", json!([]))
         .await
         .unwrap();
-    let again = pid(query(&*capped, "SELECT pg_backend_pid()", json!([]))
-        .await
-        .unwrap());
+    let again = backend_pid(&*capped).await;
     assert_eq!(first, again, "a few rows over the cap keep the session");
     let v = query(&*capped, "SELECT id FROM big", json!([]))
         .await
         .unwrap();
     assert_eq!(v["truncated"], json!(true));
-    let after = pid(query(&*capped, "SELECT pg_backend_pid()", json!([]))
-        .await
-        .unwrap());
+    let after = backend_pid(&*capped).await;
     assert_ne!(after, again, "a result far over the cap closes its session");
 
     // --- read-only wall: a read-only plan whose function writes is refused by PostgreSQL

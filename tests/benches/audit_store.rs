@@ -4,78 +4,16 @@
 //! Prints p50/p99 per append, events/s, events per commit, and the ratio of
 //! the append p50 to that floor.
 //!
-//! Run: `cargo bench -p tollgate --bench audit_store` (env BENCH_SECONDS,
+//! Run: `cargo bench -p tollgate-tests --bench audit_store` (env BENCH_SECONDS,
 //! default 3 per measurement).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway_core::Principal;
-use gateway_core::audit::{AuditRecord, AuditStore, OutcomeRecord, RequestRecord};
+use gateway_core::audit::AuditStore;
 use hdrhistogram::Histogram;
-use serde_json::json;
 use tollgate_server::store::SqliteAuditStore;
-
-fn secs() -> Duration {
-    Duration::from_secs_f64(
-        std::env::var("BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3.0),
-    )
-}
-
-/// A record shaped like a governed `sql_query` call's.
-fn record(i: u64) -> AuditRecord {
-    AuditRecord {
-        principal: Principal {
-            sub: "bench".into(),
-            groups: vec!["agents".into()],
-        },
-        tool: "sql_query".into(),
-        connection: Some("shop".into()),
-        arguments: json!({"connection": "shop", "sql": "SELECT id, status, amount FROM orders WHERE id = $1", "params": [i]}),
-        requests: vec![
-            RequestRecord {
-                action: "connect".into(),
-                resource: "Tollgate::Connection::\"shop\"".into(),
-                decision: "allow".into(),
-                policies: vec!["bench.cedar:1".into()],
-            },
-            RequestRecord {
-                action: "sql:select".into(),
-                resource: "Tollgate::Table::\"shop/public.orders\"".into(),
-                decision: "allow".into(),
-                policies: vec!["bench.cedar:2".into()],
-            },
-        ],
-        decision: "allow".into(),
-        approval: None,
-        outcome: OutcomeRecord {
-            status: "ok".into(),
-            duration_ms: 0,
-            rows: Some(1),
-            error: None,
-        },
-        result_preview: json!({"columns": ["id", "status", "amount"], "rows": [[i, "paid", "1.50"]]}),
-        masked: Default::default(),
-    }
-}
-
-fn floor(dir: &std::path::Path) -> anyhow::Result<Duration> {
-    use std::io::Write;
-    let path = dir.join("fsync-probe");
-    let mut f = std::fs::File::create(&path)?;
-    let mut h = Histogram::<u64>::new(3)?;
-    for _ in 0..300 {
-        let t = Instant::now();
-        f.write_all(&[0u8; 4096])?;
-        f.sync_data()?;
-        h.record(t.elapsed().as_nanos() as u64).ok();
-    }
-    std::fs::remove_file(&path)?;
-    Ok(Duration::from_nanos(h.value_at_quantile(0.5)))
-}
+use tollgate_tests::bench::{fsync_floor, secs, sql_call_record};
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -87,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(SqliteAuditStore::open(&dir).await?);
-    let floor = floor(&dir)?;
+    let floor = fsync_floor(&dir, 300)?;
     println!(
         "audit store benchmark: durable appends, {:?} per measurement; floor = one 4 KiB write + fdatasync here: p50 {:.0} µs",
         secs(),
@@ -108,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
                 let mut i = a as u64;
                 while Instant::now() < end {
                     let t = Instant::now();
-                    store.append(record(i)).await?;
+                    store.append(sql_call_record(i)).await?;
                     h.record(t.elapsed().as_nanos() as u64).ok();
                     i += appenders as u64;
                 }

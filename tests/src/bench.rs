@@ -1,0 +1,74 @@
+//! Helpers the benchmarks share: the measurement length, the durability
+//! floor of a directory, and an audit record shaped like a governed call's.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gateway_core::Principal;
+use gateway_core::audit::{AuditRecord, OutcomeRecord, RequestRecord};
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+/// Length of one measurement: `BENCH_SECONDS` (default 3).
+pub fn secs() -> Duration {
+    Duration::from_secs_f64(
+        std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3.0),
+    )
+}
+
+/// p50 of `samples` synchronous 4 KiB writes + fdatasync in `dir`: the floor
+/// under any write that must be durable before it is acknowledged.
+pub fn fsync_floor(dir: &Path, samples: usize) -> anyhow::Result<Duration> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let mut h = Histogram::<u64>::new(3)?;
+    for _ in 0..samples {
+        let t = Instant::now();
+        f.write_all(&[0u8; 4096])?;
+        f.sync_data()?;
+        h.record(t.elapsed().as_nanos() as u64).ok();
+    }
+    std::fs::remove_file(&path)?;
+    Ok(Duration::from_nanos(h.value_at_quantile(0.5)))
+}
+
+/// The audit record of an allowed one-row `sql_query` call (`i` varies it).
+pub fn sql_call_record(i: u64) -> AuditRecord {
+    AuditRecord {
+        principal: Principal {
+            sub: "bench".into(),
+            groups: vec!["agents".into()],
+        },
+        tool: "sql_query".into(),
+        connection: Some("shop".into()),
+        arguments: json!({"connection": "shop", "sql": "SELECT id, status, amount FROM orders WHERE id = $1", "params": [i]}),
+        requests: vec![
+            RequestRecord {
+                action: "connect".into(),
+                resource: "Tollgate::Connection::\"shop\"".into(),
+                decision: "allow".into(),
+                policies: vec!["bench.cedar:1".into()],
+            },
+            RequestRecord {
+                action: "sql:select".into(),
+                resource: "Tollgate::Table::\"shop/public.orders\"".into(),
+                decision: "allow".into(),
+                policies: vec!["bench.cedar:2".into()],
+            },
+        ],
+        decision: "allow".into(),
+        approval: None,
+        outcome: OutcomeRecord {
+            status: "ok".into(),
+            duration_ms: 0,
+            rows: Some(1),
+            error: None,
+        },
+        result_preview: json!({"columns": ["id", "status", "amount"], "rows": [[i, "paid", "1.50"]]}),
+        masked: Default::default(),
+    }
+}
