@@ -15,7 +15,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
-use futures::TryStreamExt;
 use gateway_core::connector::ExecuteError;
 use gateway_core::secret::Secret;
 use serde_json::{Value, json};
@@ -26,7 +25,7 @@ use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::Engine;
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
-use crate::sqlx_common::{bind_json, decimal, map_common};
+use crate::sqlx_common::{bind_json, decimal, fill, map_common};
 
 /// A MySQL/MariaDB connection's engine.
 pub struct MySqlEngine {
@@ -185,18 +184,7 @@ impl MySqlEngine {
                         .map(|t| format!("{}.{}", t.table, t.name))
                 })
                 .collect();
-            {
-                let mut rows = q.fetch(&mut *conn);
-                while let Some(row) = rows.try_next().await.map_err(|e| self.map_err(e))? {
-                    let values = (0..row.len())
-                        .map(|i| decode(&row, i))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(ExecuteError::Other)?;
-                    if !set.push(values) {
-                        break;
-                    }
-                }
-            }
+            fill(q.fetch(&mut *conn), &mut set, decode, |e| self.map_err(e)).await?;
             outcome.affected = set.rows.len() as u64;
             outcome.rows = Some(set);
         }

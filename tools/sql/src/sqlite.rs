@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use futures::TryStreamExt;
 use gateway_core::connector::ExecuteError;
 use serde_json::{Value, json};
 use sqlx::sqlite::{
@@ -30,7 +29,7 @@ use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::Engine;
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
-use crate::sqlx_common::{bind_json, map_common};
+use crate::sqlx_common::{bind_json, fill, map_common};
 
 /// A SQLite connection's engine.
 pub struct SqliteEngine {
@@ -155,18 +154,13 @@ impl SqliteEngine {
                     })
                 })
                 .collect();
-            {
-                let mut rows = q.fetch(&mut *conn);
-                while let Some(row) = rows.try_next().await.map_err(|e| self.map_err(e))? {
-                    let values = (0..row.len())
-                        .map(|i| decode(&row, i, &declared[i]))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(ExecuteError::Other)?;
-                    if !set.push(values) {
-                        break;
-                    }
-                }
-            }
+            fill(
+                q.fetch(&mut *conn),
+                &mut set,
+                |row, i| decode(row, i, &declared[i]),
+                |e| self.map_err(e),
+            )
+            .await?;
             outcome.affected = set.rows.len() as u64;
             outcome.rows = Some(set);
         }

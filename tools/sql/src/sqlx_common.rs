@@ -80,3 +80,25 @@ pub fn params_for<'p, T>(
         ))
     })
 }
+
+/// Read `rows` into `set` until they end or a cap stops the set; each row's
+/// values come from `decode` (column index → JSON value).
+pub async fn fill<R: sqlx::Row>(
+    rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
+    set: &mut crate::result::RowSet,
+    decode: impl Fn(&R, usize) -> Result<Value, String>,
+    map_err: impl Fn(sqlx::Error) -> ExecuteError,
+) -> Result<(), ExecuteError> {
+    use futures::TryStreamExt;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.try_next().await.map_err(&map_err)? {
+        let values = (0..row.len())
+            .map(|i| decode(&row, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ExecuteError::Other)?;
+        if !set.push(values) {
+            break;
+        }
+    }
+    Ok(())
+}
