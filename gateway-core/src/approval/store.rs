@@ -66,20 +66,23 @@ pub struct MemoryApprovalStore {
 }
 
 #[cfg(any(test, feature = "test-util"))]
+impl MemoryApprovalStore {
+    fn rows(&self) -> Result<std::sync::MutexGuard<'_, Vec<Approval>>, ApprovalStoreError> {
+        self.rows
+            .lock()
+            .map_err(|e| ApprovalStoreError::Io(e.to_string()))
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl ApprovalStore for MemoryApprovalStore {
     async fn insert(&self, approval: &Approval) -> Result<(), ApprovalStoreError> {
-        self.rows
-            .lock()
-            .map_err(|e| ApprovalStoreError::Io(e.to_string()))?
-            .push(approval.clone());
+        self.rows()?.push(approval.clone());
         Ok(())
     }
     async fn get(&self, id: &str) -> Result<Option<Approval>, ApprovalStoreError> {
-        let rows = self
-            .rows
-            .lock()
-            .map_err(|e| ApprovalStoreError::Io(e.to_string()))?;
+        let rows = self.rows()?;
         Ok(rows.iter().find(|a| a.id == id).cloned())
     }
     async fn find_open(
@@ -88,10 +91,7 @@ impl ApprovalStore for MemoryApprovalStore {
         tool: &str,
         arguments_hash: &str,
     ) -> Result<Option<Approval>, ApprovalStoreError> {
-        let rows = self
-            .rows
-            .lock()
-            .map_err(|e| ApprovalStoreError::Io(e.to_string()))?;
+        let rows = self.rows()?;
         Ok(rows
             .iter()
             .rev()
@@ -109,10 +109,7 @@ impl ApprovalStore for MemoryApprovalStore {
         state: Option<ApprovalState>,
         limit: u32,
     ) -> Result<Vec<Approval>, ApprovalStoreError> {
-        let rows = self
-            .rows
-            .lock()
-            .map_err(|e| ApprovalStoreError::Io(e.to_string()))?;
+        let rows = self.rows()?;
         Ok(rows
             .iter()
             .rev()
@@ -122,10 +119,7 @@ impl ApprovalStore for MemoryApprovalStore {
             .collect())
     }
     async fn update(&self, approval: &Approval) -> Result<bool, ApprovalStoreError> {
-        let mut rows = self
-            .rows
-            .lock()
-            .map_err(|e| ApprovalStoreError::Io(e.to_string()))?;
+        let mut rows = self.rows()?;
         match rows.iter_mut().find(|a| a.id == approval.id) {
             Some(row) if row.version == approval.version => {
                 *row = approval.clone();
