@@ -15,7 +15,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use gateway_core::approval::{ApprovalState, DecideError, ReviewError};
+use gateway_core::Principal;
+use gateway_core::approval::{ApprovalService, ApprovalState, DecideError, ReviewError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -58,6 +59,17 @@ pub fn review_error(e: &ReviewError) -> Response {
     error(status, e.to_string())
 }
 
+/// The authenticated caller and the approval service, or the response that
+/// says why not (401 without a valid token, 503 without approvals).
+async fn caller_and_service<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+) -> Result<(Principal, &'s ApprovalService), Response> {
+    let who = authenticate(state, headers).await?;
+    let service = super::service(state).ok_or_else(unavailable)?;
+    Ok((who, service))
+}
+
 fn unavailable() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -80,12 +92,9 @@ async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let who = match authenticate(&state, &headers).await {
-        Ok(p) => p,
+    let (who, service) = match caller_and_service(&state, &headers).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(service) = super::service(&state) else {
-        return unavailable();
     };
     let Query(q) = match query {
         Ok(q) => q,
@@ -113,12 +122,9 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let who = match authenticate(&state, &headers).await {
-        Ok(p) => p,
+    let (who, service) = match caller_and_service(&state, &headers).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(service) = super::service(&state) else {
-        return unavailable();
     };
     let all = super::sees_all(&state, &who);
     match service.get_for(&id, &who, all).await {
@@ -143,12 +149,9 @@ async fn decide(
         Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => None,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let who = match authenticate(&state, &headers).await {
-        Ok(p) => p,
+    let (who, service) = match caller_and_service(&state, &headers).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(service) = super::service(&state) else {
-        return unavailable();
     };
     let result = if approve {
         service.approve(&id, &who, reason).await
