@@ -332,7 +332,11 @@ impl Walk<'_> {
                 (Kind::Admin, detail, true)
             }
             Statement::Call(f) => {
-                self.function(&f.name)?;
+                let args: &[sqlparser::ast::FunctionArg] = match &f.args {
+                    sqlparser::ast::FunctionArguments::List(l) => &l.args,
+                    _ => &[],
+                };
+                self.function(&f.name, args)?;
                 self.access(Admin, None);
                 (Kind::Admin, "call", true)
             }

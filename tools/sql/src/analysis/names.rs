@@ -112,3 +112,57 @@ pub(crate) fn function_names(name: &ObjectName) -> Result<Vec<String>, String> {
     }
     Ok(out)
 }
+
+impl Resolver<'_> {
+    /// The name `name` must execute as so that the database resolves exactly
+    /// `table` whatever the session's search path (or SQLite's temp schema)
+    /// holds. `None`: the name already resolves only to `table`.
+    ///
+    /// * PostgreSQL: always `"schema"."table"` (quoted, as folded).
+    /// * SQLite: a one-part name gets `"main".` (the temp schema and attached
+    ///   databases are searched before/after main for unqualified names).
+    /// * MySQL: unchanged; the current database is pinned (`USE` runs alone
+    ///   and closes its session) and temporary tables never outlive a call.
+    pub fn qualified(&self, name: &ObjectName, table: &TableRef) -> Option<ObjectName> {
+        match self.dialect {
+            Dialect::Postgres => Some(ObjectName::from(vec![
+                Ident::with_quote('"', table.schema.clone()),
+                Ident::with_quote('"', table.table.clone()),
+            ])),
+            Dialect::Sqlite => match idents(name).ok()?.as_slice() {
+                [only] => Some(ObjectName::from(vec![
+                    Ident::with_quote('"', table.schema.clone()),
+                    (*only).clone(),
+                ])),
+                _ => None,
+            },
+            Dialect::MySql => None,
+        }
+    }
+}
+
+/// A table named inside a string literal (`'app.salaries'`, `'"Mixed".t'`),
+/// as PostgreSQL's regclass input reads it: identifier syntax, folded.
+pub(crate) fn parse_table_literal(resolver: Resolver<'_>, text: &str) -> Result<TableRef, String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+    use sqlparser::tokenizer::Token;
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| e.to_string())?;
+    let name = parser.parse_object_name(false).map_err(|e| e.to_string())?;
+    if parser.peek_token().token != Token::EOF {
+        return Err("it is not a plain table name".into());
+    }
+    resolver.object(&name)
+}
+
+/// `"schema"."table"` as text for a regclass literal.
+pub(crate) fn regclass_text(table: &TableRef) -> String {
+    format!(
+        "\"{}\".\"{}\"",
+        table.schema.replace('"', "\"\""),
+        table.table.replace('"', "\"\"")
+    )
+}
