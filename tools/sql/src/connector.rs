@@ -287,6 +287,7 @@ impl SqlConnector {
                     .map(|t| format!("{}.{}", t.schema, t.table))
                     .collect(),
                 sql: s.sql.clone(),
+                touches_session: s.touches_session,
             })
             .collect();
         let read_only = analysed.statements.iter().all(|s| s.read_only);

@@ -132,27 +132,24 @@ impl MySqlEngine {
             affected: 0,
         };
         for st in &call.statements {
-            let prepared = conn
+            // The binary protocol prepares exactly one statement: the server
+            // refuses a text that holds more, whatever a parser thought.
+            let stmt = conn
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
-                .await;
-            let stmt = match prepared {
-                Ok(s) => s,
-                // Statements the binary protocol cannot prepare (error 1295) run as text when unparameterised.
-                Err(sqlx::Error::Database(db))
-                    if db
-                        .try_downcast_ref::<MySqlDatabaseError>()
-                        .is_some_and(|m| m.number() == 1295)
-                        && call.params.is_empty() =>
-                {
-                    let r = conn
-                        .execute(sqlx::raw_sql(AssertSqlSafe(st.sql.clone())))
-                        .await
-                        .map_err(|e| self.map_err(e))?;
-                    outcome.affected = r.rows_affected();
-                    continue;
-                }
-                Err(e) => return Err(self.map_err(e)),
-            };
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(db)
+                        if db
+                            .try_downcast_ref::<MySqlDatabaseError>()
+                            .is_some_and(|m| m.number() == 1295) =>
+                    {
+                        ExecuteError::Target(format!(
+                            "{} (error 1295): Tollgate runs every statement as one prepared statement and this one cannot be prepared",
+                            db.message()
+                        ))
+                    }
+                    e => self.map_err(e),
+                })?;
             let params = crate::sqlx_common::params_for(stmt.parameters(), &call.params)?;
             let mut q = stmt.query();
             for p in params {
@@ -224,9 +221,10 @@ impl MySqlEngine {
     }
 }
 
-/// Statements of kind `admin` (SET, USE, ...) may change the session.
+/// Statements that may leave session state (SET, USE, temporary tables,
+/// user variables, functions Tollgate cannot see into) close their session.
 fn changes_session(call: &QueryCall) -> bool {
-    call.statements.iter().any(|s| s.kind == "admin")
+    call.touches_session()
 }
 
 fn float(f: f64) -> Value {

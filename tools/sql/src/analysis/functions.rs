@@ -14,13 +14,15 @@
 //! name policy saw); with anything else the call is denied.
 //!
 //! Resolution of an unqualified function that is not vetted: PostgreSQL
-//! `pg_*` names live in `pg_catalog`, everything else in the connection's
-//! default schema; on PostgreSQL the executed call is then qualified with that
-//! schema (sessions run with `search_path = pg_catalog`, so an unqualified name
-//! could not reach a user function anyway). MySQL and SQLite calls are not
-//! rewritten: MySQL resolves built-in names to the built-in and other names in
-//! the current database (pinned: `USE` runs alone and closes its session);
-//! SQLite functions have no schema.
+//! `pg_*` names (and the few other built-ins listed here) live in
+//! `pg_catalog`, everything else in the connection's default schema. On
+//! PostgreSQL every executed call is qualified with the schema policy saw —
+//! vetted built-ins as `pg_catalog.name` (except grammar forms such as
+//! `coalesce`), since a user function with a better-matching signature
+//! elsewhere on the search path would otherwise win. MySQL and SQLite calls are
+//! not rewritten: MySQL resolves built-in names to the built-in and other
+//! names in the current database (pinned: `USE` runs alone and closes its
+//! session); SQLite functions have no schema.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -52,6 +54,39 @@ fn list(dialect: Dialect) -> &'static HashSet<&'static str> {
 /// Is `name` (lower case, unqualified) a vetted side-effect-free built-in?
 pub(crate) fn is_vetted(dialect: Dialect, name: &str) -> bool {
     list(dialect).contains(name)
+}
+
+/// PostgreSQL forms that look like calls but are grammar (`coalesce(...)`,
+/// `json_array(...)`): they cannot be schema-qualified, and no user function
+/// can take their place.
+pub(crate) fn is_syntax(name: &str) -> bool {
+    matches!(
+        name,
+        "coalesce"
+            | "nullif"
+            | "greatest"
+            | "least"
+            | "grouping"
+            | "array"
+            | "row"
+            | "json_array"
+            | "json_arrayagg"
+            | "json_objectagg"
+            | "json_object"
+            | "json_scalar"
+            | "json_serialize"
+            | "current_date"
+            | "current_time"
+            | "current_timestamp"
+            | "localtime"
+            | "localtimestamp"
+            | "current_user"
+            | "session_user"
+            | "user"
+            | "current_role"
+            | "current_catalog"
+            | "current_schema"
+    )
 }
 
 /// For a built-in that reads the relation named by one of its arguments:

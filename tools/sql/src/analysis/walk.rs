@@ -203,6 +203,29 @@ impl<'r> Walk<'r> {
         Ok(())
     }
 
+    /// `CREATE TEMPORARY TABLE t`: DDL on `t` in the temporary schema
+    /// (`pg_temp` on PostgreSQL, `temp` on SQLite; MySQL has none: the
+    /// default schema, and the session is closed after the call).
+    pub fn on_temporary_table(&mut self, name: &ObjectName) -> Result<(), String> {
+        let temp_schema = match self.resolver.dialect {
+            Dialect::Postgres => "pg_temp",
+            Dialect::Sqlite => "temp",
+            Dialect::MySql => return self.on_table(Action::Ddl, name),
+        };
+        let parts = idents(name)?;
+        let table = match parts.as_slice() {
+            [t] => TableRef {
+                schema: temp_schema.into(),
+                table: self.resolver.fold(t),
+            },
+            _ => self.resolver.object(name)?,
+        };
+        self.claimed.push(name as *const ObjectName);
+        self.qualify(name, &table);
+        self.access(Action::Ddl, Some(table));
+        Ok(())
+    }
+
     /// A table read: `sql:select`, plus `sql:admin` for statistics that
     /// reveal other tables' values.
     fn read(&mut self, name: Option<&ObjectName>, table: TableRef) {
@@ -248,7 +271,12 @@ impl<'r> Walk<'r> {
     /// function that is not a vetted built-in is a `sql:call` on its
     /// resolved `schema.name` (see [`functions`]); a built-in that reads the
     /// relation named by a literal argument is a read of that table.
-    pub fn function(&mut self, name: &ObjectName, args: &[FunctionArg]) -> Result<(), String> {
+    pub fn function(
+        &mut self,
+        name: &ObjectName,
+        args: &[FunctionArg],
+        parenthesized: bool,
+    ) -> Result<(), String> {
         let names = function_names(name)?;
         let parts = idents(name)?;
         let dialect = self.resolver.dialect;
@@ -277,6 +305,23 @@ impl<'r> Walk<'r> {
             Some(s) => dialect == Dialect::Postgres && s == "pg_catalog",
         };
         if builtin_scope && functions::is_vetted(dialect, &fname) {
+            if dialect == Dialect::Postgres
+                && parts.len() == 1
+                && parenthesized
+                && !functions::is_syntax(&fname)
+            {
+                // A user function of the same name with a better-matching
+                // signature in a later search-path schema would win: name the
+                // built-in itself.
+                let builtin = TableRef {
+                    schema: "pg_catalog".into(),
+                    table: fname.clone(),
+                };
+                self.functions.insert(format!("pg_catalog.{fname}"));
+                if let Some(q) = self.resolver.qualified(name, &builtin) {
+                    self.rewrites.name(name, q);
+                }
+            }
             return Ok(());
         }
         if builtin_scope && let Some(i) = functions::relation_argument(dialect, &fname) {
@@ -520,13 +565,13 @@ impl Visitor for Walk<'_> {
             } => {
                 // FROM pg_read_file(...): a table function, not a table.
                 self.claimed.push(name as *const ObjectName);
-                brk(self.function(name, &args.args))
+                brk(self.function(name, &args.args, true))
             }
             TableFactor::Table { .. }
             | TableFactor::Derived { .. }
             | TableFactor::NestedJoin { .. } => ControlFlow::Continue(()),
             TableFactor::TableFunction { .. } => ControlFlow::Continue(()),
-            TableFactor::Function { name, args, .. } => brk(self.function(name, args)),
+            TableFactor::Function { name, args, .. } => brk(self.function(name, args, true)),
             TableFactor::UNNEST { .. } => {
                 self.builtin("unnest");
                 ControlFlow::Continue(())
@@ -564,7 +609,8 @@ impl Visitor for Walk<'_> {
                     FunctionArguments::List(l) => &l.args,
                     _ => &[],
                 };
-                return brk(self.function(&f.name, args));
+                let parenthesized = !matches!(f.args, FunctionArguments::None);
+                return brk(self.function(&f.name, args, parenthesized));
             }
             Expr::BinaryOp {
                 op: BinaryOperator::PGCustomBinaryOperator(parts),

@@ -51,6 +51,22 @@ pub const MAX_PREPARED_PER_SESSION: usize = 256;
 /// before it closes the connection to stop the rest.
 const DISCARD_ROWS_BEFORE_CLOSE: usize = 256;
 
+/// Startup options of every session: the pinned search path. Tollgate
+/// qualifies every table and function it executes, so this only serves what
+/// agents cannot name (operators, types) and the bodies of functions,
+/// triggers and views, which keep resolving in `public` as they were written
+/// to; `pg_temp` goes last so no temporary object shadows them, and the
+/// `"$user"` schema of a server's default path is never searched.
+const SESSION_OPTIONS: &str = "-c search_path=pg_catalog,public,pg_temp";
+
+/// Puts a pooled session back as it was opened: settings (the search path
+/// included) back to the session's start values, role and session
+/// authorization reset, cursors closed, LISTENs dropped, session advisory
+/// locks released, temporary tables and sequence state discarded. Prepared
+/// statements are kept (the client's cache names them).
+const RESET_SESSION: &str = "CLOSE ALL; RESET ALL; RESET SESSION AUTHORIZATION; RESET ROLE; \
+     UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+
 /// Names of a table's columns, by attribute number.
 #[derive(Debug)]
 struct TableNames {
@@ -107,6 +123,9 @@ impl PgEngine {
         pg.ssl_mode(mode.ssl_mode());
         pg.connect_timeout(CONNECT_TIMEOUT);
         pg.application_name("tollgate");
+        // Every name Tollgate executes is schema-qualified as policy saw it;
+        // the path is pinned for the rest (RESET ALL comes back to it).
+        pg.options(SESSION_OPTIONS);
         let tls = tls::connector(mode, root_cert.as_deref())?;
         let manager = Manager::from_config(
             pg,
@@ -308,6 +327,7 @@ impl PgEngine {
         if let [only] = call.statements.as_slice()
             && call.read_only
             && only.kind != "admin"
+            && !only.touches_session
         {
             let stmt = client
                 .prepare_cached(&only.sql)
@@ -382,7 +402,7 @@ impl PgEngine {
                 committed.map_err(|e| self.map_err(e))?;
                 outcome.affected = set.rows.len() as u64;
                 outcome.rows = Some(set);
-                self.after_commit(&mut client, call).await?;
+                self.after_commit(client, call).await;
                 return Ok(outcome);
             }
             loop {
@@ -401,7 +421,7 @@ impl PgEngine {
             outcome.rows = Some(set);
         }
         txn.commit().await.map_err(|e| self.map_err(e))?;
-        self.after_commit(&mut client, call).await?;
+        self.after_commit(client, call).await;
         Ok(outcome)
     }
 
@@ -502,19 +522,15 @@ impl PgEngine {
         })
     }
 
-    async fn after_commit(
-        &self,
-        client: &mut deadpool_postgres::Object,
-        call: &QueryCall,
-    ) -> Result<(), ExecuteError> {
-        if call.statements.iter().any(|s| s.kind == "admin") {
-            // A committed SET / SET ROLE outlives the call on this pooled
-            // session and would change how the next call's names resolve
-            // (search_path) or whose privileges it runs with: reset it.
-            client
-                .batch_execute("RESET ALL; RESET ROLE")
-                .await
-                .map_err(|e| self.map_err(e))?;
+    /// After a committed call: reset the session when the call may have
+    /// left state in it (see [`RESET_SESSION`]); a session that cannot be
+    /// reset is closed, never handed to the next call.
+    async fn after_commit(&self, client: deadpool_postgres::Object, call: &QueryCall) {
+        if (call.touches_session() || !call.read_only)
+            && let Err(e) = client.batch_execute(RESET_SESSION).await
+        {
+            tracing::warn!(error = %e, "cannot reset a PostgreSQL session after a call; closing it");
+            drop(deadpool_postgres::Object::take(client));
         }
         if !call.read_only {
             // DDL may have renamed or replaced tables: forget cached origins.
@@ -522,7 +538,6 @@ impl PgEngine {
                 c.clear();
             }
         }
-        Ok(())
     }
 
     async fn describe(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
