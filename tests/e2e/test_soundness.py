@@ -23,14 +23,15 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def attack_schema(pg):
     # The app role's own schema shadows public for unqualified names in a plain session.
-    pg.psql("CREATE SCHEMA IF NOT EXISTS shop_app; "
+    pg.psql("CREATE SCHEMA IF NOT EXISTS shop_app AUTHORIZATION shop_app", user="postgres")
+    pg.psql(""
             "CREATE TABLE IF NOT EXISTS shop_app.salaries (who text, amount int); "
             "CREATE TABLE IF NOT EXISTS public.salaries (who text, amount int); "
             "TRUNCATE shop_app.salaries, public.salaries; "
             "INSERT INTO shop_app.salaries VALUES ('user-schema-row', 999); "
             "INSERT INTO public.salaries VALUES ('public-row', 1); "
-            "CREATE TABLE IF NOT EXISTS sound_orders (id int PRIMARY KEY); "
-            "INSERT INTO sound_orders SELECT g FROM generate_series(1, 5) g ON CONFLICT DO NOTHING; "
+            "CREATE TABLE IF NOT EXISTS public.sound_orders (id int PRIMARY KEY); "
+            "INSERT INTO public.sound_orders SELECT g FROM generate_series(1, 5) g ON CONFLICT DO NOTHING; "
             "CREATE OR REPLACE FUNCTION public.wipe_sound() RETURNS int LANGUAGE sql "
             "AS 'DELETE FROM public.sound_orders RETURNING 1'")
     assert pg.psql("SELECT who FROM salaries") == "user-schema-row"
@@ -66,7 +67,7 @@ async def test_functions_are_default_deny(server, agent_token, mode, attack_sche
         msg = denied(await call(c, "sql_query", {
             "connection": "shop", "sql": "SELECT id FROM sound_orders WHERE id = (SELECT wipe_sound())"}))
         assert "sql:call" in msg and "wipe_sound" in msg, msg
-        assert pg.psql("SELECT count(*) FROM sound_orders") == "5"
+        assert pg.psql("SELECT count(*) FROM public.sound_orders") == "5"
         denied(await call(c, "sql_query", {"connection": "shop", "sql": "SELECT pg_advisory_lock(4242)"}))
         assert pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
         denied(await call(c, "sql_query", {"connection": "shop", "sql": "SELECT lo_creat(-1)"}))
