@@ -47,17 +47,21 @@ def denied(r) -> str:
 
 async def test_unqualified_names_run_as_policy_saw(server, agent_token, mode, attack_schema):
     async with mcp_client(server.mcp_url, agent_token, mode) as c:
-        r = await call(c, "sql_query", {"connection": "shop", "sql": "SELECT who FROM salaries"})
-        assert not r.is_error, r
-        assert r.structured_content["rows"] == [["public-row"]]
-        assert r.structured_content["statements"][0]["tables"] == ["public.salaries"]
-        # The forbidden schema stays forbidden when named.
+        # `salaries` resolves as the database resolves it for this role ("$user"
+        # first): policy decides on shop_app.salaries, which is forbidden.
+        msg = denied(await call(c, "sql_query", {"connection": "shop", "sql": "SELECT who FROM salaries"}))
+        assert "shop_app.salaries" in msg, msg
         denied(await call(c, "sql_query", {"connection": "shop", "sql": "SELECT who FROM shop_app.salaries"}))
+        r = await call(c, "sql_query", {"connection": "shop", "sql": "SELECT who FROM public.salaries"})
+        assert not r.is_error and r.structured_content["rows"] == [["public-row"]], r
+        assert r.structured_content["statements"][0]["tables"] == ["public.salaries"]
         # table_to_xml reads the table it names: the forbid applies to it too.
         denied(await call(c, "sql_query", {"connection": "shop",
                                            "sql": "SELECT table_to_xml('shop_app.salaries', true, true, '')"}))
+        denied(await call(c, "sql_query", {"connection": "shop",
+                                           "sql": "SELECT table_to_xml('salaries', true, true, '')"}))
         r = await call(c, "sql_query", {"connection": "shop",
-                                        "sql": "SELECT table_to_xml('salaries', true, true, '') AS x"})
+                                        "sql": "SELECT table_to_xml('public.salaries', true, true, '') AS x"})
         assert not r.is_error and "public-row" in r.structured_content["rows"][0][0], r
 
 

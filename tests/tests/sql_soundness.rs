@@ -18,9 +18,11 @@ use serde_json::{Value, json};
 use tollgate_sql::prepared::PreparedStatement;
 use tollgate_tests::{LIMITS, MariaDbServer, PgServer, TempDir, connector, query};
 
-fn actions(c: &dyn Connector, sql: &str) -> Vec<(String, String)> {
+async fn actions(c: &dyn Connector, sql: &str) -> Vec<(String, String)> {
     let name = c.info().name.clone();
-    c.analyse("sql_query", &json!({"connection": name, "sql": sql}))
+    let args = json!({"connection": name, "sql": sql});
+    c.prepare("sql_query", &args).await;
+    c.analyse("sql_query", &args)
         .unwrap_or_else(|e| panic!("analyse {sql}: {e}"))
         .requests
         .into_iter()
@@ -94,31 +96,53 @@ async fn postgres_names_and_sessions() {
     let c = connector("postgres", "shop", json!({"url": url, "pool_size": 1}));
     let c = &*c;
 
-    // --- unqualified names run as the schema policy saw
+    // --- unqualified names resolve the way the database does (its own search
+    // path, read from a fresh session), and run under exactly that name
     assert_eq!(
-        actions(c, "SELECT who FROM salaries"),
-        vec![("sql:select".into(), "shop/public.salaries".into())]
+        actions(c, "SELECT who FROM salaries").await,
+        vec![("sql:select".into(), "shop/postgres.salaries".into())]
     );
     assert_eq!(
         scalar(c, "SELECT who FROM salaries").await,
-        json!("public-row")
+        json!("user-schema-row")
     );
     assert_eq!(
-        actions(c, "SELECT * FROM pg_secret"),
-        vec![("sql:select".into(), "shop/pg_catalog.pg_secret".into())]
-    );
-    let e = query(c, "SELECT * FROM pg_secret", json!([]))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("does not exist") && !e.contains("hidden-secret"),
-        "{e}"
+        actions(c, "SELECT * FROM pg_secret").await,
+        vec![("sql:select".into(), "shop/public.pg_secret".into())]
     );
     assert_eq!(
-        scalar(c, "SELECT s FROM public.pg_secret").await,
-        json!("hidden-secret"),
-        "named explicitly, the table policy saw is read"
+        scalar(c, "SELECT s FROM pg_secret").await,
+        json!("hidden-secret")
+    );
+    assert_eq!(
+        actions(c, "SELECT * FROM pg_class").await,
+        vec![("sql:select".into(), "shop/pg_catalog.pg_class".into())]
+    );
+    // A table created after the catalog was read is found (a miss reads it again).
+    server
+        .psql(
+            "sound",
+            "CREATE TABLE public.late (x int); INSERT INTO public.late VALUES (7)",
+        )
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        actions(c, "SELECT x FROM late").await,
+        vec![("sql:select".into(), "shop/public.late".into())]
+    );
+    assert_eq!(scalar(c, "SELECT x FROM late").await, json!(7));
+    // Without a catalog (policy tests, a database that is down) the static
+    // rule applies; the executed text still names what policy saw.
+    let offline = tollgate_sql::analysis::analyse(
+        tollgate_sql::analysis::Dialect::Postgres,
+        "shop",
+        "public",
+        "SELECT who FROM salaries",
+    )
+    .unwrap();
+    assert_eq!(
+        offline.statements[0].sql,
+        "SELECT who FROM \"public\".\"salaries\""
     );
 
     // --- a call that changes the session leaves nothing for the next one
@@ -132,6 +156,7 @@ async fn postgres_names_and_sessions() {
             c,
             "UPDATE pg_settings SET setting = 'hr, public' WHERE name = 'search_path'"
         )
+        .await
         .contains(&("sql:admin".into(), "shop/pg_catalog.pg_settings".into()))
     );
     query(
@@ -143,7 +168,8 @@ async fn postgres_names_and_sessions() {
     .expect("update pg_settings");
     assert_eq!(
         scalar(c, "SELECT who FROM salaries").await,
-        json!("public-row")
+        json!("user-schema-row"),
+        "another call's settings do not change what a name resolves to"
     );
     assert_eq!(
         scalar(c, "SELECT current_setting('search_path')").await,
@@ -158,8 +184,9 @@ async fn postgres_names_and_sessions() {
     .expect("set_config");
     assert_eq!(
         scalar(c, "SELECT who FROM salaries").await,
-        json!("public-row")
+        json!("user-schema-row")
     );
+    assert_eq!(scalar(c, "SELECT who FROM hr.salaries").await, json!("hr-row"));
 
     // advisory locks, LISTEN, temporary tables
     query(c, "SELECT pg_advisory_lock(42)", json!([]))
@@ -195,7 +222,7 @@ async fn postgres_names_and_sessions() {
 
     // --- functions: a vetted name runs the built-in, never a user function
     assert_eq!(
-        actions(c, "SELECT lower('A')"),
+        actions(c, "SELECT lower('A')").await,
         vec![("sql:select".into(), "shop".into())]
     );
     let e = query(c, "SELECT lower(1)", json!([]))
@@ -208,17 +235,26 @@ async fn postgres_names_and_sessions() {
     );
     assert!(
         actions(c, "SELECT public.lower(1)")
+            .await
             .contains(&("sql:call".into(), "shop/public.lower".into()))
     );
     // a built-in that reads the table named by its argument reads that table
     assert_eq!(
-        actions(c, "SELECT table_to_xml('hr.salaries', true, true, '')"),
+        actions(c, "SELECT table_to_xml('hr.salaries', true, true, '')").await,
         vec![("sql:select".into(), "shop/hr.salaries".into())]
     );
     let xml = scalar(c, "SELECT table_to_xml('hr.salaries', true, true, '')").await;
     assert!(xml.as_str().unwrap_or("").contains("hr-row"), "{xml}");
     let xml = scalar(c, "SELECT table_to_xml('salaries', true, true, '')").await;
-    assert!(xml.as_str().unwrap_or("").contains("public-row"), "{xml}");
+    assert!(
+        xml.as_str().unwrap_or("").contains("user-schema-row"),
+        "{xml}"
+    );
+    assert!(
+        actions(c, "SELECT table_to_xml('salaries', true, true, '')")
+            .await
+            .contains(&("sql:select".into(), "shop/postgres.salaries".into()))
+    );
 
     // --- the driver prepares exactly one statement
     let e = run_unanalysed(c, "SELECT 1; DELETE FROM orders", true)

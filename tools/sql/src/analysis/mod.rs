@@ -18,6 +18,7 @@
 //!   (comments, hidden or not, are gone from it).
 //! * Nothing here performs I/O.
 
+pub mod catalog;
 mod classify;
 mod functions;
 pub mod guard;
@@ -106,6 +107,9 @@ pub struct AnalysedStatement {
 /// The analysis of a whole `sql` argument.
 #[derive(Debug, Clone)]
 pub struct SqlAnalysis {
+    /// Some unqualified name was not in the catalog snapshot (it took the
+    /// static rule): the snapshot may be stale.
+    pub missed_catalog: bool,
     /// Statements in order.
     pub statements: Vec<AnalysedStatement>,
     /// Access requests, one per (statement, table, action); for a statement
@@ -113,14 +117,27 @@ pub struct SqlAnalysis {
     pub requests: Vec<AccessRequest>,
 }
 
-/// Analyse `sql` for connection `connection` whose unqualified tables live in `default_schema`.
-///
-/// Statements are analysed in order. Any statement that cannot be analysed
-/// denies the whole call.
+/// Analyse `sql` for connection `connection` whose unqualified tables live in
+/// `default_schema` (the static rule, without a catalog snapshot).
 pub fn analyse(
     dialect: Dialect,
     connection: &str,
     default_schema: &str,
+    sql: &str,
+) -> Result<SqlAnalysis, AnalysisError> {
+    analyse_with(dialect, connection, default_schema, None, sql)
+}
+
+/// Analyse `sql`, resolving unqualified PostgreSQL names through `catalog`
+/// when given (see [`catalog`]).
+///
+/// Statements are analysed in order. Any statement that cannot be analysed
+/// denies the whole call.
+pub fn analyse_with(
+    dialect: Dialect,
+    connection: &str,
+    default_schema: &str,
+    catalog: Option<&catalog::NameCatalog>,
     sql: &str,
 ) -> Result<SqlAnalysis, AnalysisError> {
     let deny = AnalysisError::Unanalysable;
@@ -133,12 +150,18 @@ pub fn analyse(
                 .into(),
         ));
     }
+    let missed = std::cell::Cell::new(false);
     let resolver = Resolver {
         dialect,
         default_schema,
+        lookup: catalog::Lookup {
+            catalog: catalog.filter(|_| dialect == Dialect::Postgres),
+            missed: &missed,
+        },
     };
     let many = parsed.len() > 1;
     let mut analysis = SqlAnalysis {
+        missed_catalog: false,
         statements: Vec::with_capacity(parsed.len()),
         requests: Vec::new(),
     };
@@ -166,6 +189,7 @@ pub fn analyse(
         push_requests(&mut analysis.requests, connection, &analysed, walk.accesses);
         analysis.statements.push(analysed);
     }
+    analysis.missed_catalog = missed.get();
     Ok(analysis)
 }
 

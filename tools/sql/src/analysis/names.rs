@@ -14,6 +14,7 @@
 
 use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 
+use super::catalog::Lookup;
 use super::{Dialect, TableRef};
 
 /// Resolves names for one connection.
@@ -21,6 +22,8 @@ use super::{Dialect, TableRef};
 pub(crate) struct Resolver<'a> {
     pub dialect: Dialect,
     pub default_schema: &'a str,
+    /// PostgreSQL: how the database resolves unqualified names, when known.
+    pub lookup: Lookup<'a>,
 }
 
 impl Resolver<'_> {
@@ -35,8 +38,10 @@ impl Resolver<'_> {
 
     /// Resolve a table name of 1 to 3 parts.
     ///
-    /// * `t` → `(default_schema, t)`; on PostgreSQL an unqualified `pg_*` name
-    ///   is resolved in `pg_catalog`, which the server always searches first.
+    /// * `t` → on PostgreSQL with a catalog snapshot, the first schema of the
+    ///   database's search path that holds `t` (see `catalog`); otherwise
+    ///   `(default_schema, t)`, with an unqualified `pg_*` name in
+    ///   `pg_catalog`, which the server searches first.
     /// * `s.t` → `(s, t)` (for SQLite `s` is the attached database name).
     /// * `db.s.t` → `(s, t)` on PostgreSQL only: one connection cannot reach
     ///   another database, the server rejects a different `db`. MySQL and
@@ -52,11 +57,16 @@ impl Resolver<'_> {
         let (schema, table) = match (parts, self.dialect) {
             ([t], Dialect::Postgres) => {
                 let t = self.fold(t);
-                let schema = if t.starts_with("pg_") {
-                    "pg_catalog".to_string()
-                } else {
-                    self.default_schema.to_string()
-                };
+                let schema = self
+                    .lookup
+                    .resolve(|c| c.relation_schema(&t))
+                    .unwrap_or_else(|| {
+                        if t.starts_with("pg_") {
+                            "pg_catalog".to_string()
+                        } else {
+                            self.default_schema.to_string()
+                        }
+                    });
                 (schema, t)
             }
             ([t], _) => (self.default_schema.to_string(), self.fold(t)),

@@ -328,7 +328,15 @@ impl<'r> Walk<'r> {
             return self.relation_by_literal(&fname, args.get(i));
         }
         let schema = schema.unwrap_or_else(|| {
-            functions::default_function_schema(dialect, &fname, self.resolver.default_schema)
+            let lookup = self.resolver.lookup;
+            let found = if dialect == Dialect::Postgres {
+                lookup.resolve(|c| c.function_schema(&fname))
+            } else {
+                None
+            };
+            found.unwrap_or_else(|| {
+                functions::default_function_schema(dialect, &fname, self.resolver.default_schema)
+            })
         });
         self.functions
             .insert(format!("{schema}.{fname}").to_lowercase());

@@ -34,6 +34,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 pub use tls::TlsMode;
 
+use crate::analysis::catalog::NameCatalog;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::{Engine, query_pairs};
 use crate::prepared::{QueryCall, SchemaCall};
@@ -89,6 +90,10 @@ enum Bound {
 /// A PostgreSQL connection's engine.
 pub struct PgEngine {
     pool: Pool,
+    /// The connection's settings without Tollgate's pinned path: a session
+    /// opened with them sees the search path the database gives this role.
+    unpinned: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     timeout: Duration,
     catalog: Mutex<HashMap<u32, Arc<TableNames>>>,
 }
@@ -123,13 +128,14 @@ impl PgEngine {
         pg.ssl_mode(mode.ssl_mode());
         pg.connect_timeout(CONNECT_TIMEOUT);
         pg.application_name("tollgate");
-        // Every name Tollgate executes is schema-qualified as policy saw it;
-        // the path is pinned for the rest (RESET ALL comes back to it).
-        pg.options(SESSION_OPTIONS);
         let tls = tls::connector(mode, root_cert.as_deref())?;
+        let unpinned = pg.clone();
+        // Every name Tollgate executes is schema-qualified as policy saw it;
+        // pooled sessions pin the path for the rest (RESET ALL comes back to it).
+        pg.options(SESSION_OPTIONS);
         let manager = Manager::from_config(
             pg,
-            tls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -144,6 +150,8 @@ impl PgEngine {
             .map_err(|e| format!("pool: {e}"))?;
         Ok(PgEngine {
             pool,
+            unpinned,
+            tls,
             timeout: config.statement_timeout,
             catalog: Mutex::new(HashMap::new()),
         })
@@ -540,6 +548,50 @@ impl PgEngine {
         }
     }
 
+    /// Read how a fresh session of this role resolves unqualified names:
+    /// its effective search path and the relations and functions on it. Uses
+    /// a short-lived session of its own (the pooled ones run a pinned path).
+    async fn read_name_catalog(&self) -> Result<NameCatalog, ExecuteError> {
+        let (client, connection) = self
+            .unpinned
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let driver = tokio::spawn(connection);
+        let read = async {
+            let path: Vec<String> = client
+                .query_one(
+                    "SELECT ARRAY(SELECT s FROM unnest(pg_catalog.current_schemas(true)) s \
+                     WHERE s::text NOT LIKE 'pg\\_temp%')::text[]",
+                    &[],
+                )
+                .await?
+                .get(0);
+            let relations = client
+                .query(
+                    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace                      WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')",
+                    &[&path],
+                )
+                .await?;
+            let functions = client
+                .query(
+                    "SELECT DISTINCT n.nspname::text, p.proname::text FROM pg_catalog.pg_proc p                      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace                      WHERE n.nspname = ANY($1)",
+                    &[&path],
+                )
+                .await?;
+            let pair = |r: &tokio_postgres::Row| (r.get::<_, String>(0), r.get::<_, String>(1));
+            Ok::<_, tokio_postgres::Error>(NameCatalog {
+                path,
+                relations: relations.iter().map(pair).collect(),
+                functions: functions.iter().map(pair).collect(),
+            })
+        };
+        let result = read.await.map_err(|e| self.map_err(e));
+        drop(client);
+        driver.abort();
+        result
+    }
+
     async fn describe(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
         let mut client = self.client().await?;
         let txn = self.begin(&mut client, true).await?;
@@ -685,5 +737,13 @@ impl Engine for PgEngine {
         tokio::time::timeout(limit, self.describe(call))
             .await
             .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+    }
+
+    async fn name_catalog(&self) -> Result<Option<NameCatalog>, ExecuteError> {
+        let limit = self.timeout + CONNECT_TIMEOUT * 2;
+        tokio::time::timeout(limit, self.read_name_catalog())
+            .await
+            .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+            .map(Some)
     }
 }
