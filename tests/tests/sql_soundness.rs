@@ -93,8 +93,19 @@ async fn postgres_names_and_sessions() {
     let plain = server.psql("sound", "SELECT who FROM salaries").unwrap();
     assert_eq!(plain.trim(), "user-schema-row");
 
+    // A server default that would make backslashes escape in plain strings.
+    server
+        .psql(
+            "postgres",
+            "ALTER DATABASE sound SET standard_conforming_strings = off",
+        )
+        .unwrap();
     let c = connector("postgres", "shop", json!({"url": url, "pool_size": 1}));
     let c = &*c;
+    assert_eq!(
+        scalar(c, "SELECT current_setting('standard_conforming_strings')").await,
+        json!("on")
+    );
 
     // --- unqualified names resolve the way the database does (its own search
     // path, read from a fresh session), and run under exactly that name
@@ -186,7 +197,10 @@ async fn postgres_names_and_sessions() {
         scalar(c, "SELECT who FROM salaries").await,
         json!("user-schema-row")
     );
-    assert_eq!(scalar(c, "SELECT who FROM hr.salaries").await, json!("hr-row"));
+    assert_eq!(
+        scalar(c, "SELECT who FROM hr.salaries").await,
+        json!("hr-row")
+    );
 
     // advisory locks, LISTEN, temporary tables
     query(c, "SELECT pg_advisory_lock(42)", json!([]))
@@ -340,8 +354,20 @@ async fn mariadb_one_statement_and_no_session_carry_over() {
              INSERT INTO orders VALUES (1,'a'),(2,'b'),(3,'c'),(4,'d'),(5,'e');",
         )
         .expect("fixture");
+    // Server defaults that change how quotes and backslashes tokenize.
+    server
+        .root_sql("SET GLOBAL sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES'")
+        .unwrap();
     let c = connector("mysql", "shop", json!({"url": url, "pool_size": 1}));
     let c = &*c;
+    let mode = scalar(c, "SELECT @@SESSION.sql_mode").await;
+    let mode = mode.as_str().unwrap_or_default();
+    assert!(
+        mode.contains("STRICT_TRANS_TABLES")
+            && !mode.contains("ANSI_QUOTES")
+            && !mode.contains("NO_BACKSLASH_ESCAPES"),
+        "{mode}"
+    );
 
     // A string ending in an escaped backslash: sqlparser writes it back
     // unescaped, so the round-trip proof refuses it.

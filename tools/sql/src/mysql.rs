@@ -27,6 +27,13 @@ use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 use crate::sqlx_common::{bind_json, decimal, fill, map_common};
 
+/// Drops `ANSI_QUOTES` and `NO_BACKSLASH_ESCAPES` from the session's
+/// `sql_mode` (a server default may set them): with them, quotes and
+/// backslashes would mean something else to the server than to the analysis.
+const TOKENIZE_LIKE_ANALYSIS: &str = "SET SESSION sql_mode = TRIM(BOTH ',' FROM \
+     REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), \
+     ',NO_BACKSLASH_ESCAPES,', ','))";
+
 /// A MySQL/MariaDB connection's engine.
 pub struct MySqlEngine {
     options: MySqlConnectOptions,
@@ -84,6 +91,9 @@ impl MySqlEngine {
                             format!("SET SESSION max_execution_time = {ms}")
                         };
                         conn.execute(sqlx::raw_sql(AssertSqlSafe(set))).await?;
+                        // The analysis reads "..." as a string and \ as an escape:
+                        // the session must tokenize the same way.
+                        conn.execute(sqlx::raw_sql(TOKENIZE_LIKE_ANALYSIS)).await?;
                         Ok(())
                     })
                 })

@@ -58,7 +58,10 @@ const DISCARD_ROWS_BEFORE_CLOSE: usize = 256;
 /// triggers and views, which keep resolving in `public` as they were written
 /// to; `pg_temp` goes last so no temporary object shadows them, and the
 /// `"$user"` schema of a server's default path is never searched.
-const SESSION_OPTIONS: &str = "-c search_path=pg_catalog,public,pg_temp";
+/// `standard_conforming_strings` is pinned on: with it off, `'a\'` would end
+/// somewhere else for the server than for the analysis.
+const SESSION_OPTIONS: &str =
+    "-c search_path=pg_catalog,public,pg_temp -c standard_conforming_strings=on";
 
 /// Puts a pooled session back as it was opened: settings (the search path
 /// included) back to the session's start values, role and session
