@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::approval::{ApprovalStatus, CallContext};
 use crate::builtin;
-use crate::connector::ExecLimits;
+use crate::connector::{AffectedLimit, ExecLimits};
 use crate::disclosure::disclose;
 use crate::gateway::{Gateway, connect_request};
 use crate::identity::Principal;
@@ -100,6 +100,10 @@ impl Gateway {
         let limits = ExecLimits {
             max_rows: connector.max_rows(),
             max_bytes: self.max_bytes,
+            max_affected: decision.max_affected.map(|cap| AffectedLimit {
+                max: cap.rows,
+                set_by: format!("policy `{}`", cap.policy),
+            }),
         };
         let started = std::time::Instant::now();
         let executed = connector.execute(&plan, limits).await;

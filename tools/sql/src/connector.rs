@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use gateway_core::access::{AccessRequest, Resource};
 use gateway_core::connector::{
-    AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits, ExecuteError,
-    FieldOrigin, Plan, ToolOutput, ToolSpec,
+    AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
+    ExecuteError, FieldOrigin, Plan, ToolOutput, ToolSpec,
 };
 use serde_json::{Map, Value, json};
 
@@ -339,6 +339,7 @@ pub fn plan_for_query(
             params,
             max_rows,
             read_only,
+            max_affected: None,
         })),
     }
 }
@@ -395,6 +396,12 @@ impl Connector for SqlConnector {
                 // The database's read-only wall stands whenever policy saw a
                 // read-only call or the connection is configured read-only.
                 q.read_only = q.read_only || plan.read_only || self.config.read_only;
+                // The stricter of the connection's and policy's caps on rows changed.
+                let own = self.config.max_affected_rows.map(|max| AffectedLimit {
+                    max,
+                    set_by: format!("connection `{}`", self.info.name),
+                });
+                q.max_affected = AffectedLimit::stricter(limits.max_affected.clone(), own);
                 let max_rows = [
                     Some(self.config.max_rows),
                     q.max_rows,

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement, TypeInfo, ValueRef};
 
+use crate::affected::Tally;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::Engine;
 use crate::prepared::{QueryCall, SchemaCall};
@@ -131,6 +132,7 @@ impl MySqlEngine {
             rows: None,
             affected: 0,
         };
+        let mut tally = Tally::new(call);
         for st in &call.statements {
             let prepared = conn
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
@@ -149,6 +151,7 @@ impl MySqlEngine {
                         .await
                         .map_err(|e| self.map_err(e))?;
                     outcome.affected = r.rows_affected();
+                    tally.statement(&st.kind, outcome.affected);
                     continue;
                 }
                 Err(e) => return Err(self.map_err(e)),
@@ -164,6 +167,7 @@ impl MySqlEngine {
                     .await
                     .map_err(|e| self.map_err(e))?
                     .rows_affected();
+                tally.statement(&st.kind, outcome.affected);
                 continue;
             }
             let columns = stmt
@@ -186,8 +190,11 @@ impl MySqlEngine {
                 .collect();
             fill(q.fetch(&mut *conn), &mut set, decode, |e| self.map_err(e)).await?;
             outcome.affected = set.rows.len() as u64;
+            tally.returned(&st.kind, &set);
             outcome.rows = Some(set);
         }
+        // Blast-radius guard: over the cap, the error path rolls back.
+        tally.check()?;
         conn.execute(sqlx::raw_sql("COMMIT"))
             .await
             .map_err(|e| self.map_err(e))?;
