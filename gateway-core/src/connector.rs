@@ -132,6 +132,21 @@ pub struct ToolOutput {
     pub truncated: bool,
     /// Origins of result fields, for column masking rules.
     pub field_origins: Vec<FieldOrigin>,
+    /// Items of the result that only a caller permitted their request may
+    /// see (e.g. one per listed table or namespace). The pipeline decides
+    /// them in one batch and removes the denied items before masking and
+    /// audit (see [`crate::guards`]).
+    pub item_guards: Vec<ItemGuard>,
+}
+
+/// One item of a result, shown only to a caller permitted `request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemGuard {
+    /// JSON pointer to the item: an array element (`/tables/3`) or an object
+    /// member (`/items/name`).
+    pub pointer: String,
+    /// What the caller must be permitted to see the item.
+    pub request: AccessRequest,
 }
 
 /// Why a call could not be analysed. Every variant denies the call.

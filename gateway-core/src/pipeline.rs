@@ -1,7 +1,8 @@
 //! The pipeline, top to bottom: every tool call runs these stages in this
 //! order, and this file holds the order and nothing else.
 //!
-//! identity → route → analysis → policy → approval → execute → mask → audit
+//! identity → route → analysis → policy → approval → execute → hide
+//! unpermitted items → mask → audit
 //!
 //! Identity is resolved by the transport before [`Gateway::call`] (a
 //! [`Principal`] is the proof). Every path out of here, allowed or not, ends
@@ -15,6 +16,7 @@ use crate::builtin;
 use crate::connector::{AffectedLimit, ExecLimits};
 use crate::disclosure::disclose;
 use crate::gateway::{Gateway, connect_request};
+use crate::guards;
 use crate::identity::Principal;
 use crate::outcome::{CallError, CallResult};
 use crate::policy::{Mode, Verdict};
@@ -109,10 +111,17 @@ impl Gateway {
         let executed = connector.execute(&plan, limits).await;
         self.stages.add(3, started.elapsed());
         routing::mark_executed(self, &trace, executed.is_ok()).await;
-        let output = match executed {
+        let mut output = match executed {
             Ok(o) => o,
             Err(e) => return self.finish(trace, Err(e.into())).await,
         };
+        // Items the caller may not see leave before masking and audit.
+        let guarded = self.stages.time(4, || {
+            guards::hide_unpermitted(&policy, principal, self.mode, &mut output)
+        });
+        if let Err(e) = guarded {
+            return self.finish(trace, Err(e.into())).await;
+        }
         // Mask before anything leaves or is recorded.
         let resources: Vec<_> = plan.requests.iter().map(|r| r.resource.clone()).collect();
         let (rows, truncated) = (output.rows, output.truncated);

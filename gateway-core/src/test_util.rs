@@ -180,6 +180,7 @@ impl Connector for FakeConnector {
             rows: Some(1),
             truncated: false,
             field_origins: vec![],
+            item_guards: vec![],
         })
     }
     fn max_rows(&self) -> u64 {

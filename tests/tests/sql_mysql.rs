@@ -293,4 +293,18 @@ async fn mariadb_max_affected_rows() {
         .await
         .unwrap();
     assert_eq!(count().await, json!(2));
+
+    // sql_schema guards each listed table with the `sql:select` a query on it asks.
+    let out = call(&*c, "sql_schema", json!({"connection": "shop"}))
+        .await
+        .unwrap();
+    let guarded: Vec<_> = out
+        .item_guards
+        .iter()
+        .map(|g| (g.pointer.as_str(), g.request.resource.entity_uid()))
+        .collect();
+    assert_eq!(
+        guarded,
+        [("/tables/0", "Tollgate::Table::\"shop/shop.t\"".to_string())]
+    );
 }

@@ -573,4 +573,30 @@ async fn postgres_max_affected_rows() {
         .await
         .unwrap();
     assert_eq!(count().await, json!(2));
+
+    // sql_schema guards each listed table with the `sql:select` a query on
+    // it asks (the gateway hides the tables policy does not permit).
+    let out = call(&*c, "sql_schema", json!({"connection": "shop"}))
+        .await
+        .unwrap();
+    let guarded: Vec<_> = out
+        .item_guards
+        .iter()
+        .map(|g| {
+            let r = &g.request;
+            (
+                g.pointer.as_str(),
+                r.action.as_str(),
+                r.resource.entity_uid(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        guarded,
+        [(
+            "/tables/0",
+            "sql:select",
+            "Tollgate::Table::\"shop/public.t\"".to_string()
+        )]
+    );
 }
