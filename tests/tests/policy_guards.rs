@@ -215,3 +215,35 @@ async fn sql_schema_lists_only_tables_the_caller_may_select() {
     assert_eq!(names(&r), ["customers", "orders", "secrets"]);
     assert_eq!(r.structured["hidden"], 0);
 }
+
+/// `tollgate check` (app::check) refuses a bad `@max_affected_rows` with
+/// file:line and a bad `max_affected_rows` connection key by name.
+#[test]
+fn check_refuses_bad_caps() {
+    let dir = TempDir::new("policy-guards-check").unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/caps.cedar"),
+        "// caps\n@id(\"p\")\n@max_affected_rows(\"ten\")\npermit (principal, action == Tollgate::Action::\"sql:delete\", resource);\n",
+    )
+    .unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"data\"\n\n[auth]\nhs256_secret = \"policy-guards-test-secret-0123456789\"\n\n[policy]\ndir = \"policies\"\n\n[[connection]]\nname = \"demo\"\nkind = \"sqlite\"\npath = \"{}\"\nmax_affected_rows = 0\n",
+            dir.path().join("x.db").display()
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&config).expect("config parses");
+    let errs = tollgate_server::app::check(&config).join("\n");
+    assert!(
+        errs.contains("caps.cedar:2:1: @max_affected_rows must be a whole number >= 1"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("`max_affected_rows` must be a positive integer"),
+        "{errs}"
+    );
+}
