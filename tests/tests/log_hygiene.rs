@@ -153,7 +153,6 @@ url = "{url}"
         let r = reply(id);
         assert!(r.get("result").is_some(), "{r}");
     }
-    drop(send);
     drop(stdin);
     let t0 = Instant::now();
     while child.try_wait().unwrap().is_none() {
