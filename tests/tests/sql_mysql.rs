@@ -279,6 +279,29 @@ async fn mariadb_max_affected_rows() {
             .unwrap()["rows"][0][0]
             .clone()
     };
+    // DDL commits implicitly on MariaDB: a capped call that mixes it with
+    // writes is refused before anything runs.
+    let e = tollgate_tests::query_capped(
+        &*c,
+        "DELETE FROM t WHERE id = 3; CREATE TABLE z (id INT)",
+        5,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("ddl statement") && e.contains("nothing was changed"),
+        "{e}"
+    );
+    assert_eq!(count().await, json!(3));
+    let z = query(
+        &*c,
+        "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'z'",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(z["rows"][0][0], json!(0), "the DDL did not run");
     let capped = my(&url, json!({"max_affected_rows": 1}));
     let e = query(&*capped, "DELETE FROM t WHERE id >= 4", json!([]))
         .await

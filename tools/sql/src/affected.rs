@@ -33,12 +33,31 @@ pub struct Tally {
 
 impl Tally {
     /// A tally for `call` (a no-op when the call has no cap or is read-only).
-    pub fn new(call: &QueryCall) -> Self {
-        Tally {
+    /// A capped call of several statements is refused before anything runs
+    /// when one of them may commit on its own (transaction control is an
+    /// `admin` statement; on MySQL/MariaDB, `ddl_commits`, DDL commits
+    /// implicitly too): the rollback could not undo what came before it.
+    pub fn new(call: &QueryCall, ddl_commits: bool) -> Result<Self, ExecuteError> {
+        let tally = Tally {
             limit: call.max_affected.clone().filter(|_| !call.read_only),
             rows: 0,
             at_least: false,
+        };
+        if let Some(limit) = &tally.limit
+            && call.statements.len() > 1
+            && let Some(st) = call
+                .statements
+                .iter()
+                .find(|s| s.kind == "admin" || (ddl_commits && s.kind == "ddl"))
+        {
+            return Err(ExecuteError::Other(format!(
+                "this call may change at most {} rows (set by {}) and mixes a {} statement, which \
+                 can commit on its own, with other statements, so the cap could not undo it; run \
+                 it in a call of its own; nothing was changed",
+                limit.max, limit.set_by, st.kind
+            )));
         }
+        Ok(tally)
     }
 
     /// True when a cap applies (engines skip their extra counting query otherwise).
@@ -99,12 +118,19 @@ mod tests {
     use crate::result::Caps;
 
     fn call(max: Option<u64>, read_only: bool) -> QueryCall {
+        with_kinds(max, read_only, &["delete"])
+    }
+
+    fn with_kinds(max: Option<u64>, read_only: bool, kinds: &[&str]) -> QueryCall {
         QueryCall {
-            statements: vec![PreparedStatement {
-                kind: "delete".into(),
-                tables: vec![],
-                sql: String::new(),
-            }],
+            statements: kinds
+                .iter()
+                .map(|k| PreparedStatement {
+                    kind: k.to_string(),
+                    tables: vec![],
+                    sql: String::new(),
+                })
+                .collect(),
             params: vec![],
             max_rows: None,
             read_only,
@@ -117,7 +143,7 @@ mod tests {
 
     #[test]
     fn sums_writes_only_and_names_who_set_the_cap() {
-        let mut t = Tally::new(&call(Some(2), false));
+        let mut t = Tally::new(&call(Some(2), false), false).unwrap();
         t.statement("delete", 2);
         t.statement("select", 50);
         t.statement("ddl", 9);
@@ -132,11 +158,11 @@ mod tests {
 
     #[test]
     fn database_count_wins_when_higher_and_capped_returning_is_over() {
-        let mut t = Tally::new(&call(Some(5), false));
+        let mut t = Tally::new(&call(Some(5), false), false).unwrap();
         t.statement("select", 0);
         t.observed(6);
         assert!(t.check().is_err());
-        let mut t = Tally::new(&call(Some(5), false));
+        let mut t = Tally::new(&call(Some(5), false), false).unwrap();
         let mut set = RowSet::new(
             vec![],
             Caps {
@@ -154,18 +180,34 @@ mod tests {
             e.contains("cannot count") && e.contains("nothing was changed"),
             "{e}"
         );
-        let mut t = Tally::new(&call(Some(1), false));
+        let mut t = Tally::new(&call(Some(1), false), false).unwrap();
         t.returned("delete", &set);
         let e = t.check().unwrap_err().to_string();
         assert!(e.contains("at least 3 rows, more than the 1"), "{e}");
     }
 
     #[test]
+    fn capped_calls_that_could_commit_midway_are_refused_up_front() {
+        let e = Tally::new(&with_kinds(Some(5), false, &["delete", "admin"]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("admin statement") && e.contains("nothing was changed"),
+            "{e}"
+        );
+        assert!(Tally::new(&with_kinds(Some(5), false, &["delete", "ddl"]), true).is_err());
+        // DDL is transactional where `ddl_commits` is false; uncapped calls are not refused.
+        assert!(Tally::new(&with_kinds(Some(5), false, &["delete", "ddl"]), false).is_ok());
+        assert!(Tally::new(&with_kinds(None, false, &["delete", "admin"]), true).is_ok());
+        assert!(Tally::new(&with_kinds(Some(5), false, &["admin"]), true).is_ok());
+    }
+
+    #[test]
     fn no_cap_or_read_only_never_fails() {
-        let mut t = Tally::new(&call(None, false));
+        let mut t = Tally::new(&call(None, false), false).unwrap();
         t.statement("delete", 1_000_000);
         assert!(t.check().is_ok() && !t.active());
-        let t = Tally::new(&call(Some(1), true));
+        let t = Tally::new(&call(Some(1), true), false).unwrap();
         assert!(!t.active());
     }
 }

@@ -132,7 +132,7 @@ impl MySqlEngine {
             rows: None,
             affected: 0,
         };
-        let mut tally = Tally::new(call);
+        let mut tally = Tally::new(call, true)?;
         for st in &call.statements {
             let prepared = conn
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())

@@ -109,7 +109,7 @@ impl SqliteEngine {
             rows: None,
             affected: 0,
         };
-        let mut tally = Tally::new(call);
+        let mut tally = Tally::new(call, false)?;
         let changes_before = self.total_changes(conn, &tally).await?;
         for st in &call.statements {
             let stmt = conn

@@ -325,7 +325,7 @@ impl PgEngine {
             .await
             .map_err(|e| self.map_err(e))?;
         let timeout_sql = format!("SET LOCAL statement_timeout = {}", self.timeout_ms().max(1));
-        let mut tally = Tally::new(call);
+        let mut tally = Tally::new(call, false)?;
         let changed_before = self.changed_rows(&txn, &tally).await?;
         // The SET LOCAL goes out first (a future sends its message on its
         // first poll, and join! polls in order); the first statement's
