@@ -2,9 +2,10 @@
 //! namespace's objects) as visible only to callers permitted a request. The
 //! pipeline decides every guard of a result in one batch and removes the
 //! items the caller may not see, before masking and audit, so neither the
-//! caller nor the audit record holds them. The result then says how many
-//! were left out (`hidden`). Family-neutral: guards are JSON pointers plus
-//! plain [`AccessRequest`]s.
+//! caller nor the audit record holds them. The caller is not told how many
+//! were left out (a count would confirm that a named item exists); the audit
+//! record is (`hidden`, see [`HIDDEN`]). Family-neutral: guards are JSON
+//! pointers plus plain [`AccessRequest`]s.
 
 use std::collections::BTreeMap;
 
@@ -14,21 +15,22 @@ use crate::connector::{ExecuteError, ToolOutput};
 use crate::identity::Principal;
 use crate::policy::{Mode, PolicyEngine};
 
-/// Key of the count of removed items in a guarded result's top-level object.
+/// Key of the count of removed items in the recorded (audit) result.
 pub const HIDDEN: &str = "hidden";
 
 /// Remove the guarded items of `output` the caller may not see; returns
-/// how many were removed. In shadow mode nothing is removed (shadow mode
-/// records, it does not block). A guard whose pointer does not name an item
-/// is a connector bug and fails the call rather than show the item.
+/// how many were removed (None: the result had no guards). In shadow mode
+/// nothing is removed (shadow mode records, it does not block). A guard
+/// whose pointer does not name an item is a connector bug and fails the
+/// call rather than show the item.
 pub fn hide_unpermitted(
     policy: &PolicyEngine,
     principal: &Principal,
     mode: Mode,
     output: &mut ToolOutput,
-) -> Result<u64, ExecuteError> {
+) -> Result<Option<u64>, ExecuteError> {
     if output.item_guards.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
     let guards = std::mem::take(&mut output.item_guards);
     let requests: Vec<_> = guards.iter().map(|g| g.request.clone()).collect();
@@ -49,11 +51,16 @@ pub fn hide_unpermitted(
     } else {
         remove_all(&mut output.value, &denied)?
     };
-    if let Value::Object(map) = &mut output.value {
-        map.insert(HIDDEN.into(), Value::from(hidden));
-    }
     output.rows = output.rows.map(|r| r.saturating_sub(hidden));
-    Ok(hidden)
+    Ok(Some(hidden))
+}
+
+/// The recorded result with the count of hidden items, when there were guards.
+pub fn record_hidden(mut recorded: Value, hidden: Option<u64>) -> Value {
+    if let (Some(n), Value::Object(map)) = (hidden, &mut recorded) {
+        map.insert(HIDDEN.into(), Value::from(n));
+    }
+    recorded
 }
 
 /// Remove every item at `pointers`: array elements from the highest index

@@ -119,9 +119,10 @@ impl Gateway {
         let guarded = self.stages.time(4, || {
             guards::hide_unpermitted(&policy, principal, self.mode, &mut output)
         });
-        if let Err(e) = guarded {
-            return self.finish(trace, Err(e.into())).await;
-        }
+        let hidden = match guarded {
+            Ok(h) => h,
+            Err(e) => return self.finish(trace, Err(e.into())).await,
+        };
         // Mask before anything leaves or is recorded.
         let resources: Vec<_> = plan.requests.iter().map(|r| r.resource.clone()).collect();
         let (rows, truncated) = (output.rows, output.truncated);
@@ -137,7 +138,8 @@ impl Gateway {
         });
         trace.masked(&shown.counts);
         let caller = routing::with_masked_counts(shown.caller, &shown.counts, truncated);
-        self.finish(trace, Ok((caller, Some((shown.recorded, rows)))))
+        let recorded = guards::record_hidden(shown.recorded, hidden);
+        self.finish(trace, Ok((caller, Some((recorded, rows)))))
             .await
     }
 }

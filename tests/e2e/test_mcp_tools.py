@@ -168,7 +168,6 @@ async def test_sql_schema(server, agent_token, mode):
         assert not r.is_error, r.structured_content
         assert [(t["schema"], t["name"]) for t in r.structured_content["tables"]] == [("public", "customers")]
         assert [col["name"] for col in r.structured_content["tables"][0]["columns"]] == ["id", "name", "email", "phone", "ssn"]
-        assert r.structured_content["hidden"] == 0
 
 
 async def test_sql_schema_lists_only_tables_the_caller_may_select(server, mode):
@@ -177,7 +176,7 @@ async def test_sql_schema_lists_only_tables_the_caller_may_select(server, mode):
         r = await call(c, "sql_schema", {"connection": "shop"})
         assert not r.is_error, r.structured_content
         assert [(t["schema"], t["name"]) for t in r.structured_content["tables"]] == [("public", "orders")]
-        assert r.structured_content["hidden"] == 1
+        assert "hidden" not in r.structured_content
         assert "ssn" not in json.dumps(r.structured_content)
 
 
