@@ -64,12 +64,51 @@ impl std::fmt::Debug for Plan {
 }
 
 /// Limits the gateway imposes on one execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecLimits {
     /// At most this many rows/items are returned; `truncated` is set past it.
     pub max_rows: u64,
     /// At most this many bytes of result payload (approximate, JSON size).
     pub max_bytes: usize,
+    /// At most this many rows/items may be changed by the call (summed over
+    /// everything it runs); past it the connector undoes the call and fails
+    /// with [`ExecuteError::TooManyAffected`]. None: policy sets no cap (the
+    /// connector may still apply its own configured one; the smaller wins).
+    pub max_affected: Option<AffectedLimit>,
+}
+
+/// A cap on how many rows/items one call may change, and who set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffectedLimit {
+    /// At most this many.
+    pub max: u64,
+    /// Who set it, for the error message, e.g. ``policy `bulk-delete` ``.
+    pub set_by: String,
+}
+
+impl AffectedLimit {
+    /// The stricter of two optional caps (`a` when they are equal).
+    pub fn stricter(a: Option<AffectedLimit>, b: Option<AffectedLimit>) -> Option<AffectedLimit> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.max < a.max { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The error for a call that changed `affected` rows (`at_least`: the
+    /// count stopped early, the real number may be higher) when over the cap.
+    pub fn check(&self, affected: u64, at_least: bool) -> Result<(), ExecuteError> {
+        if affected > self.max {
+            Err(ExecuteError::TooManyAffected {
+                affected,
+                at_least,
+                max: self.max,
+                set_by: self.set_by.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Where a part of a result came from, for column-based masking rules.
@@ -93,6 +132,21 @@ pub struct ToolOutput {
     pub truncated: bool,
     /// Origins of result fields, for column masking rules.
     pub field_origins: Vec<FieldOrigin>,
+    /// Items of the result that only a caller permitted their request may
+    /// see (e.g. one per listed table or namespace). The pipeline decides
+    /// them in one batch and removes the denied items before masking and
+    /// audit (see [`crate::guards`]).
+    pub item_guards: Vec<ItemGuard>,
+}
+
+/// One item of a result, shown only to a caller permitted `request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemGuard {
+    /// JSON pointer to the item: an array element (`/tables/3`) or an object
+    /// member (`/items/name`).
+    pub pointer: String,
+    /// What the caller must be permitted to see the item.
+    pub request: AccessRequest,
 }
 
 /// Why a call could not be analysed. Every variant denies the call.
@@ -121,6 +175,21 @@ pub enum ExecuteError {
     /// The target rejected the call (syntax, constraint, permission...).
     #[error("target error: {0}")]
     Target(String),
+    /// The call would change more rows/items than allowed; it was undone.
+    #[error(
+        "this call would affect {}{affected} rows, more than the {max} allowed by {set_by}; nothing was changed",
+        if *at_least { "at least " } else { "" }
+    )]
+    TooManyAffected {
+        /// Rows/items the call changed before it was undone.
+        affected: u64,
+        /// True when counting stopped early (the real number may be higher).
+        at_least: bool,
+        /// The cap.
+        max: u64,
+        /// Who set the cap, e.g. ``policy `x` `` or ``connection `y` ``.
+        set_by: String,
+    },
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -22,6 +22,7 @@ pub mod builtin;
 pub mod connector;
 pub mod disclosure;
 pub mod gateway;
+pub mod guards;
 pub mod identity;
 pub mod mask;
 pub mod outcome;

@@ -70,6 +70,7 @@ impl CallError {
             }
             CallError::Execute(ExecuteError::Unavailable(_)) => "target_unavailable",
             CallError::Execute(ExecuteError::Timeout(_)) => "timeout",
+            CallError::Execute(ExecuteError::TooManyAffected { .. }) => "too_many_affected_rows",
             CallError::Execute(_) => "target_error",
         }
     }

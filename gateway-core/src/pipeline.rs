@@ -1,7 +1,8 @@
 //! The pipeline, top to bottom: every tool call runs these stages in this
 //! order, and this file holds the order and nothing else.
 //!
-//! identity → route → analysis → policy → approval → execute → mask → audit
+//! identity → route → analysis → policy → approval → execute → hide
+//! unpermitted items → mask → audit
 //!
 //! Identity is resolved by the transport before [`Gateway::call`] (a
 //! [`Principal`] is the proof). Every path out of here, allowed or not, ends
@@ -12,9 +13,10 @@ use serde_json::{Value, json};
 
 use crate::approval::{ApprovalStatus, CallContext};
 use crate::builtin;
-use crate::connector::ExecLimits;
+use crate::connector::{AffectedLimit, ExecLimits};
 use crate::disclosure::disclose;
 use crate::gateway::{Gateway, connect_request};
+use crate::guards;
 use crate::identity::Principal;
 use crate::outcome::{CallError, CallResult};
 use crate::policy::{Mode, Verdict};
@@ -101,13 +103,25 @@ impl Gateway {
         let limits = ExecLimits {
             max_rows: connector.max_rows(),
             max_bytes: self.max_bytes,
+            max_affected: decision.max_affected.map(|cap| AffectedLimit {
+                max: cap.rows,
+                set_by: format!("policy `{}`", cap.policy),
+            }),
         };
         let started = std::time::Instant::now();
         let executed = connector.execute(&plan, limits).await;
         self.stages.add(3, started.elapsed());
         routing::mark_executed(self, &trace, executed.is_ok()).await;
-        let output = match executed {
+        let mut output = match executed {
             Ok(o) => o,
+            Err(e) => return self.finish(trace, Err(e.into())).await,
+        };
+        // Items the caller may not see leave before masking and audit.
+        let guarded = self.stages.time(4, || {
+            guards::hide_unpermitted(&policy, principal, self.mode, &mut output)
+        });
+        let hidden = match guarded {
+            Ok(h) => h,
             Err(e) => return self.finish(trace, Err(e.into())).await,
         };
         // Mask before anything leaves or is recorded.
@@ -125,7 +139,8 @@ impl Gateway {
         });
         trace.masked(&shown.counts);
         let caller = routing::with_masked_counts(shown.caller, &shown.counts, truncated);
-        self.finish(trace, Ok((caller, Some((shown.recorded, rows)))))
+        let recorded = guards::record_hidden(shown.recorded, hidden);
+        self.finish(trace, Ok((caller, Some((recorded, rows)))))
             .await
     }
 }

@@ -267,3 +267,56 @@ async fn arguments_are_masked_in_the_record() {
     let recorded = serde_json::to_string(&f.store.events.lock().unwrap()[0]).unwrap();
     assert!(!recorded.contains("carol@example.com"), "{recorded}");
 }
+
+#[tokio::test]
+async fn guarded_items_the_caller_may_not_see_are_removed_before_audit() {
+    let f = fixture(Mode::Enforce, "GUARDED");
+    let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(r.structured["tables"], json!([{"name": "t"}]));
+    assert!(
+        r.structured.get("hidden").is_none(),
+        "the caller gets no count"
+    );
+    let events = f.store.events.lock().unwrap().clone();
+    let recorded = &events[0].record.result_preview;
+    assert_eq!(recorded["tables"], json!([{"name": "t"}]), "{recorded}");
+    assert_eq!(recorded["hidden"], 1, "the audit record counts them");
+    assert_eq!(events[0].record.outcome.rows, Some(1));
+    // Shadow mode records, it does not hide.
+    let f = fixture(Mode::Shadow, "GUARDED");
+    let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
+    assert_eq!(
+        r.structured["tables"],
+        json!([{"name": "t"}, {"name": "x"}])
+    );
+}
+
+#[tokio::test]
+async fn the_strictest_max_affected_rows_of_the_allowing_permits_reaches_the_connector() {
+    let store = Arc::new(MemoryStore::default());
+    let conn = Arc::new(FakeConnector::new("db", "x"));
+    let text = format!(
+        "{POLICY}\n@id(\"bulk\")\n@max_affected_rows(\"50\")\npermit(principal in Tollgate::Group::\"agents\", action == Tollgate::Action::\"sql:delete\", resource in Tollgate::Connection::\"db\");\n@id(\"capped-connect\")\n@max_affected_rows(\"7\")\npermit(principal in Tollgate::Group::\"agents\", action == Tollgate::Action::\"connect\", resource == Tollgate::Connection::\"db\");\n"
+    );
+    let policy = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), text)])).unwrap();
+    let gw = GatewayBuilder::new(policy, store)
+        .connection(conn.clone())
+        .build()
+        .unwrap();
+    let r = gw
+        .call(
+            &agent(),
+            "fake_query",
+            json!({"connection": "db", "sql": "write"}),
+            &CallContext::default(),
+        )
+        .await;
+    assert!(!r.is_error, "{r:?}");
+    let limits = conn.last_limits.lock().unwrap().clone().unwrap();
+    let cap = limits.max_affected.unwrap();
+    assert_eq!(
+        (cap.max, cap.set_by.as_str()),
+        (7, "policy `capped-connect`")
+    );
+}

@@ -15,7 +15,8 @@ use crate::audit::{
     VerifyReport, verify,
 };
 use crate::connector::{
-    AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, Plan, ToolOutput, ToolSpec,
+    AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, ItemGuard, Plan,
+    ToolOutput, ToolSpec,
 };
 
 /// An in-memory, hash-chained audit store.
@@ -86,8 +87,12 @@ pub struct FakeConnector {
     info: ConnectionInfo,
     /// Executions so far.
     pub executed: AtomicUsize,
-    /// The value returned in the single row.
+    /// The value returned in the single row. `GUARDED` returns two listed
+    /// items instead, guarded by `sql:select` on `<name>/main.t` and on
+    /// `secret-db/main.x`.
     pub payload: String,
+    /// The limits of the last execution.
+    pub last_limits: Mutex<Option<ExecLimits>>,
 }
 
 impl FakeConnector {
@@ -101,6 +106,7 @@ impl FakeConnector {
             },
             executed: AtomicUsize::new(0),
             payload: payload.into(),
+            last_limits: Mutex::new(None),
         }
     }
 }
@@ -168,8 +174,26 @@ impl Connector for FakeConnector {
             prepared: Box::new(()),
         })
     }
-    async fn execute(&self, _plan: &Plan, _limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
+    async fn execute(&self, _plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
         self.executed.fetch_add(1, Ordering::SeqCst);
+        *self.last_limits.lock().unwrap() = Some(limits);
+        if self.payload == "GUARDED" {
+            let guard = |i: usize, conn: &str, table: &str| ItemGuard {
+                pointer: format!("/tables/{i}"),
+                request: AccessRequest {
+                    action: "sql:select".into(),
+                    resource: Resource::table(conn, "main", table),
+                    context: ctx("read", true),
+                },
+            };
+            return Ok(ToolOutput {
+                value: json!({"tables": [{"name": "t"}, {"name": "x"}]}),
+                rows: Some(2),
+                truncated: false,
+                field_origins: vec![],
+                item_guards: vec![guard(0, &self.info.name, "t"), guard(1, "secret-db", "x")],
+            });
+        }
         if self.payload == "FAIL" {
             return Err(ExecuteError::Target(
                 "constraint violated for key alice@example.com".into(),
@@ -180,6 +204,7 @@ impl Connector for FakeConnector {
             rows: Some(1),
             truncated: false,
             field_origins: vec![],
+            item_guards: vec![],
         })
     }
     fn max_rows(&self) -> u64 {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -167,6 +168,16 @@ async def test_sql_schema(server, agent_token, mode):
         assert not r.is_error, r.structured_content
         assert [(t["schema"], t["name"]) for t in r.structured_content["tables"]] == [("public", "customers")]
         assert [col["name"] for col in r.structured_content["tables"][0]["columns"]] == ["id", "name", "email", "phone", "ssn"]
+
+
+async def test_sql_schema_lists_only_tables_the_caller_may_select(server, mode):
+    token = server.token("olly", ["order-readers"])
+    async with mcp_client(server.mcp_url, token, mode) as c:
+        r = await call(c, "sql_schema", {"connection": "shop"})
+        assert not r.is_error, r.structured_content
+        assert [(t["schema"], t["name"]) for t in r.structured_content["tables"]] == [("public", "orders")]
+        assert "hidden" not in r.structured_content
+        assert "ssn" not in json.dumps(r.structured_content)
 
 
 async def test_unknown_connection(server, agent_token, mode):

@@ -24,6 +24,7 @@ use serde_json::Value;
 pub const LIMITS: ExecLimits = ExecLimits {
     max_rows: 100_000,
     max_bytes: 64 * 1024 * 1024,
+    max_affected: None,
 };
 
 /// Build a connector of `kind` from a JSON config table.
@@ -57,4 +58,82 @@ pub async fn query(c: &dyn Connector, sql: &str, params: Value) -> Result<Value,
     )
     .await
     .map(|o| o.value)
+}
+
+/// `sql_query` (no params) under a policy cap on rows changed, as a permit's
+/// `@max_affected_rows("<max>")` named `policy` would set it.
+pub async fn query_capped(c: &dyn Connector, sql: &str, max: u64) -> Result<Value, ExecuteError> {
+    let name = c.info().name.clone();
+    let args = serde_json::json!({"connection": name, "sql": sql});
+    let plan = c
+        .analyse("sql_query", &args)
+        .unwrap_or_else(|e| panic!("analyse {args}: {e}"));
+    let limits = ExecLimits {
+        max_affected: Some(gateway_core::connector::AffectedLimit {
+            max,
+            set_by: "policy `capped`".into(),
+        }),
+        ..LIMITS
+    };
+    c.execute(&plan, limits).await.map(|o| o.value)
+}
+
+/// The blast-radius checks every engine must pass, on a table `t` with
+/// rows id 1..=5 (columns `id`, `v`) that `c` can write: over-cap writes fail
+/// and change nothing, within-cap writes commit, the cap counts the whole call.
+pub async fn check_blast_radius(c: &dyn Connector) {
+    let count = async || -> i64 {
+        let v = query(c, "SELECT count(*) FROM t", Value::Array(vec![]))
+            .await
+            .unwrap();
+        v["rows"][0][0].as_i64().unwrap()
+    };
+    assert_eq!(count().await, 5);
+    for sql in [
+        "DELETE FROM t WHERE id IS NOT NULL",
+        "UPDATE t SET v = v WHERE id = id + 0",
+        // Two statements of 2 rows each: 4 > 3 in one call.
+        "DELETE FROM t WHERE id <= 2; DELETE FROM t WHERE id >= 4",
+    ] {
+        let cap = if sql.contains(';') { 3 } else { 2 };
+        match query_capped(c, sql, cap).await {
+            Err(ExecuteError::TooManyAffected {
+                affected,
+                max,
+                set_by,
+                ..
+            }) => {
+                assert!(affected > cap, "{sql}: {affected}");
+                assert_eq!((max, set_by.as_str()), (cap, "policy `capped`"), "{sql}");
+            }
+            other => panic!("{sql}: expected TooManyAffected, got {other:?}"),
+        }
+        assert_eq!(
+            count().await,
+            5,
+            "{sql}: rows still there after the refusal"
+        );
+    }
+    let e = query_capped(c, "DELETE FROM t WHERE id IS NOT NULL", 2)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "this call would affect 5 rows, more than the 2 allowed by policy `capped`; nothing was changed"
+    );
+    // Within the cap: committed.
+    query_capped(c, "DELETE FROM t WHERE id <= 2", 2)
+        .await
+        .unwrap();
+    assert_eq!(count().await, 3);
+    query_capped(c, "UPDATE t SET v = 'x' WHERE id = 3", 1)
+        .await
+        .unwrap();
+    let v = query(c, "SELECT v FROM t WHERE id = 3", Value::Array(vec![]))
+        .await
+        .unwrap();
+    assert_eq!(v["rows"][0][0], "x");
+    // Reads are never capped.
+    query_capped(c, "SELECT * FROM t", 1).await.unwrap();
 }

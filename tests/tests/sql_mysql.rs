@@ -257,3 +257,77 @@ async fn mysql_down_is_unavailable_quickly() {
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert!(!e.to_string().contains("SuperSecret99"), "{e}");
 }
+
+/// `max_affected_rows` on MariaDB: over the cap is rolled back with a clear
+/// error (rows matched count, not only rows changed), within it commits, and
+/// the connection's cap and policy's combine (the smaller wins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_max_affected_rows() {
+    let server = MariaDbServer::start().expect("start MariaDB (apt-get install -y mariadb-server)");
+    let url = server
+        .create_database(
+            "shop",
+            "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
+             INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_5;",
+        )
+        .expect("fixture");
+    let c = my(&url, json!({}));
+    tollgate_tests::check_blast_radius(&*c).await;
+    let count = async || {
+        query(&*c, "SELECT count(*) FROM t", json!([]))
+            .await
+            .unwrap()["rows"][0][0]
+            .clone()
+    };
+    // DDL commits implicitly on MariaDB: a capped call that mixes it with
+    // writes is refused before anything runs.
+    let e = tollgate_tests::query_capped(
+        &*c,
+        "DELETE FROM t WHERE id = 3; CREATE TABLE z (id INT)",
+        5,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("ddl statement") && e.contains("nothing was changed"),
+        "{e}"
+    );
+    assert_eq!(count().await, json!(3));
+    let z = query(
+        &*c,
+        "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'z'",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(z["rows"][0][0], json!(0), "the DDL did not run");
+    let capped = my(&url, json!({"max_affected_rows": 1}));
+    let e = query(&*capped, "DELETE FROM t WHERE id >= 4", json!([]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("more than the 1 allowed by connection `shop`"),
+        "{e}"
+    );
+    assert_eq!(count().await, json!(3));
+    query(&*capped, "DELETE FROM t WHERE id = 5", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(count().await, json!(2));
+
+    // sql_schema guards each listed table with the `sql:select` a query on it asks.
+    let out = call(&*c, "sql_schema", json!({"connection": "shop"}))
+        .await
+        .unwrap();
+    let guarded: Vec<_> = out
+        .item_guards
+        .iter()
+        .map(|g| (g.pointer.as_str(), g.request.resource.entity_uid()))
+        .collect();
+    assert_eq!(
+        guarded,
+        [("/tables/0", "Tollgate::Table::\"shop/shop.t\"".to_string())]
+    );
+}

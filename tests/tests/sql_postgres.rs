@@ -188,6 +188,7 @@ async fn postgres_end_to_end() {
             ExecLimits {
                 max_rows: 3,
                 max_bytes: 1 << 20,
+                max_affected: None,
             },
         )
         .await
@@ -515,4 +516,89 @@ async fn postgres_tls_modes() {
     let c = pg(&format!("{base}?sslmode=disable"), json!({}));
     let v = query(&*c, ssl_in_use, json!([])).await.unwrap();
     assert_eq!(v["rows"], json!([[false]]), "disable does not");
+}
+
+/// `max_affected_rows`: writes over the cap (policy's or the connection's,
+/// the smaller wins) are rolled back with a clear error; the database's own
+/// per-transaction count catches writes a statement's tag does not show
+/// (a data-modifying CTE whose outer SELECT returns one row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_max_affected_rows() {
+    let server = PgServer::start().expect("start PostgreSQL");
+    let fixture = "CREATE TABLE t (id int PRIMARY KEY, v text);
+        INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5) g;";
+    let url = server.create_database("shop", fixture).expect("fixture");
+    let c = pg(&url, json!({}));
+    tollgate_tests::check_blast_radius(&*c).await;
+    // 3 rows left (3, 4, 5). A CTE that deletes them all returns one row.
+    let count = async || {
+        query(&*c, "SELECT count(*) FROM t", json!([]))
+            .await
+            .unwrap()["rows"][0][0]
+            .clone()
+    };
+    for sql in [
+        "WITH d AS (DELETE FROM t RETURNING id) SELECT count(*) FROM d",
+        "WITH d AS (DELETE FROM t RETURNING id) SELECT 1",
+    ] {
+        let e = tollgate_tests::query_capped(&*c, sql, 1).await.unwrap_err();
+        assert!(
+            matches!(e, ExecuteError::TooManyAffected { affected: 3, .. }),
+            "{sql}: {e:?}"
+        );
+        assert_eq!(count().await, json!(3), "{sql}");
+    }
+    // The connection's own cap, and the stricter of the two wins.
+    let capped = pg(&url, json!({"max_affected_rows": 1}));
+    let e = query(&*capped, "DELETE FROM t WHERE id >= 4", json!([]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("more than the 1 allowed by connection `shop`"),
+        "{e}"
+    );
+    let e = tollgate_tests::query_capped(&*capped, "DELETE FROM t WHERE id >= 4", 5)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("allowed by connection `shop`"), "{e}");
+    let loose = pg(&url, json!({"max_affected_rows": 10}));
+    let e = tollgate_tests::query_capped(&*loose, "DELETE FROM t WHERE id >= 4", 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("allowed by policy `capped`"), "{e}");
+    assert_eq!(count().await, json!(3));
+    // The session is clean after a refusal: the next call works.
+    query(&*capped, "DELETE FROM t WHERE id = 5", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(count().await, json!(2));
+
+    // sql_schema guards each listed table with the `sql:select` a query on
+    // it asks (the gateway hides the tables policy does not permit).
+    let out = call(&*c, "sql_schema", json!({"connection": "shop"}))
+        .await
+        .unwrap();
+    let guarded: Vec<_> = out
+        .item_guards
+        .iter()
+        .map(|g| {
+            let r = &g.request;
+            (
+                g.pointer.as_str(),
+                r.action.as_str(),
+                r.resource.entity_uid(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        guarded,
+        [(
+            "/tables/0",
+            "sql:select",
+            "Tollgate::Table::\"shop/public.t\"".to_string()
+        )]
+    );
 }

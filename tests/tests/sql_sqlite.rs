@@ -174,3 +174,50 @@ async fn sqlite_end_to_end() {
     let e = query(&*missing, "SELECT 1", json!([])).await.unwrap_err();
     assert!(matches!(e, ExecuteError::Unavailable(_)), "{e:?}");
 }
+
+/// `max_affected_rows` on SQLite: over the cap is rolled back with a clear
+/// error, within it commits; `total_changes()` also sees trigger writes and
+/// RETURNING rows past the row cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_max_affected_rows() {
+    let dir = TempDir::new("sqlite-blast").unwrap();
+    let path = dir.path().join("blast.db");
+    let c = lite(&path, json!({}));
+    for sql in [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+        "INSERT INTO t (id, v) VALUES (1, 'v1'), (2, 'v2'), (3, 'v3'), (4, 'v4'), (5, 'v5')",
+    ] {
+        query(&*c, sql, json!([])).await.unwrap();
+    }
+    tollgate_tests::check_blast_radius(&*c).await;
+    let count = async || {
+        query(&*c, "SELECT count(*) FROM t", json!([]))
+            .await
+            .unwrap()["rows"][0][0]
+            .clone()
+    };
+    // RETURNING cut by the row cap: counted by total_changes, not the rows shown.
+    let small = lite(&path, json!({"max_rows": 1}));
+    let e = tollgate_tests::query_capped(&*small, "DELETE FROM t RETURNING id", 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ExecuteError::TooManyAffected { affected: 3, .. }),
+        "{e:?}"
+    );
+    assert_eq!(count().await, json!(3));
+    let capped = lite(&path, json!({"max_affected_rows": 1}));
+    let e = query(&*capped, "DELETE FROM t WHERE id >= 4", json!([]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("more than the 1 allowed by connection `demo`"),
+        "{e}"
+    );
+    assert_eq!(count().await, json!(3));
+    query(&*capped, "DELETE FROM t WHERE id = 5", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(count().await, json!(2));
+}

@@ -100,6 +100,8 @@ pub fn load_sources(sources: Vec<(String, String)>) -> Vec<PolicySource> {
 pub(super) struct Loaded {
     pub set: PolicySet,
     pub approvals: HashMap<String, (String, u32)>,
+    /// `@max_affected_rows("<n>")` per permit id.
+    pub row_limits: HashMap<String, u64>,
     pub count: usize,
 }
 
@@ -160,10 +162,28 @@ fn diag_from(
     }
 }
 
+/// The value of `@max_affected_rows`: a whole number >= 1, on a permit.
+fn max_affected_rows(raw: &str, effect: cedar_policy::Effect) -> Result<u64, String> {
+    if effect != cedar_policy::Effect::Permit {
+        return Err(
+            "@max_affected_rows only makes sense on a permit (a forbid allows nothing to limit)"
+                .into(),
+        );
+    }
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    match raw.parse::<u64>() {
+        Ok(n) if n >= 1 && digits => Ok(n),
+        _ => Err(format!(
+            "@max_affected_rows must be a whole number >= 1, like @max_affected_rows(\"100\"); got {raw:?}"
+        )),
+    }
+}
+
 pub(super) fn build(schema: &Schema, sources: &[PolicySource]) -> Result<Loaded, PolicyError> {
     let mut diags = vec![];
     let mut set = PolicySet::new();
     let mut approvals = HashMap::new();
+    let mut row_limits = HashMap::new();
     // Where each policy id came from, to place validation errors.
     let mut origin: HashMap<String, (usize, usize)> = HashMap::new();
     for (file_index, src) in sources.iter().enumerate() {
@@ -224,6 +244,23 @@ pub(super) fn build(schema: &Schema, sources: &[PolicySource]) -> Result<Loaded,
                 });
                 continue;
             }
+            if let Some(raw) = policy.annotation("max_affected_rows") {
+                match max_affected_rows(raw, policy.effect()) {
+                    Ok(n) => {
+                        row_limits.insert(id.clone(), n);
+                    }
+                    Err(message) => {
+                        let (l, c) = line_col(&src.text, start);
+                        diags.push(Diagnostic {
+                            path: src.path.clone(),
+                            line: l,
+                            col: c,
+                            message,
+                        });
+                        continue;
+                    }
+                }
+            }
             origin.insert(id.clone(), (file_index, start));
             if let Err(e) = set.add(policy.new_id(PolicyId::new(&id))) {
                 let (l, c) = line_col(&src.text, start);
@@ -265,6 +302,7 @@ pub(super) fn build(schema: &Schema, sources: &[PolicySource]) -> Result<Loaded,
     Ok(Loaded {
         set,
         approvals,
+        row_limits,
         count,
     })
 }

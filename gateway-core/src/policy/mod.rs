@@ -6,7 +6,10 @@
 //! erroring policies, which could turn a failing `forbid` into an allow; we
 //! do not let it). A `permit` that allowed a request and carries
 //! `@approval("<group>")` (and optionally `@approvals("<n>")`) turns the call
-//! into one that waits for humans.
+//! into one that waits for humans. A `permit` that allowed a request and
+//! carries `@max_affected_rows("<n>")` caps how many rows/items the call may
+//! change; the smallest such cap over all the call's determining permits is
+//! returned in [`Decision::max_affected`].
 
 mod entities;
 mod load;
@@ -78,6 +81,15 @@ pub enum Verdict {
     NeedsApproval(Vec<ApprovalRequirement>),
 }
 
+/// The strictest `@max_affected_rows` among the permits that allowed a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedCap {
+    /// At most this many rows/items may change.
+    pub rows: u64,
+    /// The permit that set it (the first by id when several tie).
+    pub policy: String,
+}
+
 /// Decision over all requests of one call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -85,6 +97,10 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Per-request detail, in request order (recorded in the audit event).
     pub requests: Vec<RequestDecision>,
+    /// The smallest `@max_affected_rows` of every permit that determined
+    /// the allow of one of the call's requests (None: no such annotation).
+    #[serde(default)]
+    pub max_affected: Option<AffectedCap>,
 }
 
 /// Errors building the engine.
@@ -111,6 +127,7 @@ pub struct PolicyEngine {
     by_action: Option<std::collections::HashMap<String, PolicySet>>,
     authorizer: Authorizer,
     approvals: std::collections::HashMap<String, (String, u32)>,
+    row_limits: std::collections::HashMap<String, u64>,
     count: usize,
     /// Decisions already taken by THIS policy set (a reload builds a new
     /// engine, so a cached decision never outlives the policies behind it).
@@ -235,6 +252,7 @@ impl PolicyEngine {
             count: loaded.count,
             policies: loaded.set,
             approvals: loaded.approvals,
+            row_limits: loaded.row_limits,
             action_entities,
             authorizer: Authorizer::new(),
             decisions: quick_cache::sync::Cache::new(DECISION_CACHE_ENTRIES),
@@ -349,10 +367,28 @@ impl PolicyEngine {
             .map(|r| self.decide_with(principal, r, &built))
             .collect();
         let verdict = self.verdict(&decisions, requests.is_empty());
+        let max_affected = self.max_affected(&decisions);
         Decision {
             verdict,
             requests: decisions,
+            max_affected,
         }
+    }
+
+    /// The strictest `@max_affected_rows` over the permits that allowed a
+    /// request (every determining permit counts, as for `@approval`: a
+    /// request allowed by a capped and an uncapped permit is capped).
+    fn max_affected(&self, decisions: &[RequestDecision]) -> Option<AffectedCap> {
+        decisions
+            .iter()
+            .filter(|d| d.allowed)
+            .flat_map(|d| d.policies.iter())
+            .filter_map(|p| self.row_limits.get(p).map(|n| (*n, p)))
+            .min()
+            .map(|(rows, policy)| AffectedCap {
+                rows,
+                policy: policy.clone(),
+            })
     }
 
     fn verdict(&self, decisions: &[RequestDecision], empty: bool) -> Verdict {

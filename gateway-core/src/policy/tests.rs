@@ -344,3 +344,87 @@ fn large_calls_are_decided_but_not_kept() {
     e.decide(&agent(), &[req("sql:select", "SELECT 1", true, &[])]);
     assert_eq!(e.decisions.len(), 1);
 }
+
+const ROW_CAPS: &str = r#"
+@id("connect-shop")
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource == Tollgate::Connection::"shop");
+
+@id("bulk-delete")
+@max_affected_rows("100")
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:delete", resource in Tollgate::Connection::"shop");
+
+@id("careful-delete")
+@max_affected_rows("10")
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:delete", resource in Tollgate::Connection::"shop")
+  when { !context.has_where };
+
+@id("update-capped")
+@max_affected_rows("5")
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:update", resource in Tollgate::Connection::"shop");
+
+@id("select")
+permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:select", resource in Tollgate::Connection::"shop");
+"#;
+
+#[test]
+fn max_affected_rows_is_the_strictest_of_the_determining_permits() {
+    let e = engine(ROW_CAPS);
+    let connect = AccessRequest {
+        action: "connect".into(),
+        resource: Resource::connection("shop"),
+        context: Default::default(),
+    };
+    let del = req("sql:delete", "DELETE FROM orders WHERE id = 1", true, &[]);
+    let d = e.decide(&agent(), &[connect.clone(), del.clone()]);
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(
+        d.max_affected,
+        Some(AffectedCap {
+            rows: 100,
+            policy: "bulk-delete".into()
+        })
+    );
+    // Both delete permits determine this allow: the stricter one wins.
+    let all = req("sql:delete", "DELETE FROM orders", false, &[]);
+    let d = e.decide(&agent(), &[connect.clone(), all]);
+    assert_eq!(d.max_affected.as_ref().map(|c| c.rows), Some(10));
+    assert_eq!(d.max_affected.unwrap().policy, "careful-delete");
+    // Several requests: the smallest cap over all of them.
+    let upd = req("sql:update", "UPDATE orders SET x = 1", true, &[]);
+    let d = e.decide(&agent(), &[connect.clone(), del, upd]);
+    assert_eq!(
+        d.max_affected.map(|c| (c.rows, c.policy)),
+        Some((5, "update-capped".into()))
+    );
+    // A call whose permits carry no cap has none.
+    let sel = req("sql:select", "SELECT 1 FROM orders", true, &[]);
+    assert_eq!(e.decide(&agent(), &[connect, sel]).max_affected, None);
+}
+
+#[test]
+fn bad_max_affected_rows_is_refused_with_file_and_line() {
+    for (value, effect) in [
+        ("0", "permit"),
+        ("-1", "permit"),
+        ("ten", "permit"),
+        ("1.5", "permit"),
+        (" 10", "permit"),
+        ("", "permit"),
+        ("10", "forbid"),
+    ] {
+        let text = format!(
+            "\n\n@max_affected_rows(\"{value}\")\n{effect}(principal, action == Tollgate::Action::\"sql:delete\", resource);\n"
+        );
+        let err = PolicyEngine::new(&load_sources(vec![("caps.cedar".into(), text)])).unwrap_err();
+        let PolicyError::Invalid(diags) = err else {
+            panic!("expected diagnostics")
+        };
+        assert_eq!(diags.len(), 1, "{value}: {diags:?}");
+        assert_eq!((diags[0].path.as_str(), diags[0].line), ("caps.cedar", 3));
+        assert!(
+            diags[0].message.contains("@max_affected_rows"),
+            "{}",
+            diags[0]
+        );
+    }
+}

@@ -262,6 +262,8 @@ Try it with the official Python MCP SDK (pip install mcp==2.3.0):
 
 Approvals: `DELETE FROM orders WHERE id = 1001` waits for one reviewer. Open {base}/ui, log in
 with the reviewer token and approve, or: tollgate approvals list --server {base} --token <reviewer>
+A delete may change at most 10 rows (`@max_affected_rows`): `DELETE FROM orders WHERE id > 0`,
+even approved, is rolled back with an error.
 
 Or over stdio from a desktop client: tollgate serve --stdio --config {config}
 Audit log: tollgate audit list --config {config}   |   verify: tollgate audit verify --config {config}

@@ -11,7 +11,10 @@
 //!  "resource": {"kind": "Table", "id": "shop/public.orders", "connection": "shop"},
 //!  "context": {"statement": "...", "has_where": false, "tables": [], "functions": []}, "expect": "deny"}
 //! ```
-//! `expect` is `allow`, `deny` or `approval`.
+//! `expect` is `allow`, `deny` or `approval`. Optional `"max_affected_rows": N`
+//! also expects the strictest `@max_affected_rows` of the permits that allowed
+//! the call to be N (the connection's own `max_affected_rows` is not policy
+//! and is not part of the case).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +50,9 @@ pub struct Case {
     #[serde(default)]
     context: BTreeMap<String, ContextValue>,
     expect: String,
+    /// Expected `@max_affected_rows` cap of the decision (None: not checked).
+    #[serde(default)]
+    max_affected_rows: Option<u64>,
 }
 
 fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
@@ -123,7 +129,8 @@ pub fn evaluate(
         }
     };
     let d = policy.decide(&case.principal, &requests);
-    match d.verdict {
+    let cap = d.max_affected.as_ref().map(|c| c.rows);
+    let (got, detail) = match d.verdict {
         Verdict::Allow => (
             "allow".into(),
             format!(
@@ -143,6 +150,16 @@ pub fn evaluate(
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+    };
+    match (case.max_affected_rows, cap) {
+        (Some(want), have) if have != Some(want) => (
+            format!(
+                "{got} with max_affected_rows {}",
+                have.map_or("unset".to_string(), |n| n.to_string())
+            ),
+            format!("expected max_affected_rows {want}; {detail}"),
+        ),
+        _ => (got, detail),
     }
 }
 

@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "statement_timeout",
     "max_rows",
     "max_bytes",
+    "max_affected_rows",
     "read_only",
     "pool_size",
     "create_if_missing",
@@ -59,6 +60,9 @@ pub struct SqlConfig {
     pub max_rows: u64,
     /// Byte cap of one result.
     pub max_bytes: usize,
+    /// At most this many rows one call may change (None: no cap here;
+    /// policy may still set one with `@max_affected_rows`, the smaller wins).
+    pub max_affected_rows: Option<u64>,
     /// Every call runs read-only, whatever policy allows.
     pub read_only: bool,
     /// Pool size (default 4).
@@ -176,6 +180,7 @@ impl SqlConfig {
             max_bytes: uint("max_bytes")?
                 .map(|n| n as usize)
                 .unwrap_or(DEFAULT_MAX_BYTES),
+            max_affected_rows: uint("max_affected_rows")?,
             read_only: boolean("read_only")?.unwrap_or(false),
             pool_size: uint("pool_size")?.map(|n| n.min(64) as usize).unwrap_or(4),
             create_if_missing: boolean("create_if_missing")?.unwrap_or(false),
@@ -257,5 +262,30 @@ mod tests {
         assert!(e.contains("`max_rows`"), "{e}");
         let e = SqlConfig::parse(Dialect::MySql, "d", &json!({"path": "x"})).unwrap_err();
         assert!(e.contains("`url`"), "{e}");
+    }
+
+    #[test]
+    fn max_affected_rows_is_a_positive_integer() {
+        let ok = SqlConfig::parse(
+            Dialect::Sqlite,
+            "d",
+            &json!({"path": "x", "max_affected_rows": 10}),
+        )
+        .unwrap();
+        assert_eq!(ok.max_affected_rows, Some(10));
+        let none = SqlConfig::parse(Dialect::Sqlite, "d", &json!({"path": "x"})).unwrap();
+        assert_eq!(none.max_affected_rows, None);
+        for bad in [json!(0), json!(-1), json!("10"), json!(1.5)] {
+            let e = SqlConfig::parse(
+                Dialect::Sqlite,
+                "d",
+                &json!({"path": "x", "max_affected_rows": bad}),
+            )
+            .unwrap_err();
+            assert!(
+                e.contains("`max_affected_rows` must be a positive integer"),
+                "{e}"
+            );
+        }
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use gateway_core::access::{AccessRequest, Resource};
 use gateway_core::connector::{
-    AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits, ExecuteError,
-    FieldOrigin, Plan, ToolOutput, ToolSpec,
+    AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
+    ExecuteError, FieldOrigin, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use serde_json::{Map, Value, json};
 
@@ -373,6 +373,54 @@ impl SqlConnector {
         }
     }
 
+    /// `sql_schema` lists only tables the caller may `sql:select`: one guard
+    /// per listed table (`/tables/<i>`), asking what `SELECT 1 FROM
+    /// <schema>.<table>` would ask (so the context has the shape policies
+    /// expect). A table whose request cannot be built gets a request no
+    /// policy can allow (an empty context): hidden, never shown by mistake.
+    fn schema_guards(&self, value: &Value) -> Vec<ItemGuard> {
+        let Some(tables) = value.get("tables").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        let quote = |name: &str| match self.config.dialect {
+            Dialect::MySql => format!("`{}`", name.replace('`', "``")),
+            _ => format!("\"{}\"", name.replace('"', "\"\"")),
+        };
+        tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let schema = t.get("schema").and_then(Value::as_str).unwrap_or_default();
+                let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                let sql = format!("SELECT 1 FROM {}.{}", quote(schema), quote(name));
+                let analysed = analysis::analyse(
+                    self.config.dialect,
+                    &self.info.name,
+                    &self.default_schema,
+                    &sql,
+                );
+                let request = match analysed.map(|a| a.requests) {
+                    Ok(mut r)
+                        if r.len() == 1
+                            && r[0].action == "sql:select"
+                            && r[0].resource.kind == "Table" =>
+                    {
+                        r.remove(0)
+                    }
+                    _ => AccessRequest {
+                        action: "sql:select".into(),
+                        resource: Resource::table(&self.info.name, schema, name),
+                        context: Default::default(),
+                    },
+                };
+                ItemGuard {
+                    pointer: format!("/tables/{i}"),
+                    request,
+                }
+            })
+            .collect()
+    }
+
     fn analyse_schema(&self, args: &Value) -> Result<Plan, AnalysisError> {
         let obj = self.check_args(SQL_SCHEMA, args, &["connection", "schema", "table"])?;
         let opt = |k: &str| -> Result<Option<String>, AnalysisError> {
@@ -411,6 +459,7 @@ pub fn plan_for_query(
             params,
             max_rows,
             read_only,
+            max_affected: None,
         })),
     }
 }
@@ -474,6 +523,12 @@ impl Connector for SqlConnector {
                 // The database's read-only wall stands whenever policy saw a
                 // read-only call or the connection is configured read-only.
                 q.read_only = q.read_only || plan.read_only || self.config.read_only;
+                // The stricter of the connection's and policy's caps on rows changed.
+                let own = self.config.max_affected_rows.map(|max| AffectedLimit {
+                    max,
+                    set_by: format!("connection `{}`", self.info.name),
+                });
+                q.max_affected = AffectedLimit::stricter(limits.max_affected.clone(), own);
                 let max_rows = [
                     Some(self.config.max_rows),
                     q.max_rows,
@@ -513,6 +568,7 @@ impl Connector for SqlConnector {
                     rows: Some(rows),
                     truncated,
                     field_origins,
+                    item_guards: Vec::new(),
                 })
             }
             SqlCall::Schema(s) => {
@@ -525,11 +581,13 @@ impl Connector for SqlConnector {
                     .get("tables")
                     .and_then(Value::as_array)
                     .map(|a| a.len() as u64);
+                let item_guards = self.schema_guards(&value);
                 Ok(ToolOutput {
                     value,
                     rows,
                     truncated: false,
                     field_origins: Vec::new(),
+                    item_guards,
                 })
             }
         }

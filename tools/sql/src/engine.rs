@@ -79,7 +79,7 @@ impl Redactor {
             ExecuteError::Unavailable(m) => ExecuteError::Unavailable(self.clean(m)),
             ExecuteError::Target(m) => ExecuteError::Target(self.clean(m)),
             ExecuteError::Other(m) => ExecuteError::Other(self.clean(m)),
-            t @ ExecuteError::Timeout(_) => t,
+            t @ (ExecuteError::Timeout(_) | ExecuteError::TooManyAffected { .. }) => t,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`analysis`]: what the SQL will do (statements, tables, access requests).
 //! - [`connector`]: the [`gateway_core::Connector`] impl and the
 //!   [`SqlConnectorFactory`] the server registers (`SqlConnectorFactory::all()`).
+//! - [`affected`]: the per-call cap on rows changed (`max_affected_rows`).
 //! - [`pg`], [`mysql`], [`sqlite`]: execution with the credentials the server
 //!   holds, each behind the [`engine::Engine`] trait.
 //!
@@ -15,6 +16,7 @@
 //! credentials.
 #![deny(missing_docs)]
 
+pub mod affected;
 pub mod analysis;
 pub mod config;
 pub mod connector;

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement, TypeInfo, ValueRef};
 
+use crate::affected::Tally;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::Engine;
 use crate::prepared::{QueryCall, SchemaCall};
@@ -141,6 +142,7 @@ impl MySqlEngine {
             rows: None,
             affected: 0,
         };
+        let mut tally = Tally::new(call, true)?;
         for st in &call.statements {
             // The binary protocol prepares exactly one statement: the server
             // refuses a text that holds more, whatever a parser thought.
@@ -171,6 +173,7 @@ impl MySqlEngine {
                     .await
                     .map_err(|e| self.map_err(e))?
                     .rows_affected();
+                tally.statement(&st.kind, outcome.affected);
                 continue;
             }
             let columns = stmt
@@ -193,8 +196,11 @@ impl MySqlEngine {
                 .collect();
             fill(q.fetch(&mut *conn), &mut set, decode, |e| self.map_err(e)).await?;
             outcome.affected = set.rows.len() as u64;
+            tally.returned(&st.kind, &set);
             outcome.rows = Some(set);
         }
+        // Blast-radius guard: over the cap, the error path rolls back.
+        tally.check()?;
         conn.execute(sqlx::raw_sql("COMMIT"))
             .await
             .map_err(|e| self.map_err(e))?;

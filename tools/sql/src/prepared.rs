@@ -39,6 +39,9 @@ pub struct QueryCall {
     pub max_rows: Option<u64>,
     /// Run behind the database's read-only wall.
     pub read_only: bool,
+    /// Cap on the rows the call may change (set at execution from policy and
+    /// the connection's `max_affected_rows`); see [`crate::affected`].
+    pub max_affected: Option<gateway_core::connector::AffectedLimit>,
 }
 
 /// A prepared `sql_schema` call.

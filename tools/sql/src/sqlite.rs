@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement, TypeInfo, ValueRef};
 
+use crate::affected::Tally;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::Engine;
 use crate::prepared::{QueryCall, SchemaCall};
@@ -117,6 +118,8 @@ impl SqliteEngine {
             rows: None,
             affected: 0,
         };
+        let mut tally = Tally::new(call, false)?;
+        let changes_before = self.total_changes(conn, &tally).await?;
         for st in &call.statements {
             one_statement(conn, &st.sql).await?;
             let stmt = conn
@@ -134,6 +137,7 @@ impl SqliteEngine {
                     .await
                     .map_err(|e| self.map_err(e))?
                     .rows_affected();
+                tally.statement(&st.kind, outcome.affected);
                 continue;
             }
             let declared: Vec<String> = stmt
@@ -172,12 +176,34 @@ impl SqliteEngine {
             )
             .await?;
             outcome.affected = set.rows.len() as u64;
+            tally.returned(&st.kind, &set);
             outcome.rows = Some(set);
         }
+        // Blast-radius guard: over the cap, the error path rolls back.
+        let changes_after = self.total_changes(conn, &tally).await?;
+        tally.observed(changes_after.saturating_sub(changes_before));
+        tally.check()?;
         conn.execute(sqlx::raw_sql("COMMIT"))
             .await
             .map_err(|e| self.map_err(e))?;
         Ok(outcome)
+    }
+
+    /// Rows changed on this connection since it opened, triggers included
+    /// (`total_changes()`), when the call has a cap on rows changed; 0 otherwise.
+    async fn total_changes(
+        &self,
+        conn: &mut SqliteConnection,
+        tally: &Tally,
+    ) -> Result<u64, ExecuteError> {
+        if !tally.active() {
+            return Ok(0);
+        }
+        let n: i64 = sqlx::query_scalar("SELECT total_changes()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(n.max(0) as u64)
     }
 
     /// Run `f` on a pooled connection. `changes_session`: the call ran

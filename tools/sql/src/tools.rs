@@ -80,7 +80,8 @@ may only lower) and a byte cap are returned; `truncated` says when a cap cut the
             description: "List the tables (and views) of a database connection with their columns: name, \
 database type, nullability and primary-key membership. Without `schema`, PostgreSQL lists every \
 non-system schema, MySQL the connection's database and SQLite `main`. `table` narrows to one table. \
-Needs only permission to connect; it reads the catalog, never table data."
+Needs permission to connect; it reads the catalog, never table data, and lists only the tables you may \
+`sql:select` (others are left out as if they did not exist)."
                 .into(),
             input_schema: obj(json!({
                 "type": "object",

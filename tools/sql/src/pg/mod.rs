@@ -34,6 +34,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 pub use tls::TlsMode;
 
+use crate::affected::Tally;
 use crate::analysis::catalog::NameCatalog;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::{Engine, query_pairs};
@@ -355,6 +356,8 @@ impl PgEngine {
             .await
             .map_err(|e| self.map_err(e))?;
         let timeout_sql = format!("SET LOCAL statement_timeout = {}", self.timeout_ms().max(1));
+        let mut tally = Tally::new(call, false)?;
+        let changed_before = self.changed_rows(&txn, &tally).await?;
         // The SET LOCAL goes out first (a future sends its message on its
         // first poll, and join! polls in order); the first statement's
         // Parse/Bind queue behind it on the same connection, so the server
@@ -390,6 +393,7 @@ impl PgEngine {
             let (portal, types, mut set) = match bound {
                 Bound::Done(affected) => {
                     outcome.affected = affected;
+                    tally.statement(&st.kind, affected);
                     continue;
                 }
                 Bound::Rows { portal, types, set } => (portal, types, set),
@@ -429,8 +433,12 @@ impl PgEngine {
                 }
             }
             outcome.affected = set.rows.len() as u64;
+            tally.returned(&st.kind, &set);
             outcome.rows = Some(set);
         }
+        let changed = self.changed_rows(&txn, &tally).await?;
+        tally.observed(changed.saturating_sub(changed_before));
+        tally.check()?;
         txn.commit().await.map_err(|e| self.map_err(e))?;
         self.after_commit(client, call).await;
         Ok(outcome)
@@ -531,6 +539,36 @@ impl PgEngine {
             affected: set.rows.len() as u64,
             rows: Some(set),
         })
+    }
+
+    /// For the blast-radius guard (see [`crate::affected`]), only when the
+    /// call has a cap: rows this session changed that the server has not yet
+    /// folded into its statistics (`pg_stat_xact_user_tables`, which sees
+    /// writes by functions, triggers and data-modifying CTEs too). It also
+    /// holds the session's recent earlier transactions (flushed only when
+    /// idle, never inside a transaction), so a call's count is the
+    /// difference from the value before its first statement. An error from
+    /// the check drops the transaction, which rolls it back.
+    async fn changed_rows(
+        &self,
+        txn: &deadpool_postgres::Transaction<'_>,
+        tally: &Tally,
+    ) -> Result<u64, ExecuteError> {
+        if !tally.active() {
+            return Ok(0);
+        }
+        let stmt = txn
+            .prepare_cached(
+                "SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 \
+                 FROM pg_catalog.pg_stat_xact_user_tables",
+            )
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let row = txn
+            .query_one(&stmt, &[])
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
     /// After a committed call: reset the session when the call may have
