@@ -81,7 +81,8 @@ impl AuditStore for MemoryStore {
 }
 
 /// A connector whose "SQL" is a word: `read`, `write` or `garbage`; it
-/// returns one row holding `payload` and counts executions.
+/// returns one row holding `payload` and counts executions (payload `FAIL`:
+/// a target error; `PANIC`: execution panics, like a connector bug).
 pub struct FakeConnector {
     info: ConnectionInfo,
     /// Executions so far.
@@ -170,6 +171,9 @@ impl Connector for FakeConnector {
     }
     async fn execute(&self, _plan: &Plan, _limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
         self.executed.fetch_add(1, Ordering::SeqCst);
+        if self.payload == "PANIC" {
+            panic!("fake connector bug");
+        }
         if self.payload == "FAIL" {
             return Err(ExecuteError::Target(
                 "constraint violated for key alice@example.com".into(),

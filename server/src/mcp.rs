@@ -189,8 +189,10 @@ impl McpHandler {
             .gateway
             .approvals()
             .and_then(|g| g.service())
-            .map_or(3_600_000, |s| s.config().ttl.as_millis() as u64)
-            + 300_000;
+            .map_or(3_600_000, |s| {
+                u64::try_from(s.config().ttl.as_millis()).unwrap_or(u64::MAX)
+            })
+            .saturating_add(300_000);
         let gateway = self.gateway.clone();
         let owner = principal.sub.clone();
         let task = self.tasks.spawn(
