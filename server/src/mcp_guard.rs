@@ -14,7 +14,7 @@
 //!   its own with `initialize`), so a leaked session id is useless without
 //!   its owner's token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -139,26 +139,45 @@ pub async fn check_origin(
     next.run(req).await
 }
 
+/// Most session bindings kept; beyond it the oldest are forgotten (their
+/// owners get 404 and start a new session, as after a server restart).
+const MAX_SESSIONS: usize = 100_000;
+
 /// Session id → `sub` of the principal that opened it.
 #[derive(Debug, Default, Clone)]
-pub struct SessionOwners(Arc<Mutex<HashMap<String, String>>>);
+pub struct SessionOwners(Arc<Mutex<Owners>>);
+
+#[derive(Debug, Default)]
+struct Owners {
+    by_id: HashMap<String, String>,
+    /// Ids in binding order (may hold ids already forgotten).
+    order: VecDeque<String>,
+}
 
 impl SessionOwners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Owners> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
     fn owner(&self, id: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        self.lock().by_id.get(id).cloned()
     }
     fn bind(&self, id: String, sub: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, sub);
+        let mut o = self.lock();
+        o.order.push_back(id.clone());
+        o.by_id.insert(id, sub);
+        while o.by_id.len() > MAX_SESSIONS {
+            let Some(oldest) = o.order.pop_front() else {
+                break;
+            };
+            o.by_id.remove(&oldest);
+        }
+        if o.order.len() > 2 * MAX_SESSIONS {
+            let Owners { by_id, order } = &mut *o;
+            order.retain(|id| by_id.contains_key(id));
+        }
     }
     fn forget(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.lock().by_id.remove(id);
     }
 }
 
@@ -208,7 +227,24 @@ pub async fn bind_session(
 
 #[cfg(test)]
 mod tests {
-    use super::AllowedOrigins;
+    use super::{AllowedOrigins, MAX_SESSIONS, SessionOwners};
+
+    #[test]
+    fn session_bindings_are_bounded_oldest_first() {
+        let s = SessionOwners::default();
+        for i in 0..=MAX_SESSIONS {
+            s.bind(format!("s{i}"), "alice".into());
+        }
+        s.forget("s5");
+        assert_eq!(s.owner("s0"), None, "the oldest is forgotten");
+        assert_eq!(s.owner("s5"), None, "forgotten");
+        assert_eq!(s.owner("s1").as_deref(), Some("alice"));
+        assert_eq!(
+            s.owner(&format!("s{MAX_SESSIONS}")).as_deref(),
+            Some("alice")
+        );
+        assert!(s.lock().by_id.len() <= MAX_SESSIONS);
+    }
 
     #[test]
     fn origins() {
