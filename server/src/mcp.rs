@@ -280,13 +280,19 @@ impl ServerHandler for McpHandler {
                 None,
             ));
         };
+        let args = Value::Object(request.arguments.unwrap_or_default());
         if !self.tools.iter().any(|t| t.name == request.name) {
+            // Audited like every call (the gateway records `unknown_tool`),
+            // answered as the protocol error MCP expects.
+            let r = self
+                .gateway
+                .call(&principal, &request.name, args, &CallContext::default())
+                .await;
             return Err(McpError::invalid_params(
                 format!("unknown tool {:?}", request.name),
-                None,
+                Some(r.structured),
             ));
         }
-        let args = Value::Object(request.arguments.unwrap_or_default());
         // Tasks extension: never block; a call that needs a human becomes a task.
         if context
             .client_capabilities()

@@ -20,6 +20,7 @@ permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql
 const PUBLIC: &str = "https://tollgate.example";
 
 struct Server {
+    gateway: std::sync::Arc<gateway_core::Gateway>,
     _dir: TempDir,
     base: String,
     config: Config,
@@ -63,8 +64,9 @@ create_if_missing = true
             .expect("gateway");
         let (tx, rx) = tokio::sync::oneshot::channel();
         let serve_config = Config::load(&path).expect("config");
+        let served = gateway.clone();
         tokio::spawn(async move {
-            tollgate_server::commands::serve::serve_http(&serve_config, gateway, Some(tx)).await
+            tollgate_server::commands::serve::serve_http(&serve_config, served, Some(tx)).await
         });
         let addr = tokio::time::timeout(Duration::from_secs(20), rx)
             .await
@@ -72,6 +74,7 @@ create_if_missing = true
             .expect("address");
         let db = dir.path().join("demo.db").display().to_string();
         Server {
+            gateway,
             _dir: dir,
             base: format!("http://{addr}"),
             config,
@@ -245,6 +248,28 @@ async fn mcp_origin_check_and_session_binding() {
     )
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    // An unknown tool is a protocol error, and audited like any call.
+    let (st, _, v) = mcp(
+        &s.base,
+        &alice,
+        Some(&sid),
+        None,
+        call(7, "no_such_tool", json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let events = s
+        .gateway
+        .audit()
+        .list(&gateway_core::audit::AuditFilter {
+            tool: Some("no_such_tool".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "the unknown tool call is audited");
+    assert_eq!(events[0].record.principal.sub, "alice");
     // Mallory's own session works.
     let msid = open_session(&s.base, &mallory).await;
     let (st, _, v) = mcp(
