@@ -61,6 +61,13 @@ impl Gateway {
     ) -> CallResult {
         let mut trace = Trace::start(principal, tool, args, &self.masker);
         if tool == builtin::LIST_CONNECTIONS {
+            // Its schema declares no arguments (`additionalProperties: false`).
+            if let Some(k) = args.as_object().and_then(|o| o.keys().next()) {
+                let e = CallError::InvalidArguments(format!(
+                    "invalid arguments: list_connections takes no arguments (got {k:?})"
+                ));
+                return self.finish(trace, Err(e)).await;
+            }
             let listed = json!({"connections": self.visible_connections(principal)});
             return self.finish(trace, Ok((listed, None))).await;
         }
