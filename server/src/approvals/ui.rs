@@ -571,3 +571,26 @@ async fn decide(
     };
     Redirect::to(&format!("/ui/approvals/{}?done={key}", url_encode(&id))).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    /// The CSP allows exactly the stylesheet the pages carry (by hash), so
+    /// the pages keep their style and nothing else inline runs.
+    #[test]
+    fn csp_hash_matches_the_page_stylesheet() {
+        let page = super::layout("t", None, None, "<p>x</p>").0;
+        let style = page
+            .split("<style>")
+            .nth(1)
+            .and_then(|s| s.split("</style>").next())
+            .expect("a stylesheet");
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style));
+        let csp = super::csp().to_str().unwrap();
+        assert!(csp.contains(&format!("style-src 'sha256-{hash}'")), "{csp}");
+        assert!(!page.contains("<script"), "no scripts");
+        assert_eq!(super::done_message("<b>x</b>"), None);
+    }
+}
