@@ -10,7 +10,7 @@
 //! shows only fixed messages chosen by key (`?done=`), never query text;
 //! redirects go only to `/ui` paths; every response carries a CSP without
 //! scripts, `frame-ancestors 'none'`, `X-Frame-Options: DENY`, `nosniff`
-//! and `Referrer-Policy: no-referrer`. Pages never show raw arguments or
+//! and `Referrer-Policy: same-origin`. Pages never show raw arguments or
 //! the token.
 
 use std::sync::OnceLock;
@@ -127,8 +127,11 @@ fn csp() -> &'static HeaderValue {
     })
 }
 
-/// Security headers on every UI response (CSP, no framing, no sniffing,
-/// no referrer: page URLs carry approval ids).
+/// Security headers on every UI response (CSP, no framing, no sniffing, no
+/// referrer to other sites: page URLs carry approval ids). The referrer
+/// policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers
+/// send `Origin: null` on the pages' own form posts (Fetch, "append a request
+/// Origin header"), which the origin check must refuse.
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, csp().clone());
@@ -139,7 +142,7 @@ async fn security_headers(mut resp: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
