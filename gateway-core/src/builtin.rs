@@ -9,6 +9,9 @@ use crate::connector::ToolSpec;
 pub const LIST_CONNECTIONS: &str = "list_connections";
 /// Name of the tool that picks up a paused call.
 pub const APPROVAL_WAIT: &str = "approval_wait";
+/// Longest `approval_wait` blocks (`timeout_seconds` maximum, as declared in
+/// its input schema); larger values are refused, not clamped.
+pub const MAX_WAIT_SECONDS: u64 = 3600;
 
 fn object(v: Value) -> serde_json::Map<String, Value> {
     match v {
@@ -44,7 +47,7 @@ pub fn specs() -> Vec<ToolSpec> {
                 "type": "object",
                 "properties": {
                     "approval_id": {"type": "string", "description": "`approval_id` from the pending result"},
-                    "timeout_seconds": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "How long to block for a decision (default: the server's approval.wait_seconds)"}
+                    "timeout_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS, "description": "How long to block for a decision, 0 to 3600 seconds (default: the server's approval.wait_seconds)"}
                 },
                 "required": ["approval_id"],
                 "additionalProperties": false

@@ -42,6 +42,12 @@ pub enum CallError {
     /// The target failed.
     #[error(transparent)]
     Execute(#[from] ExecuteError),
+    /// A bug: a stage panicked. The call is answered and audited as this
+    /// error instead of the panic reaching the transport.
+    #[error(
+        "internal error: the call stopped unexpectedly ({0}); check the audit log and the target before retrying"
+    )]
+    Internal(String),
 }
 
 impl From<AnalysisError> for CallError {
@@ -72,6 +78,7 @@ impl CallError {
             CallError::Execute(ExecuteError::Timeout(_)) => "timeout",
             CallError::Execute(ExecuteError::TooManyAffected { .. }) => "too_many_affected_rows",
             CallError::Execute(_) => "target_error",
+            CallError::Internal(_) => "internal_error",
         }
     }
 

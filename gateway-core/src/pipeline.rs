@@ -9,6 +9,9 @@
 //! in [`Gateway::finish`], which writes the audit event durably before the
 //! result is returned.
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use serde_json::{Value, json};
 
 use crate::approval::{ApprovalStatus, CallContext};
@@ -24,7 +27,9 @@ use crate::record::Trace;
 use crate::routing;
 
 impl Gateway {
-    /// Run one tool call through every stage.
+    /// Run one tool call through every stage. A panic in any stage (a bug)
+    /// does not reach the transport: it ends as an `internal_error` result
+    /// with its own audit event.
     pub async fn call(
         &self,
         principal: &Principal,
@@ -32,26 +37,66 @@ impl Gateway {
         args: Value,
         ctx: &CallContext<'_>,
     ) -> CallResult {
-        let mut trace = Trace::start(principal, tool, &args, &self.masker);
+        let run = AssertUnwindSafe(self.run_stages(principal, tool, &args, ctx)).catch_unwind();
+        match run.await {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                tracing::error!(tool, error = %what, "a pipeline stage panicked");
+                let trace = Trace::start(principal, tool, &args, &self.masker);
+                self.finish(trace, Err(CallError::Internal("a stage panicked".into())))
+                    .await
+            }
+        }
+    }
+
+    async fn run_stages(
+        &self,
+        principal: &Principal,
+        tool: &str,
+        args: &Value,
+        ctx: &CallContext<'_>,
+    ) -> CallResult {
+        let mut trace = Trace::start(principal, tool, args, &self.masker);
         if tool == builtin::LIST_CONNECTIONS {
+            // Its schema declares no arguments (`additionalProperties: false`).
+            if let Some(k) = args.as_object().and_then(|o| o.keys().next()) {
+                let e = CallError::InvalidArguments(format!(
+                    "invalid arguments: list_connections takes no arguments (got {k:?})"
+                ));
+                return self.finish(trace, Err(e)).await;
+            }
             let listed = json!({"connections": self.visible_connections(principal)});
             return self.finish(trace, Ok((listed, None))).await;
         }
         if tool == builtin::APPROVAL_WAIT {
-            return routing::approval_wait(self, principal, &args, ctx).await;
+            // Bad arguments or someone else's approval id end audited here;
+            // a resumed call is audited as the call it resumes.
+            let resumed = match routing::wait_arguments(self, args) {
+                Ok((id, wait)) => routing::approval_wait(self, principal, id, wait, ctx).await,
+                Err(e) => Err(e),
+            };
+            return match resumed {
+                Ok(result) => result,
+                Err(e) => self.finish(trace, Err(e)).await,
+            };
         }
         // Route: which connection serves this call.
         let connector = match self
             .stages
-            .time(0, || routing::connection(self, tool, &args))
+            .time(0, || routing::connection(self, tool, args))
         {
             Ok(c) => c,
             Err(e) => return self.finish(trace, Err(e)).await,
         };
         let connection = connector.info().name.clone();
         // Analysis: what will this really do? Unanalysable input never runs.
-        connector.prepare(tool, &args).await;
-        let plan = match self.stages.time(1, || connector.analyse(tool, &args)) {
+        connector.prepare(tool, args).await;
+        let plan = match self.stages.time(1, || connector.analyse(tool, args)) {
             Ok(p) => p,
             Err(e) => return self.finish(trace, Err(e.into())).await,
         };
@@ -75,7 +120,7 @@ impl Gateway {
             // the policy above ran on exactly these arguments for this requester.
             Verdict::NeedsApproval(requirements) => {
                 let ticket =
-                    routing::ticket(self, &args, &trace, &plan, &decision.requests, requirements);
+                    routing::ticket(self, args, &trace, &plan, &decision.requests, requirements);
                 match routing::await_approval(self, ticket, ctx).await {
                     ApprovalStatus::Approved { id, approvers } => {
                         trace.approval(&id, "approved", &approvers)

@@ -185,6 +185,31 @@ async fn target_errors_are_masked_in_the_result_and_the_record() {
 }
 
 #[tokio::test]
+async fn list_connections_refuses_undeclared_arguments_and_audits_it() {
+    let f = fixture(Mode::Enforce, "x");
+    let r = call(&f, "list_connections", json!({"connection": "db"})).await;
+    assert_eq!(r.structured["error"]["code"], "invalid_arguments", "{r:?}");
+    let r = call(&f, "list_connections", json!({})).await;
+    assert!(!r.is_error, "{r:?}");
+    let events = f.store.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].record.decision, "error");
+    assert_eq!(events[1].record.decision, "allow");
+}
+
+#[tokio::test]
+async fn a_panicking_stage_is_an_audited_internal_error() {
+    let f = fixture(Mode::Enforce, "PANIC");
+    let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
+    assert!(r.is_error, "{r:?}");
+    assert_eq!(r.structured["error"]["code"], "internal_error", "{r:?}");
+    let events = f.store.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "one audit event");
+    assert_eq!(events[0].record.decision, "error");
+    assert_eq!(events[0].record.tool, "fake_query");
+}
+
+#[tokio::test]
 async fn chain_of_recorded_calls_verifies() {
     let f = fixture(Mode::Enforce, "x");
     for sql in ["read", "write", "garbage", "read"] {

@@ -4,6 +4,7 @@
 //! order of stages only.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -107,41 +108,73 @@ pub(crate) async fn mark_executed(gw: &Gateway, trace: &Trace, ok: bool) {
     }
 }
 
+/// The arguments of `approval_wait`, checked against its declared input
+/// schema: `approval_id` (string, required) and `timeout_seconds` (integer,
+/// 0 to [`MAX_WAIT_SECONDS`](crate::builtin::MAX_WAIT_SECONDS)), nothing else.
+/// Out-of-range values are refused, never clamped or turned into a panic.
+pub(crate) fn wait_arguments<'a>(
+    gw: &Gateway,
+    args: &'a Value,
+) -> Result<(&'a str, Option<Duration>), CallError> {
+    use crate::builtin::MAX_WAIT_SECONDS;
+    let invalid = |m: String| CallError::InvalidArguments(format!("invalid arguments: {m}"));
+    if gw.approvals.is_none() {
+        return Err(CallError::InvalidArguments(
+            "this server has no approval service configured".into(),
+        ));
+    }
+    let Some(obj) = args.as_object() else {
+        return Err(invalid("approval_wait takes an object".into()));
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["approval_id", "timeout_seconds"].contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "unknown argument {k:?}; approval_wait takes `approval_id` and `timeout_seconds`"
+        )));
+    }
+    let Some(id) = obj.get("approval_id").and_then(Value::as_str) else {
+        return Err(invalid("`approval_id` (string) is required".into()));
+    };
+    let wait = match obj.get("timeout_seconds") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= MAX_WAIT_SECONDS => Some(Duration::from_secs(n)),
+            _ => {
+                return Err(invalid(format!(
+                    "`timeout_seconds` must be an integer from 0 to {MAX_WAIT_SECONDS}"
+                )));
+            }
+        },
+    };
+    Ok((id, wait))
+}
+
 /// `approval_wait`: pick up a paused call by re-running it; the gate finds
-/// the existing approval for the same requester and arguments.
+/// the existing approval for the same requester and arguments. `Ok` is the
+/// re-run call's result (audited under its own tool); `Err` (no gate, an
+/// approval id that is not the caller's) is for the caller to audit.
 pub(crate) async fn approval_wait(
     gw: &Gateway,
     principal: &Principal,
-    args: &Value,
+    id: &str,
+    wait: Option<Duration>,
     ctx: &CallContext<'_>,
-) -> CallResult {
+) -> Result<CallResult, CallError> {
     let Some(gate) = &gw.approvals else {
-        let e =
-            CallError::InvalidArguments("this server has no approval service configured".into());
-        return CallResult::error(&e, e.to_string());
+        return Err(CallError::InvalidArguments(
+            "this server has no approval service configured".into(),
+        ));
     };
-    let Some(id) = args.get("approval_id").and_then(Value::as_str) else {
-        let e = CallError::InvalidArguments(
-            "invalid arguments: `approval_id` (string) is required".into(),
-        );
-        return CallResult::error(&e, e.to_string());
-    };
-    let wait = args
-        .get("timeout_seconds")
-        .and_then(Value::as_u64)
-        .map(std::time::Duration::from_secs)
-        .or(ctx.wait);
     let ctx = CallContext {
-        wait,
+        wait: wait.or(ctx.wait),
         resume: Some(id),
         ..*ctx
     };
     match gate.original_call(id, principal).await {
-        Ok((tool, call_args)) => Box::pin(gw.call(principal, &tool, call_args, &ctx)).await,
-        Err(message) => {
-            let e = CallError::InvalidArguments(message);
-            CallResult::error(&e, e.to_string())
-        }
+        Ok((tool, call_args)) => Ok(Box::pin(gw.call(principal, &tool, call_args, &ctx)).await),
+        Err(message) => Err(CallError::InvalidArguments(message)),
     }
 }
 

@@ -82,7 +82,8 @@ impl AuditStore for MemoryStore {
 }
 
 /// A connector whose "SQL" is a word: `read`, `write` or `garbage`; it
-/// returns one row holding `payload` and counts executions.
+/// returns one row holding `payload` and counts executions (payload `FAIL`:
+/// a target error; `PANIC`: execution panics, like a connector bug).
 pub struct FakeConnector {
     info: ConnectionInfo,
     /// Executions so far.
@@ -193,6 +194,9 @@ impl Connector for FakeConnector {
                 field_origins: vec![],
                 item_guards: vec![guard(0, &self.info.name, "t"), guard(1, "secret-db", "x")],
             });
+        }
+        if self.payload == "PANIC" {
+            panic!("fake connector bug");
         }
         if self.payload == "FAIL" {
             return Err(ExecuteError::Target(

@@ -715,3 +715,70 @@ async fn unset_audience_rejects_tokens_that_name_one() {
     let minted = auth.mint_hs256("m", &[], Duration::from_secs(30)).unwrap();
     assert_eq!(auth.resolve(&minted).await.unwrap().sub, "m");
 }
+
+// --- identities must be plain text; `crit` is refused ---
+
+#[tokio::test]
+async fn control_and_invisible_characters_in_sub_or_groups_are_refused() {
+    let auth = Authenticator::new(hs_config()).unwrap();
+    for sub in [
+        "eve\n     1  2026-01-01T00:00:00Z  evt_x  allow    admin",
+        "eve\x1b[2J",
+        "eve\r",
+        "eve\u{9b}31m",
+        "ad\u{202e}nim",
+        "ad\u{200b}min",
+        "eve\x7f",
+    ] {
+        let err = resolve_err(&auth, &sign_hs(&claims(sub))).await;
+        assert_eq!(err, IdentityError::UnsafeIdentity("sub"), "{sub:?}");
+        assert_eq!(err.reason(), "unsafe_identity");
+        assert!(!err.to_string().contains(sub), "the name is not echoed");
+    }
+    let mut c = claims("alice");
+    c["groups"] = json!(["agents", "re\u{2066}viewers"]);
+    assert_eq!(
+        resolve_err(&auth, &sign_hs(&c)).await,
+        IdentityError::UnsafeIdentity("groups")
+    );
+    // Plain non-ASCII names stay fine.
+    let p = auth.resolve(&sign_hs(&claims("zoë 漢"))).await.unwrap();
+    assert_eq!(p.sub, "zoë 漢");
+    // Tollgate does not mint them either.
+    assert!(matches!(
+        auth.mint_hs256("a\nb", &[], Duration::from_secs(60)),
+        Err(IdentityError::UnsafeIdentity("sub"))
+    ));
+}
+
+#[tokio::test]
+async fn crit_header_is_refused() {
+    let auth = Authenticator::new(hs_config()).unwrap();
+    for crit in [vec!["x-unknown-ext"], vec![], vec!["exp"], vec!["alg"]] {
+        let mut h = Header::new(Algorithm::HS256);
+        h.crit = Some(crit.iter().map(|s| s.to_string()).collect());
+        let token = jsonwebtoken::encode(
+            &h,
+            &claims("alice"),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let err = resolve_err(&auth, &token).await;
+        assert_eq!(err, IdentityError::CriticalHeader, "{crit:?}");
+        assert_eq!(err.reason(), "unsupported_crit");
+    }
+    // `crit` of another JSON type is refused too (hand-built, properly signed).
+    let header = b64(&json!({"alg": "HS256", "crit": "b64"}));
+    let body = b64(&claims("alice"));
+    let signing_input = format!("{header}.{body}");
+    let sig = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    assert_eq!(
+        resolve_err(&auth, &format!("{signing_input}.{sig}")).await,
+        IdentityError::CriticalHeader
+    );
+}

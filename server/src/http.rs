@@ -2,6 +2,9 @@
 //! metadata, health, and the REST API under `/api`. The auth layer is the one
 //! place a bearer token becomes a [`Principal`]; without a valid one, `/mcp`
 //! answers 401 with a `WWW-Authenticate` pointing at the metadata document.
+//! In front of `/mcp`, in order: the Origin check (403), bearer auth (401),
+//! the session binding (404 for another principal's `Mcp-Session-Id`), then
+//! rmcp's Host allow-list; see [`crate::mcp_guard`].
 
 use std::sync::Arc;
 
@@ -20,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::mcp::McpHandler;
+use crate::mcp_guard::{self, AllowedOrigins, SessionOwners};
 
 /// Shared state of the HTTP surface.
 #[derive(Clone)]
@@ -37,6 +41,7 @@ pub struct AppState {
 /// Build the whole router.
 pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: CancellationToken) -> Router {
     let gateway = state.gateway.clone();
+    let origins = Arc::new(AllowedOrigins::new(&state.public_url, &allowed_hosts));
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
         .with_cancellation_token(shutdown)
@@ -51,11 +56,20 @@ pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: Cancellatio
         LocalSessionManager::default().into(),
         config,
     );
+    // Layers run outermost (last added) first: Origin, bearer, session binding.
     let mcp = Router::new()
         .fallback_service(mcp)
         .layer(middleware::from_fn_with_state(
+            SessionOwners::default(),
+            mcp_guard::bind_session,
+        ))
+        .layer(middleware::from_fn_with_state(
             state.clone(),
             require_bearer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            origins,
+            mcp_guard::check_origin,
         ));
     Router::<AppState>::new()
         .nest_service("/mcp", mcp)

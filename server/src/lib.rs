@@ -14,6 +14,7 @@ pub mod connectors;
 pub mod http;
 pub mod logging;
 pub mod mcp;
+pub mod mcp_guard;
 pub mod store;
 
 /// Install the process-wide TLS crypto provider (aws-lc-rs, the only one in

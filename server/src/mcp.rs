@@ -189,8 +189,10 @@ impl McpHandler {
             .gateway
             .approvals()
             .and_then(|g| g.service())
-            .map_or(3_600_000, |s| s.config().ttl.as_millis() as u64)
-            + 300_000;
+            .map_or(3_600_000, |s| {
+                u64::try_from(s.config().ttl.as_millis()).unwrap_or(u64::MAX)
+            })
+            .saturating_add(300_000);
         let gateway = self.gateway.clone();
         let owner = principal.sub.clone();
         let task = self.tasks.spawn(
@@ -278,13 +280,19 @@ impl ServerHandler for McpHandler {
                 None,
             ));
         };
+        let args = Value::Object(request.arguments.unwrap_or_default());
         if !self.tools.iter().any(|t| t.name == request.name) {
+            // Audited like every call (the gateway records `unknown_tool`),
+            // answered as the protocol error MCP expects.
+            let r = self
+                .gateway
+                .call(&principal, &request.name, args, &CallContext::default())
+                .await;
             return Err(McpError::invalid_params(
                 format!("unknown tool {:?}", request.name),
-                None,
+                Some(r.structured),
             ));
         }
-        let args = Value::Object(request.arguments.unwrap_or_default());
         // Tasks extension: never block; a call that needs a human becomes a task.
         if context
             .client_capabilities()

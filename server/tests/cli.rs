@@ -149,3 +149,98 @@ fn audit_commands_on_a_missing_store_fail_clearly() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("audit store"), "{}", text(&o));
 }
+
+/// A name that forges a line and carries terminal escapes and bidi controls.
+const FORGED: &str =
+    "eve\n     9  2026-01-01T00:00:00Z  evt_fake  allow    admin\x1b[2J\u{9b}31m\u{202e}";
+
+/// No raw control or bidi character on a terminal: every output line is
+/// plain, and the forged newline did not make a line of its own.
+fn assert_terminal_safe(out: &str, lines: usize) {
+    assert!(
+        !out.chars()
+            .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+        "raw control characters printed: {out:?}"
+    );
+    assert_eq!(out.lines().count(), lines, "{out}");
+}
+
+#[test]
+fn audit_list_and_show_escape_stored_control_characters() {
+    use gateway_core::Principal;
+    use gateway_core::mask::Masker;
+    use gateway_core::record::Trace;
+    let d = tmp("audit-escape");
+    let cfg = config(&d, "");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let store = tollgate_server::store::open_store(&d.join("tollgate-data"))
+            .await
+            .unwrap();
+        let who = Principal {
+            sub: FORGED.into(),
+            groups: vec![],
+        };
+        let trace = Trace::start(
+            &who,
+            "sql_query",
+            &serde_json::json!({"sql": FORGED}),
+            &Masker::default(),
+        );
+        let record = trace.finish("deny", "denied", None, None, serde_json::Value::Null);
+        store.append(record).await.unwrap().id
+    });
+    let o = run(&["audit", "list", "--config", &cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_terminal_safe(&out, 1);
+    assert!(out.contains("eve\\u{a}"), "escaped, still readable: {out}");
+    let o = run(&["audit", "show", &id, "--config", &cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_terminal_safe(&out, out.lines().count());
+    let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(back["principal"]["sub"], FORGED, "same value once parsed");
+    let o = run(&["audit", "export", "--config", &cfg]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_terminal_safe(&out, 1);
+}
+
+#[test]
+fn approvals_list_and_show_escape_what_the_server_sends() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let approval = serde_json::json!({"id": "apr_1\u{1b}[31m", "state": "pending",
+        "requester": {"sub": FORGED}, "connection": "shop", "summary_text": FORGED});
+    let list = serde_json::json!({"approvals": [approval.clone()]});
+    let app = axum::Router::new()
+        .route(
+            "/api/approvals",
+            axum::routing::get(move || async move { axum::Json(list) }),
+        )
+        .route(
+            "/api/approvals/{id}",
+            axum::routing::get(move || async move { axum::Json(approval) }),
+        );
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let o = run(&["approvals", "list", "--server", &base, "--token", "t"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_terminal_safe(&String::from_utf8_lossy(&o.stdout), 1);
+    let o = run(&[
+        "approvals",
+        "show",
+        "apr_1",
+        "--server",
+        &base,
+        "--token",
+        "t",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_terminal_safe(&out, out.lines().count());
+    let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(back["requester"]["sub"], FORGED);
+}

@@ -22,6 +22,8 @@ CALLS = [
     ("auto", "sql_query", {"connection": "shop", "sql": "SELECT * FROM pg_read_file('/etc/hostname')"}, "deny"),
     ("auto", "sql_query", {"connection": "down", "sql": "SELECT 1"}, "error"),
     ("auto", "sql_schema", {"connection": "shop", "table": "orders"}, "allow"),
+    # Out of its declared schema (max 3600): refused, not a panic, and audited.
+    ("legacy", "approval_wait", {"approval_id": "apr_x", "timeout_seconds": 18446744073709551615}, "error"),
 ]
 
 

@@ -42,7 +42,8 @@ def _claims(**over):
     return c
 
 
-@pytest.mark.parametrize("kind", ["garbage", "wrong_secret", "expired", "wrong_audience", "alg_none"])
+@pytest.mark.parametrize("kind", ["garbage", "wrong_secret", "expired", "wrong_audience", "alg_none",
+                                  "control_sub", "bidi_group", "crit"])
 def test_401_with_bad_token(server, kind):
     token = {
         "garbage": lambda: "not-a-jwt",
@@ -51,6 +52,10 @@ def test_401_with_bad_token(server, kind):
                                               exp=int(time.time()) - 3600), server.secret, algorithm="HS256"),
         "wrong_audience": lambda: jwt.encode(_claims(aud="someone-else"), server.secret, algorithm="HS256"),
         "alg_none": lambda: jwt.encode(_claims(), None, algorithm="none"),
+        # Names that forge log lines or look like others; `crit` extensions we do not understand.
+        "control_sub": lambda: jwt.encode(_claims(sub="eve\n 1 allow admin\x1b[2J"), server.secret, algorithm="HS256"),
+        "bidi_group": lambda: jwt.encode(_claims(groups=["agents", "re\u202eviewers"]), server.secret, algorithm="HS256"),
+        "crit": lambda: jwt.encode(_claims(), server.secret, algorithm="HS256", headers={"crit": ["x-unknown"]}),
     }[kind]()
     r = post_mcp(server, token)
     assert r.status_code == 401, r.text
@@ -115,3 +120,25 @@ def test_session_delete(server, agent_token):
     assert 200 <= r.status_code < 300, r.status_code
     r = httpx2.post(server.mcp_url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=h, timeout=10)
     assert r.status_code == 404, r.status_code
+
+
+def test_foreign_origin_refused_on_mcp(server, agent_token):
+    """A browser page on another origin (CSRF, DNS rebinding) cannot reach /mcp; no Origin still can."""
+    auth = {"Authorization": f"Bearer {agent_token}"}
+    for origin in ("https://evil.example", "null"):
+        r = httpx2.post(server.mcp_url, json=INIT, headers={**HEADERS, **auth, "Origin": origin}, timeout=10)
+        assert r.status_code == 403, (origin, r.status_code, r.text)
+    r = httpx2.post(server.mcp_url, json=INIT, headers={**HEADERS, **auth, "Origin": server.base}, timeout=10)
+    assert r.status_code == 200, r.text
+
+
+def test_session_is_bound_to_its_principal(server, agent_token):
+    """Another valid token cannot use someone else's Mcp-Session-Id."""
+    auth = {"Authorization": f"Bearer {agent_token}"}
+    r = httpx2.post(server.mcp_url, json=INIT, headers={**HEADERS, **auth}, timeout=10)
+    sid = r.headers["mcp-session-id"]
+    other = jwt.encode(_claims(sub="agent-2"), server.secret, algorithm="HS256")
+    h = {**HEADERS, "Authorization": f"Bearer {other}", "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+    r = httpx2.post(server.mcp_url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=h, timeout=10)
+    assert r.status_code == 404, (r.status_code, r.text)
+    assert "not opened with your identity" in r.json()["message"]

@@ -85,6 +85,16 @@ pub struct ApprovalService {
     changed: tokio::sync::Notify,
 }
 
+/// Longest lifetime an approval gets, whatever `ttl` says (100 years).
+const LONGEST_DAYS: i64 = 36_500;
+
+/// `now + d`, or far in the future (a year) when `d` is beyond what an
+/// `Instant` can hold: a huge wait never panics.
+fn later(now: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 fn system() -> Principal {
     Principal {
         sub: "tollgate".into(),
@@ -385,8 +395,10 @@ impl ApprovalService {
             return Err("nothing to approve".into());
         }
         let now = Utc::now();
+        // A configured ttl beyond any date (`1000000y`) is capped, not a panic.
         let ttl = chrono::Duration::from_std(self.config.ttl)
-            .unwrap_or_else(|_| chrono::Duration::hours(1));
+            .unwrap_or_else(|_| chrono::Duration::hours(1))
+            .min(chrono::Duration::days(LONGEST_DAYS));
         let a = Approval {
             id: new_id(),
             state: ApprovalState::Pending,
@@ -401,7 +413,9 @@ impl ApprovalService {
             required,
             reviews: vec![],
             created_at: now,
-            expires_at: now + ttl,
+            expires_at: now
+                .checked_add_signed(ttl)
+                .unwrap_or(now + chrono::Duration::days(LONGEST_DAYS)),
             decided_at: None,
             claimed_at: None,
             finished_at: None,
@@ -467,7 +481,7 @@ impl ApprovalGate for ApprovalService {
         };
         let id = a.id.clone();
         let wait = ctx.wait.unwrap_or(self.config.wait);
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = later(tokio::time::Instant::now(), wait);
         let mut next_progress = tokio::time::Instant::now();
         let current = merge_requirements(&ticket.requirements);
         loop {
@@ -539,7 +553,7 @@ impl ApprovalGate for ApprovalService {
                         self.review_url(&a.id)
                     ));
                 }
-                next_progress = now + self.config.progress_every;
+                next_progress = later(now, self.config.progress_every);
             }
             let nap = self.config.poll.min(deadline - now).min(
                 next_progress

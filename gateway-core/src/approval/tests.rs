@@ -324,3 +324,80 @@ async fn agent_cancellation_cancels_the_pending_approval() {
     assert_eq!(list.len(), 1);
     let _: Value = f.gate.view(&list[0]);
 }
+
+/// Every `approval_wait` with arguments outside its declared schema is
+/// refused with `invalid_arguments`, never panics, and leaves an audit event.
+#[tokio::test]
+async fn approval_wait_refuses_out_of_schema_arguments_and_audits_them() {
+    let f = fx(POLICY);
+    let id = id_of(&delete(&f, "write").await);
+    let schema = crate::builtin::specs()
+        .into_iter()
+        .find(|t| t.name == "approval_wait")
+        .unwrap()
+        .input_schema;
+    assert_eq!(
+        schema["properties"]["timeout_seconds"]["maximum"],
+        crate::builtin::MAX_WAIT_SECONDS
+    );
+    let bad = [
+        json!({"approval_id": id, "timeout_seconds": u64::MAX}),
+        json!({"approval_id": id, "timeout_seconds": 3601}),
+        json!({"approval_id": id, "timeout_seconds": -1}),
+        json!({"approval_id": id, "timeout_seconds": 1.5}),
+        json!({"approval_id": id, "timeout_seconds": "5"}),
+        json!({"approval_id": id, "extra": true}),
+        json!({"timeout_seconds": 1}),
+        json!({"approval_id": "apr_not_yours"}),
+        json!("not an object"),
+    ];
+    for args in bad {
+        let before = f.audit.events.lock().unwrap().len();
+        let r =
+            f.gw.call(
+                &bot(),
+                "approval_wait",
+                args.clone(),
+                &CallContext::default(),
+            )
+            .await;
+        assert!(r.is_error, "{args}: {r:?}");
+        assert_eq!(r.structured["error"]["code"], "invalid_arguments", "{args}");
+        let events = f.audit.events.lock().unwrap();
+        assert_eq!(events.len(), before + 1, "{args}: one audit event");
+        let last = &events.last().unwrap().record;
+        assert_eq!(last.tool, "approval_wait", "{args}");
+        assert_eq!(last.decision, "error", "{args}");
+    }
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 0, "nothing ran");
+    // The largest declared value is accepted (the approval is still pending).
+    let r =
+        f.gw.call(
+            &bot(),
+            "approval_wait",
+            json!({"approval_id": id, "timeout_seconds": 0}),
+            &CallContext::default(),
+        )
+        .await;
+    assert_eq!(r.structured["status"], "pending_approval", "{r:?}");
+}
+
+/// A wait too long for an `Instant` (a transport or config value) is not a panic.
+#[tokio::test]
+async fn an_endless_wait_does_not_overflow() {
+    let f = fx(POLICY);
+    let ctx = CallContext {
+        cancel: Some(&Cancelled),
+        wait: Some(Duration::MAX),
+        ..Default::default()
+    };
+    let r =
+        f.gw.call(
+            &bot(),
+            "fake_query",
+            json!({"connection": "db", "sql": "write"}),
+            &ctx,
+        )
+        .await;
+    assert!(r.is_error, "cancelled: {r:?}");
+}

@@ -31,6 +31,13 @@ pub(super) fn peek_header(token: &str) -> Result<PeekedHeader, IdentityError> {
         .and_then(Value::as_str)
         .ok_or(IdentityError::Malformed)?
         .to_string();
+    // RFC 7515 §4.1.11: a recipient must reject a token whose `crit` names
+    // an extension it does not understand, and `crit` must not be empty nor
+    // list standard headers. Tollgate understands no extension, so any
+    // `crit` at all is one of those cases.
+    if value.get("crit").is_some() {
+        return Err(IdentityError::CriticalHeader);
+    }
     let kid = match value.get("kid") {
         None | Some(Value::Null) => None,
         Some(Value::String(k)) => Some(k.clone()),

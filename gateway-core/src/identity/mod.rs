@@ -17,6 +17,11 @@
 //!   RS/HS key confusion) and `none` is never accepted;
 //! - `exp` is required; `nbf`, `iss` and `aud` are checked (`iss`/`aud`
 //!   become required when configured); `sub` must be a non-empty string;
+//! - `sub` and group names hold no control, line-separator or invisible
+//!   (bidi, zero-width) characters: they are printed in logs, the audit
+//!   CLI and the review UI, and must not forge lines or look like others;
+//! - a header with `crit` is refused (RFC 7515 §4.1.11: we understand no
+//!   extension, and `crit` may not list standard headers or be empty);
 //! - errors never contain the token or the secret.
 
 mod claims;
@@ -31,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::secret::Secret;
+use crate::text::is_unsafe_char;
 
 pub use jwks::DEFAULT_REFETCH_INTERVAL;
 
@@ -146,6 +152,17 @@ pub enum IdentityError {
     /// `sub` is absent, empty or not a string.
     #[error("token has no `sub`")]
     MissingSub,
+    /// `sub` or a group name holds control, line-separator or invisible
+    /// (bidi, zero-width) characters: such a name could forge log lines or
+    /// impersonate another name, so the token is refused.
+    #[error(
+        "token `{0}` contains control or invisible characters (e.g. newline, ESC, bidi or zero-width); identities must be plain text"
+    )]
+    UnsafeIdentity(&'static str),
+    /// The header marks extensions critical (`crit`, RFC 7515 §4.1.11): this
+    /// server understands none, so it must refuse the token.
+    #[error("token header has `crit` (critical extensions this server does not understand)")]
+    CriticalHeader,
     /// No verification keys could be loaded (JWKS fetch failed and nothing cached).
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
@@ -172,6 +189,8 @@ impl IdentityError {
             IdentityError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
             IdentityError::MissingClaim(_) => "missing_claim",
             IdentityError::MissingSub => "missing_sub",
+            IdentityError::UnsafeIdentity(_) => "unsafe_identity",
+            IdentityError::CriticalHeader => "unsupported_crit",
             IdentityError::KeysUnavailable(_) => "keys_unavailable",
             IdentityError::MintUnsupported => "mint_unsupported",
             IdentityError::Config(_) => "config",
@@ -345,6 +364,12 @@ impl Authenticator {
             _ => return Err(IdentityError::MissingSub),
         };
         let groups = claims::groups(&claims, &self.groups_claim);
+        if sub.chars().any(is_unsafe_char) {
+            return Err(IdentityError::UnsafeIdentity("sub"));
+        }
+        if groups.iter().any(|g| g.chars().any(is_unsafe_char)) {
+            return Err(IdentityError::UnsafeIdentity("groups"));
+        }
         let principal = Principal { sub, groups };
         // `exp` is required and was just checked, so it is a number here.
         if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
@@ -374,6 +399,12 @@ impl Authenticator {
         };
         if sub.trim().is_empty() {
             return Err(IdentityError::MissingSub);
+        }
+        if sub.chars().any(is_unsafe_char) {
+            return Err(IdentityError::UnsafeIdentity("sub"));
+        }
+        if groups.iter().any(|g| g.chars().any(is_unsafe_char)) {
+            return Err(IdentityError::UnsafeIdentity("groups"));
         }
         let now = unix_now();
         let mut body = Map::new();

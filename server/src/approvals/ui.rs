@@ -5,8 +5,13 @@
 //! Security: the token lives in an `HttpOnly; SameSite=Strict` cookie scoped
 //! to `/ui` (and `Secure` behind https); every form carries a CSRF token
 //! (HMAC of the session under a per-process key) and a cross-origin
-//! `Origin` is refused; every recorded value is HTML-escaped; redirects go
-//! only to `/ui` paths. Pages never show raw arguments or the token.
+//! `Origin` (or, without one, `Referer`) is refused on every POST, the login
+//! included (login CSRF); every recorded value is HTML-escaped; the page
+//! shows only fixed messages chosen by key (`?done=`), never query text;
+//! redirects go only to `/ui` paths; every response carries a CSP without
+//! scripts, `frame-ancestors 'none'`, `X-Frame-Options: DENY`, `nosniff`
+//! and `Referrer-Policy: same-origin`. Pages never show raw arguments or
+//! the token.
 
 use std::sync::OnceLock;
 
@@ -35,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/approvals/{id}", get(page))
         .route("/approvals/{id}/decide", post(decide))
+        .layer(axum::middleware::map_response(security_headers))
 }
 
 fn csrf_key() -> &'static [u8; 32] {
@@ -78,18 +84,68 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Option<(Principal, St
 }
 
 /// A form post from another origin is refused (SameSite=Strict already
-/// keeps the cookie off it; this is the second wall).
+/// keeps the cookie off it; this is the second wall, and the only one on
+/// the login form, which has no session yet). The `Origin` header decides;
+/// without one, the `Referer`; a request with neither (not a browser form
+/// post) passes. Same origin: this server's public URL, or the `Host` the
+/// request was sent to.
 fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
-    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        None => true,
-        Some(o) => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            o == state.public_url || o.split_once("://").map(|(_, h)| h) == Some(host)
-        }
-    }
+    let get = |name| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    let Some(from) = get(header::ORIGIN).or_else(|| get(header::REFERER)) else {
+        return true;
+    };
+    let Some((scheme, authority)) = crate::mcp_guard::origin_of(from) else {
+        return false; // `null`, garbage
+    };
+    let public = crate::mcp_guard::origin_of(&state.public_url);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    public.as_ref() == Some(&(scheme, authority.clone())) || host.as_deref() == Some(&authority)
+}
+
+/// The one stylesheet of every page, allowed by hash in the CSP.
+const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+pre{background:#f5f5f5;padding:.75rem;overflow:auto;white-space:pre-wrap}table{border-collapse:collapse;width:100%}
+td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}.who{float:right}
+.state{font-weight:bold}.pending{color:#b60}.approved,.executed{color:#070}.denied,.failed,.expired,.cancelled{color:#a00}
+textarea{width:100%}button{padding:.4rem 1rem;margin-right:.5rem}.msg{background:#eef;padding:.5rem}";
+
+/// `Content-Security-Policy` of every UI response: nothing loads but the
+/// inline stylesheet above (by hash), forms post only here, no framing.
+fn csp() -> &'static HeaderValue {
+    static CSP: OnceLock<HeaderValue> = OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+        HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        ))
+        .expect("CSP is ASCII")
+    })
+}
+
+/// Security headers on every UI response (CSP, no framing, no sniffing, no
+/// referrer to other sites: page URLs carry approval ids). The referrer
+/// policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers
+/// send `Origin: null` on the pages' own form posts (Fetch, "append a request
+/// Origin header"), which the origin check must refuse.
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, csp().clone());
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn layout(title: &str, who: Option<&Principal>, csrf: Option<&str>, body: &str) -> Html<String> {
@@ -105,11 +161,7 @@ fn layout(title: &str, who: Option<&Principal>, csrf: Option<&str>, body: &str) 
     Html(format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title} · Tollgate</title>
-<style>body{{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
-pre{{background:#f5f5f5;padding:.75rem;overflow:auto;white-space:pre-wrap}}table{{border-collapse:collapse;width:100%}}
-td,th{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}}.who{{float:right}}
-.state{{font-weight:bold}}.pending{{color:#b60}}.approved,.executed{{color:#070}}.denied,.failed,.expired,.cancelled{{color:#a00}}
-textarea{{width:100%}}button{{padding:.4rem 1rem;margin-right:.5rem}}.msg{{background:#eef;padding:.5rem}}</style></head>
+<style>{STYLE}</style></head>
 <body>{user}<h1>{title}</h1>{body}</body></html>"#,
         title = text(title),
     ))
@@ -166,7 +218,19 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    // Login CSRF: another site must not log the reviewer in as someone else.
+    if !same_origin(&state, &headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-site login refused: open the login page of this server and log in from there",
+        )
+            .into_response();
+    }
     let token = f.token.trim();
     if state.auth.resolve(token).await.is_err()
         || !token
@@ -316,6 +380,16 @@ fn statements(summary: &Value) -> String {
     }
 }
 
+/// The message after a decision, by the key `decide` redirects with.
+fn done_message(key: &str) -> Option<&'static str> {
+    match key {
+        "approved" => Some("Recorded. The approval is now approved."),
+        "denied" => Some("Recorded. The approval is now denied."),
+        "recorded" => Some("Recorded. The approval waits for more reviewers."),
+        _ => None,
+    }
+}
+
 #[derive(Deserialize)]
 struct PageQuery {
     done: Option<String>,
@@ -404,9 +478,12 @@ async fn page(
         Err(e) if a.state == ApprovalState::Pending => format!("<p>{}</p>", text(&e.to_string())),
         _ => String::new(),
     };
+    // Only fixed messages chosen by key: the parameter is never echoed.
     let done = q
         .done
-        .map(|d| format!(r#"<p class="msg">{}</p>"#, text(&d)))
+        .as_deref()
+        .and_then(done_message)
+        .map(|m| format!(r#"<p class="msg">{m}</p>"#))
         .unwrap_or_default();
     let body = format!(
         r#"{done}<table>
@@ -473,14 +550,50 @@ async fn decide(
         "deny" => service.deny(&id, &who, f.reason).await,
         _ => return (StatusCode::BAD_REQUEST, "verdict must be approve or deny").into_response(),
     };
-    let msg = match result {
-        Ok(a) => format!("Recorded. The approval is now {}.", a.state.as_str()),
-        Err(e) => e.to_string(),
+    let key = match result {
+        Ok(a) if a.state == ApprovalState::Approved => "approved",
+        Ok(a) if a.state == ApprovalState::Denied => "denied",
+        Ok(_) => "recorded",
+        // A refusal is shown here, never carried in the URL.
+        Err(e) => {
+            return (
+                super::api::review_error(&e).status(),
+                layout(
+                    "Approval",
+                    Some(&who),
+                    Some(&csrf_for(&token)),
+                    &format!(
+                        r#"<p class="msg">{}</p><p><a href="/ui/approvals/{}">Back to the approval</a></p>"#,
+                        text(&e.to_string()),
+                        attr(&url_encode(&id))
+                    ),
+                ),
+            )
+                .into_response();
+        }
     };
-    Redirect::to(&format!(
-        "/ui/approvals/{}?done={}",
-        url_encode(&id),
-        url_encode(&msg)
-    ))
-    .into_response()
+    Redirect::to(&format!("/ui/approvals/{}?done={key}", url_encode(&id))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    /// The CSP allows exactly the stylesheet the pages carry (by hash), so
+    /// the pages keep their style and nothing else inline runs.
+    #[test]
+    fn csp_hash_matches_the_page_stylesheet() {
+        let page = super::layout("t", None, None, "<p>x</p>").0;
+        let style = page
+            .split("<style>")
+            .nth(1)
+            .and_then(|s| s.split("</style>").next())
+            .expect("a stylesheet");
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style));
+        let csp = super::csp().to_str().unwrap();
+        assert!(csp.contains(&format!("style-src 'sha256-{hash}'")), "{csp}");
+        assert!(!page.contains("<script"), "no scripts");
+        assert_eq!(super::done_message("<b>x</b>"), None);
+    }
 }

@@ -1,5 +1,8 @@
 //! `tollgate audit list|show|verify|export`: read the store directly (no
-//! server needed), e.g. on an auditor's copy of the data dir.
+//! server needed), e.g. on an auditor's copy of the data dir. Everything
+//! printed from the store goes through `gateway_core::text` escaping, so a
+//! stored value can never put raw control characters (terminal escapes,
+//! forged lines) or bidi tricks on the auditor's terminal.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures::StreamExt;
 use gateway_core::audit::{AuditFilter, AuditStore};
+use gateway_core::text::{escape_for_terminal as esc, json_for_terminal};
 
 use super::load_config;
 use crate::cli::{AuditCommand, ConfigArg};
@@ -54,25 +58,29 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                     out,
                     "{:>6}  {}  {}  {:<8} {:<16} {:<12} {}",
                     e.seq,
-                    e.time,
-                    e.id,
-                    e.record.decision,
-                    e.record.principal.sub,
-                    conn,
-                    e.record.tool
+                    esc(&e.time),
+                    esc(&e.id),
+                    esc(&e.record.decision),
+                    esc(&e.record.principal.sub),
+                    esc(conn),
+                    esc(&e.record.tool)
                 )?;
             }
         }
         AuditCommand::Show { id, .. } => match store.get(&id).await? {
-            Some(e) => writeln!(out, "{}", serde_json::to_string_pretty(&e)?)?,
+            Some(e) => writeln!(
+                out,
+                "{}",
+                json_for_terminal(&serde_json::to_string_pretty(&e)?)
+            )?,
             None => {
-                eprintln!("no audit event {id}");
+                eprintln!("no audit event {}", esc(&id));
                 return Ok(ExitCode::from(1));
             }
         },
         AuditCommand::Verify { .. } => {
             let report = store.verify().await.context("verifying the chain")?;
-            writeln!(out, "{report}")?;
+            writeln!(out, "{}", esc(&report.to_string()))?;
             return Ok(if report.is_intact() {
                 ExitCode::SUCCESS
             } else {
@@ -82,7 +90,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Export { .. } => {
             let mut events = store.export();
             while let Some(e) = events.next().await {
-                writeln!(out, "{}", serde_json::to_string(&e?)?)?;
+                writeln!(out, "{}", json_for_terminal(&serde_json::to_string(&e?)?))?;
             }
         }
     }

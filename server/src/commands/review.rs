@@ -1,9 +1,11 @@
 //! `tollgate approvals list|show|approve|deny`: the reviewer's CLI over the
-//! REST API (`/api/approvals`).
+//! REST API (`/api/approvals`). What the server sends is printed escaped
+//! (`gateway_core::text`): no stored value reaches the terminal raw.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use gateway_core::text::{escape_for_terminal as esc, json_for_terminal};
 use serde_json::{Value, json};
 
 use crate::cli::{ApprovalsCommand, Remote};
@@ -82,15 +84,18 @@ pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
         {
             println!(
                 "{}  {:<9} {:<16} {:<10} {}",
-                a["id"].as_str().unwrap_or("?"),
-                a["state"].as_str().unwrap_or("?"),
-                a["requester"]["sub"].as_str().unwrap_or("?"),
-                a["connection"].as_str().unwrap_or("-"),
-                a["summary_text"].as_str().unwrap_or("")
+                esc(a["id"].as_str().unwrap_or("?")),
+                esc(a["state"].as_str().unwrap_or("?")),
+                esc(a["requester"]["sub"].as_str().unwrap_or("?")),
+                esc(a["connection"].as_str().unwrap_or("-")),
+                esc(a["summary_text"].as_str().unwrap_or(""))
             );
         }
     } else {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!(
+            "{}",
+            json_for_terminal(&serde_json::to_string_pretty(&value)?)
+        );
     }
     if status.is_success() {
         Ok(ExitCode::SUCCESS)
