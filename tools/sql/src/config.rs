@@ -188,7 +188,11 @@ impl SqlConfig {
     }
 }
 
-/// Parse `"10s"`, `"500ms"`, `"2m"`, `"1h"` (a positive integer and a unit).
+/// Longest duration a connection setting takes (timeouts are added to
+/// instants: an absurd value must be refused, not overflow).
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Parse `"10s"`, `"500ms"`, `"2m"`, `"1h"` (a positive integer and a unit, at most a day).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -199,12 +203,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = match unit.trim() {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => return Err(format!("`{s}` is not a duration like 500ms, 10s, 2m, 1h")),
     };
     if d.is_zero() {
         return Err("must be greater than zero".into());
+    }
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{s}` is longer than a day; use a shorter duration"
+        ));
     }
     Ok(d)
 }
@@ -220,6 +229,8 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("2 weeks").is_err());
+        assert!(parse_duration("999999999999999999h").is_err());
+        assert!(parse_duration("25h").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("s").is_err());
     }

@@ -398,8 +398,8 @@ impl PgEngine {
                 }
                 Bound::Rows { portal, types, set } => (portal, types, set),
             };
-            let first_want = (caps.max_rows + 1).min(FETCH_BATCH);
-            if call.read_only && i + 1 == count && first_want == caps.max_rows + 1 {
+            let first_want = caps.max_rows.saturating_add(1).min(FETCH_BATCH);
+            if call.read_only && i + 1 == count && first_want == caps.max_rows.saturating_add(1) {
                 // One Execute of max_rows + 1 rows always ends the read (fewer
                 // rows: done; max_rows + 1: the cap stops it), so COMMIT can
                 // follow it on the wire instead of after its reply. Only for
@@ -421,8 +421,11 @@ impl PgEngine {
                 return Ok(outcome);
             }
             loop {
-                let want =
-                    (caps.max_rows.saturating_sub(set.rows.len() as u64) + 1).min(FETCH_BATCH);
+                let want = (caps
+                    .max_rows
+                    .saturating_sub(set.rows.len() as u64)
+                    .saturating_add(1))
+                .min(FETCH_BATCH);
                 let stream = txn
                     .query_portal_raw(&portal, want as i32)
                     .await
