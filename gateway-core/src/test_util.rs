@@ -164,6 +164,7 @@ impl Connector for FakeConnector {
                 context: ctx(sql, has_where),
             }],
             summary: json!([{"kind": action, "tables": ["main.t"]}]),
+            review: vec![],
             read_only: action == "sql:select",
             prepared: Box::new(()),
         })

@@ -6,6 +6,8 @@
 //! - [`analysis`]: what the SQL will do (statements, tables, access requests).
 //! - [`connector`]: the [`gateway_core::Connector`] impl and the
 //!   [`SqlConnectorFactory`] the server registers (`SqlConnectorFactory::all()`).
+//! - [`review`]: each statement cut into code and literal parts, so
+//!   reviewers see literals masked one by one.
 //! - [`pg`], [`mysql`], [`sqlite`]: execution with the credentials the server
 //!   holds, each behind the [`engine::Engine`] trait.
 //!
@@ -23,6 +25,7 @@ pub mod mysql;
 pub mod pg;
 pub mod prepared;
 pub mod result;
+pub mod review;
 pub mod sqlite;
 mod sqlx_common;
 pub mod tools;
