@@ -26,6 +26,7 @@ pub mod pg;
 pub mod prepared;
 pub mod result;
 pub mod review;
+pub mod scrub;
 pub mod sqlite;
 mod sqlx_common;
 pub mod tools;
