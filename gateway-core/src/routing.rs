@@ -112,16 +112,21 @@ pub(crate) async fn approval_wait(
     args: &Value,
     ctx: &CallContext<'_>,
 ) -> CallResult {
+    // Errors of approval_wait itself leave masked like every other error
+    // (a resumed call's own errors go through `Gateway::finish`).
+    let refuse = |e: CallError| {
+        let (message, _) = gw.masker.mask_text(&e.to_string());
+        CallResult::error(&e, message)
+    };
     let Some(gate) = &gw.approvals else {
-        let e =
-            CallError::InvalidArguments("this server has no approval service configured".into());
-        return CallResult::error(&e, e.to_string());
+        return refuse(CallError::InvalidArguments(
+            "this server has no approval service configured".into(),
+        ));
     };
     let Some(id) = args.get("approval_id").and_then(Value::as_str) else {
-        let e = CallError::InvalidArguments(
+        return refuse(CallError::InvalidArguments(
             "invalid arguments: `approval_id` (string) is required".into(),
-        );
-        return CallResult::error(&e, e.to_string());
+        ));
     };
     let wait = args
         .get("timeout_seconds")
@@ -135,10 +140,7 @@ pub(crate) async fn approval_wait(
     };
     match gate.original_call(id, principal).await {
         Ok((tool, call_args)) => Box::pin(gw.call(principal, &tool, call_args, &ctx)).await,
-        Err(message) => {
-            let e = CallError::InvalidArguments(message);
-            CallResult::error(&e, e.to_string())
-        }
+        Err(message) => refuse(CallError::InvalidArguments(message)),
     }
 }
 

@@ -173,7 +173,7 @@ impl Connector for FakeConnector {
         self.executed.fetch_add(1, Ordering::SeqCst);
         if self.payload == "FAIL" {
             return Err(ExecuteError::Target(
-                "constraint violated for key alice@example.com".into(),
+                "constraint violated for key alice@example.com: \"k4111111111111111\"".into(),
             ));
         }
         Ok(ToolOutput {
