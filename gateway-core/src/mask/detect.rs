@@ -133,6 +133,22 @@ struct Pattern {
     regex: Regex,
     check: Check,
     need: Need,
+    /// Bytes a match is cut at (custom regexes only; see [`custom_stops`]).
+    stops: Vec<u8>,
+}
+
+/// Where a custom regex's match is cut: at a line break, and at a quote
+/// character the regex itself does not name. A custom `secret:.*` then masks
+/// to the end of the quoted value it starts in, not over the `' OR id > 0`
+/// that follows; a regex written for quotes (`"ssn": "\d+"`) keeps them.
+fn custom_stops(re: &str) -> Vec<u8> {
+    let mut stops = vec![b'\n', b'\r'];
+    stops.extend(
+        [b'\'', b'"', b'`']
+            .into_iter()
+            .filter(|q| !re.as_bytes().contains(q)),
+    );
+    stops
 }
 
 /// Compiled detectors of one masker.
@@ -270,6 +286,7 @@ impl Engine {
                     regex,
                     check,
                     need,
+                    stops: Vec::new(),
                 });
             }
         }
@@ -282,6 +299,7 @@ impl Engine {
                     regex,
                     check: Check::Custom(c.validator),
                     need: Need::default(),
+                    stops: custom_stops(re),
                 });
             }
             if !c.words.is_empty() {
@@ -470,7 +488,14 @@ fn find_pattern(p: &Pattern, s: &str, out: &mut Vec<Span>) {
         }
         _ => {
             for m in p.regex.find_iter(s) {
-                if let Some((start, end)) = accept(p.check, b, s, m.start(), m.end()) {
+                let end = match b[m.start()..m.end()]
+                    .iter()
+                    .position(|c| p.stops.contains(c))
+                {
+                    Some(i) => m.start() + i,
+                    None => m.end(),
+                };
+                if let Some((start, end)) = accept(p.check, b, s, m.start(), end) {
                     out.push(Span {
                         ty: p.ty,
                         start,
