@@ -175,6 +175,37 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_type_in_a_literal_leaves_the_predicate_visible() {
+        let m = Masker::default();
+        for (ty, sample) in [
+            ("PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----\nMIIEow"),
+            ("SECRET", "password=hunter2 OR"),
+            (
+                "JWT",
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            ),
+            ("AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"),
+            ("CREDIT_CARD", "4111 1111 1111 1111"),
+            ("IBAN", "GB82 WEST 1234 5698 7654 32"),
+            ("EMAIL", "bob@example.com"),
+            ("US_SSN", "536-22-1947"),
+            ("IP_ADDRESS", "10.0.12.7"),
+            ("PHONE", "+44 20 7946 0958"),
+        ] {
+            // Unterminated on purpose: only the part boundary stops a match.
+            let (text, counts) = m.mask_parts(&[
+                code("DELETE FROM orders WHERE note = "),
+                lit(&format!("'{sample}")),
+                code(" OR id > "),
+                lit("0"),
+            ]);
+            assert!(text.ends_with(" OR id > 0"), "{ty}: {text}");
+            assert!(!text.contains(sample), "{ty}: {text}");
+            assert_eq!(counts.get(ty), Some(&1), "{ty}: {text}");
+        }
+    }
+
+    #[test]
     fn joined_is_the_unmasked_text() {
         assert_eq!(
             attack().joined(),
