@@ -143,6 +143,12 @@ pub trait Connector: Send + Sync + 'static {
     /// same tools; each tool takes a `connection` argument.
     fn tools(&self) -> Vec<ToolSpec>;
 
+    /// Bring up to date what analysis reads from the target before
+    /// [`Connector::analyse`] runs (e.g. how the database resolves names, or a
+    /// cluster's API discovery). Never executes anything the call asks for;
+    /// a failure here only leaves analysis on what it had. Default: nothing.
+    async fn prepare(&self, _tool: &str, _args: &Value) {}
+
     /// Analyse a call: parse and classify it into access requests. Pure: no
     /// I/O, nothing executes. Any doubt is an error (fail closed).
     fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError>;

@@ -48,6 +48,7 @@ impl Gateway {
         };
         let connection = connector.info().name.clone();
         // Analysis: what will this really do? Unanalysable input never runs.
+        connector.prepare(tool, &args).await;
         let plan = match self.stages.time(1, || connector.analyse(tool, &args)) {
             Ok(p) => p,
             Err(e) => return self.finish(trace, Err(e.into())).await,

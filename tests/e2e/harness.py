@@ -213,6 +213,11 @@ permit (principal in Tollgate::Group::"support", action == Tollgate::Action::"un
         resource in Tollgate::Connection::"shop")
 when { ["EMAIL", "PHONE"].containsAll(context.types) };
 """,
+    "soundness.cedar": """
+// Nobody reads the per-user schema's salaries (test_soundness: name resolution).
+@id("forbid-user-schema-salaries")
+forbid (principal, action, resource == Tollgate::Table::"shop/shop_app.salaries");
+""",
     "auditors.cedar": """
 @id("auditors-read-audit")
 permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read",

@@ -63,7 +63,7 @@ async def test_select_typed_rows(server, agent_token, mode):
         assert all(isinstance(col["type"], str) and col["type"] for col in sc["columns"])
         assert sc["row_count"] == 2 and sc["truncated"] is False
         assert sc["statements"] == [{"kind": "select", "tables": ["public.orders"],
-                                     "sql": "SELECT id, customer_id, amount, status, created_at FROM orders WHERE id <= 1002 ORDER BY id"}]
+                                     "sql": "SELECT id, customer_id, amount, status, created_at FROM \"public\".\"orders\" WHERE id <= 1002 ORDER BY id"}]
         (id1, cust1, amount1, status1, at1), _ = sc["rows"]
         assert id1 == 1001 and isinstance(id1, int)
         assert cust1 == 2 and isinstance(cust1, int)

@@ -37,8 +37,10 @@ pub fn connector(kind: &str, name: &str, config: Value) -> Arc<dyn Connector> {
         .unwrap_or_else(|e| panic!("build {kind} connector: {e}"))
 }
 
-/// Analyse and execute one tool call; analysis errors panic (test bug).
+/// Prepare, analyse and execute one tool call as the pipeline does;
+/// analysis errors panic (test bug).
 pub async fn call(c: &dyn Connector, tool: &str, args: Value) -> Result<ToolOutput, ExecuteError> {
+    c.prepare(tool, &args).await;
     let plan = c
         .analyse(tool, &args)
         .unwrap_or_else(|e| panic!("analyse {tool} {args}: {e}"));

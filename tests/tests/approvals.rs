@@ -619,8 +619,9 @@ async fn approvals_over_http() {
     )
     .await;
     let shown = v["summary"][0]["sql"].as_str().unwrap_or_default();
+    // The canonical statement (names qualified as policy saw them).
     assert_eq!(
-        shown, "DELETE FROM orders WHERE note = '[PRIVATE_KEY]' OR id > 0",
+        shown, "DELETE FROM \"public\".\"orders\" WHERE note = '[PRIVATE_KEY]' OR id > 0",
         "{v}"
     );
     for field in [&v["arguments"]["sql"], &v["summary_text"]] {

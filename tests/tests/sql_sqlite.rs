@@ -42,7 +42,7 @@ async fn sqlite_end_to_end() {
     }
 
     // --- typing and origins
-    let out = call(&*c, "sql_query", json!({"connection": "demo", "sql": "SELECT id, name, price, data, ok, 1 + 1 AS two FROM items ORDER BY id"})).await.unwrap();
+    let out = call(&*c, "sql_query", json!({"connection": "demo", "sql": "SELECT id, name, price, data, ok, 1 + 1 AS two FROM \"main\".items ORDER BY id"})).await.unwrap();
     assert_eq!(
         out.value["rows"],
         json!([
@@ -52,7 +52,7 @@ async fn sqlite_end_to_end() {
     );
     assert_eq!(
         out.value["statements"],
-        json!([{"kind": "select", "tables": ["main.items"], "sql": "SELECT id, name, price, data, ok, 1 + 1 AS two FROM items ORDER BY id"}])
+        json!([{"kind": "select", "tables": ["main.items"], "sql": "SELECT id, name, price, data, ok, 1 + 1 AS two FROM \"main\".items ORDER BY id"}])
     );
     let origins: Vec<(&str, &str)> = out
         .field_origins

@@ -18,14 +18,22 @@ fn type_name(kind: &str) -> Result<EntityTypeName, String> {
     static KNOWN: std::sync::OnceLock<HashMap<&'static str, EntityTypeName>> =
         std::sync::OnceLock::new();
     let known = KNOWN.get_or_init(|| {
-        ["User", "Group", "Connection", "Table", "Action", "Audit"]
-            .into_iter()
-            .filter_map(|k| {
-                EntityTypeName::from_str(&format!("Tollgate::{k}"))
-                    .ok()
-                    .map(|t| (k, t))
-            })
-            .collect()
+        [
+            "User",
+            "Group",
+            "Connection",
+            "Table",
+            "Function",
+            "Action",
+            "Audit",
+        ]
+        .into_iter()
+        .filter_map(|k| {
+            EntityTypeName::from_str(&format!("Tollgate::{k}"))
+                .ok()
+                .map(|t| (k, t))
+        })
+        .collect()
     });
     match known.get(kind) {
         Some(t) => Ok(t.clone()),

@@ -5,6 +5,8 @@
 //! transaction when the plan is read-only.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gateway_core::access::{AccessRequest, Resource};
@@ -15,6 +17,7 @@ use gateway_core::connector::{
 use gateway_core::review::ReviewText;
 use serde_json::{Map, Value, json};
 
+use crate::analysis::catalog::NameCatalog;
 use crate::analysis::{self, Dialect};
 use crate::config::{SqlConfig, Target, kind_name};
 use crate::engine::{Engine, Redactor};
@@ -82,8 +85,18 @@ pub struct SqlConnector {
     engine: Box<dyn Engine>,
     redactor: Redactor,
     /// Analyses by SQL text: agents repeat query shapes with new `params`.
+    /// Cleared whenever the name catalog changes (analyses depend on it).
     analyses: quick_cache::sync::Cache<String, Arc<Analysed>>,
+    /// How the database resolves unqualified names (PostgreSQL), and when it was read.
+    names: std::sync::RwLock<Option<(Arc<NameCatalog>, Instant)>>,
+    /// DDL ran through this connection since the catalog was read.
+    names_stale: AtomicBool,
 }
+
+/// A name catalog older than this is read again before the next analysis.
+const NAMES_TTL: Duration = Duration::from_secs(30);
+/// A name missing from a catalog at least this old makes it read again.
+const NAMES_MISS_REFRESH: Duration = Duration::from_secs(1);
 
 /// Distinct SQL texts whose analysis a connection keeps.
 const ANALYSIS_CACHE_ENTRIES: usize = 1024;
@@ -96,6 +109,7 @@ struct Analysed {
     requests: Vec<AccessRequest>,
     statements: Vec<PreparedStatement>,
     read_only: bool,
+    missed_catalog: bool,
     /// Each statement's SQL in review parts, at `/i/sql` of the summary.
     review: Vec<ReviewText>,
 }
@@ -160,6 +174,8 @@ impl SqlConnector {
             engine,
             redactor,
             analyses: quick_cache::sync::Cache::new(ANALYSIS_CACHE_ENTRIES),
+            names: std::sync::RwLock::new(None),
+            names_stale: AtomicBool::new(false),
         })
     }
 
@@ -266,10 +282,12 @@ impl SqlConnector {
         if let Some(hit) = self.analyses.get(sql) {
             return Ok(hit);
         }
-        let analysed = analysis::analyse(
+        let names = self.name_catalog();
+        let analysed = analysis::analyse_with(
             self.config.dialect,
             &self.info.name,
             &self.default_schema,
+            names.as_deref(),
             sql,
         )?;
         if analysed.statements.is_empty() {
@@ -293,6 +311,7 @@ impl SqlConnector {
                     .map(|t| format!("{}.{}", t.schema, t.table))
                     .collect(),
                 sql: s.sql.clone(),
+                touches_session: s.touches_session,
             })
             .collect();
         let read_only = analysed.statements.iter().all(|s| s.read_only);
@@ -301,12 +320,65 @@ impl SqlConnector {
             requests: analysed.requests,
             statements,
             read_only,
+            missed_catalog: analysed.missed_catalog,
             review,
         });
-        if sql.len() <= ANALYSIS_CACHE_MAX_SQL {
+        // A name the catalog did not know is analysed again once it is read again.
+        if sql.len() <= ANALYSIS_CACHE_MAX_SQL && !analysed.missed_catalog {
             self.analyses.insert(sql.to_string(), done.clone());
         }
         Ok(done)
+    }
+
+    /// The current name catalog, if one was read.
+    fn name_catalog(&self) -> Option<Arc<NameCatalog>> {
+        self.names
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(c, _)| c.clone()))
+    }
+
+    /// Read the name catalog again when there is none, it is old, DDL ran,
+    /// or `sql` names something it does not hold (a miss). Failures keep
+    /// what was there: analysis then uses the static rule or the old catalog,
+    /// and the executed text still names exactly what policy saw.
+    async fn refresh_names(&self, sql: Option<&str>) {
+        let age = self
+            .names
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(_, at)| at.elapsed()));
+        let due = match age {
+            None => true,
+            Some(age) if age > NAMES_TTL => true,
+            Some(_) if self.names_stale.load(Ordering::Relaxed) => true,
+            Some(age) => {
+                age > NAMES_MISS_REFRESH
+                    && sql.is_some_and(|sql| {
+                        self.analysed(sql)
+                            .map(|a| a.missed_catalog)
+                            .unwrap_or(false)
+                    })
+            }
+        };
+        if !due {
+            return;
+        }
+        match self.engine.name_catalog().await {
+            Ok(Some(catalog)) => {
+                self.names_stale.store(false, Ordering::Relaxed);
+                if let Ok(mut g) = self.names.write() {
+                    *g = Some((Arc::new(catalog), Instant::now()));
+                }
+                self.analyses.clear();
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(
+                connection = %self.info.name,
+                error = %self.redactor.clean(e.to_string()),
+                "cannot read how the database resolves names; analysing with what is known"
+            ),
+        }
     }
 
     fn analyse_schema(&self, args: &Value) -> Result<Plan, AnalysisError> {
@@ -400,6 +472,13 @@ impl Connector for SqlConnector {
         tools::specs()
     }
 
+    async fn prepare(&self, tool: &str, args: &Value) {
+        if tool == SQL_QUERY && self.config.dialect == Dialect::Postgres {
+            self.refresh_names(args.get("sql").and_then(Value::as_str))
+                .await;
+        }
+    }
+
     fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError> {
         match tool {
             SQL_QUERY => self.analyse_query(args),
@@ -432,6 +511,10 @@ impl Connector for SqlConnector {
                     max_rows,
                     max_bytes: self.config.max_bytes.min(limits.max_bytes),
                 };
+                if q.statements.iter().any(|s| s.kind == "ddl") {
+                    // Tables may have appeared or gone: read the names again.
+                    self.names_stale.store(true, Ordering::Relaxed);
+                }
                 let outcome = self
                     .engine
                     .query(&q, caps)
@@ -552,7 +635,7 @@ mod tests {
         let (shown, _) = gateway_core::review::masked_summary(&masker, &p.summary, &p.review);
         assert_eq!(
             shown[1]["sql"],
-            "DELETE FROM orders WHERE note = '[PRIVATE_KEY]' OR id > 0"
+            "DELETE FROM \"public\".\"orders\" WHERE note = '[PRIVATE_KEY]' OR id > 0"
         );
     }
 

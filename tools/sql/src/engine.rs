@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use gateway_core::connector::ExecuteError;
 use serde_json::Value;
 
+use crate::analysis::catalog::NameCatalog;
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, QueryOutcome};
 use crate::scrub::hide_values;
@@ -18,6 +19,11 @@ pub trait Engine: Send + Sync + 'static {
     async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError>;
     /// Tables and columns, filtered by `call`.
     async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError>;
+    /// How the database resolves unqualified names (PostgreSQL); `None` where
+    /// the static rule is exact.
+    async fn name_catalog(&self) -> Result<Option<NameCatalog>, ExecuteError> {
+        Ok(None)
+    }
 }
 
 /// Removes every credential-bearing string (the URL, its password, its

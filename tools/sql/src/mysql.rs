@@ -27,6 +27,13 @@ use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 use crate::sqlx_common::{bind_json, decimal, fill, map_common};
 
+/// Drops `ANSI_QUOTES` and `NO_BACKSLASH_ESCAPES` from the session's
+/// `sql_mode` (a server default may set them): with them, quotes and
+/// backslashes would mean something else to the server than to the analysis.
+const TOKENIZE_LIKE_ANALYSIS: &str = "SET SESSION sql_mode = TRIM(BOTH ',' FROM \
+     REPLACE(REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',ANSI_QUOTES,', ','), \
+     ',NO_BACKSLASH_ESCAPES,', ','))";
+
 /// A MySQL/MariaDB connection's engine.
 pub struct MySqlEngine {
     options: MySqlConnectOptions,
@@ -84,6 +91,9 @@ impl MySqlEngine {
                             format!("SET SESSION max_execution_time = {ms}")
                         };
                         conn.execute(sqlx::raw_sql(AssertSqlSafe(set))).await?;
+                        // The analysis reads "..." as a string and \ as an escape:
+                        // the session must tokenize the same way.
+                        conn.execute(sqlx::raw_sql(TOKENIZE_LIKE_ANALYSIS)).await?;
                         Ok(())
                     })
                 })
@@ -132,27 +142,24 @@ impl MySqlEngine {
             affected: 0,
         };
         for st in &call.statements {
-            let prepared = conn
+            // The binary protocol prepares exactly one statement: the server
+            // refuses a text that holds more, whatever a parser thought.
+            let stmt = conn
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
-                .await;
-            let stmt = match prepared {
-                Ok(s) => s,
-                // Statements the binary protocol cannot prepare (error 1295) run as text when unparameterised.
-                Err(sqlx::Error::Database(db))
-                    if db
-                        .try_downcast_ref::<MySqlDatabaseError>()
-                        .is_some_and(|m| m.number() == 1295)
-                        && call.params.is_empty() =>
-                {
-                    let r = conn
-                        .execute(sqlx::raw_sql(AssertSqlSafe(st.sql.clone())))
-                        .await
-                        .map_err(|e| self.map_err(e))?;
-                    outcome.affected = r.rows_affected();
-                    continue;
-                }
-                Err(e) => return Err(self.map_err(e)),
-            };
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(db)
+                        if db
+                            .try_downcast_ref::<MySqlDatabaseError>()
+                            .is_some_and(|m| m.number() == 1295) =>
+                    {
+                        ExecuteError::Target(format!(
+                            "{} (error 1295): Tollgate runs every statement as one prepared statement and this one cannot be prepared",
+                            db.message()
+                        ))
+                    }
+                    e => self.map_err(e),
+                })?;
             let params = crate::sqlx_common::params_for(stmt.parameters(), &call.params)?;
             let mut q = stmt.query();
             for p in params {
@@ -224,9 +231,10 @@ impl MySqlEngine {
     }
 }
 
-/// Statements of kind `admin` (SET, USE, ...) may change the session.
+/// Statements that may leave session state (SET, USE, temporary tables,
+/// user variables, functions Tollgate cannot see into) close their session.
 fn changes_session(call: &QueryCall) -> bool {
-    call.statements.iter().any(|s| s.kind == "admin")
+    call.touches_session()
 }
 
 fn float(f: f64) -> Value {

@@ -11,8 +11,20 @@ pub struct PreparedStatement {
     pub kind: String,
     /// `schema.table` of every table it touches.
     pub tables: Vec<String>,
-    /// Canonical SQL text.
+    /// Canonical SQL text, every name qualified as policy saw it.
     pub sql: String,
+    /// Running it may leave state in the database session beyond its
+    /// transaction (settings, locks, temporary objects, user variables, a
+    /// function Tollgate cannot see into): the engine resets or closes the
+    /// session afterwards instead of handing it to the next call as it is.
+    pub touches_session: bool,
+}
+
+impl QueryCall {
+    /// Some statement of the call may leave state in the session.
+    pub fn touches_session(&self) -> bool {
+        self.statements.iter().any(|s| s.touches_session)
+    }
 }
 
 /// A prepared `sql_query` call.

@@ -59,7 +59,16 @@ impl SqliteEngine {
 
     fn pool(&self, read_only: bool) -> &SqlitePool {
         let (cell, options) = if read_only {
-            (&self.ro, self.options.clone().pragma("query_only", "ON"))
+            // Opened read-only (SQLITE_OPEN_READONLY): no PRAGMA an earlier
+            // statement ran can make these connections write.
+            (
+                &self.ro,
+                self.options
+                    .clone()
+                    .read_only(true)
+                    .create_if_missing(false)
+                    .pragma("query_only", "ON"),
+            )
         } else {
             (&self.rw, self.options.clone())
         };
@@ -109,6 +118,7 @@ impl SqliteEngine {
             affected: 0,
         };
         for st in &call.statements {
+            one_statement(conn, &st.sql).await?;
             let stmt = conn
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
                 .await
@@ -221,6 +231,67 @@ impl SqliteEngine {
     }
 }
 
+/// SQLite's own parser must see exactly one statement in `sql`: sqlx runs
+/// every statement of a text, so a text that a printer or parser got wrong
+/// could otherwise run more than was analysed. Prepares (without running)
+/// each statement of the text on the connection's handle and counts them.
+async fn one_statement(conn: &mut SqliteConnection, sql: &str) -> Result<(), ExecuteError> {
+    let count = {
+        let mut handle = conn
+            .lock_handle()
+            .await
+            .map_err(|e| ExecuteError::Other(format!("sqlite handle: {e}")))?;
+        count_statements(handle.as_raw_handle().as_ptr(), sql)
+    };
+    match count {
+        Ok(1) => Ok(()),
+        Ok(n) => Err(ExecuteError::Other(format!(
+            "refused: SQLite reads {n} statements in the text Tollgate analysed as one; nothing ran"
+        ))),
+        Err(message) => Err(ExecuteError::Target(message)),
+    }
+}
+
+/// Statements SQLite's parser finds in `sql` (comments and whitespace alone
+/// are none). `Err`: SQLite's message for a text it cannot prepare.
+fn count_statements(db: *mut libsqlite3_sys::sqlite3, sql: &str) -> Result<usize, String> {
+    use libsqlite3_sys as ffi;
+    let bytes = sql.as_bytes();
+    let mut rest: &[u8] = bytes;
+    let mut count = 0;
+    while !rest.is_empty() {
+        let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
+        let mut tail: *const std::os::raw::c_char = std::ptr::null();
+        let len = i32::try_from(rest.len()).map_err(|_| "statement too long".to_string())?;
+        // SAFETY: `db` is the connection's open handle, locked by the caller
+        // for the duration; `rest` is valid for `len` bytes and SQLite reads no
+        // further; the statement is finalized before the next iteration.
+        let rc =
+            unsafe { ffi::sqlite3_prepare_v2(db, rest.as_ptr().cast(), len, &mut stmt, &mut tail) };
+        if rc != ffi::SQLITE_OK {
+            // SAFETY: `db` is open; the message is copied before anything else runs on it.
+            let message = unsafe { std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db)) }
+                .to_string_lossy()
+                .into_owned();
+            return Err(format!("{message} (sqlite code {rc})"));
+        }
+        if !stmt.is_null() {
+            count += 1;
+            // SAFETY: `stmt` came from sqlite3_prepare_v2 and is finalized once.
+            unsafe { ffi::sqlite3_finalize(stmt) };
+        }
+        if tail.is_null() {
+            break;
+        }
+        let used = (tail as usize).saturating_sub(rest.as_ptr() as usize);
+        if used == 0 || used > rest.len() {
+            break;
+        }
+        rest = &rest[used..];
+    }
+    Ok(count)
+}
+
 fn decode(row: &SqliteRow, i: usize, declared: &str) -> Result<Value, String> {
     let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
     if raw.is_null() {
@@ -264,11 +335,9 @@ fn decode(row: &SqliteRow, i: usize, declared: &str) -> Result<Value, String> {
 #[async_trait]
 impl Engine for SqliteEngine {
     async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
-        self.guarded(
-            call.read_only,
-            call.statements.iter().any(|s| s.kind == "admin"),
-            async |conn| self.work(conn, call, caps).await,
-        )
+        self.guarded(call.read_only, call.touches_session(), async |conn| {
+            self.work(conn, call, caps).await
+        })
         .await
     }
 

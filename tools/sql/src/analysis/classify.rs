@@ -145,7 +145,12 @@ impl Walk<'_> {
 
             // === DDL on tables ===
             Statement::CreateTable(ct) => {
-                self.on_table(Ddl, &ct.name)?;
+                if ct.temporary {
+                    // Created in the session's temporary schema, not the default one.
+                    self.on_temporary_table(&ct.name)?;
+                } else {
+                    self.on_table(Ddl, &ct.name)?;
+                }
                 (
                     Kind::Ddl,
                     if ct.query.is_some() {
@@ -332,7 +337,11 @@ impl Walk<'_> {
                 (Kind::Admin, detail, true)
             }
             Statement::Call(f) => {
-                self.function(&f.name)?;
+                let args: &[sqlparser::ast::FunctionArg] = match &f.args {
+                    sqlparser::ast::FunctionArguments::List(l) => &l.args,
+                    _ => &[],
+                };
+                self.function(&f.name, args, true)?;
                 self.access(Admin, None);
                 (Kind::Admin, "call", true)
             }

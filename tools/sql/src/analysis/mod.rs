@@ -18,9 +18,12 @@
 //!   (comments, hidden or not, are gone from it).
 //! * Nothing here performs I/O.
 
+pub mod catalog;
 mod classify;
+mod functions;
 pub mod guard;
 mod names;
+mod rewrite;
 mod walk;
 
 #[cfg(test)]
@@ -90,13 +93,23 @@ pub struct AnalysedStatement {
     /// True when nothing in the statement writes (no data-modifying CTE, no
     /// `FOR UPDATE`/`FOR SHARE`, no `SELECT INTO`, no DDL, no admin except SHOW).
     pub read_only: bool,
-    /// The SQL that will be executed: the canonical text of the parsed statement.
+    /// Some function called is not a vetted built-in (it has a `sql:call` request).
+    pub calls: bool,
+    /// Running it may leave state in the database session beyond its
+    /// transaction (settings, locks, temporary objects, user variables...):
+    /// the executor must not hand the session to another call unchanged.
+    pub touches_session: bool,
+    /// The SQL that will be executed: the canonical text of the parsed
+    /// statement with every name qualified as policy saw it.
     pub sql: String,
 }
 
 /// The analysis of a whole `sql` argument.
 #[derive(Debug, Clone)]
 pub struct SqlAnalysis {
+    /// Some unqualified name was not in the catalog snapshot (it took the
+    /// static rule): the snapshot may be stale.
+    pub missed_catalog: bool,
     /// Statements in order.
     pub statements: Vec<AnalysedStatement>,
     /// Access requests, one per (statement, table, action); for a statement
@@ -104,19 +117,32 @@ pub struct SqlAnalysis {
     pub requests: Vec<AccessRequest>,
 }
 
-/// Analyse `sql` for connection `connection` whose unqualified tables live in `default_schema`.
-///
-/// Statements are analysed in order. Any statement that cannot be analysed
-/// denies the whole call.
+/// Analyse `sql` for connection `connection` whose unqualified tables live in
+/// `default_schema` (the static rule, without a catalog snapshot).
 pub fn analyse(
     dialect: Dialect,
     connection: &str,
     default_schema: &str,
     sql: &str,
 ) -> Result<SqlAnalysis, AnalysisError> {
+    analyse_with(dialect, connection, default_schema, None, sql)
+}
+
+/// Analyse `sql`, resolving unqualified PostgreSQL names through `catalog`
+/// when given (see [`catalog`]).
+///
+/// Statements are analysed in order. Any statement that cannot be analysed
+/// denies the whole call.
+pub fn analyse_with(
+    dialect: Dialect,
+    connection: &str,
+    default_schema: &str,
+    catalog: Option<&catalog::NameCatalog>,
+    sql: &str,
+) -> Result<SqlAnalysis, AnalysisError> {
     let deny = AnalysisError::Unanalysable;
     guard::check(dialect, sql).map_err(deny)?;
-    let parsed =
+    let mut parsed =
         parse(dialect, sql).map_err(|e| deny(guard::explain_parse_error(dialect, sql, &e)))?;
     if parsed.is_empty() {
         return Err(deny(
@@ -124,34 +150,46 @@ pub fn analyse(
                 .into(),
         ));
     }
+    let missed = std::cell::Cell::new(false);
     let resolver = Resolver {
         dialect,
         default_schema,
+        lookup: catalog::Lookup {
+            catalog: catalog.filter(|_| dialect == Dialect::Postgres),
+            missed: &missed,
+        },
     };
     let many = parsed.len() > 1;
     let mut analysis = SqlAnalysis {
+        missed_catalog: false,
         statements: Vec::with_capacity(parsed.len()),
         requests: Vec::new(),
     };
-    for (i, statement) in parsed.iter().enumerate() {
+    let count = parsed.len();
+    for (i, statement) in parsed.iter_mut().enumerate() {
         let at = |reason: String| {
             if many {
-                deny(format!("statement {} of {}: {reason}", i + 1, parsed.len()))
+                deny(format!("statement {} of {count}: {reason}", i + 1))
             } else {
                 deny(reason)
             }
         };
-        let walk = Walk::new(resolver).run(statement).map_err(at)?;
-        if walk.changes_resolution && i + 1 < parsed.len() {
+        let mut walk = Walk::new(resolver).run(statement).map_err(at)?;
+        if walk.changes_resolution && i + 1 < count {
             return Err(at(
                 "this statement changes how later table names resolve (USE, SET search_path, ATTACH, set_config); send it in a call of its own"
                     .into(),
             ));
         }
-        let analysed = summarise(statement, &walk);
+        std::mem::take(&mut walk.rewrites)
+            .apply(statement)
+            .map_err(at)?;
+        let executed = canonical(dialect, statement).map_err(at)?;
+        let analysed = summarise(&walk, executed);
         push_requests(&mut analysis.requests, connection, &analysed, walk.accesses);
         analysis.statements.push(analysed);
     }
+    analysis.missed_catalog = missed.get();
     Ok(analysis)
 }
 
@@ -165,7 +203,23 @@ pub(crate) fn parse(dialect: Dialect, sql: &str) -> Result<Vec<Statement>, Strin
     result.map_err(|e| e.to_string())
 }
 
-fn summarise(statement: &Statement, walk: &Walk<'_>) -> AnalysedStatement {
+/// The text the driver will run for `statement`, proven to mean the same:
+/// it must parse back (in the same dialect) to exactly one statement equal to
+/// `statement`. A printer that loses an escape (`[x]]` written back as
+/// `[x]`, a quote in a name) would otherwise hand the database different SQL
+/// than policy saw.
+fn canonical(dialect: Dialect, statement: &Statement) -> Result<String, String> {
+    let text = statement.to_string();
+    let refuse = || {
+        "this statement cannot be written back unambiguously (a quoted name or string holds its own quote or bracket?); rewrite it with plain names and standard string literals".to_string()
+    };
+    match parse(dialect, &text) {
+        Ok(again) if again.len() == 1 && again[0] == *statement => Ok(text),
+        _ => Err(refuse()),
+    }
+}
+
+fn summarise(walk: &Walk<'_>, sql: String) -> AnalysedStatement {
     let base = walk.kinds.first().copied().unwrap_or(Kind::Select);
     let nested_write = walk
         .kinds
@@ -186,6 +240,12 @@ fn summarise(statement: &Statement, walk: &Walk<'_>) -> AnalysedStatement {
     if base == Kind::Select && nested_write.is_some() {
         detail = format!("{detail} with nested {}", kind.as_str());
     }
+    let touches_session = walk.calls
+        || walk.user_variables
+        || walk
+            .kinds
+            .iter()
+            .any(|k| matches!(k, Kind::Admin | Kind::Ddl));
     AnalysedStatement {
         kind: kind.as_str().to_string(),
         detail,
@@ -193,7 +253,9 @@ fn summarise(statement: &Statement, walk: &Walk<'_>) -> AnalysedStatement {
         has_where: !walk.unfiltered,
         functions: walk.functions.clone(),
         read_only: !walk.writes,
-        sql: statement.to_string(),
+        calls: walk.calls,
+        touches_session,
+        sql,
     }
 }
 
@@ -203,9 +265,9 @@ fn push_requests(
     statement: &AnalysedStatement,
     mut accesses: Vec<(Action, Option<TableRef>)>,
 ) {
-    if accesses.is_empty() {
+    if accesses.iter().all(|(a, _)| *a == Action::Call) {
         // A statement with no table (SELECT 1, SELECT pg_sleep(1)): the connection.
-        accesses.push((Action::Select, None));
+        accesses.insert(0, (Action::Select, None));
     }
     let mut context = BTreeMap::new();
     context.insert(
@@ -225,9 +287,14 @@ fn push_requests(
         ContextValue::StringSet(statement.functions.clone()),
     );
     for (action, table) in accesses {
-        let resource = match table {
-            Some(t) => Resource::table(connection, &t.schema, &t.table),
-            None => Resource::connection(connection),
+        let resource = match (action, table) {
+            (Action::Call, Some(f)) => Resource {
+                kind: "Function".into(),
+                id: format!("{connection}/{}.{}", f.schema, f.table),
+                connection: Some(connection.to_string()),
+            },
+            (_, Some(t)) => Resource::table(connection, &t.schema, &t.table),
+            (_, None) => Resource::connection(connection),
         };
         out.push(AccessRequest {
             action: action.id().to_string(),

@@ -14,6 +14,7 @@
 
 use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 
+use super::catalog::Lookup;
 use super::{Dialect, TableRef};
 
 /// Resolves names for one connection.
@@ -21,6 +22,8 @@ use super::{Dialect, TableRef};
 pub(crate) struct Resolver<'a> {
     pub dialect: Dialect,
     pub default_schema: &'a str,
+    /// PostgreSQL: how the database resolves unqualified names, when known.
+    pub lookup: Lookup<'a>,
 }
 
 impl Resolver<'_> {
@@ -35,8 +38,10 @@ impl Resolver<'_> {
 
     /// Resolve a table name of 1 to 3 parts.
     ///
-    /// * `t` → `(default_schema, t)`; on PostgreSQL an unqualified `pg_*` name
-    ///   is resolved in `pg_catalog`, which the server always searches first.
+    /// * `t` → on PostgreSQL with a catalog snapshot, the first schema of the
+    ///   database's search path that holds `t` (see `catalog`); otherwise
+    ///   `(default_schema, t)`, with an unqualified `pg_*` name in
+    ///   `pg_catalog`, which the server searches first.
     /// * `s.t` → `(s, t)` (for SQLite `s` is the attached database name).
     /// * `db.s.t` → `(s, t)` on PostgreSQL only: one connection cannot reach
     ///   another database, the server rejects a different `db`. MySQL and
@@ -52,11 +57,16 @@ impl Resolver<'_> {
         let (schema, table) = match (parts, self.dialect) {
             ([t], Dialect::Postgres) => {
                 let t = self.fold(t);
-                let schema = if t.starts_with("pg_") {
-                    "pg_catalog".to_string()
-                } else {
-                    self.default_schema.to_string()
-                };
+                let schema = self
+                    .lookup
+                    .resolve(|c| c.relation_schema(&t))
+                    .unwrap_or_else(|| {
+                        if t.starts_with("pg_") {
+                            "pg_catalog".to_string()
+                        } else {
+                            self.default_schema.to_string()
+                        }
+                    });
                 (schema, t)
             }
             ([t], _) => (self.default_schema.to_string(), self.fold(t)),
@@ -111,4 +121,58 @@ pub(crate) fn function_names(name: &ObjectName) -> Result<Vec<String>, String> {
         out.push(last.clone());
     }
     Ok(out)
+}
+
+impl Resolver<'_> {
+    /// The name `name` must execute as so that the database resolves exactly
+    /// `table` whatever the session's search path (or SQLite's temp schema)
+    /// holds. `None`: the name already resolves only to `table`.
+    ///
+    /// * PostgreSQL: always `"schema"."table"` (quoted, as folded).
+    /// * SQLite: a one-part name gets `"main".` (the temp schema and attached
+    ///   databases are searched before/after main for unqualified names).
+    /// * MySQL: unchanged; the current database is pinned (`USE` runs alone
+    ///   and closes its session) and temporary tables never outlive a call.
+    pub fn qualified(&self, name: &ObjectName, table: &TableRef) -> Option<ObjectName> {
+        match self.dialect {
+            Dialect::Postgres => Some(ObjectName::from(vec![
+                Ident::with_quote('"', table.schema.clone()),
+                Ident::with_quote('"', table.table.clone()),
+            ])),
+            Dialect::Sqlite => match idents(name).ok()?.as_slice() {
+                [only] => Some(ObjectName::from(vec![
+                    Ident::with_quote('"', table.schema.clone()),
+                    (*only).clone(),
+                ])),
+                _ => None,
+            },
+            Dialect::MySql => None,
+        }
+    }
+}
+
+/// A table named inside a string literal (`'app.salaries'`, `'"Mixed".t'`),
+/// as PostgreSQL's regclass input reads it: identifier syntax, folded.
+pub(crate) fn parse_table_literal(resolver: Resolver<'_>, text: &str) -> Result<TableRef, String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+    use sqlparser::tokenizer::Token;
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| e.to_string())?;
+    let name = parser.parse_object_name(false).map_err(|e| e.to_string())?;
+    if parser.peek_token().token != Token::EOF {
+        return Err("it is not a plain table name".into());
+    }
+    resolver.object(&name)
+}
+
+/// `"schema"."table"` as text for a regclass literal.
+pub(crate) fn regclass_text(table: &TableRef) -> String {
+    format!(
+        "\"{}\".\"{}\"",
+        table.schema.replace('"', "\"\""),
+        table.table.replace('"', "\"\"")
+    )
 }

@@ -175,8 +175,17 @@ fn table_function_is_a_function_not_a_table() {
         "SELECT * FROM pg_catalog.pg_read_file('/etc/passwd')",
     )
     .unwrap();
-    assert_eq!(a.requests.len(), 1);
+    assert_eq!(a.requests.len(), 2);
     assert_eq!(a.requests[0].resource, Resource::connection("shop"));
+    assert_eq!(a.requests[1].action, "sql:call");
+    assert_eq!(
+        a.requests[1].resource,
+        Resource {
+            kind: "Function".into(),
+            id: "shop/pg_catalog.pg_read_file".into(),
+            connection: Some("shop".into()),
+        }
+    );
     let f = &a.statements[0].functions;
     assert!(
         f.contains("pg_read_file") && f.contains("pg_catalog.pg_read_file"),

@@ -22,12 +22,13 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor,
-    Visitor,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor, Value, Visitor,
 };
 
-use super::TableRef;
-use super::names::{Resolver, function_names};
+use super::names::{Resolver, function_names, idents};
+use super::rewrite::Rewrites;
+use super::{Dialect, TableRef, functions};
 
 /// A Cedar action of the SQL connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +39,8 @@ pub(crate) enum Action {
     Delete,
     Ddl,
     Admin,
+    /// A function that is not a vetted built-in (resource: a Function).
+    Call,
 }
 
 impl Action {
@@ -50,6 +53,7 @@ impl Action {
             Action::Delete => "sql:delete",
             Action::Ddl => "sql:ddl",
             Action::Admin => "sql:admin",
+            Action::Call => "sql:call",
         }
     }
 }
@@ -80,6 +84,11 @@ impl Kind {
     }
 }
 
+/// Deepest expression nesting analysed (a left-deep `a+a+...` chain counts
+/// one level per operator); deeper ones are refused, which also bounds the
+/// recursion of the executed-text proof.
+const MAX_EXPR_DEPTH: usize = 1000;
+
 /// CTEs declared by one query, and how many of them are visible right now.
 struct Frame {
     ctes: Vec<(String, *const Query)>,
@@ -98,6 +107,15 @@ pub(crate) struct Walk<'r> {
     pub tables: BTreeSet<TableRef>,
     /// Every function called anywhere.
     pub functions: BTreeSet<String>,
+    /// Some function call is not a vetted built-in (`sql:call`).
+    pub calls: bool,
+    /// A MySQL user variable (`@name`) is read or assigned: session state.
+    pub user_variables: bool,
+    /// Expressions open around the node being visited.
+    depth: usize,
+    /// How the executed text differs from the parsed one: every name
+    /// qualified with exactly what policy saw.
+    pub rewrites: Rewrites,
     /// Some UPDATE/DELETE/TRUNCATE changes rows without a real WHERE.
     pub unfiltered: bool,
     /// Something writes (data, schema, session or server state).
@@ -121,6 +139,10 @@ impl<'r> Walk<'r> {
             accesses: Vec::new(),
             tables: BTreeSet::new(),
             functions: BTreeSet::new(),
+            calls: false,
+            user_variables: false,
+            depth: 0,
+            rewrites: Rewrites::default(),
             unfiltered: false,
             writes: false,
             locking: false,
@@ -169,8 +191,58 @@ impl<'r> Walk<'r> {
     pub fn on_table(&mut self, action: Action, name: &ObjectName) -> Result<(), String> {
         let table = self.resolver.object(name)?;
         self.claimed.push(name as *const ObjectName);
+        self.qualify(name, &table);
+        if matches!(action, Action::Insert | Action::Update | Action::Delete)
+            && self.resolver.dialect == Dialect::Postgres
+            && table.schema == "pg_catalog"
+        {
+            // UPDATE pg_settings changes settings; other catalogs are the server's.
+            self.access(Action::Admin, Some(table.clone()));
+        }
         self.access(action, Some(table));
         Ok(())
+    }
+
+    /// `CREATE TEMPORARY TABLE t`: DDL on `t` in the temporary schema
+    /// (`pg_temp` on PostgreSQL, `temp` on SQLite; MySQL has none: the
+    /// default schema, and the session is closed after the call).
+    pub fn on_temporary_table(&mut self, name: &ObjectName) -> Result<(), String> {
+        let temp_schema = match self.resolver.dialect {
+            Dialect::Postgres => "pg_temp",
+            Dialect::Sqlite => "temp",
+            Dialect::MySql => return self.on_table(Action::Ddl, name),
+        };
+        let parts = idents(name)?;
+        let table = match parts.as_slice() {
+            [t] => TableRef {
+                schema: temp_schema.into(),
+                table: self.resolver.fold(t),
+            },
+            _ => self.resolver.object(name)?,
+        };
+        self.claimed.push(name as *const ObjectName);
+        self.qualify(name, &table);
+        self.access(Action::Ddl, Some(table));
+        Ok(())
+    }
+
+    /// A table read: `sql:select`, plus `sql:admin` for statistics that
+    /// reveal other tables' values.
+    fn read(&mut self, name: Option<&ObjectName>, table: TableRef) {
+        if let Some(name) = name {
+            self.qualify(name, &table);
+        }
+        if functions::is_statistics_relation(self.resolver.dialect, &table.schema, &table.table) {
+            self.access(Action::Admin, Some(table.clone()));
+        }
+        self.access(Action::Select, Some(table));
+    }
+
+    /// Record that `name` executes as the qualified name of `table`.
+    fn qualify(&mut self, name: &ObjectName, table: &TableRef) {
+        if let Some(q) = self.resolver.qualified(name, table) {
+            self.rewrites.name(name, q);
+        }
     }
 
     /// Mark a name as not-a-table-read, without an access (e.g. a role or index name).
@@ -195,14 +267,136 @@ impl<'r> Walk<'r> {
         Ok(())
     }
 
-    /// Add a called function (qualified and bare names).
-    pub fn function(&mut self, name: &ObjectName) -> Result<(), String> {
-        for f in function_names(name)? {
-            if matches!(f.as_str(), "set_config" | "pg_catalog.set_config") {
-                self.changes_resolution = true;
+    /// A called function: its names go into the `functions` context; a
+    /// function that is not a vetted built-in is a `sql:call` on its
+    /// resolved `schema.name` (see [`functions`]); a built-in that reads the
+    /// relation named by a literal argument is a read of that table.
+    pub fn function(
+        &mut self,
+        name: &ObjectName,
+        args: &[FunctionArg],
+        parenthesized: bool,
+    ) -> Result<(), String> {
+        let names = function_names(name)?;
+        let parts = idents(name)?;
+        let dialect = self.resolver.dialect;
+        let Some(last) = parts.last() else {
+            return Err(format!("empty function name {name}"));
+        };
+        let fname = match dialect {
+            Dialect::Postgres => self.resolver.fold(last),
+            _ => last.value.to_lowercase(),
+        };
+        let schema = match parts.as_slice() {
+            [_] => None,
+            [s, _] | [_, s, _] if dialect == Dialect::Postgres || parts.len() == 2 => {
+                Some(self.resolver.fold(s))
             }
-            self.functions.insert(f);
+            _ => {
+                return Err(format!(
+                    "function name {name} has {} parts; use name or schema.name",
+                    parts.len()
+                ));
+            }
+        };
+        self.functions.extend(names);
+        let builtin_scope = match &schema {
+            None => true,
+            Some(s) => dialect == Dialect::Postgres && s == "pg_catalog",
+        };
+        if builtin_scope && functions::is_vetted(dialect, &fname) {
+            if dialect == Dialect::Postgres
+                && parts.len() == 1
+                && parenthesized
+                && !functions::is_syntax(&fname)
+            {
+                // A user function of the same name with a better-matching
+                // signature in a later search-path schema would win: name the
+                // built-in itself.
+                let builtin = TableRef {
+                    schema: "pg_catalog".into(),
+                    table: fname.clone(),
+                };
+                self.functions.insert(format!("pg_catalog.{fname}"));
+                if let Some(q) = self.resolver.qualified(name, &builtin) {
+                    self.rewrites.name(name, q);
+                }
+            }
+            return Ok(());
         }
+        if builtin_scope && let Some(i) = functions::relation_argument(dialect, &fname) {
+            return self.relation_by_literal(&fname, args.get(i));
+        }
+        let schema = schema.unwrap_or_else(|| {
+            let lookup = self.resolver.lookup;
+            let found = if dialect == Dialect::Postgres {
+                lookup.resolve(|c| c.function_schema(&fname))
+            } else {
+                None
+            };
+            found.unwrap_or_else(|| {
+                functions::default_function_schema(dialect, &fname, self.resolver.default_schema)
+            })
+        });
+        self.functions
+            .insert(format!("{schema}.{fname}").to_lowercase());
+        if functions::changes_settings(dialect, &fname) {
+            self.changes_resolution = true;
+            self.access(Action::Admin, None);
+        }
+        let function = TableRef {
+            schema,
+            table: fname,
+        };
+        if dialect == Dialect::Postgres && parts.len() == 1 {
+            // Sessions run with search_path = pg_catalog: run the function policy saw.
+            if let Some(q) = self.resolver.qualified(name, &function) {
+                self.rewrites.name(name, q);
+            }
+        }
+        self.calls = true;
+        if !self
+            .accesses
+            .iter()
+            .any(|(a, t)| *a == Action::Call && t.as_ref() == Some(&function))
+        {
+            self.accesses.push((Action::Call, Some(function)));
+        }
+        Ok(())
+    }
+
+    /// `table_to_xml('app.salaries', ...)`: a read of the named table. The
+    /// literal is rewritten to the qualified name policy saw; any other
+    /// argument is denied (Tollgate cannot know which table it names).
+    fn relation_by_literal(
+        &mut self,
+        fname: &str,
+        arg: Option<&FunctionArg>,
+    ) -> Result<(), String> {
+        let deny = || {
+            format!(
+                "{fname}() reads the table named by its first argument; write that name as a string literal (e.g. '{}'::regclass or 'schema.table')",
+                "orders"
+            )
+        };
+        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))) = arg else {
+            return Err(deny());
+        };
+        let literal = match expr {
+            Expr::Cast { expr: inner, .. } => inner.as_ref(),
+            other => other,
+        };
+        let Expr::Value(v) = literal else {
+            return Err(deny());
+        };
+        let Value::SingleQuotedString(text) = &v.value else {
+            return Err(deny());
+        };
+        let table = super::names::parse_table_literal(self.resolver, text)
+            .map_err(|e| format!("{fname}(): the table name {text:?} cannot be read: {e}"))?;
+        self.rewrites
+            .literal(literal, super::names::regclass_text(&table));
+        self.read(None, table);
         Ok(())
     }
 
@@ -243,7 +437,10 @@ impl<'r> Walk<'r> {
                     None => vec![name],
                 };
                 let table = self.resolver.table(&parts)?;
-                self.access(Action::Select, Some(table));
+                if self.resolver.dialect == Dialect::Postgres {
+                    self.rewrites.table_command(t, &table);
+                }
+                self.read(None, table);
                 Ok(())
             }
             _ => Ok(()),
@@ -334,8 +531,15 @@ impl Visitor for Walk<'_> {
                     }
                 };
                 match self.resolver.table(&parts) {
-                    Ok(t) => self.access(super::walk::Action::Ddl, Some(t)),
+                    Ok(t) => self.access(Action::Ddl, Some(t)),
                     Err(e) => return ControlFlow::Break(e),
+                }
+                if self.resolver.dialect == Dialect::Postgres {
+                    // The target would resolve through search_path = pg_catalog.
+                    return ControlFlow::Break(
+                        "SELECT ... INTO a table is not supported; use CREATE TABLE ... AS SELECT"
+                            .into(),
+                    );
                 }
             }
         }
@@ -353,7 +557,7 @@ impl Visitor for Walk<'_> {
         }
         match self.resolver.object(relation) {
             Ok(t) => {
-                self.access(Action::Select, Some(t));
+                self.read(Some(relation), t);
                 ControlFlow::Continue(())
             }
             Err(e) => ControlFlow::Break(e),
@@ -364,18 +568,18 @@ impl Visitor for Walk<'_> {
         match factor {
             TableFactor::Table {
                 name,
-                args: Some(_),
+                args: Some(args),
                 ..
             } => {
                 // FROM pg_read_file(...): a table function, not a table.
                 self.claimed.push(name as *const ObjectName);
-                brk(self.function(name))
+                brk(self.function(name, &args.args, true))
             }
             TableFactor::Table { .. }
             | TableFactor::Derived { .. }
             | TableFactor::NestedJoin { .. } => ControlFlow::Continue(()),
             TableFactor::TableFunction { .. } => ControlFlow::Continue(()),
-            TableFactor::Function { name, .. } => brk(self.function(name)),
+            TableFactor::Function { name, args, .. } => brk(self.function(name, args, true)),
             TableFactor::UNNEST { .. } => {
                 self.builtin("unnest");
                 ControlFlow::Continue(())
@@ -395,9 +599,40 @@ impl Visitor for Walk<'_> {
         }
     }
 
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<String> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<String> {
+        self.depth += 1;
+        if self.depth > MAX_EXPR_DEPTH {
+            return ControlFlow::Break(format!(
+                "expression nested more than {MAX_EXPR_DEPTH} levels deep; simplify it"
+            ));
+        }
         match expr {
-            Expr::Function(f) => return brk(self.function(&f.name)),
+            Expr::Function(f) => {
+                let args: &[FunctionArg] = match &f.args {
+                    FunctionArguments::List(l) => &l.args,
+                    _ => &[],
+                };
+                let parenthesized = !matches!(f.args, FunctionArguments::None);
+                return brk(self.function(&f.name, args, parenthesized));
+            }
+            Expr::BinaryOp {
+                op: BinaryOperator::PGCustomBinaryOperator(parts),
+                ..
+            } if parts.len() > 1 && !parts[0].eq_ignore_ascii_case("pg_catalog") => {
+                return ControlFlow::Break(format!(
+                    "operator OPERATOR({}) runs a user-defined function Tollgate cannot see; use built-in operators",
+                    parts.join(".")
+                ));
+            }
+            Expr::Identifier(i) if i.value.starts_with('@') => self.user_variables = true,
+            Expr::CompoundIdentifier(v) if v.iter().any(|i| i.value.starts_with('@')) => {
+                self.user_variables = true
+            }
             Expr::Extract { .. } => self.builtin("extract"),
             Expr::Substring { .. } => self.builtin("substring"),
             Expr::Trim { .. } => self.builtin("trim"),

@@ -34,6 +34,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 pub use tls::TlsMode;
 
+use crate::analysis::catalog::NameCatalog;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::{Engine, query_pairs};
 use crate::prepared::{QueryCall, SchemaCall};
@@ -50,6 +51,25 @@ pub const MAX_PREPARED_PER_SESSION: usize = 256;
 /// Rows past a cap that a one-round-trip read still receives (and drops)
 /// before it closes the connection to stop the rest.
 const DISCARD_ROWS_BEFORE_CLOSE: usize = 256;
+
+/// Startup options of every session: the pinned search path. Tollgate
+/// qualifies every table and function it executes, so this only serves what
+/// agents cannot name (operators, types) and the bodies of functions,
+/// triggers and views, which keep resolving in `public` as they were written
+/// to; `pg_temp` goes last so no temporary object shadows them, and the
+/// `"$user"` schema of a server's default path is never searched.
+/// `standard_conforming_strings` is pinned on: with it off, `'a\'` would end
+/// somewhere else for the server than for the analysis.
+const SESSION_OPTIONS: &str =
+    "-c search_path=pg_catalog,public,pg_temp -c standard_conforming_strings=on";
+
+/// Puts a pooled session back as it was opened: settings (the search path
+/// included) back to the session's start values, role and session
+/// authorization reset, cursors closed, LISTENs dropped, session advisory
+/// locks released, temporary tables and sequence state discarded. Prepared
+/// statements are kept (the client's cache names them).
+const RESET_SESSION: &str = "CLOSE ALL; RESET ALL; RESET SESSION AUTHORIZATION; RESET ROLE; \
+     UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
 /// Names of a table's columns, by attribute number.
 #[derive(Debug)]
@@ -73,6 +93,10 @@ enum Bound {
 /// A PostgreSQL connection's engine.
 pub struct PgEngine {
     pool: Pool,
+    /// The connection's settings without Tollgate's pinned path: a session
+    /// opened with them sees the search path the database gives this role.
+    unpinned: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     timeout: Duration,
     catalog: Mutex<HashMap<u32, Arc<TableNames>>>,
 }
@@ -108,9 +132,13 @@ impl PgEngine {
         pg.connect_timeout(CONNECT_TIMEOUT);
         pg.application_name("tollgate");
         let tls = tls::connector(mode, root_cert.as_deref())?;
+        let unpinned = pg.clone();
+        // Every name Tollgate executes is schema-qualified as policy saw it;
+        // pooled sessions pin the path for the rest (RESET ALL comes back to it).
+        pg.options(SESSION_OPTIONS);
         let manager = Manager::from_config(
             pg,
-            tls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -125,6 +153,8 @@ impl PgEngine {
             .map_err(|e| format!("pool: {e}"))?;
         Ok(PgEngine {
             pool,
+            unpinned,
+            tls,
             timeout: config.statement_timeout,
             catalog: Mutex::new(HashMap::new()),
         })
@@ -308,6 +338,7 @@ impl PgEngine {
         if let [only] = call.statements.as_slice()
             && call.read_only
             && only.kind != "admin"
+            && !only.touches_session
         {
             let stmt = client
                 .prepare_cached(&only.sql)
@@ -382,7 +413,7 @@ impl PgEngine {
                 committed.map_err(|e| self.map_err(e))?;
                 outcome.affected = set.rows.len() as u64;
                 outcome.rows = Some(set);
-                self.after_commit(&mut client, call).await?;
+                self.after_commit(client, call).await;
                 return Ok(outcome);
             }
             loop {
@@ -401,7 +432,7 @@ impl PgEngine {
             outcome.rows = Some(set);
         }
         txn.commit().await.map_err(|e| self.map_err(e))?;
-        self.after_commit(&mut client, call).await?;
+        self.after_commit(client, call).await;
         Ok(outcome)
     }
 
@@ -502,19 +533,15 @@ impl PgEngine {
         })
     }
 
-    async fn after_commit(
-        &self,
-        client: &mut deadpool_postgres::Object,
-        call: &QueryCall,
-    ) -> Result<(), ExecuteError> {
-        if call.statements.iter().any(|s| s.kind == "admin") {
-            // A committed SET / SET ROLE outlives the call on this pooled
-            // session and would change how the next call's names resolve
-            // (search_path) or whose privileges it runs with: reset it.
-            client
-                .batch_execute("RESET ALL; RESET ROLE")
-                .await
-                .map_err(|e| self.map_err(e))?;
+    /// After a committed call: reset the session when the call may have
+    /// left state in it (see [`RESET_SESSION`]); a session that cannot be
+    /// reset is closed, never handed to the next call.
+    async fn after_commit(&self, client: deadpool_postgres::Object, call: &QueryCall) {
+        if (call.touches_session() || !call.read_only)
+            && let Err(e) = client.batch_execute(RESET_SESSION).await
+        {
+            tracing::warn!(error = %e, "cannot reset a PostgreSQL session after a call; closing it");
+            drop(deadpool_postgres::Object::take(client));
         }
         if !call.read_only {
             // DDL may have renamed or replaced tables: forget cached origins.
@@ -522,7 +549,50 @@ impl PgEngine {
                 c.clear();
             }
         }
-        Ok(())
+    }
+
+    /// Read how a fresh session of this role resolves unqualified names:
+    /// its effective search path and the relations and functions on it. Uses
+    /// a short-lived session of its own (the pooled ones run a pinned path).
+    async fn read_name_catalog(&self) -> Result<NameCatalog, ExecuteError> {
+        let (client, connection) = self
+            .unpinned
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let driver = tokio::spawn(connection);
+        let read = async {
+            let path: Vec<String> = client
+                .query_one(
+                    "SELECT ARRAY(SELECT s FROM unnest(pg_catalog.current_schemas(true)) s \
+                     WHERE s::text NOT LIKE 'pg\\_temp%')::text[]",
+                    &[],
+                )
+                .await?
+                .get(0);
+            let relations = client
+                .query(
+                    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace                      WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')",
+                    &[&path],
+                )
+                .await?;
+            let functions = client
+                .query(
+                    "SELECT DISTINCT n.nspname::text, p.proname::text FROM pg_catalog.pg_proc p                      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace                      WHERE n.nspname = ANY($1)",
+                    &[&path],
+                )
+                .await?;
+            let pair = |r: &tokio_postgres::Row| (r.get::<_, String>(0), r.get::<_, String>(1));
+            Ok::<_, tokio_postgres::Error>(NameCatalog {
+                path,
+                relations: relations.iter().map(pair).collect(),
+                functions: functions.iter().map(pair).collect(),
+            })
+        };
+        let result = read.await.map_err(|e| self.map_err(e));
+        drop(client);
+        driver.abort();
+        result
     }
 
     async fn describe(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
@@ -670,5 +740,13 @@ impl Engine for PgEngine {
         tokio::time::timeout(limit, self.describe(call))
             .await
             .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+    }
+
+    async fn name_catalog(&self) -> Result<Option<NameCatalog>, ExecuteError> {
+        let limit = self.timeout + CONNECT_TIMEOUT * 2;
+        tokio::time::timeout(limit, self.read_name_catalog())
+            .await
+            .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+            .map(Some)
     }
 }
