@@ -616,7 +616,21 @@ fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
                 continue;
             }
             let (s0, e0) = (groups[a].0, groups[z].1);
-            if (a > 0 && !left_ok(b, s0, b"")) || (z == n - 1 && !card_right_ok(b, e0)) {
+            // Letters may touch a compact run (`k4111111111111111`), never a
+            // grouped one: `#46644 2026-06-13T10:57` is a number and a date.
+            let compact = a == z;
+            let left = match (a, compact) {
+                (0, true) => true, // checked above
+                (0, false) => left_ok(b, s0, b"-._"),
+                _ => left_ok(b, s0, b""),
+            };
+            let right = z < n - 1
+                || if compact {
+                    card_right_ok(b, e0)
+                } else {
+                    right_ok(b, e0, b"-._")
+                };
+            if !left || !right {
                 continue;
             }
             if validate::credit_card(text(a, z)) && best.is_none_or(|(bs, be)| e0 - s0 > be - bs) {
@@ -627,9 +641,9 @@ fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
     best
 }
 
-/// Left edge of a card: not inside a longer number (no digit before it, nor
-/// a digit and a joiner: `0.4111...`, `12-4111...`). A letter or `_` glued
-/// to it is fine (`k4111111111111111` from `'k' || card`, `card_4111...`):
+/// Left edge of a compact card (digits only): not inside a longer number
+/// (no digit before it, nor a digit and a joiner: `0.4111...`, `12.4111...`).
+/// A letter or `_` glued to it is fine (`k4111111111111111` from `'k' || card`, `card_4111...`):
 /// Luhn and the issuer table keep look-alikes out, except in long hex
 /// strings (hashes), which are not cards.
 fn card_left_ok(b: &[u8], start: usize) -> bool {

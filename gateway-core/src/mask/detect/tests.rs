@@ -182,6 +182,11 @@ fn cards_glued_to_letters_are_cards_but_hashes_are_not() {
             ("CREDIT_CARD", "5555555555554444".into())
         ]
     );
+    // A number glued to a letter before a card no longer hides the card.
+    assert_eq!(
+        found("v5 378282246310005 shipped"),
+        vec![("CREDIT_CARD", "378282246310005".into())]
+    );
     for s in [
         // Long hex strings with a Luhn-valid Visa-shaped digit run.
         "sha 9fceb4111111111111111a0ae598e95dc970b7",
@@ -190,6 +195,9 @@ fn cards_glued_to_letters_are_cards_but_hashes_are_not() {
         "12.4111111111111111",
         "74111111111111111",
         "4111111111111111.5",
+        // Grouped digits touching a letter: a number and a timestamp.
+        "#46644 2026-06-13T10:57:00Z",
+        "x4111 1111 1111 1111",
     ] {
         assert!(found(s).is_empty(), "{s}: {:?}", found(s));
     }
