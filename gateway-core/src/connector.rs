@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::access::AccessRequest;
+use crate::review::ReviewText;
 
 /// A tool an agent sees, served by one connector kind for all its connections.
 #[derive(Debug, Clone)]
@@ -45,6 +46,11 @@ pub struct Plan {
     /// Human-readable summary that goes into results and approval pages,
     /// e.g. `[{kind, tables}]` per statement.
     pub summary: Value,
+    /// Strings of `summary` that quote the call, as code and literal parts,
+    /// so reviewers see each literal masked on its own and never lose the
+    /// structure around it (see [`crate::review`]). Empty when the connector
+    /// cannot tell literals from code: the summary is then masked whole.
+    pub review: Vec<ReviewText>,
     /// True when nothing in the call writes; the connector then executes it
     /// behind a read-only wall as well.
     pub read_only: bool,
@@ -58,6 +64,7 @@ impl std::fmt::Debug for Plan {
         f.debug_struct("Plan")
             .field("requests", &self.requests)
             .field("summary", &self.summary)
+            .field("review", &self.review)
             .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }

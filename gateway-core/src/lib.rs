@@ -29,6 +29,7 @@ pub mod outcome;
 pub mod pipeline;
 pub mod policy;
 pub mod record;
+pub mod review;
 mod routing;
 pub mod secret;
 pub mod stages;

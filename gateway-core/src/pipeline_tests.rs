@@ -182,6 +182,9 @@ async fn target_errors_are_masked_in_the_result_and_the_record() {
     assert!(!msg.contains("alice@example.com"), "{msg}");
     assert!(msg.contains("[EMAIL]"), "{msg}");
     assert!(!recorded.contains("alice@example.com"), "{recorded}");
+    // A card glued to a letter (`'k' || card` in a cast error) is a card.
+    assert!(msg.contains("\"k[CREDIT_CARD]\""), "{msg}");
+    assert!(!recorded.contains("4111111111111111"), "{recorded}");
 }
 
 #[tokio::test]

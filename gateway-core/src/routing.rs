@@ -64,12 +64,9 @@ pub(crate) fn ticket(
             .map(str::to_string),
         arguments: args.clone(),
         arguments_masked: trace.arguments().clone(),
-        // The summary can quote literals from the SQL: reviewers see it masked.
-        summary: {
-            let mut summary = plan.summary.clone();
-            gw.masker.mask_value("", &mut summary, &[]);
-            summary
-        },
+        // The summary can quote literals from the call: reviewers see it
+        // masked, literal by literal where the connector gave the parts.
+        summary: crate::review::masked_summary(&gw.masker, &plan.summary, &plan.review).0,
         requests: requests.to_vec(),
         requirements,
     }

@@ -171,6 +171,7 @@ impl Connector for FakeConnector {
                 context: ctx(sql, has_where),
             }],
             summary: json!([{"kind": action, "tables": ["main.t"]}]),
+            review: vec![],
             read_only: action == "sql:select",
             prepared: Box::new(()),
         })
@@ -200,7 +201,7 @@ impl Connector for FakeConnector {
         }
         if self.payload == "FAIL" {
             return Err(ExecuteError::Target(
-                "constraint violated for key alice@example.com".into(),
+                "constraint violated for key alice@example.com: \"k4111111111111111\"".into(),
             ));
         }
         Ok(ToolOutput {

@@ -607,6 +607,72 @@ async fn approvals_over_http() {
     let (_, v) = rest(reqwest::Method::GET, api(&format!("/{id}")), &rita, None).await;
     assert_eq!(v["state"], "approved");
 
+    // --- issue #8: a literal cannot mask away the predicate after it. The
+    // reviewer sees `OR id > 0` in REST, on the page and in the audit event.
+    let attack = "DELETE FROM orders WHERE note = '-----BEGIN PRIVATE KEY-----' OR id > 0";
+    let attack_id = pending_id(&m.sql(attack).await);
+    let (_, v) = rest(
+        reqwest::Method::GET,
+        api(&format!("/{attack_id}")),
+        &rita,
+        None,
+    )
+    .await;
+    let shown = v["summary"][0]["sql"].as_str().unwrap_or_default();
+    // The canonical statement (names qualified as policy saw them).
+    assert_eq!(
+        shown, "DELETE FROM \"public\".\"orders\" WHERE note = '[PRIVATE_KEY]' OR id > 0",
+        "{v}"
+    );
+    for field in [&v["arguments"]["sql"], &v["summary_text"]] {
+        let text = field.as_str().unwrap_or_default();
+        assert!(
+            text.contains("'[PRIVATE_KEY]' OR id > 0") && !text.contains("BEGIN PRIVATE"),
+            "{field}"
+        );
+    }
+    let html = ui
+        .get(format!("{}/ui/approvals/{attack_id}", s.base))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("&#39;[PRIVATE_KEY]&#39; OR id &gt; 0")
+            || html.contains("'[PRIVATE_KEY]' OR id &gt; 0"),
+        "the page shows the predicate"
+    );
+    let (_, events) = rest(
+        reqwest::Method::GET,
+        format!("{}/api/audit?tool=sql_query&limit=1000", s.base),
+        &auditor,
+        None,
+    )
+    .await;
+    let recorded = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["approval"]["id"] == attack_id.as_str())
+        .cloned()
+        .expect("the paused call is audited");
+    assert_eq!(
+        recorded["arguments"]["sql"], "DELETE FROM orders WHERE note = '[PRIVATE_KEY]' OR id > 0",
+        "{recorded}"
+    );
+    let (st, _) = rest(
+        reqwest::Method::POST,
+        api(&format!("/{attack_id}/deny")),
+        &rita,
+        Some(json!({"reason": "deletes every order"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(count(&pg, "SELECT count(*) FROM orders WHERE id > 40"), 10);
+
     // --- Tasks extension: the call becomes a task; its result is the tool's result.
     let mut t = Mcp::connect(&s.base, &agent, true).await;
     let r = t.sql("DELETE FROM orders WHERE id = 6").await;
@@ -694,6 +760,20 @@ async fn approvals_over_http() {
         "{first}"
     );
     assert!(first["blocks"].is_array());
+    let attack_hook = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|b| b.to_string().contains("[PRIVATE_KEY]"))
+        .cloned()
+        .expect("the attack's approval went to the webhook");
+    assert!(
+        attack_hook["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'[PRIVATE_KEY]' OR id &gt; 0"),
+        "{attack_hook}"
+    );
     let (_, events) = rest(
         reqwest::Method::GET,
         format!("{}/api/audit?tool=approval&limit=1000", s.base),

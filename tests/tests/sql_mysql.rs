@@ -220,6 +220,37 @@ async fn mariadb_end_to_end() {
             {"name": "name", "type": "varchar(50)", "nullable": false, "primary_key": false}]}]})
     );
 
+    // --- issue #8 item 6: data values quoted by errors never leave the
+    // connector; identifiers in errors stay visible.
+    query(
+        &*c,
+        "CREATE TABLE customers (id INT PRIMARY KEY, card_number VARCHAR(20) UNIQUE); \
+         INSERT INTO customers VALUES (1, '4111111111111111')",
+        json!([]),
+    )
+    .await
+    .expect("customers");
+    for (sql, shape) in [
+        (
+            "INSERT INTO items (id, name) SELECT CONCAT('k', card_number), 'x' FROM customers",
+            "Incorrect integer value: '[value hidden]' for column",
+        ),
+        (
+            "INSERT INTO customers SELECT 2, card_number FROM customers",
+            "Duplicate entry '[value hidden]' for key",
+        ),
+    ] {
+        let e = query(&*c, sql, json!([])).await.unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(matches!(e, ExecuteError::Target(_)), "{text}");
+        assert!(text.contains(shape), "{sql}: {text}");
+        assert!(!text.contains("4111"), "{sql}: {text}");
+    }
+    let e = query(&*c, "SELECT nope FROM items", json!([]))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Unknown column 'nope'"), "{e}");
+
     // --- wrong password
     let bad_url = url.replace(server.password(), "Wr0ngPassw0rdXYZ");
     let bad = my(&bad_url, json!({}));

@@ -410,6 +410,52 @@ async fn postgres_end_to_end() {
         .collect();
     assert_eq!(names, ["big", "items", "types"]);
 
+    // --- issue #8 item 6: data values quoted by errors never leave the
+    // connector; identifiers in errors stay visible.
+    query(
+        &*c,
+        "CREATE TABLE customers (id int PRIMARY KEY, email text UNIQUE, card_number text); \
+         INSERT INTO customers VALUES (1, 'bob@example.com', '4111111111111111')",
+        json!([]),
+    )
+    .await
+    .expect("customers");
+    for (sql, shape) in [
+        (
+            "SELECT ('k'||card_number)::int FROM customers",
+            "invalid input syntax for type integer: \"[value hidden]\"",
+        ),
+        (
+            "SELECT ('\"'||card_number)::int FROM customers",
+            "invalid input syntax for type integer: \"[value hidden]\"",
+        ),
+        (
+            "SELECT card_number::int FROM customers",
+            "value \"[value hidden]\" is out of range for type integer",
+        ),
+        (
+            "INSERT INTO customers SELECT 2, email, NULL FROM customers",
+            "violates unique constraint \"customers_email_key\"",
+        ),
+    ] {
+        let e = query(&*c, sql, json!([])).await.unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(matches!(e, ExecuteError::Target(_)), "{text}");
+        assert!(text.contains(shape), "{sql}: {text}");
+        assert!(
+            !text.contains("4111") && !text.contains("bob@"),
+            "{sql}: {text}"
+        );
+    }
+    let e = query(&*c, "SELECT id FROM nope", json!([]))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("relation \"public.nope\" does not exist"),
+        "{e}"
+    );
+
     // --- wrong password: clear error, no secret in it
     let bad_url = url.replace(server.password(), "Wr0ngPassw0rdXYZ");
     let bad = pg(&bad_url, json!({}));

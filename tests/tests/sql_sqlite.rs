@@ -134,6 +134,31 @@ async fn sqlite_end_to_end() {
     .unwrap();
     assert_eq!(v["rows"][0][0], json!(0));
 
+    // --- issue #8 item 6: constraint errors name columns, never values.
+    query(
+        &*c,
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, n INTEGER, card TEXT UNIQUE) STRICT; \
+         INSERT INTO customers VALUES (1, 1, '4111111111111111')",
+        json!([]),
+    )
+    .await
+    .expect("customers");
+    for (sql, shape) in [
+        (
+            "INSERT INTO customers (id, card) SELECT 2, card FROM customers",
+            "UNIQUE constraint failed: customers.card",
+        ),
+        (
+            "INSERT INTO customers (id, n) SELECT 3, 'k' || card FROM customers",
+            "customers.n",
+        ),
+    ] {
+        let e = query(&*c, sql, json!([])).await.unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(text.contains(shape), "{sql}: {text}");
+        assert!(!text.contains("4111"), "{sql}: {text}");
+    }
+
     // --- timeout interrupts a runaway query
     let fast = lite(&path, json!({"statement_timeout": "200ms"}));
     let t0 = Instant::now();

@@ -133,6 +133,22 @@ struct Pattern {
     regex: Regex,
     check: Check,
     need: Need,
+    /// Bytes a match is cut at (custom regexes only; see [`custom_stops`]).
+    stops: Vec<u8>,
+}
+
+/// Where a custom regex's match is cut: at a line break, and at a quote
+/// character the regex itself does not name. A custom `secret:.*` then masks
+/// to the end of the quoted value it starts in, not over the `' OR id > 0`
+/// that follows; a regex written for quotes (`"ssn": "\d+"`) keeps them.
+fn custom_stops(re: &str) -> Vec<u8> {
+    let mut stops = vec![b'\n', b'\r'];
+    stops.extend(
+        [b'\'', b'"', b'`']
+            .into_iter()
+            .filter(|q| !re.as_bytes().contains(q)),
+    );
+    stops
 }
 
 /// Compiled detectors of one masker.
@@ -172,7 +188,19 @@ const IPV6_RE: &str =
     r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?::[0-9]{1,3}(?:\.[0-9]{1,3}){3})?";
 const JWT_RE: &str = r"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*";
 const AWS_RE: &str = r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z2-7]{16}";
-const PEM_RE: &str = r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)";
+/// A PEM private key: the BEGIN line, optional RFC 1421 header lines
+/// (`Proc-Type: 4,ENCRYPTED`, `DEK-Info: ...`, PGP `Version: ...`), then only
+/// what a PEM body can hold (base64, `=`, whitespace, and `\` for keys
+/// pasted with escaped line breaks), then the END line if
+/// there is one. Never "to the end of the text": a truncated block stops at
+/// the first character that cannot be part of a key (a quote, a `)`, `>`...),
+/// so `'-----BEGIN PRIVATE KEY-----' OR id > 0` keeps ` OR id > 0` visible.
+const PEM_RE: &str = concat!(
+    r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+    r"(?:[ \t]*(?:\r?\n|\\n)[A-Za-z][A-Za-z0-9\-]{0,30}:[ A-Za-z0-9,.\-()/+]{0,200})*",
+    r"[A-Za-z0-9+/=\s\\]*",
+    r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----)?",
+);
 const SECRET_KV_RE: &str = concat!(
     r#"(?i)([a-z0-9_.\-]*(?:password|passwd|passphrase|pass|pwd|pw|secret|token|key|credentials?|authorization))["']?"#,
     r#"(?:[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|((?:bearer |basic |token )?[^ \t\r\n"',;&<>}\])]+))"#,
@@ -258,6 +286,7 @@ impl Engine {
                     regex,
                     check,
                     need,
+                    stops: Vec::new(),
                 });
             }
         }
@@ -270,6 +299,7 @@ impl Engine {
                     regex,
                     check: Check::Custom(c.validator),
                     need: Need::default(),
+                    stops: custom_stops(re),
                 });
             }
             if !c.words.is_empty() {
@@ -458,7 +488,14 @@ fn find_pattern(p: &Pattern, s: &str, out: &mut Vec<Span>) {
         }
         _ => {
             for m in p.regex.find_iter(s) {
-                if let Some((start, end)) = accept(p.check, b, s, m.start(), m.end()) {
+                let end = match b[m.start()..m.end()]
+                    .iter()
+                    .position(|c| p.stops.contains(c))
+                {
+                    Some(i) => m.start() + i,
+                    None => m.end(),
+                };
+                if let Some((start, end)) = accept(p.check, b, s, m.start(), end) {
                     out.push(Span {
                         ty: p.ty,
                         start,
@@ -534,7 +571,8 @@ fn accept(check: Check, b: &[u8], s: &str, start: usize, end: usize) -> Option<(
         }
         Check::Jwt => ok(left_ok(b, start, b"-") && right_ok(b, end, b"") && validate::jwt(m)),
         Check::Aws => ok(left_ok(b, start, b"") && right_ok(b, end, b"")),
-        Check::PrivateKey => ok(true),
+        // Trailing whitespace is not part of the key.
+        Check::PrivateKey => Some((start, start + m.trim_end().len())),
         Check::Custom(v) => ok(end > start
             && match v {
                 None => true,
@@ -555,7 +593,7 @@ fn balanced_parens(s: &str) -> bool {
 /// run of whole groups, longest first, so `order 2024 4111 1111 1111 1111`
 /// still finds the card and `4111...1111 99` does not hide it.
 fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
-    if !left_ok(b, start, b"-._") {
+    if !card_left_ok(b, start) {
         return None;
     }
     let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -578,7 +616,21 @@ fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
                 continue;
             }
             let (s0, e0) = (groups[a].0, groups[z].1);
-            if (a > 0 && !left_ok(b, s0, b"")) || (z == n - 1 && !right_ok(b, e0, b"-._")) {
+            // Letters may touch a compact run (`k4111111111111111`), never a
+            // grouped one: `#46644 2026-06-13T10:57` is a number and a date.
+            let compact = a == z;
+            let left = match (a, compact) {
+                (0, true) => true, // checked above
+                (0, false) => left_ok(b, s0, b"-._"),
+                _ => left_ok(b, s0, b""),
+            };
+            let right = z < n - 1
+                || if compact {
+                    card_right_ok(b, e0)
+                } else {
+                    right_ok(b, e0, b"-._")
+                };
+            if !left || !right {
                 continue;
             }
             if validate::credit_card(text(a, z)) && best.is_none_or(|(bs, be)| e0 - s0 > be - bs) {
@@ -587,6 +639,48 @@ fn card_in(b: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
         }
     }
     best
+}
+
+/// Left edge of a compact card (digits only): not inside a longer number
+/// (no digit before it, nor a digit and a joiner: `0.4111...`, `12.4111...`).
+/// A letter or `_` glued to it is fine (`k4111111111111111` from `'k' || card`, `card_4111...`):
+/// Luhn and the issuer table keep look-alikes out, except in long hex
+/// strings (hashes), which are not cards.
+fn card_left_ok(b: &[u8], start: usize) -> bool {
+    match prev(b, start) {
+        None => true,
+        Some(c) if c.is_ascii_digit() => false,
+        Some(b'-' | b'.') => !prev(b, start - 1).is_some_and(|c| c.is_ascii_digit()),
+        Some(c) if is_word(c) => !in_hex_token(b, start),
+        Some(_) => true,
+    }
+}
+
+/// Right edge of a card: no digit after it, nor a joiner and a digit; a
+/// glued letter is fine unless the whole token is a long hex string.
+fn card_right_ok(b: &[u8], end: usize) -> bool {
+    match b.get(end) {
+        None => true,
+        Some(c) if c.is_ascii_digit() => false,
+        Some(b'-' | b'.' | b'_') => !b.get(end + 1).is_some_and(u8::is_ascii_digit),
+        Some(&c) if is_word(c) => !in_hex_token(b, end),
+        Some(_) => true,
+    }
+}
+
+/// Is the alphanumeric token around byte `at` a hex string of 20 or more
+/// characters (a hash, a key id), whose digit runs are not cards?
+fn in_hex_token(b: &[u8], at: usize) -> bool {
+    let is_tok = |c: &u8| c.is_ascii_alphanumeric();
+    let from = b[..at.min(b.len())]
+        .iter()
+        .rposition(|c| !is_tok(c))
+        .map_or(0, |i| i + 1);
+    let to = b[at.min(b.len())..]
+        .iter()
+        .position(|c| !is_tok(c))
+        .map_or(b.len(), |i| at + i);
+    to - from >= 20 && b[from..to].iter().all(u8::is_ascii_hexdigit)
 }
 
 /// Is this key/column name one whose value is a credential? Matches

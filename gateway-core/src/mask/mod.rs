@@ -38,6 +38,7 @@ pub use self::detect::{BUILTIN_TYPES, is_secret_key};
 use self::detect::{CustomSpec, Engine, SECRET, Span};
 pub use self::strategy::{Replacement, TypeRule};
 use crate::connector::FieldOrigin;
+use crate::review::TextPart;
 use crate::secret::Secret;
 
 /// Count of masked values per type, e.g. `{EMAIL: 3}`.
@@ -251,6 +252,70 @@ impl Masker {
         }
     }
 
+    /// Mask a review text part by part (see [`crate::review`]) and join it:
+    /// each part is scanned on its own, so no finding crosses from a literal
+    /// into the code around it. A literal is scanned with the end of the code
+    /// before it as context (a credential key: `password = 'x'`), and only
+    /// what falls inside the literal is replaced.
+    pub fn mask_parts(&self, parts: &[TextPart]) -> (String, MaskCounts) {
+        let mut counts = MaskCounts::new();
+        let mut out = String::new();
+        let mut before = "";
+        for part in parts {
+            match part {
+                TextPart::Code(s) => {
+                    out.push_str(&self.mask_text_into(s, &mut counts));
+                    before = s;
+                }
+                TextPart::Literal(s) => {
+                    let context = tail(before, LITERAL_CONTEXT);
+                    out.push_str(&self.mask_in_context(context, s, &mut counts));
+                    before = "";
+                }
+            }
+        }
+        (out, counts)
+    }
+
+    fn mask_text_into(&self, s: &str, counts: &mut MaskCounts) -> String {
+        match self.mask_str(s, counts) {
+            None => s.to_string(),
+            Some(Replacement::Text(t)) => t,
+            Some(Replacement::Null) => String::new(),
+        }
+    }
+
+    /// Mask `s`, scanning `context + s` but replacing only within `s`.
+    fn mask_in_context(&self, context: &str, s: &str, counts: &mut MaskCounts) -> String {
+        if context.is_empty() {
+            return self.mask_text_into(s, counts);
+        }
+        if !self.enabled || self.engine.is_empty() || s.is_empty() {
+            return s.to_string();
+        }
+        let joined = format!("{context}{s}");
+        let mut spans: Vec<Span> = Vec::new();
+        self.engine.find(&joined, &mut spans);
+        let base = context.len();
+        let mut out = String::with_capacity(s.len());
+        let mut at = 0;
+        for sp in spans.iter().filter(|sp| sp.end > base) {
+            let (start, end) = (sp.start.max(base) - base, sp.end - base);
+            if start < at {
+                continue;
+            }
+            out.push_str(&s[at..start]);
+            let rule = &self.types[sp.ty];
+            bump(counts, &rule.name);
+            if let Replacement::Text(t) = self.replace(rule, &s[start..end]) {
+                out.push_str(&t);
+            }
+            at = end;
+        }
+        out.push_str(&s[at..]);
+        out
+    }
+
     /// Precompile the column rules of one result set: `column_origins[i]` is
     /// the `schema.table.column` of column `i`, when known. Use with
     /// [`Masker::mask_planned_row`] while rows stream.
@@ -345,6 +410,18 @@ impl Masker {
     fn ssn_rule(&self) -> Option<&TypeRule> {
         self.ssn.map(|i| &self.types[i])
     }
+}
+
+/// Bytes of the code before a literal that detectors see as its context.
+const LITERAL_CONTEXT: usize = 64;
+
+/// The last `max` bytes of `s` or fewer, on a character boundary.
+fn tail(s: &str, max: usize) -> &str {
+    let mut from = s.len().saturating_sub(max);
+    while !s.is_char_boundary(from) {
+        from += 1;
+    }
+    &s[from..]
 }
 
 /// Add one to `counts[name]` without allocating when the key exists.

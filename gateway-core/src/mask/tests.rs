@@ -295,6 +295,21 @@ fn custom_regex_with_validator_and_word_list() {
 }
 
 #[test]
+fn custom_regexes_stop_at_line_breaks_and_quotes_they_do_not_name() {
+    let m = Masker::new(&cfg(json!({
+        "custom": [
+            {"name": "NOTE", "regex": "memo:.*"},
+            {"name": "QUOTED", "regex": "\"emp\": \"[0-9]+\""}
+        ]
+    })))
+    .unwrap();
+    let (t, _) = m.mask_text("DELETE FROM t WHERE n = 'memo: x' OR id > 0\nmemo: y");
+    assert_eq!(t, "DELETE FROM t WHERE n = '[NOTE]' OR id > 0\n[NOTE]");
+    let (t, _) = m.mask_text(r#"{"emp": "12345", "ok": 1}"#);
+    assert_eq!(t, r#"{[QUOTED], "ok": 1}"#);
+}
+
+#[test]
 fn disabled_masks_nothing() {
     let m = Masker::new(&cfg(
         json!({"enabled": false, "columns": [{"column": "*.*.*"}]}),

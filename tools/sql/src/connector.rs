@@ -14,6 +14,7 @@ use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
     ExecuteError, FieldOrigin, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
+use gateway_core::review::ReviewText;
 use serde_json::{Map, Value, json};
 
 use crate::analysis::catalog::NameCatalog;
@@ -22,6 +23,7 @@ use crate::config::{SqlConfig, Target, kind_name};
 use crate::engine::{Engine, Redactor};
 use crate::prepared::{PreparedStatement, QueryCall, SchemaCall, SqlCall};
 use crate::result::Caps;
+use crate::review;
 use crate::tools::{self, SQL_QUERY, SQL_SCHEMA};
 
 /// Builds SQL connections of one kind (`postgres`, `mysql` or `sqlite`).
@@ -108,6 +110,8 @@ struct Analysed {
     statements: Vec<PreparedStatement>,
     read_only: bool,
     missed_catalog: bool,
+    /// Each statement's SQL in review parts, at `/i/sql` of the summary.
+    review: Vec<ReviewText>,
 }
 
 impl std::fmt::Debug for SqlConnector {
@@ -260,13 +264,15 @@ impl SqlConnector {
             })?),
         };
         let analysed = self.analysed(sql)?;
-        Ok(plan_for_query(
+        let mut plan = plan_for_query(
             analysed.requests.clone(),
             analysed.statements.clone(),
             params,
             max_rows,
             analysed.read_only,
-        ))
+        );
+        plan.review = analysed.review.clone();
+        Ok(plan)
     }
 
     /// The analysis of `sql`, from the cache when this exact text was
@@ -309,11 +315,13 @@ impl SqlConnector {
             })
             .collect();
         let read_only = analysed.statements.iter().all(|s| s.read_only);
+        let review = review_texts(self.config.dialect, &statements);
         let done = Arc::new(Analysed {
             requests: analysed.requests,
             statements,
             read_only,
             missed_catalog: analysed.missed_catalog,
+            review,
         });
         // A name the catalog did not know is analysed again once it is read again.
         if sql.len() <= ANALYSIS_CACHE_MAX_SQL && !analysed.missed_catalog {
@@ -453,6 +461,7 @@ pub fn plan_for_query(
     Plan {
         requests,
         summary,
+        review: Vec::new(),
         read_only,
         prepared: Box::new(SqlCall::Query(QueryCall {
             statements,
@@ -473,9 +482,24 @@ pub fn plan_for_schema(connection: &str, call: SchemaCall) -> Plan {
             context: Default::default(),
         }],
         summary: json!([{"kind": "schema", "tables": []}]),
+        review: Vec::new(),
         read_only: true,
         prepared: Box::new(SqlCall::Schema(call)),
     }
+}
+
+/// The review form of each statement's `sql` in [`statements_summary`]:
+/// reviewers see every literal masked on its own (see [`crate::review`]),
+/// while the summary keeps the canonical SQL agents get in results.
+fn review_texts(dialect: Dialect, statements: &[PreparedStatement]) -> Vec<ReviewText> {
+    statements
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ReviewText {
+            pointer: format!("/{i}/sql"),
+            parts: review::parts(dialect, &s.sql),
+        })
+        .collect()
 }
 
 fn statements_summary(statements: &[PreparedStatement]) -> Value {
@@ -649,6 +673,28 @@ mod tests {
         assert!(!sneaky.read_only);
         assert!(sneaky.requests.iter().any(|r| r.action == "sql:delete"));
         assert_eq!(c.analyses.len(), 2);
+    }
+
+    #[test]
+    fn plans_carry_each_statements_review_parts_at_its_summary_sql() {
+        let c = connector();
+        let p = plan(
+            &c,
+            "SELECT 1; DELETE FROM orders WHERE note = '-----BEGIN PRIVATE KEY-----' OR id > 0",
+            json!([]),
+        )
+        .unwrap();
+        assert_eq!(p.review.len(), 2);
+        for (i, r) in p.review.iter().enumerate() {
+            assert_eq!(r.pointer, format!("/{i}/sql"));
+            assert_eq!(Some(r.joined().as_str()), p.summary[i]["sql"].as_str());
+        }
+        let masker = gateway_core::mask::Masker::default();
+        let (shown, _) = gateway_core::review::masked_summary(&masker, &p.summary, &p.review);
+        assert_eq!(
+            shown[1]["sql"],
+            "DELETE FROM \"public\".\"orders\" WHERE note = '[PRIVATE_KEY]' OR id > 0"
+        );
     }
 
     #[test]

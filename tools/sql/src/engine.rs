@@ -1,6 +1,7 @@
 //! The narrow interface each database driver implements for the connector:
 //! run a prepared query under caps, describe the schema. Also the one place
-//! that scrubs credentials out of driver error text.
+//! every driver error passes on its way out: credentials are scrubbed here,
+//! and data values the message quotes are hidden (see [`crate::scrub`]).
 
 use async_trait::async_trait;
 use gateway_core::connector::ExecuteError;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use crate::analysis::catalog::NameCatalog;
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, QueryOutcome};
+use crate::scrub::hide_values;
 
 /// A database driver behind a SQL connection.
 #[async_trait]
@@ -73,12 +75,14 @@ impl Redactor {
         out
     }
 
-    /// The same error with its message cleaned.
+    /// The same error with its message cleaned: credentials redacted and
+    /// quoted data values hidden.
     pub fn error(&self, e: ExecuteError) -> ExecuteError {
+        let clean = |m: String| self.clean(hide_values(&m));
         match e {
-            ExecuteError::Unavailable(m) => ExecuteError::Unavailable(self.clean(m)),
-            ExecuteError::Target(m) => ExecuteError::Target(self.clean(m)),
-            ExecuteError::Other(m) => ExecuteError::Other(self.clean(m)),
+            ExecuteError::Unavailable(m) => ExecuteError::Unavailable(clean(m)),
+            ExecuteError::Target(m) => ExecuteError::Target(clean(m)),
+            ExecuteError::Other(m) => ExecuteError::Other(clean(m)),
             t @ (ExecuteError::Timeout(_) | ExecuteError::TooManyAffected { .. }) => t,
         }
     }
@@ -128,6 +132,18 @@ mod tests {
         let r = Redactor::for_url("postgres://bob:s%40cret@db:5432/shop?sslmode=require");
         let m = r.clean("failed for postgres://bob:s%40cret@db:5432/shop?sslmode=require pw s@cret bob:s%40cret".into());
         assert!(!m.contains("s@cret") && !m.contains("s%40cret"), "{m}");
+    }
+
+    #[test]
+    fn errors_leave_without_credentials_or_quoted_values() {
+        let r = Redactor::for_url("postgres://bob:pw123@db/shop");
+        let e = r.error(ExecuteError::Target(
+            r#"invalid input syntax for type integer: "k4111111111111111" (SQLSTATE 22P02) pw123"#
+                .into(),
+        ));
+        let m = e.to_string();
+        assert!(!m.contains("4111") && !m.contains("pw123"), "{m}");
+        assert!(m.contains("[value hidden]"), "{m}");
     }
 
     #[test]

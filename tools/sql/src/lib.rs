@@ -7,6 +7,8 @@
 //! - [`connector`]: the [`gateway_core::Connector`] impl and the
 //!   [`SqlConnectorFactory`] the server registers (`SqlConnectorFactory::all()`).
 //! - [`affected`]: the per-call cap on rows changed (`max_affected_rows`).
+//! - [`review`]: each statement cut into code and literal parts, so
+//!   reviewers see literals masked one by one.
 //! - [`pg`], [`mysql`], [`sqlite`]: execution with the credentials the server
 //!   holds, each behind the [`engine::Engine`] trait.
 //!
@@ -25,6 +27,8 @@ pub mod mysql;
 pub mod pg;
 pub mod prepared;
 pub mod result;
+pub mod review;
+pub mod scrub;
 pub mod sqlite;
 mod sqlx_common;
 pub mod tools;

@@ -87,6 +87,120 @@ fn pem_block_is_masked_whole_even_when_truncated() {
     );
     let cut = "-----BEGIN PRIVATE KEY-----\nMIIEow";
     assert_eq!(found(cut), vec![("PRIVATE_KEY", cut.into())]);
+    // Escaped line breaks (a key pasted into a SQL or shell string) and
+    // RFC 1421 header lines are part of the block.
+    let escaped = r"-----BEGIN PRIVATE KEY-----\nMIIEow+/=\nabc\n-----END PRIVATE KEY-----";
+    assert_eq!(
+        found(&format!("'{escaped}'")),
+        vec![("PRIVATE_KEY", escaped.into())]
+    );
+    let enc = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,5D7A\n\nMIIEow\n-----END RSA PRIVATE KEY-----";
+    assert_eq!(found(enc), vec![("PRIVATE_KEY", enc.into())]);
+}
+
+#[test]
+fn a_truncated_pem_block_stops_where_a_key_cannot_go_on() {
+    // Issue #8, item 2: the block used to run to the end of the text and
+    // hid `OR id > 0` from the reviewer.
+    let sql = "DELETE FROM orders WHERE note = '-----BEGIN PRIVATE KEY-----' OR id > 0";
+    assert_eq!(
+        found(sql),
+        vec![("PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----".into())]
+    );
+    let sql = "WHERE k = '-----BEGIN PRIVATE KEY-----\nMIIEow\nab==\n' OR id > 0";
+    assert_eq!(
+        found(sql),
+        vec![(
+            "PRIVATE_KEY",
+            "-----BEGIN PRIVATE KEY-----\nMIIEow\nab==".into()
+        )]
+    );
+}
+
+/// One sample of every built-in type, as it would sit inside a literal.
+const SAMPLES: [(&str, &str); 14] = [
+    ("PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----"),
+    ("PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----\nMIIEow\nabc"),
+    ("PRIVATE_KEY", "-----BEGIN EC PRIVATE KEY-----\\nMIIEow\\n"),
+    ("SECRET", "password=hunter2"),
+    ("SECRET", "postgres://app:s3cr3t@db.internal/shop"),
+    (
+        "JWT",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ),
+    ("AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"),
+    ("CREDIT_CARD", "4111 1111 1111 1111"),
+    ("CREDIT_CARD", "4111111111111111"),
+    ("IBAN", "GB82 WEST 1234 5698 7654 32"),
+    ("EMAIL", "bob@example.com"),
+    ("US_SSN", "536-22-1947"),
+    ("IP_ADDRESS", "2001:db8::8a2e:370:7334"),
+    ("PHONE", "+44 20 7946 0958"),
+];
+
+#[test]
+fn no_builtin_detector_spans_past_the_literal_it_is_in() {
+    for (ty, sample) in SAMPLES {
+        for (open, close) in [("'", "'"), ("\"", "\""), ("$$", "$$"), ("E'", "'")] {
+            let prefix = format!("DELETE FROM orders WHERE note = {open}");
+            let text = format!("{prefix}{sample}{close} OR id > 0");
+            let (lit_start, lit_end) = (prefix.len(), prefix.len() + sample.len());
+            let mut spans = Vec::new();
+            engine().find(&text, &mut spans);
+            assert!(
+                spans
+                    .iter()
+                    .any(|sp| BUILTIN_TYPES[sp.ty] == ty && sp.start >= lit_start),
+                "{ty} not found in {text:?}: {spans:?}"
+            );
+            for sp in &spans {
+                // Dollar quotes are not quotes to a detector: an unquoted
+                // secret value may take the closing `$$`, never what follows.
+                let end = if open == "$$" { lit_end + 2 } else { lit_end };
+                assert!(
+                    sp.start >= lit_start && sp.end <= end,
+                    "{} spans outside the literal of {text:?}: {:?}",
+                    BUILTIN_TYPES[sp.ty],
+                    &text[sp.start..sp.end]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cards_glued_to_letters_are_cards_but_hashes_are_not() {
+    // Issue #8, item 6: `'k' || card_number` in an error text.
+    assert_eq!(
+        found(r#"invalid input syntax for type integer: "k4111111111111111""#),
+        vec![("CREDIT_CARD", "4111111111111111".into())]
+    );
+    assert_eq!(
+        found("ref_4111111111111111x card-5555555555554444"),
+        vec![
+            ("CREDIT_CARD", "4111111111111111".into()),
+            ("CREDIT_CARD", "5555555555554444".into())
+        ]
+    );
+    // A number glued to a letter before a card no longer hides the card.
+    assert_eq!(
+        found("v5 378282246310005 shipped"),
+        vec![("CREDIT_CARD", "378282246310005".into())]
+    );
+    for s in [
+        // Long hex strings with a Luhn-valid Visa-shaped digit run.
+        "sha 9fceb4111111111111111a0ae598e95dc970b7",
+        // Inside decimals and longer numbers.
+        "0.4111111111111111",
+        "12.4111111111111111",
+        "74111111111111111",
+        "4111111111111111.5",
+        // Grouped digits touching a letter: a number and a timestamp.
+        "#46644 2026-06-13T10:57:00Z",
+        "x4111 1111 1111 1111",
+    ] {
+        assert!(found(s).is_empty(), "{s}: {:?}", found(s));
+    }
 }
 
 #[test]
