@@ -215,6 +215,14 @@ impl Gateway {
 
     async fn append(&self, record: AuditRecord) -> Result<(), String> {
         let started = Instant::now();
+        // Names and outcome only: a call's arguments and results never reach the log.
+        tracing::debug!(
+            tool = %record.tool,
+            decision = %record.decision,
+            status = %record.outcome.status,
+            duration_ms = record.outcome.duration_ms,
+            "call finished"
+        );
         let r = self
             .audit
             .append(record)

@@ -217,6 +217,12 @@ when { ["EMAIL", "PHONE"].containsAll(context.types) };
 // Nobody reads the per-user schema's salaries (test_soundness: name resolution).
 @id("forbid-user-schema-salaries")
 forbid (principal, action, resource == Tollgate::Table::"shop/shop_app.salaries");
+
+// Agents may update sound_orders, at most 2 rows per call (test_soundness: blast radius).
+@id("agents-update-sound-orders-capped")
+@max_affected_rows("2")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:update",
+        resource == Tollgate::Table::"shop/public.sound_orders");
 """,
     "order-readers.cedar": """
 // Order readers may select `orders` only: sql_schema hides every other table.

@@ -1,4 +1,4 @@
-"""What runs is exactly what policy saw (issue 8, items 1, 3, 4), through the
+"""What runs is exactly what policy saw (issue 8, items 1–6), through the
 official MCP SDK against `tollgate serve` on PostgreSQL and `tollgate demo` on
 SQLite, asserting on the database's state, not only on the result:
 
@@ -6,13 +6,18 @@ SQLite, asserting on the database's state, not only on the result:
 * functions are default-deny: user functions, advisory locks, large objects and
   whole-schema dumps need a `sql:call` permit; table_to_xml is a read of the
   table it names; planner statistics are sql:admin;
-* the SQLite printer-vs-driver attack (`[x]]`) is refused and nothing runs."""
+* the SQLite printer-vs-driver attack (`[x]]`) is refused and nothing runs;
+* masking never hides a predicate from the reviewer (the PEM literal attack);
+* a write whose WHERE matches every row is rolled back over `@max_affected_rows`;
+* a masked value does not come back through the database's error text."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+import httpx2
 
 from conftest import call, mcp_client
 from test_demo import demo  # noqa: F401  (module fixture: a running `tollgate demo`)
@@ -30,7 +35,7 @@ def attack_schema(pg):
             "TRUNCATE shop_app.salaries, public.salaries; "
             "INSERT INTO shop_app.salaries VALUES ('user-schema-row', 999); "
             "INSERT INTO public.salaries VALUES ('public-row', 1); "
-            "CREATE TABLE IF NOT EXISTS public.sound_orders (id int PRIMARY KEY); "
+            "CREATE TABLE IF NOT EXISTS public.sound_orders (id int PRIMARY KEY, note text); "
             "INSERT INTO public.sound_orders SELECT g FROM generate_series(1, 5) g ON CONFLICT DO NOTHING; "
             "CREATE OR REPLACE FUNCTION public.wipe_sound() RETURNS int LANGUAGE sql "
             "AS 'DELETE FROM public.sound_orders RETURNING 1'")
@@ -96,3 +101,49 @@ async def test_sqlite_printer_attack_runs_nothing(demo):  # noqa: F811
         after = (await call(c, "sql_query", {"connection": "demo", "sql": "SELECT count(*) FROM orders"})).structured_content["rows"]
         assert before == after == [[200]]
     assert not os.path.exists("copy.db")
+
+
+async def test_write_over_the_cap_rolls_back(server, agent_token, mode, attack_schema):
+    pg = attack_schema
+    async with mcp_client(server.mcp_url, agent_token, mode) as c:
+        # `WHERE id IS NOT NULL` has a WHERE and matches every row.
+        r = await call(c, "sql_query", {"connection": "shop",
+                                        "sql": "UPDATE sound_orders SET note = 'all' WHERE id IS NOT NULL"})
+        assert r.is_error and r.structured_content["error"]["code"] == "too_many_affected_rows", r
+        assert "agents-update-sound-orders-capped" in r.structured_content["error"]["message"], r
+        assert pg.psql("SELECT count(*) FROM public.sound_orders WHERE note = 'all'") == "0"
+        r = await call(c, "sql_query", {"connection": "shop",
+                                        "sql": f"UPDATE sound_orders SET note = '{mode}' WHERE id <= 2"})
+        assert not r.is_error, r
+        assert pg.psql(f"SELECT count(*) FROM public.sound_orders WHERE note = '{mode}'") == "2"
+
+
+async def test_masked_value_not_in_error_text(server, agent_token, mode):
+    async with mcp_client(server.mcp_url, agent_token, mode) as c:
+        r = await call(c, "sql_query", {"connection": "shop",
+                                        "sql": "SELECT ('k' || '4111111111111111')::int AS n"})
+        assert r.is_error, r
+        text = r.structured_content["error"]["message"]
+        assert "4111111111111111" not in text and "invalid input syntax" in text, text
+
+
+async def test_reviewer_sees_every_predicate(server, agent_token):
+    reviewer = server.token("rita", ["reviewers"])
+    sql = "DELETE FROM orders WHERE status = '-----BEGIN PRIVATE KEY-----' OR id > 0"
+    before = server.pg.psql("SELECT count(*) FROM orders")
+    async with mcp_client(server.mcp_url, agent_token, "auto") as c:
+        r = await call(c, "sql_query", {"connection": "shop", "sql": sql})
+        assert not r.is_error and r.structured_content["status"] == "pending_approval", r
+        approval = r.structured_content["approval_id"]
+    headers = {"Authorization": f"Bearer {reviewer}"}
+    shown = httpx2.get(f"{server.base}/api/approvals/{approval}", headers=headers, timeout=10)
+    assert shown.status_code == 200, shown.text
+    body = shown.text
+    assert "OR id > 0" in body and "[PRIVATE_KEY]" in body and "BEGIN PRIVATE KEY" not in body, body
+    page = httpx2.get(f"{server.base}/ui/approvals/{approval}", headers=headers, timeout=10)
+    if page.status_code == 200:
+        assert "OR id &gt; 0" in page.text or "OR id > 0" in page.text, page.text[:2000]
+    denied = httpx2.post(f"{server.base}/api/approvals/{approval}/deny", headers=headers,
+                         json={"reason": "matches every order"}, timeout=10)
+    assert denied.status_code == 200, denied.text
+    assert server.pg.psql("SELECT count(*) FROM orders") == before
