@@ -584,3 +584,30 @@ async fn database_is_wal_with_full_sync() {
     assert_eq!((mode.as_str(), sync), ("wal", 2), "WAL + synchronous=FULL");
     assert_eq!(store.path(), dir.path().join(DB_FILE));
 }
+
+/// Two processes on one embedded store (the demo's HTTP server and a
+/// `serve --stdio` beside it): each writer's cached head goes stale when the
+/// other appends; its batch is resealed on the head on disk, so every append
+/// lands, in one unbroken chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_share_one_chain() {
+    let dir = TempDir::new("two-writers");
+    let a = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let b = SqliteAuditStore::open(dir.path()).await.unwrap();
+    // Alternating: every append after the first finds the other's events.
+    for i in 0..10 {
+        a.append(simple(i)).await.unwrap();
+        b.append(simple(100 + i)).await.unwrap();
+    }
+    // Concurrent.
+    let (ra, rb) = tokio::join!(fill(&a, 40), fill(&b, 40));
+    assert_eq!(ra.len() + rb.len(), 80);
+    let all: Vec<AuditEvent> = a.export().try_collect().await.unwrap();
+    assert_eq!(all.len(), 100);
+    assert!(
+        all.windows(2)
+            .all(|w| w[1].seq == w[0].seq + 1 && w[1].prev_hash == w[0].hash)
+    );
+    let report = b.verify().await.unwrap();
+    assert!(report.is_intact() && report.checked == 100, "{report}");
+}

@@ -149,44 +149,78 @@ impl Writer {
                 });
             }
         }
-        let (mut conn, head) = match self.conn.take() {
-            Some(c) => c,
-            None => {
-                let mut conn = self.options.connect().await.map_err(write_err)?;
-                let head = load_head(&mut conn).await?;
-                (conn, head)
+        // Another process may share this store (`tollgate serve --stdio` beside
+        // the HTTP server): a head cached here is then stale, the batch's first
+        // seq collides with theirs, and the batch is sealed again on the head
+        // read from disk. The chain stays one chain; nothing is lost.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut conn, head) = match self.conn.take() {
+                Some(c) => c,
+                None => {
+                    let mut conn = self.options.connect().await.map_err(write_err)?;
+                    let head = load_head(&mut conn).await?;
+                    (conn, head)
+                }
+            };
+            let (events, head) = seal_batch(records.clone(), head);
+            match write_batch(&mut conn, &events).await {
+                Ok(()) => {
+                    self.conn = Some((conn, head));
+                    return Ok(events);
+                }
+                // `conn` is dropped here: an open transaction is rolled back by
+                // SQLite on close, and the next try starts from what is on disk.
+                Err(e) if attempt < STALE_HEAD_RETRIES && is_seq_collision(&e) => {
+                    tracing::debug!(
+                        "audit head moved under this writer (another process?); resealing"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(write_err(e)),
             }
-        };
-        let mut seq = head.seq;
-        let mut prev = head.hash.clone();
-        let events: Vec<AuditEvent> = records
-            .into_iter()
-            .map(|record| {
-                seq += 1;
-                let time = format_time(Utc::now());
-                let event = AuditEvent::seal(
-                    record,
-                    // v7: time-ordered, so the `id` index grows at its right
-                    // edge (one page per commit) instead of one random page
-                    // per event.
-                    uuid::Uuid::now_v7().to_string(),
-                    seq,
-                    time,
-                    prev.clone(),
-                );
-                prev = event.hash.clone();
-                event
-            })
-            .collect();
-        match write_batch(&mut conn, &events).await {
-            Ok(()) => {
-                self.conn = Some((conn, Head { seq, hash: prev }));
-                Ok(events)
-            }
-            // `conn` is dropped here: an open transaction is rolled back by
-            // SQLite on close, and the next batch starts from what is on disk.
-            Err(e) => Err(write_err(e)),
         }
+    }
+}
+
+/// Tries of one batch whose seq collides with events another process wrote.
+const STALE_HEAD_RETRIES: usize = 8;
+
+/// Number and hash `records` after `head`; the new head comes back with them.
+fn seal_batch(records: Vec<AuditRecord>, head: Head) -> (Vec<AuditEvent>, Head) {
+    let mut seq = head.seq;
+    let mut prev = head.hash;
+    let events: Vec<AuditEvent> = records
+        .into_iter()
+        .map(|record| {
+            seq += 1;
+            let time = format_time(Utc::now());
+            let event = AuditEvent::seal(
+                record,
+                // v7: time-ordered, so the `id` index grows at its right
+                // edge (one page per commit) instead of one random page
+                // per event.
+                uuid::Uuid::now_v7().to_string(),
+                seq,
+                time,
+                prev.clone(),
+            );
+            prev = event.hash.clone();
+            event
+        })
+        .collect();
+    (events, Head { seq, hash: prev })
+}
+
+/// The batch's seq is taken: another writer appended since this head was read.
+fn is_seq_collision(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.message().contains("audit_events.seq")
+                && matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
+        }
+        _ => false,
     }
 }
 
@@ -263,17 +297,25 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 /// Read the head the store recorded and check it against the newest row.
 /// A mismatch means the database was changed outside Tollgate: refuse to
 /// extend the chain (fail closed) until an operator looks.
+/// Both rows are read in ONE statement (one snapshot): another process may
+/// commit between two separate reads.
 pub(super) async fn load_head(conn: &mut SqliteConnection) -> Result<Head, StoreError> {
-    let recorded: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(write_err)?;
-    let newest: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(write_err)?;
+    type Pair = (Option<i64>, Option<String>);
+    let (hs, hh, ns, nh): (Option<i64>, Option<String>, Option<i64>, Option<String>) =
+        sqlx::query_as(
+            "SELECT (SELECT seq FROM audit_head WHERE id = 1), \
+                    (SELECT hash FROM audit_head WHERE id = 1), \
+                    (SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), \
+                    (SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1)",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(write_err)?;
+    let both = |p: Pair| match p {
+        (Some(seq), Some(hash)) => Some((seq, hash)),
+        _ => None,
+    };
+    let (recorded, newest) = (both((hs, hh)), both((ns, nh)));
     match (recorded, newest) {
         (None, None) => Ok(Head {
             seq: 0,
