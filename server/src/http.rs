@@ -141,14 +141,26 @@ async fn require_bearer(State(state): State<AppState>, mut req: Request, next: N
     }
 }
 
+/// RFC 9728 metadata. `authorization_servers` must hold issuer URLs that
+/// clients can run OAuth discovery against: an issuer that is not an
+/// http(s) URL (the demo's `tollgate-demo`, HS256 deployments) is left out,
+/// and clients are expected to come with a bearer token.
 async fn resource_metadata(State(state): State<AppState>) -> impl IntoResponse {
-    axum::Json(json!({
+    let mut doc = json!({
         "resource": format!("{}/mcp", state.public_url),
-        "authorization_servers": state.issuer.iter().collect::<Vec<_>>(),
         "bearer_methods_supported": ["header"],
         "resource_name": "Tollgate",
         "resource_documentation": format!("{}/ui", state.public_url),
-    }))
+    });
+    let servers: Vec<&String> = state
+        .issuer
+        .iter()
+        .filter(|i| i.starts_with("https://") || i.starts_with("http://"))
+        .collect();
+    if !servers.is_empty() {
+        doc["authorization_servers"] = json!(servers);
+    }
+    axum::Json(doc)
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
