@@ -57,7 +57,7 @@ pub struct Config {
     #[serde(skip)]
     pub source: PathBuf,
     #[serde(skip)]
-    text: String,
+    pub(crate) text: String,
 }
 
 /// `[server]`.
@@ -228,13 +228,34 @@ impl Config {
         self.error_at(self.text.find(needle).unwrap_or(0), message)
     }
 
+    /// Things that work but should not be left as they are, as
+    /// `file:line:col: warning: ...` lines (printed by every command that
+    /// loads the config).
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        let mut out = vec![];
+        if let Some(secret) = &self.auth.hs256_secret
+            && !secret.trim_start().starts_with("${")
+        {
+            out.push(self.error_near(
+                "hs256_secret",
+                "warning: auth.hs256_secret is written in the file: anyone who can read the config can mint tokens; \
+                 use hs256_secret = \"${env:NAME}\" or \"${file:PATH}\" (a file only the tollgate user can read)",
+            ));
+        }
+        out
+    }
+
     fn validate(&self) -> Vec<ConfigError> {
         let mut errs = vec![];
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+        // host:port; a host name (localhost) is resolved as bind() will.
+        if std::net::ToSocketAddrs::to_socket_addrs(self.server.listen.as_str())
+            .map(|mut a| a.next().is_none())
+            .unwrap_or(true)
+        {
             errs.push(self.error_near(
                 "listen",
                 format!(
-                    "server.listen {:?} is not an address like 127.0.0.1:8080",
+                    "server.listen {:?} is not an address like 127.0.0.1:8080 or localhost:8080",
                     self.server.listen
                 ),
             ));

@@ -48,8 +48,63 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Connector>>, Vec<ConfigError
             .unwrap_or_default();
         match factory.build(name, &config.connection_json(table.get_ref())) {
             Ok(c) => out.push(c),
-            Err(e) => errs.push(config.error_at(at, format!("connection {name:?}: {e}"))),
+            Err(e) => {
+                let message = if e.contains(&format!("connection `{name}`")) {
+                    e
+                } else {
+                    format!("connection `{name}`: {e}")
+                };
+                let span = table.span();
+                let at = key_offset(&config.text, span.start..span.end, &message).unwrap_or(at);
+                errs.push(config.error_at(at, message));
+            }
         }
     }
     if errs.is_empty() { Ok(out) } else { Err(errs) }
+}
+
+/// Where the key a connector error names (its first `` `key` ``) is set
+/// inside the connection's table: errors point at that line, not the header.
+fn key_offset(text: &str, table: std::ops::Range<usize>, message: &str) -> Option<usize> {
+    let body = text.get(table.clone())?;
+    let mut rest = message;
+    while let Some(open) = rest.find('`') {
+        let after = &rest[open + 1..];
+        let close = after.find('`')?;
+        let key = &after[..close];
+        rest = &after[close + 1..];
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let mut line_start = 0;
+        for line in body.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            if let Some(tail) = trimmed.strip_prefix(key)
+                && tail.trim_start().starts_with('=')
+            {
+                return Some(table.start + line_start + (line.len() - trimmed.len()));
+            }
+            line_start += line.len();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_offset;
+
+    #[test]
+    fn errors_point_at_the_key_they_name() {
+        let text =
+            "[[connection]]\nname = \"shop\"\nkind = \"postgres\"\nstatement_timeout = \"soon\"\n";
+        let at = key_offset(
+            text,
+            0..text.len(),
+            "connection `shop` (postgres): `statement_timeout`: `soon` is not a duration",
+        )
+        .unwrap();
+        assert!(text[at..].starts_with("statement_timeout"));
+        assert_eq!(key_offset(text, 0..text.len(), "no key named"), None);
+    }
 }

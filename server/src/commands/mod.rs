@@ -16,12 +16,16 @@ use crate::config::Config;
 
 /// Load a config or print its `file:line:col: message` lines.
 pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|errs| {
+    let config = Config::load(path).map_err(|errs| {
         for e in errs {
             eprintln!("{e}");
         }
         ExitCode::from(1)
-    })
+    })?;
+    for w in config.warnings() {
+        eprintln!("{w}");
+    }
+    Ok(config)
 }
 
 /// Run a parsed command line.

@@ -86,3 +86,20 @@ fn relative_paths_resolve_against_config_dir() {
     let j = c.connection_json(c.connections[0].get_ref());
     assert_eq!(j["path"], "/etc/tollgate/demo.db");
 }
+
+#[test]
+fn listen_takes_a_host_name_and_literal_secrets_warn() {
+    let config =
+        parse("[server]\nlisten = \"localhost:8080\"\n[auth]\nhs256_secret = \"plaintext\"\n")
+            .expect("localhost:8080 is a listen address");
+    let warnings: Vec<String> = config.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(":4:1: warning: auth.hs256_secret is written in the file")
+            && warnings[0].contains("${env:NAME}")
+            && !warnings[0].contains("plaintext"),
+        "{warnings:?}"
+    );
+    let config = parse("[auth]\nhs256_secret = \"${env:TOLLGATE_SECRET}\"\n").unwrap();
+    assert!(config.warnings().is_empty());
+}
