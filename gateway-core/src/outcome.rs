@@ -33,6 +33,10 @@ pub enum CallError {
     /// A reviewer denied it, or the approval expired or was cancelled.
     #[error("{0}")]
     ApprovalRefused(String),
+    /// The approval already authorised its one execution (the call ran, or
+    /// is running): nothing ran again.
+    #[error("{0}")]
+    ApprovalUsed(String),
     /// The audit store cannot record: nothing ran (fail closed).
     #[error("the audit store cannot record calls right now, so nothing was executed: {0}")]
     AuditUnavailable(String),
@@ -71,6 +75,7 @@ impl CallError {
             CallError::InvalidArguments(_) => "invalid_arguments",
             CallError::Unanalysable(_) | CallError::Denied { .. } => "denied",
             CallError::ApprovalRefused(_) => "approval_denied",
+            CallError::ApprovalUsed(_) => "approval_used",
             CallError::AuditUnavailable(_) | CallError::AuditFailedAfterExecution(_) => {
                 "audit_unavailable"
             }

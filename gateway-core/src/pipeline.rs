@@ -131,9 +131,12 @@ impl Gateway {
                     }
                     ApprovalStatus::Refused { id, state, message } => {
                         trace.approval(&id, &state, &[]);
-                        return self
-                            .finish(trace, Err(CallError::ApprovalRefused(message)))
-                            .await;
+                        // Used up (it ran) is not the same answer as denied.
+                        let refused = match state.as_str() {
+                            "executed" | "failed" | "approved" => CallError::ApprovalUsed(message),
+                            _ => CallError::ApprovalRefused(message),
+                        };
+                        return self.finish(trace, Err(refused)).await;
                     }
                 }
             }

@@ -449,9 +449,11 @@ impl ApprovalService {
                 format!("approval {} was cancelled; nothing was executed", a.id)
             }
             _ => format!(
-                "approval {} was already used: an approval authorises one execution, and this one was claimed at {}",
+                "approval {} was already used: an approval authorises one execution, and this one was claimed at {} ({}); \
+                 its result went to the call that ran it (see `tollgate audit list`); call again to request a new approval",
                 a.id,
-                a.claimed_at.map(super::record::fmt).unwrap_or_default()
+                a.claimed_at.map(super::record::fmt).unwrap_or_default(),
+                a.state.as_str()
             ),
         };
         ApprovalStatus::Refused {

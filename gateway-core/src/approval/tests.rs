@@ -208,9 +208,15 @@ async fn two_distinct_reviewers_then_exactly_one_execution() {
     );
     let a = f.gate.get_for(&id, &bot(), true).await.unwrap();
     assert_eq!(a.state, ApprovalState::Executed);
-    // And the approval cannot be replayed.
+    // And the approval cannot be replayed: "used", not "denied".
     let r3 = wait(&f, &id).await;
     assert!(r3.is_error);
+    assert_eq!(r3.structured["error"]["code"], "approval_used", "{r3:?}");
+    let loser = if r1.is_error { &r1 } else { &r2 };
+    assert_eq!(
+        loser.structured["error"]["code"], "approval_used",
+        "{loser:?}"
+    );
     assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
     let events = f.audit.events.lock().unwrap().clone();
     let transitions: Vec<String> = events

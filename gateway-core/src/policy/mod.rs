@@ -128,6 +128,12 @@ pub struct PolicyEngine {
     authorizer: Authorizer,
     approvals: std::collections::HashMap<String, (String, u32)>,
     row_limits: std::collections::HashMap<String, u64>,
+    /// Every permit that has a condition, with the condition taken out (same
+    /// ids): on a denial that no permit covers, the ones that would allow it
+    /// name the nearest permit — "only its condition failed".
+    unconditioned: PolicySet,
+    /// Each conditional permit's condition text, for that hint.
+    conditions: std::collections::HashMap<String, String>,
     count: usize,
     /// Decisions already taken by THIS policy set (a reload builds a new
     /// engine, so a cached decision never outlives the policies behind it).
@@ -220,6 +226,44 @@ fn slice_by_action(
     Ok(out)
 }
 
+/// The permits that carry a `when`/`unless`, with it removed, and the text
+/// of each removed condition (for denial hints). A permit whose JSON form
+/// cannot be rebuilt is left out (no hint, same decision).
+fn unconditioned_permits(
+    set: &PolicySet,
+) -> (PolicySet, std::collections::HashMap<String, String>) {
+    let mut out = PolicySet::new();
+    let mut conditions = std::collections::HashMap::new();
+    for p in set.policies() {
+        if p.effect() != cedar_policy::Effect::Permit {
+            continue;
+        }
+        let Ok(mut json) = p.to_json() else { continue };
+        let has_conditions = json
+            .get("conditions")
+            .and_then(|c| c.as_array())
+            .is_some_and(|c| !c.is_empty());
+        if !has_conditions {
+            continue;
+        }
+        json["conditions"] = serde_json::json!([]);
+        let Ok(bare) = cedar_policy::Policy::from_json(Some(p.id().clone()), json) else {
+            continue;
+        };
+        if out.add(bare).is_ok() {
+            let text = p.to_string();
+            let condition = ["when", "unless"]
+                .iter()
+                .filter_map(|k| text.find(k))
+                .min()
+                .map(|at| text[at..].trim().trim_end_matches(';').trim().to_string())
+                .unwrap_or_default();
+            conditions.insert(p.id().to_string(), condition);
+        }
+    }
+    (out, conditions)
+}
+
 /// Parse the shipped schema.
 pub fn schema() -> Result<Schema, PolicyError> {
     Schema::from_cedarschema_str(SCHEMA_SRC)
@@ -246,9 +290,12 @@ impl PolicyEngine {
         } else {
             None
         };
+        let (unconditioned, conditions) = unconditioned_permits(&loaded.set);
         Ok(PolicyEngine {
             by_action,
             schema,
+            unconditioned,
+            conditions,
             count: loaded.count,
             policies: loaded.set,
             approvals: loaded.approvals,
@@ -366,7 +413,13 @@ impl PolicyEngine {
             .iter()
             .map(|r| self.decide_with(principal, r, &built))
             .collect();
-        let verdict = self.verdict(&decisions, requests.is_empty());
+        let hint = decisions
+            .iter()
+            .zip(requests)
+            .find(|(d, _)| !d.allowed)
+            .filter(|(d, _)| d.policies.is_empty() && d.errors.is_empty())
+            .and_then(|(_, r)| self.nearest_permit(principal, r, &built));
+        let verdict = self.verdict(&decisions, requests.is_empty(), hint);
         let max_affected = self.max_affected(&decisions);
         Decision {
             verdict,
@@ -391,7 +444,37 @@ impl PolicyEngine {
             })
     }
 
-    fn verdict(&self, decisions: &[RequestDecision], empty: bool) -> Verdict {
+    /// For a request no permit covers: the conditional permits that would
+    /// allow it but for their condition, as a hint for the caller.
+    fn nearest_permit(
+        &self,
+        principal: &Principal,
+        request: &AccessRequest,
+        built: &Result<cedar_policy::Entities, String>,
+    ) -> Option<String> {
+        if self.conditions.is_empty() {
+            return None;
+        }
+        let built = built.as_ref().ok()?;
+        let cedar_request = entities::request(principal, request, &self.schema).ok()?;
+        let response = self
+            .authorizer
+            .is_authorized(&cedar_request, &self.unconditioned, built);
+        let near: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .filter_map(|id| {
+                let id = id.to_string();
+                let condition = self.conditions.get(&id)?;
+                Some(format!(
+                    "`{id}` would permit it but its condition does not hold ({condition})"
+                ))
+            })
+            .collect();
+        (!near.is_empty()).then(|| near.join("; "))
+    }
+
+    fn verdict(&self, decisions: &[RequestDecision], empty: bool, hint: Option<String>) -> Verdict {
         if empty {
             return Verdict::Deny {
                 message: "nothing to authorise: the call produced no access request".into(),
@@ -407,7 +490,13 @@ impl PolicyEngine {
                     denied.errors.join("; ")
                 )
             } else if denied.policies.is_empty() {
-                format!("no policy permits {} on {}", denied.action, denied.resource)
+                match &hint {
+                    Some(h) => format!(
+                        "no policy permits {} on {}: {h}",
+                        denied.action, denied.resource
+                    ),
+                    None => format!("no policy permits {} on {}", denied.action, denied.resource),
+                }
             } else {
                 format!(
                     "{} on {} is forbidden by {}",

@@ -428,3 +428,34 @@ fn bad_max_affected_rows_is_refused_with_file_and_line() {
         );
     }
 }
+
+#[test]
+fn a_denial_names_the_permit_that_only_its_condition_kept_from_allowing() {
+    let e = engine(POLICIES);
+    let d = e.decide(
+        &agent(),
+        &[req("sql:delete", "DELETE FROM orders", false, &[])],
+    );
+    match d.verdict {
+        Verdict::Deny { message, policies } => {
+            assert!(
+                message.contains("no policy permits sql:delete")
+                    && message.contains("test.cedar:")
+                    && message.contains("would permit it but its condition does not hold")
+                    && message.contains("when { context.has_where }"),
+                "{message}"
+            );
+            assert!(policies.is_empty());
+        }
+        v => panic!("expected deny, got {v:?}"),
+    }
+    // A request no permit covers even without conditions gets no hint.
+    let d = e.decide(
+        &agent(),
+        &[req("sql:update", "UPDATE orders SET x=1", false, &[])],
+    );
+    let Verdict::Deny { message, .. } = d.verdict else {
+        panic!("expected deny")
+    };
+    assert!(!message.contains("would permit"), "{message}");
+}
