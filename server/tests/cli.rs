@@ -46,6 +46,43 @@ fn config(dir: &Path, extra: &str) -> String {
 }
 
 #[test]
+fn version_names_package_commit_and_build_date() {
+    for args in [vec!["--version"], vec!["demo", "--version"]] {
+        let o = run(&args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let line = out.trim();
+        let want = format!(" {} (commit ", env!("CARGO_PKG_VERSION"));
+        assert!(line.starts_with("tollgate"), "{line}");
+        assert!(line.contains(&want), "{line}");
+        let (_, rest) = line.split_once(", built ").expect(line);
+        let date = rest.trim_end_matches(')');
+        assert!(
+            date.len() == 10 && date.chars().filter(|c| *c == '-').count() == 2,
+            "{line}"
+        );
+        assert!(date.starts_with("20"), "{line}");
+    }
+}
+
+#[test]
+fn top_level_help_speaks_to_users() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let out = text(&o);
+    for want in [
+        "AI agents",
+        "approval",
+        "audit",
+        "tollgate demo",
+        "tollgate serve --config",
+    ] {
+        assert!(out.contains(want), "{want} missing from:\n{out}");
+    }
+    assert!(!out.to_lowercase().contains("crate"), "{out}");
+}
+
+#[test]
 fn help_on_every_command() {
     for args in [
         vec!["--help"],
