@@ -5,10 +5,42 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Tollgate: governed tools for AI agents on production systems, without the
-/// agent ever holding credentials.
+/// `tollgate --version`: package version, git commit and build date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TOLLGATE_GIT_COMMIT"),
+    ", built ",
+    env!("TOLLGATE_BUILD_DATE"),
+    ")"
+);
+
+/// Top-level help: what Tollgate is and where to start.
+const ABOUT: &str = "Tollgate lets AI agents query and change production systems without ever \
+holding their credentials. Agents connect over MCP; every tool call is authenticated, checked \
+against Cedar policies, paused for human approval where policy says so, run with credentials that only \
+Tollgate holds, masked, and written to a tamper-evident audit log.";
+
+const AFTER_HELP: &str = "\
+Start here:
+  tollgate demo                                   try it: a demo shop, policies and tokens
+  tollgate check --config tollgate.toml           validate your config and policies
+  tollgate serve --config tollgate.toml           serve agents over MCP (HTTP /mcp, or --stdio)
+  tollgate approvals list --server URL --token T  review calls waiting for a human
+  tollgate audit verify --config tollgate.toml    check the audit log's hash chain
+
+Run `tollgate <command> --help` for a command's options.";
+
+/// The `tollgate` command line.
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "tollgate",
+    version = VERSION,
+    about = ABOUT,
+    long_about = None,
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
 pub struct Cli {
     /// Log format on stderr: text or json (default from [logging], else text).
     #[arg(long, global = true, value_parser = ["text", "json"])]
@@ -65,19 +97,19 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
-    /// Policy tools.
+    /// Test policies: run request → expected decision cases.
     Policy {
         /// What to do.
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Read the audit store directly.
+    /// Read and verify the audit log (list, show, verify, export).
     Audit {
         /// What to do.
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Review paused calls over the REST API.
+    /// Review calls waiting for human approval (list, show, approve, deny).
     Approvals {
         /// What to do.
         #[command(subcommand)]

@@ -46,6 +46,43 @@ fn config(dir: &Path, extra: &str) -> String {
 }
 
 #[test]
+fn version_names_package_commit_and_build_date() {
+    for args in [vec!["--version"], vec!["demo", "--version"]] {
+        let o = run(&args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let line = out.trim();
+        let want = format!(" {} (commit ", env!("CARGO_PKG_VERSION"));
+        assert!(line.starts_with("tollgate"), "{line}");
+        assert!(line.contains(&want), "{line}");
+        let (_, rest) = line.split_once(", built ").expect(line);
+        let date = rest.trim_end_matches(')');
+        assert!(
+            date.len() == 10 && date.chars().filter(|c| *c == '-').count() == 2,
+            "{line}"
+        );
+        assert!(date.starts_with("20"), "{line}");
+    }
+}
+
+#[test]
+fn top_level_help_speaks_to_users() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let out = text(&o);
+    for want in [
+        "AI agents",
+        "approval",
+        "audit",
+        "tollgate demo",
+        "tollgate serve --config",
+    ] {
+        assert!(out.contains(want), "{want} missing from:\n{out}");
+    }
+    assert!(!out.to_lowercase().contains("crate"), "{out}");
+}
+
+#[test]
 fn help_on_every_command() {
     for args in [
         vec!["--help"],
@@ -139,6 +176,93 @@ fn policy_test_fails_on_a_wrong_expectation() {
     let o = run(&["policy", "test", "--config", &cfg]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("1 passed, 1 failed"), "{}", text(&o));
+}
+
+#[test]
+fn policy_test_case_errors_give_one_position_and_a_clean_path() {
+    let d = tmp("ptest-errors");
+    let cfg = config(&d, "");
+    write(
+        &d,
+        "policies/p.cedar",
+        "permit(principal, action, resource);\n",
+    );
+    std::fs::create_dir_all(d.join("policies/tests")).unwrap();
+    let good = r#"{"name": "read", "principal": {"sub": "x", "groups": ["a"]}, "tool": "sql_query", "arguments": {"connection": "shop", "sql": "SELECT 1"}, "expect": "allow"}"#;
+    let bad = r#"{"name": "typo", "principal": {"sub": "x", "groups": []}, "expekt": "allow"}"#;
+    write(&d, "policies/tests/t.jsonl", &format!("{good}\n{bad}\n"));
+    // A path with `.` and `..` in it, as a user may type it.
+    let messy = d.join("policies/./tests/../tests/t.jsonl");
+    let o = run(&["policy", "test", "--config", &cfg, messy.to_str().unwrap()]);
+    let out = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}");
+    let clean = d.join("policies/tests/t.jsonl").display().to_string();
+    let line = out
+        .lines()
+        .find(|l| l.contains("expekt"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(&format!("{clean}:2:")), "{line}");
+    assert!(!line.contains(" at line "), "position given twice: {line}");
+    assert!(!line.contains("/./") && !line.contains("/../"), "{line}");
+    // A missing case folder is named, not a bare OS error.
+    let o = run(&[
+        "policy",
+        "test",
+        "--config",
+        &cfg,
+        d.join("nope/../missing").to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!("{}: no such file", d.join("missing").display())),
+        "{out}"
+    );
+}
+
+/// `tollgate demo` ships policy test cases: `policy test` on its data dir
+/// passes with real cases (allow, deny, approval with the 10-row cap).
+#[test]
+fn demo_policy_tests_pass() {
+    use std::io::{BufRead, BufReader};
+    let d = tmp("demo-ptest");
+    let data = d.join("data");
+    let mut child = bin()
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Press Ctrl-C") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let started = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    started.expect("demo did not start");
+    let cfg = data.join("tollgate.toml");
+    let o = run(&["policy", "test", "--config", cfg.to_str().unwrap()]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let summary = out.lines().find(|l| l.ends_with(" failed")).unwrap();
+    let passed: u32 = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 10 && summary.ends_with(" 0 failed"), "{out}");
+    for want in ["(allow)", "(deny)", "(approval)"] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]

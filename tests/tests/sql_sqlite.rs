@@ -65,6 +65,61 @@ async fn sqlite_end_to_end() {
     );
     assert!(!origins.iter().any(|o| o.0 == "/rows/*/5"));
 
+    // --- column types: declared types sqlx does not know, computed columns
+    query(
+        &*c,
+        "CREATE TABLE money (id INTEGER PRIMARY KEY, amount NUMERIC, price decimal(10,2), note VARCHAR(20))",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    query(
+        &*c,
+        "INSERT INTO money (amount, price, note) VALUES (10, 2.5, 'a'), (NULL, NULL, NULL)",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    let v = query(
+        &*c,
+        "SELECT amount, price, note, count(*) AS n, avg(price) AS a, max(note) AS m, NULL AS z, (SELECT amount FROM money WHERE id = 2) AS e, x'01' AS b FROM money",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    let types: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "NUMERIC",
+            "DECIMAL(10,2)",
+            "TEXT",
+            "INTEGER",
+            "REAL",
+            "TEXT",
+            "NULL",
+            // `e`: a scalar subquery keeps its column's declared type.
+            "NUMERIC",
+            "BLOB"
+        ],
+        "{v}"
+    );
+    // The first non-null value decides, not the first row.
+    let v = query(
+        &*c,
+        "SELECT amount + 0 AS x FROM money ORDER BY id DESC",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["rows"], json!([[null], [10]]));
+    assert_eq!(v["columns"], json!([{"name": "x", "type": "INTEGER"}]));
+
     // --- params bound
     let v = query(
         &*c,

@@ -1,7 +1,8 @@
 //! `tollgate demo`: a self-contained demo that needs nothing but the binary.
 //! Creates (once) a SQLite shop with realistic fake PII, a config, policies
-//! and an HS256 secret in the data dir, then serves and prints the MCP URL,
-//! three tokens (agent, reviewer, auditor) and a copy-paste client snippet.
+//! (with their `policy test` cases) and an HS256 secret in the data dir, then
+//! serves and prints the MCP URL, three tokens (agent, reviewer, auditor) and
+//! a copy-paste client snippet.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ use crate::config::Config;
 use crate::{app, logging};
 
 const DEMO_POLICY: &str = include_str!("../../../examples/demo/policies/demo.cedar");
+const DEMO_POLICY_TESTS: &str = include_str!("../../../examples/demo/policies/tests/demo.jsonl");
 const DANGEROUS_FUNCTIONS: &str = include_str!("../../../policies/dangerous-functions.cedar");
 
 const FIRST: [&str; 16] = [
@@ -175,7 +177,7 @@ fn write_if_missing(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Lay out the demo folder (idempotent) and return the config path.
 pub async fn prepare(listen: &str, data_dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(data_dir.join("policies"))
+    std::fs::create_dir_all(data_dir.join("policies/tests"))
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let dir = std::fs::canonicalize(data_dir)?;
     let secret = dir.join("secret.key");
@@ -199,6 +201,8 @@ pub async fn prepare(listen: &str, data_dir: &Path) -> anyhow::Result<PathBuf> {
         &dir.join("policies/dangerous-functions.cedar"),
         DANGEROUS_FUNCTIONS,
     )?;
+    // Cases for `tollgate policy test --config <data dir>/tollgate.toml`.
+    write_if_missing(&dir.join("policies/tests/demo.jsonl"), DEMO_POLICY_TESTS)?;
     let config = dir.join("tollgate.toml");
     // The listen address may change between runs: rewrite the config.
     std::fs::write(&config, config_text(listen, &dir))?;

@@ -59,34 +59,71 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = vec![];
     for p in paths {
         if p.is_dir() {
-            let mut files: Vec<_> = std::fs::read_dir(p)?
+            let mut files: Vec<_> = std::fs::read_dir(p)
+                .with_context(|| format!("reading {}", shown(p)))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "json" || x == "jsonl"))
                 .collect();
             files.sort();
             out.extend(files);
-        } else {
+        } else if p.exists() {
             out.push(p.clone());
+        } else {
+            return Err(anyhow!(
+                "{}: no such file or folder of test cases (.json or .jsonl files; \
+                 by default the policy dir's tests/, or [policy] tests)",
+                shown(p)
+            ));
         }
     }
     Ok(out)
 }
 
+/// `path` for display: `.` dropped and `dir/..` folded, lexically (the
+/// file system is not asked; `..` at the start of a relative path stays).
+pub fn shown(path: &Path) -> String {
+    use std::path::Component;
+    let mut parts: Vec<Component> = vec![];
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match parts.last() {
+                Some(Component::Normal(_)) => {
+                    parts.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => parts.push(c),
+            },
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        return ".".into();
+    }
+    parts.iter().collect::<PathBuf>().display().to_string()
+}
+
+/// serde_json's message without its own ` at line L column C` (the caller
+/// prints the position once, as `file:line:col:`).
+fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_string()
+}
+
 fn parse(path: &Path) -> anyhow::Result<Vec<Case>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", shown(path)))?;
+    let at = |line: usize, e: &serde_json::Error| {
+        anyhow!("{}:{line}:{}: {}", shown(path), e.column(), json_message(e))
+    };
     if path.extension().is_some_and(|x| x == "jsonl") {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| anyhow!("{}:{}:{}: {e}", path.display(), i + 1, e.column()))
-            })
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| at(i + 1, &e)))
             .collect()
     } else {
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+        serde_json::from_str(&text).map_err(|e| at(e.line(), &e))
     }
 }
 
@@ -190,12 +227,12 @@ pub fn run(path: &Path, cases: &[PathBuf]) -> anyhow::Result<ExitCode> {
             let (got, detail) = evaluate(&case, &policy, &connections);
             if got == case.expect {
                 passed += 1;
-                println!("ok   {} :: {} ({got})", file.display(), case.name);
+                println!("ok   {} :: {} ({got})", shown(&file), case.name);
             } else {
                 failed += 1;
                 println!(
                     "FAIL {} :: {}: expected {}, got {got}: {detail}",
-                    file.display(),
+                    shown(&file),
                     case.name,
                     case.expect
                 );
@@ -203,6 +240,9 @@ pub fn run(path: &Path, cases: &[PathBuf]) -> anyhow::Result<ExitCode> {
         }
     }
     println!("{passed} passed, {failed} failed");
+    if passed + failed == 0 {
+        eprintln!("no test cases found: nothing was tested");
+    }
     Ok(if failed == 0 && passed > 0 {
         ExitCode::SUCCESS
     } else {

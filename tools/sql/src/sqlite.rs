@@ -8,9 +8,13 @@
 //! Field origins: sqlx reports `sqlite3_column_table_name` /
 //! `sqlite3_column_origin_name` as `Column::origin()` (SQLite must be built
 //! with column metadata, which libsqlite3-sys' bundled build is).
-//! Column types are sqlx's reading of the declared type (`TEXT`, `INTEGER`,
-//! `REAL`, `NUMERIC`, `BLOB`, `BOOLEAN`, `DATE`, `TIME`, `DATETIME`, `NULL`
-//! for expressions); values are typed by their storage class.
+//! Column types: sqlx's reading of the declared type (`TEXT`, `INTEGER`,
+//! `REAL`, `BLOB`, `BOOLEAN`, `DATE`, `TIME`, `DATETIME`); a declared type
+//! sqlx does not know (`NUMERIC`, `DECIMAL(10,2)`) as declared, upper-cased
+//! (`sqlite3_column_decltype`); a computed column (no declared type) gets the
+//! storage class of its first non-null value read (`INTEGER`, `REAL`,
+//! `TEXT`, `BLOB`), `NULL` only when every value read is null. Values are
+//! typed by their storage class.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -121,7 +125,7 @@ impl SqliteEngine {
         let mut tally = Tally::new(call, false)?;
         let changes_before = self.total_changes(conn, &tally).await?;
         for st in &call.statements {
-            one_statement(conn, &st.sql).await?;
+            let decltypes = one_statement(conn, &st.sql).await?;
             let stmt = conn
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
                 .await
@@ -143,8 +147,11 @@ impl SqliteEngine {
             let declared: Vec<String> = stmt
                 .columns()
                 .iter()
-                .map(|c| c.type_info().name().to_string())
+                .enumerate()
+                .map(|(i, c)| column_type(c.type_info(), decltypes.get(i)))
                 .collect();
+            // Computed columns: typed by the first non-null value read.
+            let seen: Vec<OnceLock<String>> = declared.iter().map(|_| Default::default()).collect();
             let columns = stmt
                 .columns()
                 .iter()
@@ -171,10 +178,17 @@ impl SqliteEngine {
             fill(
                 q.fetch(&mut *conn),
                 &mut set,
-                |row, i| decode(row, i, &declared[i]),
+                |row, i| decode(row, i, &declared[i], &seen[i]),
                 |e| self.map_err(e),
             )
             .await?;
+            for (col, seen) in set.columns.iter_mut().zip(&seen) {
+                if col.type_name == "NULL"
+                    && let Some(storage) = seen.get()
+                {
+                    col.type_name = storage.clone();
+                }
+            }
             outcome.affected = set.rows.len() as u64;
             tally.returned(&st.kind, &set);
             outcome.rows = Some(set);
@@ -257,11 +271,29 @@ impl SqliteEngine {
     }
 }
 
+/// The type reported for one result column: sqlx's name for the declared
+/// type when it knows it; otherwise the declared type as written,
+/// upper-cased; `NULL` (filled in from the values later) when there is none.
+fn column_type(sqlx_type: &sqlx::sqlite::SqliteTypeInfo, decl: Option<&Option<String>>) -> String {
+    let name = sqlx_type.name();
+    if name != "NULL" {
+        return name.to_string();
+    }
+    match decl {
+        Some(Some(d)) if !d.trim().is_empty() => d.trim().to_ascii_uppercase(),
+        _ => "NULL".to_string(),
+    }
+}
+
 /// SQLite's own parser must see exactly one statement in `sql`: sqlx runs
 /// every statement of a text, so a text that a printer or parser got wrong
 /// could otherwise run more than was analysed. Prepares (without running)
 /// each statement of the text on the connection's handle and counts them.
-async fn one_statement(conn: &mut SqliteConnection, sql: &str) -> Result<(), ExecuteError> {
+/// Returns the statement's declared column types (`None` for expressions).
+async fn one_statement(
+    conn: &mut SqliteConnection,
+    sql: &str,
+) -> Result<Vec<Option<String>>, ExecuteError> {
     let count = {
         let mut handle = conn
             .lock_handle()
@@ -270,8 +302,8 @@ async fn one_statement(conn: &mut SqliteConnection, sql: &str) -> Result<(), Exe
         count_statements(handle.as_raw_handle().as_ptr(), sql)
     };
     match count {
-        Ok(1) => Ok(()),
-        Ok(n) => Err(ExecuteError::Other(format!(
+        Ok((1, decltypes)) => Ok(decltypes),
+        Ok((n, _)) => Err(ExecuteError::Other(format!(
             "refused: SQLite reads {n} statements in the text Tollgate analysed as one; nothing ran"
         ))),
         Err(message) => Err(ExecuteError::Target(message)),
@@ -279,12 +311,15 @@ async fn one_statement(conn: &mut SqliteConnection, sql: &str) -> Result<(), Exe
 }
 
 /// Statements SQLite's parser finds in `sql` (comments and whitespace alone
-/// are none). `Err`: SQLite's message for a text it cannot prepare.
-fn count_statements(db: *mut libsqlite3_sys::sqlite3, sql: &str) -> Result<usize, String> {
+/// are none), with the declared column types of the first one.
+/// `Err`: SQLite's message for a text it cannot prepare.
+type Inspected = (usize, Vec<Option<String>>);
+fn count_statements(db: *mut libsqlite3_sys::sqlite3, sql: &str) -> Result<Inspected, String> {
     use libsqlite3_sys as ffi;
     let bytes = sql.as_bytes();
     let mut rest: &[u8] = bytes;
     let mut count = 0;
+    let mut decltypes = Vec::new();
     while !rest.is_empty() {
         let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
         let mut tail: *const std::os::raw::c_char = std::ptr::null();
@@ -303,6 +338,20 @@ fn count_statements(db: *mut libsqlite3_sys::sqlite3, sql: &str) -> Result<usize
         }
         if !stmt.is_null() {
             count += 1;
+            if count == 1 {
+                // SAFETY: `stmt` is a live prepared statement; each
+                // decltype pointer is valid until it is finalized and is
+                // copied out before that.
+                let n = unsafe { ffi::sqlite3_column_count(stmt) };
+                for i in 0..n {
+                    let p = unsafe { ffi::sqlite3_column_decltype(stmt, i) };
+                    decltypes.push((!p.is_null()).then(|| {
+                        unsafe { std::ffi::CStr::from_ptr(p) }
+                            .to_string_lossy()
+                            .into_owned()
+                    }));
+                }
+            }
             // SAFETY: `stmt` came from sqlite3_prepare_v2 and is finalized once.
             unsafe { ffi::sqlite3_finalize(stmt) };
         }
@@ -315,15 +364,23 @@ fn count_statements(db: *mut libsqlite3_sys::sqlite3, sql: &str) -> Result<usize
         }
         rest = &rest[used..];
     }
-    Ok(count)
+    Ok((count, decltypes))
 }
 
-fn decode(row: &SqliteRow, i: usize, declared: &str) -> Result<Value, String> {
+/// One value by its storage class; `seen` keeps the first non-null value's
+/// storage class (the type of a computed column).
+fn decode(
+    row: &SqliteRow,
+    i: usize,
+    declared: &str,
+    seen: &OnceLock<String>,
+) -> Result<Value, String> {
     let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
     if raw.is_null() {
         return Ok(Value::Null);
     }
     let storage = raw.type_info().name().to_string();
+    seen.get_or_init(|| storage.clone());
     let err = |e: sqlx::Error| format!("column {}: {e}", i + 1);
     Ok(match storage.as_str() {
         "INTEGER" | "BOOLEAN" => {
