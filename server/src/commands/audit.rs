@@ -32,7 +32,7 @@ const SUMMARY_CHARS: usize = 60;
 /// The header line of `audit list`, aligned with [`list_line`].
 fn list_header() -> String {
     format!(
-        "{:>6}  {:<20}  {:<16} {:<14} {:<12} {:<8} {:<8} {:>6}  {}",
+        "{:>6}  {:<20}  {:<16} {:<16} {:<12} {:<8} {:<8} {:>6}  {}",
         "SEQ", "TIME", "PRINCIPAL", "TOOL", "CONNECTION", "DECISION", "OUTCOME", "ROWS", "SUMMARY"
     )
 }
@@ -41,8 +41,8 @@ fn list_header() -> String {
 fn list_line(e: &AuditEvent) -> String {
     let r = &e.record;
     let rows = r.outcome.rows.map_or("-".to_string(), |n| n.to_string());
-    format!(
-        "{:>6}  {:<20}  {:<16} {:<14} {:<12} {:<8} {:<8} {:>6}  {}",
+    let line = format!(
+        "{:>6}  {:<20}  {:<16} {:<16} {:<12} {:<8} {:<8} {:>6}  {}",
         e.seq,
         esc(&short_time(&e.time)),
         esc(&r.principal.sub),
@@ -52,7 +52,8 @@ fn list_line(e: &AuditEvent) -> String {
         esc(&r.outcome.status),
         rows,
         esc(&summary(&r.arguments))
-    )
+    );
+    line.trim_end().to_string()
 }
 
 /// `2026-01-01T00:00:00.123456Z` → `2026-01-01T00:00:00Z` (the full time is in `show`).
