@@ -528,6 +528,13 @@ fn stub_reviewer_server(rt: &tokio::runtime::Runtime) -> String {
         .route(
             "/api/approvals/{id}/deny",
             axum::routing::post(move || async move { axum::Json(denied) }),
+        )
+        .route(
+            "/api/approvals/{id}",
+            axum::routing::get(|| async {
+                let body = serde_json::json!({"error": "Not Found", "message": "no approval apr_gone\u{1b}[2J"});
+                (axum::http::StatusCode::NOT_FOUND, axum::Json(body))
+            }),
         );
     rt.spawn(async move { axum::serve(listener, app).await });
     base
@@ -577,6 +584,23 @@ fn approvals_approve_says_what_happened_and_json_on_request() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(stdout(&o).starts_with("denied apr_7"), "{}", text(&o));
+    // A refusal is the server's message on stderr (escaped), exit 1.
+    let o = run(&[
+        "approvals",
+        "show",
+        "apr_gone",
+        "--server",
+        &base,
+        "--token",
+        "t",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(stdout(&o), "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("404") && err.contains("no approval apr_gone\\u{1b}[2J"),
+        "{err}"
+    );
 }
 
 #[test]

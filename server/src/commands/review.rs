@@ -148,6 +148,17 @@ pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
             .await?
         }
     };
+    let json_asked = matches!(
+        command,
+        ApprovalsCommand::Approve { json: true, .. } | ApprovalsCommand::Deny { json: true, .. }
+    );
+    if !status.is_success()
+        && !json_asked
+        && let Some(message) = value["message"].as_str()
+    {
+        eprintln!("server answered {status}: {}", esc(message));
+        return Ok(ExitCode::from(1));
+    }
     let mut out = std::io::stdout().lock();
     match &command {
         ApprovalsCommand::List { state, .. } if status.is_success() => {
@@ -192,5 +203,29 @@ pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
     } else {
         eprintln!("server answered {status}");
         Ok(ExitCode::from(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_count_approvals_and_escape_the_id() {
+        let mut a = json!({"id": "apr_1", "state": "pending", "approvers": ["bob"],
+            "required": [{"group": "dba", "count": 1}, {"group": "sec", "count": 1}]});
+        assert_eq!(
+            verdict_sentence(true, &a),
+            "recorded your approval of apr_1 (1 of 2 approvals; still pending until the others approve)"
+        );
+        a["state"] = json!("approved");
+        a["approvers"] = json!(["bob", "eve"]);
+        a["id"] = json!("apr_1\u{1b}[2J");
+        assert_eq!(
+            verdict_sentence(true, &a),
+            "approved apr_1\\u{1b}[2J (2 of 2 approvals; the call runs when the agent resumes it)"
+        );
+        a["state"] = json!("expired");
+        assert!(verdict_sentence(true, &a).ends_with("the approval is now expired"));
     }
 }
