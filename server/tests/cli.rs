@@ -556,7 +556,7 @@ fn approvals_approve_says_what_happened_and_json_on_request() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         stdout(&o).trim(),
-        "approved apr_7 (1 of 1 approvals; the call runs when the agent resumes it)"
+        "approved apr_7 (1 of 1 approvals; the call runs when the agent's waiting call or approval_wait picks it up)"
     );
     let o = run(&[
         "approvals",

@@ -83,7 +83,7 @@ fn verdict_sentence(approved: bool, value: &Value) -> String {
         .sum();
     match (approved, state) {
         (true, "approved") => format!(
-            "approved {id} ({given} of {needed} approvals; the call runs when the agent resumes it)"
+            "approved {id} ({given} of {needed} approvals; the call runs when the agent's waiting call or approval_wait picks it up)"
         ),
         (true, "pending") => format!(
             "recorded your approval of {id} ({given} of {needed} approvals; still pending until the others approve)"
@@ -223,7 +223,7 @@ mod tests {
         a["id"] = json!("apr_1\u{1b}[2J");
         assert_eq!(
             verdict_sentence(true, &a),
-            "approved apr_1\\u{1b}[2J (2 of 2 approvals; the call runs when the agent resumes it)"
+            "approved apr_1\\u{1b}[2J (2 of 2 approvals; the call runs when the agent's waiting call or approval_wait picks it up)"
         );
         a["state"] = json!("expired");
         assert!(verdict_sentence(true, &a).ends_with("the approval is now expired"));
