@@ -136,7 +136,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             };
             let events = store.list(&filter).await?;
             if events.is_empty() {
-                writeln!(out, "no audit events match")?;
+                let filtered = filter.principal.is_some() || filter.decision.is_some();
+                let what = if filtered { " match" } else { " yet" };
+                writeln!(out, "no audit events{what}")?;
             } else {
                 writeln!(out, "{}", list_header())?;
             }
