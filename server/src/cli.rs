@@ -142,13 +142,13 @@ pub enum AuditCommand {
         /// Only this principal.
         #[arg(long)]
         principal: Option<String>,
-        /// Only this decision (allow, deny, pending, error).
-        #[arg(long)]
-        decision: Option<String>,
+        /// Only this decision (`denied` and `allowed` are accepted for deny and allow).
+        #[arg(long, value_enum, ignore_case = true)]
+        decision: Option<Decision>,
     },
     /// Show one event as JSON.
     Show {
-        /// Event id.
+        /// Event id, or the seq number `audit list` prints.
         id: String,
         #[command(flatten)]
         config: ConfigArg,
@@ -166,6 +166,36 @@ pub enum AuditCommand {
         #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
         format: String,
     },
+}
+
+/// A recorded decision, as `--decision` of `audit list` takes it. The words
+/// results use (`denied`, `allowed`, `errored`) are accepted as synonyms, so a
+/// filter never silently matches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Decision {
+    /// Allowed by policy.
+    #[value(alias = "allowed")]
+    Allow,
+    /// Denied by policy or by a guard.
+    #[value(alias = "denied")]
+    Deny,
+    /// Paused for human approval.
+    Pending,
+    /// Failed before a decision.
+    #[value(alias = "errored")]
+    Error,
+}
+
+impl Decision {
+    /// The word stored in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Pending => "pending",
+            Decision::Error => "error",
+        }
+    }
 }
 
 /// `tollgate approvals ...`.
@@ -195,6 +225,9 @@ pub enum ApprovalsCommand {
         /// Why.
         #[arg(long)]
         reason: Option<String>,
+        /// Print the server's JSON answer instead of a sentence.
+        #[arg(long)]
+        json: bool,
     },
     /// Deny a call (a reason is required).
     Deny {
@@ -205,15 +238,22 @@ pub enum ApprovalsCommand {
         /// Why.
         #[arg(long)]
         reason: Option<String>,
+        /// Print the server's JSON answer instead of a sentence.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 /// Where the REST API is and who is calling.
 #[derive(Debug, Args, Clone)]
 pub struct Remote {
-    /// Server base URL, e.g. http://127.0.0.1:8080.
+    /// Server base URL, e.g. http://127.0.0.1:8080 (default: from --config).
     #[arg(long, env = "TOLLGATE_SERVER")]
-    pub server: String,
+    pub server: Option<String>,
+    /// Config file whose server.public_url (else server.listen) is the
+    /// server, when --server is not given.
+    #[arg(long, short = 'c', env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Bearer token of the reviewer.
     #[arg(long, env = "TOLLGATE_TOKEN", hide_env_values = true)]
     pub token: String,

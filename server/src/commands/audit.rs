@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures::StreamExt;
-use gateway_core::audit::{AuditFilter, AuditStore};
+use gateway_core::audit::{AuditEvent, AuditFilter, AuditStore, ListOrder};
 use gateway_core::text::{escape_for_terminal as esc, json_for_terminal};
 
 use super::load_config;
@@ -24,6 +24,88 @@ async fn open(config: &ConfigArg) -> Result<Arc<dyn AuditStore>, ExitCode> {
         eprintln!("cannot open the audit store in {}: {e:#}", dir.display());
         ExitCode::from(1)
     })
+}
+
+/// Characters of the statement/arguments summary in `audit list`.
+const SUMMARY_CHARS: usize = 60;
+
+/// The header line of `audit list`, aligned with [`list_line`].
+fn list_header() -> String {
+    format!(
+        "{:>6}  {:<20}  {:<16} {:<16} {:<12} {:<8} {:<8} {:>6}  {}",
+        "SEQ", "TIME", "PRINCIPAL", "TOOL", "CONNECTION", "DECISION", "OUTCOME", "ROWS", "SUMMARY"
+    )
+}
+
+/// One event as a line of `audit list`: every stored text escaped.
+fn list_line(e: &AuditEvent) -> String {
+    let r = &e.record;
+    let rows = r.outcome.rows.map_or("-".to_string(), |n| n.to_string());
+    let line = format!(
+        "{:>6}  {:<20}  {:<16} {:<16} {:<12} {:<8} {:<8} {:>6}  {}",
+        e.seq,
+        esc(&short_time(&e.time)),
+        esc(&r.principal.sub),
+        esc(&r.tool),
+        esc(r.connection.as_deref().unwrap_or("-")),
+        esc(&r.decision),
+        esc(&r.outcome.status),
+        rows,
+        esc(&summary(&r.arguments))
+    );
+    line.trim_end().to_string()
+}
+
+/// `2026-01-01T00:00:00.123456Z` → `2026-01-01T00:00:00Z` (the full time is in `show`).
+fn short_time(time: &str) -> String {
+    match time.get(..19) {
+        Some(secs) if time.ends_with('Z') => format!("{secs}Z"),
+        _ => time.to_string(),
+    }
+}
+
+/// The recorded (already masked) statement, else the other arguments as
+/// compact JSON: on one line (whitespace runs collapsed), cut with `…`.
+fn summary(arguments: &serde_json::Value) -> String {
+    let text = match arguments.get("sql").and_then(serde_json::Value::as_str) {
+        Some(sql) => sql.to_string(),
+        None => {
+            let mut rest = arguments.clone();
+            if let Some(obj) = rest.as_object_mut() {
+                obj.remove("connection");
+            }
+            match &rest {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::Object(o) if o.is_empty() => String::new(),
+                v => v.to_string(),
+            }
+        }
+    };
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > SUMMARY_CHARS {
+        let cut: String = one_line.chars().take(SUMMARY_CHARS - 1).collect();
+        format!("{cut}…")
+    } else {
+        one_line
+    }
+}
+
+/// An event by id, or by the seq number `audit list` prints.
+async fn find(store: &dyn AuditStore, key: &str) -> anyhow::Result<Option<AuditEvent>> {
+    let Ok(seq) = key.parse::<u64>() else {
+        return Ok(store.get(key).await?);
+    };
+    let filter = AuditFilter {
+        after_seq: seq.checked_sub(1),
+        limit: Some(1),
+        order: ListOrder::OldestFirst,
+        ..Default::default()
+    };
+    Ok(store
+        .list(&filter)
+        .await?
+        .into_iter()
+        .find(|e| e.seq == seq))
 }
 
 /// Run an audit command.
@@ -48,26 +130,23 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         } => {
             let filter = AuditFilter {
                 principal,
-                decision,
+                decision: decision.map(|d| d.as_str().to_string()),
                 limit: Some(limit),
                 ..Default::default()
             };
-            for e in store.list(&filter).await? {
-                let conn = e.record.connection.as_deref().unwrap_or("-");
-                writeln!(
-                    out,
-                    "{:>6}  {}  {}  {:<8} {:<16} {:<12} {}",
-                    e.seq,
-                    esc(&e.time),
-                    esc(&e.id),
-                    esc(&e.record.decision),
-                    esc(&e.record.principal.sub),
-                    esc(conn),
-                    esc(&e.record.tool)
-                )?;
+            let events = store.list(&filter).await?;
+            if events.is_empty() {
+                let filtered = filter.principal.is_some() || filter.decision.is_some();
+                let what = if filtered { " match" } else { " yet" };
+                writeln!(out, "no audit events{what}")?;
+            } else {
+                writeln!(out, "{}", list_header())?;
+            }
+            for e in &events {
+                writeln!(out, "{}", list_line(e))?;
             }
         }
-        AuditCommand::Show { id, .. } => match store.get(&id).await? {
+        AuditCommand::Show { id, .. } => match find(store.as_ref(), &id).await? {
             Some(e) => writeln!(
                 out,
                 "{}",

@@ -28,8 +28,25 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-/// Run a parsed command line.
+/// Run a parsed command line. A closed stdout (`tollgate audit list | head`)
+/// ends the command quietly with success, as for any Unix filter.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match dispatch(cli).await {
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other,
+    }
+}
+
+/// Did the command stop because the reader of its output went away?
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let log_format = cli.log_format.clone();
     match cli.command {
         Command::Serve { config, stdio } => {
