@@ -68,6 +68,8 @@ if [ ! -f "$NODE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.j
   echo "$want" > "$NODE_DIR/.lock.sha256"
 fi
 CONF_PKG=$NODE_DIR/node_modules/@modelcontextprotocol/conformance
+# The MCP Inspector CLI the README documents, for test_inspector.py.
+export E2E_NODE="$NODE" E2E_NODE_DIR="$NODE_DIR"
 
 # The binary under test.
 if [ -z "${TOLLGATE_BIN:-}" ]; then
