@@ -25,6 +25,31 @@ pub struct Disclosed {
     pub unmasked: bool,
 }
 
+/// May `principal` see values of the `found` types raw: policy permits
+/// `unmask` for all of them on the connection and on every resource given.
+pub fn may_unmask(
+    policy: &PolicyEngine,
+    principal: &Principal,
+    connection: &str,
+    resources: &[Resource],
+    found: &MaskCounts,
+) -> bool {
+    let types: BTreeSet<String> = found.keys().cloned().collect();
+    let mut targets: Vec<&Resource> = resources.iter().collect();
+    let conn = Resource::connection(connection);
+    if !targets.contains(&&conn) {
+        targets.push(&conn);
+    }
+    targets.iter().all(|r| {
+        let req = AccessRequest {
+            action: "unmask".into(),
+            resource: (*r).clone(),
+            context: [("types".to_string(), ContextValue::StringSet(types.clone()))].into(),
+        };
+        policy.is_permitted(principal, &req)
+    })
+}
+
 /// Mask `output` and decide whether `principal` may see it raw.
 pub fn disclose(
     masker: &Masker,
@@ -45,21 +70,7 @@ pub fn disclose(
             unmasked: false,
         };
     }
-    let types: BTreeSet<String> = counts.keys().cloned().collect();
-    let mut targets: Vec<&Resource> = resources.iter().collect();
-    let conn = Resource::connection(connection);
-    if !targets.contains(&&conn) {
-        targets.push(&conn);
-    }
-    let may_unmask = targets.iter().all(|r| {
-        let req = AccessRequest {
-            action: "unmask".into(),
-            resource: (*r).clone(),
-            context: [("types".to_string(), ContextValue::StringSet(types.clone()))].into(),
-        };
-        policy.is_permitted(principal, &req)
-    });
-    if may_unmask {
+    if may_unmask(policy, principal, connection, resources, &counts) {
         Disclosed {
             caller: raw,
             recorded: masked,

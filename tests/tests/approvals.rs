@@ -43,6 +43,8 @@ permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql
 permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:update", resource == Tollgate::Table::"shop/public.accounts");
 @id("auditors")
 permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read", resource == Tollgate::Audit::"log");
+@id("unmaskers-see-raw")
+permit (principal in Tollgate::Group::"unmaskers", action == Tollgate::Action::"unmask", resource in Tollgate::Connection::"shop");
 "#;
 
 /// Not a test: the child server. Runs the CLI with `TOLLGATE_CHILD_ARGS`.
@@ -644,6 +646,42 @@ async fn approvals_over_http() {
         html.contains("&#39;[PRIVATE_KEY]&#39; OR id &gt; 0")
             || html.contains("'[PRIVATE_KEY]' OR id &gt; 0"),
         "the page shows the predicate"
+    );
+    // The page says that values are masked and what would unmask them, and
+    // speaks of a pending call in the future tense.
+    assert!(
+        html.contains("[PRIVATE_KEY] are masked")
+            && html.contains("permitting you <code>unmask</code>")
+            && html.contains("Approval does not start it"),
+        "masking note and lifecycle on the page:\n{html}"
+    );
+    // A reviewer whom policy permits `unmask` sees the values raw, and is told so.
+    let dora = s.token("dora", &["reviewers", "unmaskers"]);
+    let r = ui
+        .post(format!("{}/ui/login", s.base))
+        .form(&[("token", dora.as_str()), ("next", "/ui")])
+        .send()
+        .await
+        .unwrap();
+    let dora_session = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let raw = ui
+        .get(format!("{}/ui/approvals/{attack_id}", s.base))
+        .header("Cookie", &dora_session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        raw.contains("Shown unmasked") && raw.contains("-----BEGIN PRIVATE KEY-----"),
+        "an unmask-permitted reviewer sees raw values:\n{raw}"
     );
     let (_, events) = rest(
         reqwest::Method::GET,

@@ -380,6 +380,76 @@ fn statements(summary: &Value) -> String {
     }
 }
 
+/// The arguments this reviewer may see, and a note saying whether values are
+/// masked: raw only when policy permits the reviewer `unmask` on the
+/// approval's connection for every type the masker finds in them.
+fn reviewer_view(
+    state: &AppState,
+    who: &gateway_core::Principal,
+    a: &gateway_core::approval::record::Approval,
+) -> (Value, String) {
+    let mut masked = a.arguments.clone();
+    let found = state.gateway.masker().mask_value("", &mut masked, &[]);
+    if found.is_empty() {
+        return (a.arguments_masked.clone(), String::new());
+    }
+    let types: Vec<String> = found.keys().map(|t| format!("[{t}]")).collect();
+    let connection = a.connection.as_deref().unwrap_or_default();
+    let policy = state.gateway.policy();
+    if !connection.is_empty()
+        && gateway_core::disclosure::may_unmask(&policy, who, connection, &[], &found)
+    {
+        (
+            a.arguments.clone(),
+            format!(
+                r#"<p class="msg">Shown unmasked: policy permits you <code>unmask</code> for {} on <code>{}</code>.</p>"#,
+                text(&types.join(", ")),
+                text(connection)
+            ),
+        )
+    } else {
+        (
+            a.arguments_masked.clone(),
+            format!(
+                r#"<p class="msg">Values shown as {} are masked; a policy permitting you <code>unmask</code> on <code>{}</code> would show them. The statement's structure (tables, every predicate) is never masked.</p>"#,
+                text(&types.join(", ")),
+                text(if connection.is_empty() {
+                    "-"
+                } else {
+                    connection
+                })
+            ),
+        )
+    }
+}
+
+/// Where the call stands, in the tense that fits its state.
+fn lifecycle(a: &gateway_core::approval::record::Approval) -> String {
+    let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(gateway_core::approval::record::fmt)
+            .unwrap_or_else(|| "-".into())
+    };
+    match a.state {
+        ApprovalState::Pending => "When approved, the call runs once, with exactly these arguments, for this requester, and only if policy still allows it then. Approval does not start it: it runs when the agent's waiting call, task or approval_wait picks it up.".into(),
+        ApprovalState::Approved => format!(
+            "Approved at {}. The call runs once when the agent's waiting call, task or approval_wait picks it up, and only if policy still allows it then.",
+            at(a.decided_at)
+        ),
+        ApprovalState::Executed => format!(
+            "Ran once: started {}, finished {}. Its outcome (rows, errors) is in the audit log (tool {}).",
+            at(a.claimed_at),
+            at(a.finished_at),
+            a.tool
+        ),
+        ApprovalState::Failed => format!(
+            "Ran once and failed: started {}, finished {}. The error is in the audit log.",
+            at(a.claimed_at),
+            at(a.finished_at)
+        ),
+        _ => "Did not run, and never will: a new call asks for a new approval.".into(),
+    }
+}
+
 /// The message after a decision, by the key `decide` redirects with.
 fn done_message(key: &str) -> Option<&'static str> {
     match key {
@@ -424,8 +494,11 @@ async fn page(
         }
     };
     let csrf = csrf_for(&token);
-    let sql = a
-        .arguments_masked
+    // Masked values: policy decides whether this reviewer sees them raw
+    // (`unmask` on the approval's connection for every type found), and the
+    // page says which it is.
+    let (shown_args, masking_note) = reviewer_view(&state, &who, &a);
+    let sql = shown_args
         .get("sql")
         .and_then(Value::as_str)
         .map(|s| format!("<h2>Statement as submitted</h2><pre>{}</pre>", text(s)))
@@ -493,11 +566,11 @@ async fn page(
 <tr><th>connection</th><td><code>{conn}</code></td></tr>
 <tr><th>created</th><td>{created}</td></tr><tr><th>expires</th><td>{expires}</td></tr>
 <tr><th>arguments hash</th><td><code>{hash}</code></td></tr></table>
-{sql}<h2>What will run (the statements as Tollgate parsed them; comments are not sent)</h2>{stmts}
+{masking_note}{sql}<h2>What runs (the statements as Tollgate parsed them; comments are not sent; literals masked one by one)</h2>{stmts}
 <h2>Approval required</h2><ul>{required}</ul>
 <h2>Decisions</h2><ul>{decisions}</ul>
-<h2>Arguments (masked)</h2><pre>{args}</pre>
-<p>The call runs once, with exactly these arguments, for this requester, and only if policy still allows it then.</p>
+<h2>Arguments</h2><pre>{args}</pre>
+<p>{lifecycle}</p>
 {forms}<p><a href="/ui">All approvals</a></p>"#,
         state = state_badge(a.state),
         req = text(&a.requester.sub),
@@ -508,7 +581,8 @@ async fn page(
         expires = text(&gateway_core::approval::record::fmt(a.expires_at)),
         hash = text(&a.arguments_hash),
         stmts = statements(&a.summary),
-        args = text(&serde_json::to_string_pretty(&a.arguments_masked).unwrap_or_default()),
+        args = text(&serde_json::to_string_pretty(&shown_args).unwrap_or_default()),
+        lifecycle = text(&lifecycle(&a)),
     );
     layout(
         &format!("Approval {}", a.id),
