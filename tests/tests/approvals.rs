@@ -47,6 +47,35 @@ permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"a
 permit (principal in Tollgate::Group::"unmaskers", action == Tollgate::Action::"unmask", resource in Tollgate::Connection::"shop");
 "#;
 
+/// Log in to the review UI with a bearer token; the session cookie.
+async fn ui_login(ui: &reqwest::Client, base: &str, token: &str) -> String {
+    let r = ui
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", token), ("next", "/ui")])
+        .send()
+        .await
+        .unwrap();
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The review page of approval `id` as the session's reviewer sees it.
+async fn ui_page(ui: &reqwest::Client, base: &str, id: &str, session: &str) -> String {
+    ui.get(format!("{base}/ui/approvals/{id}"))
+        .header("Cookie", session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Not a test: the child server. Runs the CLI with `TOLLGATE_CHILD_ARGS`.
 #[test]
 fn child_server() {
@@ -633,15 +662,7 @@ async fn approvals_over_http() {
             "{field}"
         );
     }
-    let html = ui
-        .get(format!("{}/ui/approvals/{attack_id}", s.base))
-        .header("Cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = ui_page(&ui, &s.base, &attack_id, &session).await;
     assert!(
         html.contains("&#39;[PRIVATE_KEY]&#39; OR id &gt; 0")
             || html.contains("'[PRIVATE_KEY]' OR id &gt; 0"),
@@ -657,28 +678,8 @@ async fn approvals_over_http() {
     );
     // A reviewer whom policy permits `unmask` sees the values raw, and is told so.
     let dora = s.token("dora", &["reviewers", "unmaskers"]);
-    let r = ui
-        .post(format!("{}/ui/login", s.base))
-        .form(&[("token", dora.as_str()), ("next", "/ui")])
-        .send()
-        .await
-        .unwrap();
-    let dora_session = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let raw = ui
-        .get(format!("{}/ui/approvals/{attack_id}", s.base))
-        .header("Cookie", &dora_session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dora_session = ui_login(&ui, &s.base, &dora).await;
+    let raw = ui_page(&ui, &s.base, &attack_id, &dora_session).await;
     assert!(
         raw.contains("Shown unmasked") && raw.contains("-----BEGIN PRIVATE KEY-----"),
         "an unmask-permitted reviewer sees raw values:\n{raw}"
