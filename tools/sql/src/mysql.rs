@@ -237,12 +237,6 @@ impl MySqlEngine {
     }
 }
 
-/// Statements that may leave session state (SET, USE, temporary tables,
-/// user variables, functions Tollgate cannot see into) close their session.
-fn changes_session(call: &QueryCall) -> bool {
-    call.touches_session()
-}
-
 fn float(f: f64) -> Value {
     if f.is_finite() {
         serde_json::Number::from_f64(f)
@@ -327,7 +321,9 @@ fn decode(row: &MySqlRow, i: usize) -> Result<Value, String> {
 impl Engine for MySqlEngine {
     async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
         let limit = self.timeout * call.statements.len().max(1) as u32 + Duration::from_secs(2);
-        self.guarded(limit, changes_session(call), async |conn| {
+        // Statements that may leave session state (SET, USE, temporary tables,
+        // user variables, functions Tollgate cannot see into) close their session.
+        self.guarded(limit, call.touches_session(), async |conn| {
             self.work(conn, call, caps).await
         })
         .await

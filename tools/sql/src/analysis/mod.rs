@@ -8,14 +8,17 @@
 //!
 //! Modules: [`guard`] checks the raw text (what the parser would not see),
 //! `walk` is the single AST pass, `classify` maps statement types to
-//! actions, `names` folds identifiers into `schema.table`.
+//! actions, `names` folds identifiers into `schema.table` (through a
+//! [`catalog`] snapshot on PostgreSQL when there is one), `functions` holds
+//! the vetted built-ins, `rewrite` qualifies every name in the executed text.
 //!
 //! Invariants:
 //! * Fail closed: anything not understood is an [`AnalysisError::Unanalysable`]
 //!   whose reason tells the agent what to change.
 //! * What was analysed is what runs: [`AnalysedStatement::sql`] is the
-//!   canonical text of the parsed statement, and the executor runs that text
-//!   (comments, hidden or not, are gone from it).
+//!   printed text of the parsed statement with every name qualified as policy
+//!   saw it, proven to parse back to that same single statement (comments,
+//!   hidden or not, are gone from it).
 //! * Nothing here performs I/O.
 
 pub mod catalog;
@@ -93,8 +96,6 @@ pub struct AnalysedStatement {
     /// True when nothing in the statement writes (no data-modifying CTE, no
     /// `FOR UPDATE`/`FOR SHARE`, no `SELECT INTO`, no DDL, no admin except SHOW).
     pub read_only: bool,
-    /// Some function called is not a vetted built-in (it has a `sql:call` request).
-    pub calls: bool,
     /// Running it may leave state in the database session beyond its
     /// transaction (settings, locks, temporary objects, user variables...):
     /// the executor must not hand the session to another call unchanged.
@@ -210,12 +211,9 @@ pub(crate) fn parse(dialect: Dialect, sql: &str) -> Result<Vec<Statement>, Strin
 /// than policy saw.
 fn canonical(dialect: Dialect, statement: &Statement) -> Result<String, String> {
     let text = statement.to_string();
-    let refuse = || {
-        "this statement cannot be written back unambiguously (a quoted name or string holds its own quote or bracket?); rewrite it with plain names and standard string literals".to_string()
-    };
     match parse(dialect, &text) {
         Ok(again) if again.len() == 1 && again[0] == *statement => Ok(text),
-        _ => Err(refuse()),
+        _ => Err("this statement cannot be written back unambiguously (a quoted name or string holds its own quote or bracket?); rewrite it with plain names and standard string literals".into()),
     }
 }
 
@@ -253,7 +251,6 @@ fn summarise(walk: &Walk<'_>, sql: String) -> AnalysedStatement {
         has_where: !walk.unfiltered,
         functions: walk.functions.clone(),
         read_only: !walk.writes,
-        calls: walk.calls,
         touches_session,
         sql,
     }

@@ -93,6 +93,32 @@ impl Resolver<'_> {
     pub fn object(&self, name: &ObjectName) -> Result<TableRef, String> {
         self.table(&idents(name)?)
     }
+
+    /// The name `name` must execute as so that the database resolves exactly
+    /// `table` whatever the session's search path (or SQLite's temp schema)
+    /// holds. `None`: the name already resolves only to `table`.
+    ///
+    /// * PostgreSQL: always `"schema"."table"` (quoted, as folded).
+    /// * SQLite: a one-part name gets `"main".` (the temp schema and attached
+    ///   databases are searched before/after main for unqualified names).
+    /// * MySQL: unchanged; the current database is pinned (`USE` runs alone
+    ///   and closes its session) and temporary tables never outlive a call.
+    pub fn qualified(&self, name: &ObjectName, table: &TableRef) -> Option<ObjectName> {
+        match self.dialect {
+            Dialect::Postgres => Some(ObjectName::from(vec![
+                Ident::with_quote('"', table.schema.clone()),
+                Ident::with_quote('"', table.table.clone()),
+            ])),
+            Dialect::Sqlite => match idents(name).ok()?.as_slice() {
+                [only] => Some(ObjectName::from(vec![
+                    Ident::with_quote('"', table.schema.clone()),
+                    (*only).clone(),
+                ])),
+                _ => None,
+            },
+            Dialect::MySql => None,
+        }
+    }
 }
 
 /// The identifier parts of a name; dynamic parts (`IDENTIFIER(...)`) are refused.
@@ -121,34 +147,6 @@ pub(crate) fn function_names(name: &ObjectName) -> Result<Vec<String>, String> {
         out.push(last.clone());
     }
     Ok(out)
-}
-
-impl Resolver<'_> {
-    /// The name `name` must execute as so that the database resolves exactly
-    /// `table` whatever the session's search path (or SQLite's temp schema)
-    /// holds. `None`: the name already resolves only to `table`.
-    ///
-    /// * PostgreSQL: always `"schema"."table"` (quoted, as folded).
-    /// * SQLite: a one-part name gets `"main".` (the temp schema and attached
-    ///   databases are searched before/after main for unqualified names).
-    /// * MySQL: unchanged; the current database is pinned (`USE` runs alone
-    ///   and closes its session) and temporary tables never outlive a call.
-    pub fn qualified(&self, name: &ObjectName, table: &TableRef) -> Option<ObjectName> {
-        match self.dialect {
-            Dialect::Postgres => Some(ObjectName::from(vec![
-                Ident::with_quote('"', table.schema.clone()),
-                Ident::with_quote('"', table.table.clone()),
-            ])),
-            Dialect::Sqlite => match idents(name).ok()?.as_slice() {
-                [only] => Some(ObjectName::from(vec![
-                    Ident::with_quote('"', table.schema.clone()),
-                    (*only).clone(),
-                ])),
-                _ => None,
-            },
-            Dialect::MySql => None,
-        }
-    }
 }
 
 /// A table named inside a string literal (`'app.salaries'`, `'"Mixed".t'`),

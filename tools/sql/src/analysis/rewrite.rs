@@ -24,10 +24,6 @@ pub(crate) struct Rewrites {
     tables: Vec<(*const Table, TableRef, bool)>,
 }
 
-// SAFETY-free: the pointers are only compared, never dereferenced.
-unsafe impl Send for Rewrites {}
-unsafe impl Sync for Rewrites {}
-
 impl Rewrites {
     /// `name` executes as `to`.
     pub fn name(&mut self, name: &ObjectName, to: ObjectName) {

@@ -173,17 +173,22 @@ impl<'r> Walk<'r> {
         Ok(self)
     }
 
-    /// Record one access, once.
+    /// Record one access on a table (or the connection), once.
     pub fn access(&mut self, action: Action, table: Option<TableRef>) {
         if let Some(t) = &table {
             self.tables.insert(t.clone());
         }
+        self.push_access(action, table);
+    }
+
+    /// Add `(action, target)` to the accesses unless it is there already.
+    fn push_access(&mut self, action: Action, target: Option<TableRef>) {
         if !self
             .accesses
             .iter()
-            .any(|(a, t)| *a == action && *t == table)
+            .any(|(a, t)| *a == action && *t == target)
         {
-            self.accesses.push((action, table));
+            self.accesses.push((action, target));
         }
     }
 
@@ -349,19 +354,14 @@ impl<'r> Walk<'r> {
             table: fname,
         };
         if dialect == Dialect::Postgres && parts.len() == 1 {
-            // Sessions run with search_path = pg_catalog: run the function policy saw.
+            // Run exactly the function policy saw, whatever the search path finds.
             if let Some(q) = self.resolver.qualified(name, &function) {
                 self.rewrites.name(name, q);
             }
         }
         self.calls = true;
-        if !self
-            .accesses
-            .iter()
-            .any(|(a, t)| *a == Action::Call && t.as_ref() == Some(&function))
-        {
-            self.accesses.push((Action::Call, Some(function)));
-        }
+        // A function is no table: not in `tables`.
+        self.push_access(Action::Call, Some(function));
         Ok(())
     }
 
@@ -375,8 +375,7 @@ impl<'r> Walk<'r> {
     ) -> Result<(), String> {
         let deny = || {
             format!(
-                "{fname}() reads the table named by its first argument; write that name as a string literal (e.g. '{}'::regclass or 'schema.table')",
-                "orders"
+                "{fname}() reads the table named by its first argument; write that name as a string literal (e.g. 'orders'::regclass or 'schema.table')"
             )
         };
         let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))) = arg else {

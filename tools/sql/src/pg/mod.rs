@@ -338,7 +338,6 @@ impl PgEngine {
         }
         if let [only] = call.statements.as_slice()
             && call.read_only
-            && only.kind != "admin"
             && !only.touches_session
         {
             let stmt = client
@@ -613,13 +612,17 @@ impl PgEngine {
                 .get(0);
             let relations = client
                 .query(
-                    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace                      WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')",
+                    "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')",
                     &[&path],
                 )
                 .await?;
             let functions = client
                 .query(
-                    "SELECT DISTINCT n.nspname::text, p.proname::text FROM pg_catalog.pg_proc p                      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace                      WHERE n.nspname = ANY($1)",
+                    "SELECT DISTINCT n.nspname::text, p.proname::text FROM pg_catalog.pg_proc p \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE n.nspname = ANY($1)",
                     &[&path],
                 )
                 .await?;
