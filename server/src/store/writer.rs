@@ -126,7 +126,10 @@ impl Writer {
         tracing::debug!("audit writer stopped");
     }
 
-    async fn write(&mut self, records: Vec<AuditRecord>) -> Result<Vec<AuditEvent>, StoreError> {
+    async fn write(
+        &mut self,
+        mut records: Vec<AuditRecord>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         // Acking events written into an unlinked inode would be a lie about durability.
         match file_id(&self.path) {
             Ok(id) if id == self.file_id => {}
@@ -164,7 +167,7 @@ impl Writer {
                     (conn, head)
                 }
             };
-            let (events, head) = seal_batch(records.clone(), head);
+            let (events, head) = seal_batch(records, head);
             match write_batch(&mut conn, &events).await {
                 Ok(()) => {
                     self.conn = Some((conn, head));
@@ -176,6 +179,9 @@ impl Writer {
                     tracing::debug!(
                         "audit head moved under this writer (another process?); resealing"
                     );
+                    // The records come back out of the unwritten events: no
+                    // copy of the batch on the path that succeeds.
+                    records = events.into_iter().map(|e| e.record).collect();
                     continue;
                 }
                 Err(e) => return Err(write_err(e)),
