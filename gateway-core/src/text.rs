@@ -33,24 +33,34 @@ pub fn lines<E: std::fmt::Display>(errors: &[E]) -> String {
 
 /// Control characters (C0, DEL, C1), line/paragraph separators and the
 /// invisible or bidi format characters (Unicode `Cf`: zero-width joiners,
-/// bidi embeddings, overrides and isolates, BOM, tags...): characters that
-/// can forge lines, move a terminal's cursor or make two names look alike.
+/// bidi embeddings, overrides and isolates, BOM, tags...) and other
+/// characters that render as nothing (Hangul fillers, variation selectors):
+/// characters that can forge lines, move a terminal's cursor, hide code from
+/// a reviewer or make two names look alike. One list for identities,
+/// terminal output and SQL text.
 pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
             '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{E0000}'..='\u{E007F}'
                 | '\u{0600}'..='\u{0605}'
                 | '\u{061C}'
                 | '\u{06DD}'
                 | '\u{070F}'
                 | '\u{0890}'..='\u{0891}'
                 | '\u{08E2}'
-                | '\u{180E}'
                 | '\u{200B}'..='\u{200F}'
                 | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
+                | '\u{2060}'..='\u{206F}'
                 | '\u{FEFF}'
                 | '\u{FFF9}'..='\u{FFFB}'
                 | '\u{110BD}'
@@ -58,8 +68,6 @@ pub fn is_unsafe_char(c: char) -> bool {
                 | '\u{13430}'..='\u{1343F}'
                 | '\u{1BCA0}'..='\u{1BCA3}'
                 | '\u{1D173}'..='\u{1D17A}'
-                | '\u{E0001}'
-                | '\u{E0020}'..='\u{E007F}'
         )
 }
 

@@ -33,7 +33,7 @@ pub(crate) fn check(dialect: Dialect, sql: &str) -> Result<(), String> {
         if c == '\0' {
             return Err(format!("NUL byte at byte {at}; remove it"));
         }
-        if (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_invisible(c) {
+        if !matches!(c, '\t' | '\n' | '\r') && gateway_core::text::is_unsafe_char(c) {
             return Err(format!(
                 "invisible or control character U+{:04X} at byte {at}; remove it (it can hide what the SQL does from reviewers)",
                 c as u32
@@ -48,15 +48,6 @@ pub(crate) fn check(dialect: Dialect, sql: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Zero-width, bidi-control and other format characters that render as nothing.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
-        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
 }
 
 /// A reason for a parse failure that says what to do.
