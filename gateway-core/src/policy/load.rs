@@ -204,6 +204,16 @@ pub(super) fn build(schema: &Schema, sources: &[PolicySource]) -> Result<Loaded,
         for (index, policy) in in_order.enumerate() {
             let start = starts.get(index).copied().unwrap_or(0);
             let (line, _) = line_col(&src.text, start);
+            // A diagnostic placed at this policy's first line.
+            let at_policy = |message: String| {
+                let (line, col) = line_col(&src.text, start);
+                Diagnostic {
+                    path: src.path.clone(),
+                    line,
+                    col,
+                    message,
+                }
+            };
             let id = policy
                 .annotation("id")
                 .map(str::to_string)
@@ -213,35 +223,19 @@ pub(super) fn build(schema: &Schema, sources: &[PolicySource]) -> Result<Loaded,
                     None => 1,
                     Some(Ok(n)) if n >= 1 => n,
                     Some(_) => {
-                        let (l, c) = line_col(&src.text, start);
-                        diags.push(Diagnostic {
-                            path: src.path.clone(),
-                            line: l,
-                            col: c,
-                            message: "@approvals must be a whole number >= 1".into(),
-                        });
+                        diags.push(at_policy("@approvals must be a whole number >= 1".into()));
                         continue;
                     }
                 };
                 if policy.effect() != cedar_policy::Effect::Permit {
-                    let (l, c) = line_col(&src.text, start);
-                    diags.push(Diagnostic {
-                        path: src.path.clone(),
-                        line: l,
-                        col: c,
-                        message: "@approval only makes sense on a permit".into(),
-                    });
+                    diags.push(at_policy("@approval only makes sense on a permit".into()));
                     continue;
                 }
                 approvals.insert(id.clone(), (group.to_string(), count));
             } else if policy.annotation("approvals").is_some() {
-                let (l, c) = line_col(&src.text, start);
-                diags.push(Diagnostic {
-                    path: src.path.clone(),
-                    line: l,
-                    col: c,
-                    message: "@approvals needs @approval(\"<group>\") on the same policy".into(),
-                });
+                diags.push(at_policy(
+                    "@approvals needs @approval(\"<group>\") on the same policy".into(),
+                ));
                 continue;
             }
             if let Some(raw) = policy.annotation("max_affected_rows") {
@@ -250,26 +244,16 @@ pub(super) fn build(schema: &Schema, sources: &[PolicySource]) -> Result<Loaded,
                         row_limits.insert(id.clone(), n);
                     }
                     Err(message) => {
-                        let (l, c) = line_col(&src.text, start);
-                        diags.push(Diagnostic {
-                            path: src.path.clone(),
-                            line: l,
-                            col: c,
-                            message,
-                        });
+                        diags.push(at_policy(message));
                         continue;
                     }
                 }
             }
             origin.insert(id.clone(), (file_index, start));
             if let Err(e) = set.add(policy.new_id(PolicyId::new(&id))) {
-                let (l, c) = line_col(&src.text, start);
-                diags.push(Diagnostic {
-                    path: src.path.clone(),
-                    line: l,
-                    col: c,
-                    message: format!("{e} (ids come from @id or file:line; make them unique)"),
-                });
+                diags.push(at_policy(format!(
+                    "{e} (ids come from @id or file:line; make them unique)"
+                )));
             }
         }
     }
