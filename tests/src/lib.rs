@@ -137,3 +137,15 @@ pub async fn check_blast_radius(c: &dyn Connector) {
     // Reads are never capped.
     query_capped(c, "SELECT * FROM t", 1).await.unwrap();
 }
+
+/// `sql` fails with a target error whose text shows `shape` and none of
+/// `secrets` (data values the error must not quote).
+pub async fn assert_error_hides(c: &dyn Connector, sql: &str, shape: &str, secrets: &[&str]) {
+    let e = query(c, sql, serde_json::json!([])).await.unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(matches!(e, ExecuteError::Target(_)), "{sql}: {text}");
+    assert!(text.contains(shape), "{sql}: {text}");
+    for secret in secrets {
+        assert!(!text.contains(secret), "{sql}: {text}");
+    }
+}
