@@ -149,3 +149,27 @@ pub async fn assert_error_hides(c: &dyn Connector, sql: &str, shape: &str, secre
         assert!(!text.contains(secret), "{sql}: {text}");
     }
 }
+
+/// The body of a test binary's `child_server` test: when the parent set
+/// `TOLLGATE_CHILD_ARGS` (a JSON list of CLI words), run the `tollgate` CLI
+/// with them in this process and exit with its status (so the parent can
+/// kill it like a real server); otherwise return at once.
+pub fn run_child_server_if_asked() {
+    use clap::Parser;
+    let Ok(args) = std::env::var("TOLLGATE_CHILD_ARGS") else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).expect("child args");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let code = rt.block_on(tollgate_server::commands::run(
+        tollgate_server::cli::Cli::parse_from(args),
+    ));
+    std::process::exit(match code {
+        Ok(c) if c == std::process::ExitCode::SUCCESS => 0,
+        Ok(_) => 1,
+        Err(e) => {
+            eprintln!("{e:#}");
+            2
+        }
+    });
+}

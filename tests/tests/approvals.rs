@@ -5,17 +5,15 @@
 //! for policy reloads, racing `approval_wait` calls and expiry.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use gateway_core::Principal;
 use gateway_core::approval::CallContext;
 use gateway_core::policy::{PolicyEngine, load_sources};
 use serde_json::{Value, json};
-use tollgate_server::cli::Cli;
 use tollgate_server::config::Config;
 use tollgate_tests::{PgServer, TempDir, free_port};
 
@@ -79,20 +77,7 @@ async fn ui_page(ui: &reqwest::Client, base: &str, id: &str, session: &str) -> S
 /// Not a test: the child server. Runs the CLI with `TOLLGATE_CHILD_ARGS`.
 #[test]
 fn child_server() {
-    let Ok(args) = std::env::var("TOLLGATE_CHILD_ARGS") else {
-        return;
-    };
-    let args: Vec<String> = serde_json::from_str(&args).expect("child args");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let code = rt.block_on(tollgate_server::commands::run(Cli::parse_from(args)));
-    std::process::exit(match code {
-        Ok(c) if c == ExitCode::SUCCESS => 0,
-        Ok(_) => 1,
-        Err(e) => {
-            eprintln!("{e:#}");
-            2
-        }
-    });
+    tollgate_tests::run_child_server_if_asked();
 }
 
 fn child(args: &[&str]) -> Command {

@@ -4,12 +4,10 @@
 //! e-mail address and a card number, and its stderr must hold neither.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use serde_json::{Value, json};
-use tollgate_server::cli::Cli;
 use tollgate_tests::{PgServer, TempDir};
 
 const EMAIL: &str = "ada.secret@example.com";
@@ -18,20 +16,7 @@ const CARD: &str = "4111111111111111";
 /// Not a test: the child server. Runs the CLI with `TOLLGATE_CHILD_ARGS`.
 #[test]
 fn child_server() {
-    let Ok(args) = std::env::var("TOLLGATE_CHILD_ARGS") else {
-        return;
-    };
-    let args: Vec<String> = serde_json::from_str(&args).expect("child args");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let code = rt.block_on(tollgate_server::commands::run(Cli::parse_from(args)));
-    std::process::exit(match code {
-        Ok(c) if c == ExitCode::SUCCESS => 0,
-        Ok(_) => 1,
-        Err(e) => {
-            eprintln!("{e:#}");
-            2
-        }
-    });
+    tollgate_tests::run_child_server_if_asked();
 }
 
 #[test]
