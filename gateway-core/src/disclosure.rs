@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::access::{AccessRequest, ContextValue, Resource};
 use crate::connector::ToolOutput;
@@ -85,4 +85,15 @@ pub fn disclose(
             unmasked: false,
         }
     }
+}
+
+/// Add `masked` counts (and keep `truncated`) on an object result.
+pub(crate) fn with_masked_counts(mut value: Value, counts: &MaskCounts, truncated: bool) -> Value {
+    if let Value::Object(map) = &mut value {
+        map.insert("masked".into(), json!(counts));
+        if truncated {
+            map.insert("truncated".into(), Value::Bool(true));
+        }
+    }
+    value
 }

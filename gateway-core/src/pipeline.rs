@@ -12,19 +12,18 @@
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::approval::{ApprovalStatus, CallContext};
-use crate::builtin;
 use crate::connector::{AffectedLimit, ExecLimits};
-use crate::disclosure::disclose;
+use crate::disclosure::{self, disclose};
 use crate::gateway::{Gateway, connect_request};
-use crate::guards;
 use crate::identity::Principal;
 use crate::outcome::{CallError, CallResult};
 use crate::policy::{Mode, Verdict};
 use crate::record::Trace;
-use crate::routing;
+use crate::stages::Stage;
+use crate::{gate, guards, route};
 
 impl Gateway {
     /// Run one tool call through every stage. A panic in any stage (a bug)
@@ -61,34 +60,15 @@ impl Gateway {
         args: &Value,
         ctx: &CallContext<'_>,
     ) -> CallResult {
+        // Built-in tools (list_connections, approval_wait) need no connector.
+        if let Some(served) = self.serve_builtin(principal, tool, args, ctx).await {
+            return served;
+        }
         let mut trace = Trace::start(principal, tool, args, &self.masker);
-        if tool == builtin::LIST_CONNECTIONS {
-            // Its schema declares no arguments (`additionalProperties: false`).
-            if let Some(k) = args.as_object().and_then(|o| o.keys().next()) {
-                let e = CallError::InvalidArguments(format!(
-                    "invalid arguments: list_connections takes no arguments (got {k:?})"
-                ));
-                return self.finish(trace, Err(e)).await;
-            }
-            let listed = json!({"connections": self.visible_connections(principal)});
-            return self.finish(trace, Ok((listed, None))).await;
-        }
-        if tool == builtin::APPROVAL_WAIT {
-            // Bad arguments or someone else's approval id end audited here;
-            // a resumed call is audited as the call it resumes.
-            let resumed = match routing::wait_arguments(self, args) {
-                Ok((id, wait)) => routing::approval_wait(self, principal, id, wait, ctx).await,
-                Err(e) => Err(e),
-            };
-            return match resumed {
-                Ok(result) => result,
-                Err(e) => self.finish(trace, Err(e)).await,
-            };
-        }
         // Route: which connection serves this call.
         let connector = match self
             .stages
-            .time(0, || routing::connection(self, tool, args))
+            .time(Stage::Route, || route::connection(self, tool, args))
         {
             Ok(c) => c,
             Err(e) => return self.finish(trace, Err(e)).await,
@@ -96,7 +76,10 @@ impl Gateway {
         let connection = connector.info().name.clone();
         // Analysis: what will this really do? Unanalysable input never runs.
         connector.prepare(tool, args).await;
-        let plan = match self.stages.time(1, || connector.analyse(tool, args)) {
+        let plan = match self
+            .stages
+            .time(Stage::Analysis, || connector.analyse(tool, args))
+        {
             Ok(p) => p,
             Err(e) => return self.finish(trace, Err(e.into())).await,
         };
@@ -105,9 +88,11 @@ impl Gateway {
         let requests: Vec<_> = std::iter::once(connect_request(&connection))
             .chain(plan.requests.iter().cloned())
             .collect();
-        let decision = self.stages.time(2, || policy.decide(principal, &requests));
+        let decision = self
+            .stages
+            .time(Stage::Policy, || policy.decide(principal, &requests));
         trace.requests(&decision.requests);
-        match routing::bind_resumed(decision.verdict, ctx) {
+        match gate::bind_resumed(decision.verdict, ctx) {
             Verdict::Allow => {}
             // Shadow mode records the would-be denial (in the requests) and goes on.
             Verdict::Deny { .. } if self.mode == Mode::Shadow => {}
@@ -120,8 +105,8 @@ impl Gateway {
             // the policy above ran on exactly these arguments for this requester.
             Verdict::NeedsApproval(requirements) => {
                 let ticket =
-                    routing::ticket(self, args, &trace, &plan, &decision.requests, requirements);
-                match routing::await_approval(self, ticket, ctx).await {
+                    gate::ticket(self, args, &trace, &plan, &decision.requests, requirements);
+                match gate::await_approval(self, ticket, ctx).await {
                     ApprovalStatus::Approved { id, approvers } => {
                         trace.approval(&id, "approved", &approvers)
                     }
@@ -158,14 +143,14 @@ impl Gateway {
         };
         let started = std::time::Instant::now();
         let executed = connector.execute(&plan, limits).await;
-        self.stages.add(3, started.elapsed());
-        routing::mark_executed(self, &trace, executed.is_ok()).await;
+        self.stages.add(Stage::Execute, started.elapsed());
+        gate::mark_executed(self, &trace, executed.is_ok()).await;
         let mut output = match executed {
             Ok(o) => o,
             Err(e) => return self.finish(trace, Err(e.into())).await,
         };
         // Items the caller may not see leave before masking and audit.
-        let guarded = self.stages.time(4, || {
+        let guarded = self.stages.time(Stage::Mask, || {
             guards::hide_unpermitted(&policy, principal, self.mode, &mut output)
         });
         let hidden = match guarded {
@@ -175,7 +160,7 @@ impl Gateway {
         // Mask before anything leaves or is recorded.
         let resources: Vec<_> = plan.requests.iter().map(|r| r.resource.clone()).collect();
         let (rows, truncated) = (output.rows, output.truncated);
-        let shown = self.stages.time(4, || {
+        let shown = self.stages.time(Stage::Mask, || {
             disclose(
                 &self.masker,
                 &policy,
@@ -186,7 +171,7 @@ impl Gateway {
             )
         });
         trace.masked(&shown.counts);
-        let caller = routing::with_masked_counts(shown.caller, &shown.counts, truncated);
+        let caller = disclosure::with_masked_counts(shown.caller, &shown.counts, truncated);
         let recorded = guards::record_hidden(shown.recorded, hidden);
         self.finish(trace, Ok((caller, Some((recorded, rows)))))
             .await

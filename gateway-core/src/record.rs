@@ -229,7 +229,8 @@ impl Gateway {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());
-        self.stages.add(5, started.elapsed());
+        self.stages
+            .add(crate::stages::Stage::Audit, started.elapsed());
         r
     }
 }

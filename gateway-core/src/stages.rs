@@ -4,39 +4,78 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The stages, in run order.
-pub const STAGES: [&str; 6] = ["route", "analysis", "policy", "execute", "mask", "audit"];
+/// A pipeline stage whose time is measured, in run order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Finding the connection a call is for.
+    Route,
+    /// The connector's analysis of what the call will do.
+    Analysis,
+    /// Cedar decisions on every request.
+    Policy,
+    /// The connector's execution.
+    Execute,
+    /// Hiding unpermitted items and masking the result.
+    Mask,
+    /// The durable audit append.
+    Audit,
+}
+
+impl Stage {
+    /// Every stage, in run order.
+    pub const ALL: [Stage; 6] = [
+        Stage::Route,
+        Stage::Analysis,
+        Stage::Policy,
+        Stage::Execute,
+        Stage::Mask,
+        Stage::Audit,
+    ];
+
+    /// Lower-case name, as the benchmark and metrics print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Route => "route",
+            Stage::Analysis => "analysis",
+            Stage::Policy => "policy",
+            Stage::Execute => "execute",
+            Stage::Mask => "mask",
+            Stage::Audit => "audit",
+        }
+    }
+}
 
 /// Cumulative nanoseconds and counts per stage.
 #[derive(Debug, Default)]
 pub struct StageClock {
-    nanos: [AtomicU64; 6],
-    counts: [AtomicU64; 6],
+    nanos: [AtomicU64; Stage::ALL.len()],
+    counts: [AtomicU64; Stage::ALL.len()],
 }
 
 impl StageClock {
-    /// Run `f`, charging its time to stage `i` (an index into [`STAGES`]).
-    pub fn time<T>(&self, i: usize, f: impl FnOnce() -> T) -> T {
+    /// Run `f`, charging its time to `stage`.
+    pub fn time<T>(&self, stage: Stage, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
-        self.add(i, t.elapsed());
+        self.add(stage, t.elapsed());
         out
     }
 
-    /// Charge `d` to stage `i`.
-    pub fn add(&self, i: usize, d: Duration) {
+    /// Charge `d` to `stage`.
+    pub fn add(&self, stage: Stage, d: Duration) {
+        let i = stage as usize;
         self.nanos[i].fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// (stage, calls, total time) per stage.
+    /// (stage name, calls, total time) per stage, in run order.
     pub fn snapshot(&self) -> Vec<(&'static str, u64, Duration)> {
-        STAGES
+        Stage::ALL
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
+            .map(|&s| {
+                let i = s as usize;
                 (
-                    *s,
+                    s.name(),
                     self.counts[i].load(Ordering::Relaxed),
                     Duration::from_nanos(self.nanos[i].load(Ordering::Relaxed)),
                 )
