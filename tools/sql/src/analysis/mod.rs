@@ -25,6 +25,7 @@ pub mod catalog;
 mod classify;
 mod functions;
 pub mod guard;
+pub mod lineage;
 mod names;
 mod rewrite;
 mod walk;
@@ -103,6 +104,10 @@ pub struct AnalysedStatement {
     /// The SQL that will be executed: the canonical text of the parsed
     /// statement with every name qualified as policy saw it.
     pub sql: String,
+    /// Which source columns each output column is computed from, and every
+    /// column read (see [`lineage`]). Computed without the connection's
+    /// column lists for now: a `*` over a table is of unknown width.
+    pub lineage: lineage::Lineage,
 }
 
 /// The analysis of a whole `sql` argument.
@@ -186,7 +191,8 @@ pub fn analyse_with(
             .apply(statement)
             .map_err(at)?;
         let executed = canonical(dialect, statement).map_err(at)?;
-        let analysed = summarise(&walk, executed);
+        let lineage = lineage::lineage(statement, resolver, &());
+        let analysed = summarise(&walk, executed, lineage);
         push_requests(&mut analysis.requests, connection, &analysed, walk.accesses);
         analysis.statements.push(analysed);
     }
@@ -217,7 +223,7 @@ fn canonical(dialect: Dialect, statement: &Statement) -> Result<String, String> 
     }
 }
 
-fn summarise(walk: &Walk<'_>, sql: String) -> AnalysedStatement {
+fn summarise(walk: &Walk<'_>, sql: String, lineage: lineage::Lineage) -> AnalysedStatement {
     let base = walk.kinds.first().copied().unwrap_or(Kind::Select);
     let nested_write = walk
         .kinds
@@ -253,6 +259,7 @@ fn summarise(walk: &Walk<'_>, sql: String) -> AnalysedStatement {
         read_only: !walk.writes,
         touches_session,
         sql,
+        lineage,
     }
 }
 

@@ -1,0 +1,1165 @@
+//! Column lineage: for every output column of a statement, the source
+//! columns its values are computed from, and every column the statement reads
+//! anywhere (WHERE, JOIN, GROUP BY, ORDER BY... included).
+//!
+//! Masking by origin needs this: `hex(email)` or `substr(ssn,1,3)||...`
+//! carries a masked column's value in a form no detector recognises, so the
+//! rule must follow the data through the expression, not the cell's text.
+//!
+//! How: scopes of relations (tables, CTEs, derived tables) are built from
+//! each FROM; an expression depends on every column reference it contains,
+//! through any function, operator, CASE, cast or aggregate (sqlparser's
+//! derived visitor reaches every node, so a new expression form is still
+//! seen), and on the outputs of any subquery inside it.
+//!
+//! Invariant — doubt widens, never narrows: a name that could mean several
+//! columns depends on all of them; a relation whose columns are unknown, a
+//! table function or an unresolvable name makes the output depend on every
+//! column of the tables involved ([`Source::AnyOf`]); a `*` whose width is
+//! unknown makes output positions unknown ([`Lineage::exact`] false), and a
+//! statement this module does not model yields no per-column lineage at all.
+//! Predicates (WHERE, JOIN ON, HAVING) are reads, not lineage: what they
+//! reveal is for policy to judge through [`Lineage::reads`].
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::sync::LazyLock;
+
+use sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
+    Value, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use super::names::{Resolver, idents, parse_table_literal};
+use super::{TableRef, functions};
+
+/// Where an output value can come from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// One column of a table (folded as the database resolves it).
+    Column(TableRef, String),
+    /// Some column of this table that cannot be named: counts as every one.
+    AnyOf(TableRef),
+}
+
+/// One output column of a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    /// The name the database would probably give it (informational).
+    pub name: String,
+    /// Every source its values depend on.
+    pub sources: BTreeSet<Source>,
+    /// The output is exactly one source column, unchanged (so a strategy
+    /// that keeps part of the value, like `partial`, still fits it).
+    pub bare: bool,
+    /// The output is `count(...)`: a number of rows, which reveals no value.
+    pub count_only: bool,
+}
+
+/// The lineage of one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// Output columns in order (empty for statements that return nothing, or
+    /// when `exact` is false and the statement is not modelled).
+    pub outputs: Vec<OutputColumn>,
+    /// True when `outputs` lines up with the result's columns one to one.
+    /// False: positions are unknown (a `*` over a relation of unknown width,
+    /// `* EXCEPT`, a statement not modelled); every result column must then
+    /// be treated as depending on [`Lineage::all_sources`].
+    pub exact: bool,
+    /// Every column read anywhere in the statement, predicates included.
+    pub reads: BTreeSet<Source>,
+}
+
+impl Lineage {
+    /// The union of every output's sources (and, when nothing is modelled,
+    /// every table read): what a result column depends on when positions
+    /// are unknown.
+    pub fn all_sources(&self) -> BTreeSet<Source> {
+        let mut all: BTreeSet<Source> = self
+            .outputs
+            .iter()
+            .flat_map(|o| o.sources.clone())
+            .collect();
+        if !self.exact {
+            all.extend(self.reads.iter().cloned());
+        }
+        all
+    }
+}
+
+/// The columns of a table, when the connection knows them (from its schema).
+pub trait ColumnCatalog {
+    /// Column names in table order, folded; None when unknown.
+    fn columns(&self, table: &TableRef) -> Option<Vec<String>>;
+}
+
+/// No catalog: every table's columns are unknown.
+impl ColumnCatalog for () {
+    fn columns(&self, _: &TableRef) -> Option<Vec<String>> {
+        None
+    }
+}
+
+impl ColumnCatalog for std::collections::BTreeMap<TableRef, Vec<String>> {
+    fn columns(&self, table: &TableRef) -> Option<Vec<String>> {
+        self.get(table).cloned()
+    }
+}
+
+/// The lineage of `statement` (names as the analysis resolves them).
+pub(crate) fn lineage(
+    statement: &Statement,
+    resolver: Resolver<'_>,
+    catalog: &dyn ColumnCatalog,
+) -> Lineage {
+    let mut l = Lineager {
+        resolver,
+        catalog,
+        tables: BTreeSet::new(),
+        reads: Deps::default(),
+    };
+    let (outputs, exact) = match l.statement(statement, None) {
+        Some(Shape { columns, exact }) => (columns, exact),
+        None => (vec![], false),
+    };
+    let tables = std::mem::take(&mut l.tables);
+    let widen = |d: Deps| -> BTreeSet<Source> {
+        let mut s = d.sources;
+        if d.opaque {
+            s.extend(tables.iter().cloned().map(Source::AnyOf));
+        }
+        s
+    };
+    let mut reads = widen(std::mem::take(&mut l.reads));
+    let outputs: Vec<OutputColumn> = outputs
+        .into_iter()
+        .map(|c| {
+            let sources = widen(c.deps);
+            reads.extend(sources.iter().cloned());
+            OutputColumn {
+                name: c.name,
+                bare: c.bare
+                    && sources.len() == 1
+                    && matches!(sources.first(), Some(Source::Column(..))),
+                count_only: c.count_only,
+                sources,
+            }
+        })
+        .collect();
+    if !exact && outputs.is_empty() {
+        // Not modelled: every table involved may show up in the result.
+        reads.extend(tables.iter().cloned().map(Source::AnyOf));
+    }
+    Lineage {
+        outputs,
+        exact,
+        reads,
+    }
+}
+
+/// Sources while walking; `opaque` stands for every table of the statement.
+#[derive(Debug, Clone, Default)]
+struct Deps {
+    sources: BTreeSet<Source>,
+    opaque: bool,
+}
+
+impl Deps {
+    fn add(&mut self, other: &Deps) {
+        self.sources.extend(other.sources.iter().cloned());
+        self.opaque |= other.opaque;
+    }
+    fn opaque() -> Self {
+        Deps {
+            sources: BTreeSet::new(),
+            opaque: true,
+        }
+    }
+}
+
+/// An output column while walking.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    deps: Deps,
+    bare: bool,
+    count_only: bool,
+}
+
+/// The columns a query or relation yields.
+#[derive(Debug, Clone)]
+struct Shape {
+    columns: Vec<Column>,
+    exact: bool,
+}
+
+/// A relation in a FROM scope.
+#[derive(Debug, Clone)]
+struct Relation {
+    /// Names it can be referred to by (alias, or table and schema.table).
+    names: Vec<String>,
+    body: Body,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    /// A base table; `columns` when the catalog knows them.
+    Table {
+        table: TableRef,
+        columns: Option<Vec<String>>,
+    },
+    /// A CTE or derived table with known columns.
+    Derived(Shape),
+    /// A table function or anything whose columns cannot be known.
+    Opaque,
+}
+
+#[derive(Debug, Default)]
+struct Scope<'p> {
+    relations: Vec<Relation>,
+    ctes: Vec<(String, Option<Shape>)>,
+    /// Output columns of the SELECT, for ORDER BY / HAVING aliases.
+    aliases: Vec<Column>,
+    parent: Option<&'p Scope<'p>>,
+}
+
+impl Scope<'_> {
+    fn cte(&self, name: &str) -> Option<&Option<Shape>> {
+        self.ctes
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .or_else(|| self.parent.and_then(|p| p.cte(name)))
+    }
+}
+
+struct Lineager<'a> {
+    resolver: Resolver<'a>,
+    catalog: &'a dyn ColumnCatalog,
+    /// Every base table met.
+    tables: BTreeSet<TableRef>,
+    /// Every column read anywhere.
+    reads: Deps,
+}
+
+/// `SELECT 1 FROM _`: its pieces replace subtrees already accounted for, so
+/// the generic visit does not walk them twice.
+static PLACEHOLDER: LazyLock<(Query, TableFactor)> = LazyLock::new(|| {
+    let parsed =
+        Parser::parse_sql(&GenericDialect {}, "SELECT 1 FROM _").expect("placeholder parses");
+    let Some(Statement::Query(q)) = parsed.into_iter().next() else {
+        unreachable!("placeholder is a query")
+    };
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        unreachable!("placeholder is a select")
+    };
+    let factor = s.from[0].relation.clone();
+    (*q, factor)
+});
+
+impl Lineager<'_> {
+    fn fold(&self, ident: &Ident) -> String {
+        self.resolver.fold(ident)
+    }
+
+    /// Output shape of a statement; None when it is not modelled.
+    fn statement(&mut self, statement: &Statement, scope: Option<&Scope<'_>>) -> Option<Shape> {
+        match statement {
+            Statement::Query(q) => Some(self.query(q, scope)),
+            Statement::Insert(ins) => {
+                if let Some(src) = &ins.source {
+                    let shape = self.query(src, scope);
+                    self.read_shape(&shape);
+                }
+                let mut s = Scope {
+                    parent: scope,
+                    ..Default::default()
+                };
+                if let sqlparser::ast::TableObject::TableName(name) = &ins.table {
+                    let alias = ins.table_alias.as_ref().map(|a| a.alias.clone());
+                    let rel = self.table_relation(name, alias.as_ref(), scope);
+                    s.relations.push(rel);
+                }
+                let mut rest = ins.clone();
+                rest.source = None;
+                let returning = rest.returning.take();
+                self.read_visit(&mut rest, &s);
+                Some(self.returning(returning.as_deref(), &s))
+            }
+            Statement::Update(up) => {
+                let mut s = Scope {
+                    parent: scope,
+                    ..Default::default()
+                };
+                self.from(std::slice::from_ref(&up.table), &mut s);
+                if let Some(from) = &up.from {
+                    let (sqlparser::ast::UpdateTableFromKind::BeforeSet(f)
+                    | sqlparser::ast::UpdateTableFromKind::AfterSet(f)) = from;
+                    self.from(f, &mut s);
+                }
+                let mut rest = up.clone();
+                let returning = rest.returning.take();
+                blank_factors(std::slice::from_mut(&mut rest.table));
+                if let Some(
+                    sqlparser::ast::UpdateTableFromKind::BeforeSet(f)
+                    | sqlparser::ast::UpdateTableFromKind::AfterSet(f),
+                ) = &mut rest.from
+                {
+                    blank_factors(f);
+                }
+                self.read_visit(&mut rest, &s);
+                Some(self.returning(returning.as_deref(), &s))
+            }
+            Statement::Delete(del) => {
+                let mut s = Scope {
+                    parent: scope,
+                    ..Default::default()
+                };
+                let (sqlparser::ast::FromTable::WithFromKeyword(from)
+                | sqlparser::ast::FromTable::WithoutKeyword(from)) = &del.from;
+                self.from(from, &mut s);
+                if let Some(using) = &del.using {
+                    self.from(using, &mut s);
+                }
+                for name in &del.tables {
+                    let rel = self.table_relation(name, None, scope);
+                    s.relations.push(rel);
+                }
+                let mut rest = del.clone();
+                let returning = rest.returning.take();
+                let (sqlparser::ast::FromTable::WithFromKeyword(from)
+                | sqlparser::ast::FromTable::WithoutKeyword(from)) = &mut rest.from;
+                blank_factors(from);
+                if let Some(using) = &mut rest.using {
+                    blank_factors(using);
+                }
+                rest.tables.clear();
+                self.read_visit(&mut rest, &s);
+                Some(self.returning(returning.as_deref(), &s))
+            }
+            _ => None,
+        }
+    }
+
+    /// The output of a RETURNING list (empty when there is none).
+    fn returning(&mut self, items: Option<&[SelectItem]>, scope: &Scope<'_>) -> Shape {
+        match items {
+            None => Shape {
+                columns: vec![],
+                exact: true,
+            },
+            Some(items) => self.projection(items, scope),
+        }
+    }
+
+    fn query(&mut self, q: &Query, parent: Option<&Scope<'_>>) -> Shape {
+        let mut scope = Scope {
+            parent,
+            ..Default::default()
+        };
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                let name = self.fold(&cte.alias.name);
+                if with.recursive {
+                    // Its own rows feed it: what they hold cannot be followed.
+                    scope.ctes.push((name.clone(), None));
+                }
+                let shape = self.query(&cte.query, Some(&scope));
+                let shape = renamed(shape, &cte.alias, self);
+                let shape = if with.recursive { None } else { Some(shape) };
+                scope.ctes.push((name, shape));
+            }
+        }
+        let shape = self.set_expr(&q.body, &scope, q);
+        if !matches!(q.body.as_ref(), SetExpr::Select(_)) {
+            // ORDER BY / LIMIT of a set operation name its outputs.
+            let mut s = Scope {
+                parent: Some(&scope),
+                aliases: shape.columns.clone(),
+                ..Default::default()
+            };
+            s.relations.push(Relation {
+                names: vec![],
+                body: Body::Derived(shape.clone()),
+            });
+            self.read_tail(q, &s);
+        }
+        shape
+    }
+
+    fn set_expr(&mut self, body: &SetExpr, scope: &Scope<'_>, query: &Query) -> Shape {
+        match body {
+            SetExpr::Select(select) => {
+                let mut s = Scope {
+                    parent: Some(scope),
+                    ..Default::default()
+                };
+                self.from(&select.from, &mut s);
+                let shape = self.projection(&select.projection, &s);
+                s.aliases = shape.columns.clone();
+                // Everything else the SELECT evaluates is a read.
+                let mut rest = (**select).clone();
+                rest.projection.clear();
+                blank_factors(&mut rest.from);
+                self.read_visit(&mut rest, &s);
+                self.read_tail(query, &s);
+                shape
+            }
+            SetExpr::Query(q) => self.query(q, Some(scope)),
+            SetExpr::SetOperation { left, right, .. } => {
+                let l = self.set_expr(left, scope, query);
+                let r = self.set_expr(right, scope, query);
+                let exact = l.exact && r.exact && l.columns.len() == r.columns.len();
+                let mut columns = l.columns;
+                for (i, c) in columns.iter_mut().enumerate() {
+                    match r.columns.get(i) {
+                        Some(rc) => {
+                            c.deps.add(&rc.deps);
+                            c.bare = false;
+                            c.count_only &= rc.count_only;
+                        }
+                        None => c.deps.opaque = true,
+                    }
+                }
+                if !exact {
+                    for c in &r.columns {
+                        for mine in columns.iter_mut() {
+                            mine.deps.add(&c.deps);
+                        }
+                    }
+                }
+                Shape { columns, exact }
+            }
+            SetExpr::Values(values) => {
+                let width = values.rows.iter().map(|r| r.len()).max().unwrap_or(0);
+                let mut columns: Vec<Column> = (0..width)
+                    .map(|i| Column {
+                        name: format!("column{}", i + 1),
+                        deps: Deps::default(),
+                        bare: false,
+                        count_only: false,
+                    })
+                    .collect();
+                for row in &values.rows {
+                    for (i, e) in row.iter().enumerate() {
+                        let d = self.expr(e, scope);
+                        columns[i].deps.add(&d);
+                    }
+                }
+                Shape {
+                    columns,
+                    exact: true,
+                }
+            }
+            SetExpr::Table(t) => {
+                let name = t.table_name.as_ref().map(|n| {
+                    let mut parts = vec![];
+                    if let Some(s) = &t.schema_name {
+                        parts.push(s.clone());
+                    }
+                    parts.push(n.clone());
+                    ObjectName::from(parts)
+                });
+                match name {
+                    Some(name) => {
+                        let rel = self.table_relation(&name, None, Some(scope));
+                        self.relation_shape(&rel)
+                    }
+                    None => opaque_shape(),
+                }
+            }
+            SetExpr::Insert(st)
+            | SetExpr::Update(st)
+            | SetExpr::Delete(st)
+            | SetExpr::Merge(st) => self.statement(st, Some(scope)).unwrap_or_else(opaque_shape),
+            #[allow(unreachable_patterns, reason = "sqlparser may add set expressions")]
+            _ => opaque_shape(),
+        }
+    }
+
+    /// Add the relations of a FROM list (and read their join constraints
+    /// later, through the SELECT's generic visit).
+    fn from(&mut self, from: &[TableWithJoins], scope: &mut Scope<'_>) {
+        for twj in from {
+            self.factor(&twj.relation, scope);
+            for join in &twj.joins {
+                self.factor(&join.relation, scope);
+            }
+        }
+    }
+
+    fn factor(&mut self, factor: &TableFactor, scope: &mut Scope<'_>) {
+        match factor {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let rel = self.table_relation(name, alias.as_ref().map(|a| &a.name), Some(scope));
+                let rel = match alias {
+                    Some(a) if !a.columns.is_empty() => Relation {
+                        body: Body::Derived(renamed(self.relation_shape(&rel), a, self)),
+                        ..rel
+                    },
+                    _ => rel,
+                };
+                scope.relations.push(rel);
+            }
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                // LATERAL or not, the subquery may refer to what is left of it.
+                let shape = self.query(subquery, Some(scope));
+                let (names, shape) = match alias {
+                    Some(a) => (vec![self.fold(&a.name)], renamed(shape, a, self)),
+                    None => (vec![], shape),
+                };
+                scope.relations.push(Relation {
+                    names,
+                    body: Body::Derived(shape),
+                });
+            }
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
+                let mut inner = Scope {
+                    parent: Some(scope),
+                    ..Default::default()
+                };
+                self.from(std::slice::from_ref(table_with_joins), &mut inner);
+                let relations = inner.relations;
+                if let Some(a) = alias {
+                    let columns: Vec<Column> = relations
+                        .iter()
+                        .flat_map(|r| self.relation_shape(r).columns)
+                        .collect();
+                    scope.relations.push(Relation {
+                        names: vec![self.fold(&a.name)],
+                        body: Body::Derived(Shape {
+                            columns,
+                            exact: false,
+                        }),
+                    });
+                }
+                scope.relations.extend(relations);
+            }
+            other => {
+                // Table functions, UNNEST, JSON_TABLE, PIVOT...: their rows
+                // cannot be followed. Whatever they read is a read.
+                let mut copy = other.clone();
+                self.read_visit(&mut copy, scope);
+                let names = factor_alias(other)
+                    .map(|a| vec![self.fold(&a.name)])
+                    .unwrap_or_default();
+                scope.relations.push(Relation {
+                    names,
+                    body: Body::Opaque,
+                });
+            }
+        }
+    }
+
+    /// A named relation: a CTE in scope, or a base table.
+    fn table_relation(
+        &mut self,
+        name: &ObjectName,
+        alias: Option<&Ident>,
+        scope: Option<&Scope<'_>>,
+    ) -> Relation {
+        let parts = idents(name).unwrap_or_default();
+        let alias_names = alias.map(|a| vec![self.fold(a)]);
+        if let [one] = parts.as_slice() {
+            let folded = self.fold(one);
+            let cte = scope.and_then(|s| s.cte(&folded)).cloned();
+            if let Some(cte) = cte {
+                let body = match cte {
+                    Some(shape) => Body::Derived(shape),
+                    None => Body::Opaque,
+                };
+                return Relation {
+                    names: alias_names.unwrap_or(vec![folded]),
+                    body,
+                };
+            }
+        }
+        match self.resolver.table(&parts) {
+            Ok(table) => {
+                self.tables.insert(table.clone());
+                let columns = self.catalog.columns(&table);
+                let names = alias_names.unwrap_or_else(|| {
+                    vec![
+                        table.table.clone(),
+                        format!("{}.{}", table.schema, table.table),
+                    ]
+                });
+                Relation {
+                    names,
+                    body: Body::Table { table, columns },
+                }
+            }
+            Err(_) => Relation {
+                names: alias_names.unwrap_or_default(),
+                body: Body::Opaque,
+            },
+        }
+    }
+
+    /// The columns a relation yields to `*`.
+    fn relation_shape(&self, rel: &Relation) -> Shape {
+        match &rel.body {
+            Body::Table {
+                table,
+                columns: Some(cols),
+            } => Shape {
+                columns: cols
+                    .iter()
+                    .map(|c| Column {
+                        name: c.clone(),
+                        deps: Deps {
+                            sources: [Source::Column(table.clone(), c.clone())].into(),
+                            opaque: false,
+                        },
+                        bare: true,
+                        count_only: false,
+                    })
+                    .collect(),
+                exact: true,
+            },
+            Body::Table {
+                table,
+                columns: None,
+            } => Shape {
+                columns: vec![Column {
+                    name: "*".into(),
+                    deps: Deps {
+                        sources: [Source::AnyOf(table.clone())].into(),
+                        opaque: false,
+                    },
+                    bare: false,
+                    count_only: false,
+                }],
+                exact: false,
+            },
+            Body::Derived(shape) => shape.clone(),
+            Body::Opaque => opaque_shape(),
+        }
+    }
+
+    fn projection(&mut self, items: &[SelectItem], scope: &Scope<'_>) -> Shape {
+        let mut out = Shape {
+            columns: vec![],
+            exact: true,
+        };
+        for item in items {
+            match item {
+                SelectItem::UnnamedExpr(e) => out.columns.push(self.output(e, None, scope)),
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    out.columns.push(self.output(expr, Some(alias), scope))
+                }
+                SelectItem::ExprWithAliases { expr, aliases } => {
+                    for a in aliases {
+                        out.columns.push(self.output(expr, Some(a), scope));
+                    }
+                }
+                SelectItem::Wildcard(opts) => {
+                    let mut cols = vec![];
+                    let mut exact = true;
+                    for rel in visible(scope) {
+                        let s = self.relation_shape(rel);
+                        exact &= s.exact;
+                        cols.extend(s.columns);
+                    }
+                    out.exact &= exact && wildcard_plain(opts);
+                    out.columns.extend(cols);
+                    self.wildcard_options(opts, scope, &mut out);
+                }
+                SelectItem::QualifiedWildcard(kind, opts) => {
+                    let shape = match kind {
+                        SelectItemQualifiedWildcardKind::ObjectName(name) => {
+                            let rels = self.named(name, scope);
+                            if rels.is_empty() {
+                                opaque_shape()
+                            } else {
+                                let mut cols = vec![];
+                                let mut exact = rels.len() == 1;
+                                for r in rels {
+                                    let s = self.relation_shape(&r);
+                                    exact &= s.exact;
+                                    cols.extend(s.columns);
+                                }
+                                Shape {
+                                    columns: cols,
+                                    exact,
+                                }
+                            }
+                        }
+                        SelectItemQualifiedWildcardKind::Expr(e) => Shape {
+                            columns: vec![Column {
+                                name: "*".into(),
+                                deps: self.expr(e, scope),
+                                bare: false,
+                                count_only: false,
+                            }],
+                            exact: false,
+                        },
+                    };
+                    out.exact &= shape.exact && wildcard_plain(opts);
+                    out.columns.extend(shape.columns);
+                    self.wildcard_options(opts, scope, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// `* REPLACE (expr AS c)`: the replacing expressions feed the outputs.
+    fn wildcard_options(
+        &mut self,
+        opts: &sqlparser::ast::WildcardAdditionalOptions,
+        scope: &Scope<'_>,
+        out: &mut Shape,
+    ) {
+        if let Some(replace) = &opts.opt_replace {
+            for r in &replace.items {
+                let d = self.expr(&r.expr, scope);
+                for c in out.columns.iter_mut() {
+                    c.deps.add(&d);
+                }
+            }
+        }
+    }
+
+    fn output(&mut self, e: &Expr, alias: Option<&Ident>, scope: &Scope<'_>) -> Column {
+        let deps = self.expr(e, scope);
+        let inner = strip_nested(e);
+        Column {
+            name: alias
+                .map(|a| a.value.clone())
+                .unwrap_or_else(|| derived_name(inner)),
+            bare: matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                && !deps.opaque,
+            count_only: is_count(inner),
+            deps,
+        }
+    }
+
+    /// What an expression's value depends on (its reads are recorded too).
+    fn expr(&mut self, e: &Expr, scope: &Scope<'_>) -> Deps {
+        let mut copy = e.clone();
+        let mut v = ExprDeps {
+            l: self,
+            scope,
+            deps: Deps::default(),
+        };
+        let _ = copy.visit(&mut v);
+        let deps = v.deps;
+        self.reads.add(&deps);
+        deps
+    }
+
+    /// Record as reads every column reference in `node` (resolved in `scope`).
+    fn read_visit<T: VisitMut>(&mut self, node: &mut T, scope: &Scope<'_>) {
+        let mut v = ExprDeps {
+            l: self,
+            scope,
+            deps: Deps::default(),
+        };
+        let _ = node.visit(&mut v);
+        let deps = v.deps;
+        self.reads.add(&deps);
+    }
+
+    /// ORDER BY, LIMIT, OFFSET, FETCH of a query are reads.
+    fn read_tail(&mut self, q: &Query, scope: &Scope<'_>) {
+        self.read_visit(&mut q.order_by.clone(), scope);
+        self.read_visit(&mut q.limit_clause.clone(), scope);
+        self.read_visit(&mut q.fetch.clone(), scope);
+    }
+
+    fn read_shape(&mut self, shape: &Shape) {
+        for c in &shape.columns {
+            self.reads.add(&c.deps);
+        }
+    }
+
+    /// Relations a qualifier names (`t`, `s.t`), innermost scope first.
+    fn named(&self, name: &ObjectName, scope: &Scope<'_>) -> Vec<Relation> {
+        let Ok(parts) = idents(name) else {
+            return vec![];
+        };
+        let key = parts
+            .iter()
+            .map(|i| self.fold(i))
+            .collect::<Vec<_>>()
+            .join(".");
+        let mut s = Some(scope);
+        while let Some(sc) = s {
+            let found: Vec<Relation> = sc
+                .relations
+                .iter()
+                .filter(|r| r.names.contains(&key))
+                .cloned()
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
+            s = sc.parent;
+        }
+        vec![]
+    }
+
+    /// What a column reference (1 to 4 parts) depends on.
+    fn column(&self, parts: &[Ident], scope: &Scope<'_>) -> Deps {
+        match parts {
+            [] => Deps::opaque(),
+            [one] => {
+                let col = self.fold(one);
+                let mut s = Some(scope);
+                while let Some(sc) = s {
+                    let mut found = Deps::default();
+                    let mut any = false;
+                    for rel in &sc.relations {
+                        if let Some(d) = self.in_relation(rel, &col, false) {
+                            found.add(&d);
+                            any = true;
+                        }
+                    }
+                    if !any && let Some(c) = sc.aliases.iter().find(|c| c.name == col) {
+                        // An output alias (ORDER BY, HAVING, GROUP BY on MySQL).
+                        found.add(&c.deps);
+                        any = true;
+                    }
+                    if !any {
+                        // A whole row by its relation name (`row_to_json(t)`).
+                        for rel in sc.relations.iter().filter(|r| r.names.contains(&col)) {
+                            for c in self.relation_shape(rel).columns {
+                                found.add(&c.deps);
+                            }
+                            any = true;
+                        }
+                    }
+                    if any {
+                        return found;
+                    }
+                    s = sc.parent;
+                }
+                // Unresolvable: it could be anything in the statement.
+                Deps::opaque()
+            }
+            [qual @ .., col] => {
+                let qual = ObjectName::from(qual.to_vec());
+                let rels = self.named(&qual, scope);
+                let col = self.fold(col);
+                if rels.is_empty() {
+                    // `a.b` may also be a composite field of column `a`.
+                    let mut d = self.column(&parts[..1], scope);
+                    if d.sources.is_empty() {
+                        d.opaque = true;
+                    }
+                    return d;
+                }
+                let mut found = Deps::default();
+                for rel in &rels {
+                    match self.in_relation(rel, &col, true) {
+                        Some(d) => found.add(&d),
+                        None => found.opaque = true,
+                    }
+                }
+                found
+            }
+        }
+    }
+
+    /// A column of one relation: None when the relation surely lacks it
+    /// (unless `must`, then the whole relation).
+    fn in_relation(&self, rel: &Relation, col: &str, must: bool) -> Option<Deps> {
+        match &rel.body {
+            Body::Table {
+                table,
+                columns: Some(cols),
+            } => {
+                if cols.iter().any(|c| c == col) {
+                    Some(Deps {
+                        sources: [Source::Column(table.clone(), col.to_string())].into(),
+                        opaque: false,
+                    })
+                } else if must {
+                    Some(Deps {
+                        sources: [Source::AnyOf(table.clone())].into(),
+                        opaque: false,
+                    })
+                } else {
+                    None
+                }
+            }
+            Body::Table {
+                table,
+                columns: None,
+            } => Some(Deps {
+                sources: [Source::Column(table.clone(), col.to_string())].into(),
+                opaque: false,
+            }),
+            Body::Derived(shape) => {
+                let mut d = Deps::default();
+                let mut any = false;
+                for c in shape
+                    .columns
+                    .iter()
+                    .filter(|c| c.name == col || c.name == "*")
+                {
+                    d.add(&c.deps);
+                    any = true;
+                }
+                if any || !shape.exact || must {
+                    if !any {
+                        for c in &shape.columns {
+                            d.add(&c.deps);
+                        }
+                        if shape.columns.is_empty() {
+                            d.opaque = true;
+                        }
+                    }
+                    Some(d)
+                } else {
+                    None
+                }
+            }
+            Body::Opaque => Some(Deps::opaque()),
+        }
+    }
+}
+
+/// The generic expression visit: column references resolve in `scope`;
+/// subqueries are walked on their own (their outputs feed the value) and
+/// then replaced so the visit does not descend into them again.
+struct ExprDeps<'x, 'a, 's> {
+    l: &'x mut Lineager<'a>,
+    scope: &'x Scope<'s>,
+    deps: Deps,
+}
+
+impl VisitorMut for ExprDeps<'_, '_, '_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let shape = self.l.query(query, Some(self.scope));
+        for c in &shape.columns {
+            self.deps.add(&c.deps);
+        }
+        if !shape.exact {
+            self.deps.opaque = true;
+        }
+        *query = PLACEHOLDER.0.clone();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Identifier(i) => {
+                let d = self.l.column(std::slice::from_ref(i), self.scope);
+                self.deps.add(&d);
+            }
+            Expr::CompoundIdentifier(parts) => {
+                let d = self.l.column(parts, self.scope);
+                self.deps.add(&d);
+            }
+            Expr::Function(f) => self.function(f),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl ExprDeps<'_, '_, '_> {
+    /// `f(*)`, `f(t.*)`, and built-ins that read the relation a literal names.
+    fn function(&mut self, f: &sqlparser::ast::Function) {
+        let name = super::names::function_names(&f.name)
+            .ok()
+            .and_then(|n| n.last().cloned())
+            .unwrap_or_default();
+        let FunctionArguments::List(list) = &f.args else {
+            return;
+        };
+        for (i, arg) in list.args.iter().enumerate() {
+            let arg_expr = match arg {
+                FunctionArg::Named { arg, .. }
+                | FunctionArg::ExprNamed { arg, .. }
+                | FunctionArg::Unnamed(arg) => arg,
+            };
+            match arg_expr {
+                FunctionArgExpr::Wildcard | FunctionArgExpr::WildcardWithOptions(_) => {
+                    if name != "count" {
+                        for rel in visible(self.scope) {
+                            for c in self.l.relation_shape(rel).columns {
+                                self.deps.add(&c.deps);
+                            }
+                        }
+                    }
+                }
+                FunctionArgExpr::QualifiedWildcard(q) => {
+                    let rels = self.l.named(q, self.scope);
+                    if rels.is_empty() {
+                        self.deps.opaque = true;
+                    }
+                    for rel in rels {
+                        for c in self.l.relation_shape(&rel).columns {
+                            self.deps.add(&c.deps);
+                        }
+                    }
+                }
+                FunctionArgExpr::Expr(e) => {
+                    if functions::relation_argument(self.l.resolver.dialect, &name) == Some(i) {
+                        let table = match e {
+                            Expr::Value(v) => match &v.value {
+                                Value::SingleQuotedString(s) => {
+                                    parse_table_literal(self.l.resolver, s).ok()
+                                }
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        match table {
+                            Some(t) => {
+                                self.l.tables.insert(t.clone());
+                                self.deps.sources.insert(Source::AnyOf(t));
+                            }
+                            None => self.deps.opaque = true,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Relations a bare `*` expands to: the innermost scope's.
+fn visible<'s>(scope: &'s Scope<'_>) -> impl Iterator<Item = &'s Relation> {
+    scope.relations.iter()
+}
+
+fn opaque_shape() -> Shape {
+    Shape {
+        columns: vec![Column {
+            name: "*".into(),
+            deps: Deps::opaque(),
+            bare: false,
+            count_only: false,
+        }],
+        exact: false,
+    }
+}
+
+/// Apply `AS t(a, b)` column renames; a shape of unknown width stays so.
+fn renamed(mut shape: Shape, alias: &TableAlias, l: &Lineager<'_>) -> Shape {
+    if alias.columns.is_empty() {
+        return shape;
+    }
+    if shape.exact {
+        for (c, a) in shape.columns.iter_mut().zip(&alias.columns) {
+            c.name = l.fold(&a.name);
+        }
+    } else {
+        // Unknown positions: every renamed column may be any of them.
+        let mut all = Deps::default();
+        for c in &shape.columns {
+            all.add(&c.deps);
+        }
+        shape.columns = alias
+            .columns
+            .iter()
+            .map(|a| Column {
+                name: l.fold(&a.name),
+                deps: all.clone(),
+                bare: false,
+                count_only: false,
+            })
+            .collect();
+    }
+    shape
+}
+
+/// Replace every relation of a FROM list by a placeholder (already in scope),
+/// keeping join constraints for the generic read visit.
+fn blank_factors(from: &mut [TableWithJoins]) {
+    for twj in from {
+        blank(&mut twj.relation);
+        for j in &mut twj.joins {
+            blank(&mut j.relation);
+        }
+    }
+}
+
+fn blank(factor: &mut TableFactor) {
+    match factor {
+        TableFactor::Table { args: None, .. } | TableFactor::Derived { .. } => {
+            *factor = PLACEHOLDER.1.clone();
+        }
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => blank_factors(std::slice::from_mut(table_with_joins)),
+        // Opaque factors were read where they were met.
+        _ => *factor = PLACEHOLDER.1.clone(),
+    }
+}
+
+fn factor_alias(factor: &TableFactor) -> Option<&TableAlias> {
+    match factor {
+        TableFactor::Table { alias, .. }
+        | TableFactor::Derived { alias, .. }
+        | TableFactor::TableFunction { alias, .. }
+        | TableFactor::Function { alias, .. }
+        | TableFactor::UNNEST { alias, .. }
+        | TableFactor::JsonTable { alias, .. }
+        | TableFactor::NestedJoin { alias, .. } => alias.as_ref(),
+        _ => None,
+    }
+}
+
+fn wildcard_plain(opts: &sqlparser::ast::WildcardAdditionalOptions) -> bool {
+    opts.opt_exclude.is_none()
+        && opts.opt_except.is_none()
+        && opts.opt_rename.is_none()
+        && opts.opt_ilike.is_none()
+}
+
+fn strip_nested(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(inner) => strip_nested(inner),
+        other => other,
+    }
+}
+
+fn is_count(e: &Expr) -> bool {
+    match e {
+        Expr::Function(f) => {
+            f.over.is_none()
+                && super::names::function_names(&f.name)
+                    .ok()
+                    .and_then(|n| n.last().cloned())
+                    .is_some_and(|n| n == "count")
+        }
+        _ => false,
+    }
+}
+
+fn derived_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => i.value.clone(),
+        Expr::CompoundIdentifier(parts) => {
+            parts.last().map(|i| i.value.clone()).unwrap_or_default()
+        }
+        Expr::Function(f) => f.name.0.last().map(|p| p.to_string()).unwrap_or_default(),
+        Expr::Cast { expr, .. } => derived_name(expr),
+        _ => "?column?".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+//! Lineage cases: each output column's sources through transformations,
+//! scopes and set operations, and the widening rules on doubt.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{ColumnCatalog, Lineage, Source, lineage};
+use crate::analysis::catalog::Lookup;
+use crate::analysis::names::Resolver;
+use crate::analysis::{Dialect, TableRef, parse};
+
+fn t(schema: &str, table: &str) -> TableRef {
+    TableRef {
+        schema: schema.into(),
+        table: table.into(),
+    }
+}
+
+fn catalog() -> BTreeMap<TableRef, Vec<String>> {
+    let mut c = BTreeMap::new();
+    for (table, cols) in [
+        ("customers", &["id", "name", "email", "ssn"][..]),
+        ("orders", &["id", "customer_id", "amount", "status"][..]),
+    ] {
+        c.insert(
+            t("public", table),
+            cols.iter().map(|s| s.to_string()).collect(),
+        );
+        c.insert(
+            t("main", table),
+            cols.iter().map(|s| s.to_string()).collect(),
+        );
+    }
+    c
+}
+
+fn run_with(dialect: Dialect, sql: &str, cat: &dyn ColumnCatalog) -> Lineage {
+    let missed = Cell::new(false);
+    let schema = match dialect {
+        Dialect::Postgres => "public",
+        Dialect::Sqlite => "main",
+        Dialect::MySql => "shop",
+    };
+    let resolver = Resolver {
+        dialect,
+        default_schema: schema,
+        lookup: Lookup {
+            catalog: None,
+            missed: &missed,
+        },
+    };
+    let parsed = parse(dialect, sql).expect("parses");
+    lineage(&parsed[0], resolver, cat)
+}
+
+fn run(sql: &str) -> Lineage {
+    run_with(Dialect::Postgres, sql, &catalog())
+}
+
+/// Column names (`table.column`, or `table.*` for AnyOf) per output.
+fn cols(l: &Lineage) -> Vec<BTreeSet<String>> {
+    l.outputs.iter().map(|o| names(&o.sources)).collect()
+}
+
+fn names(s: &BTreeSet<Source>) -> BTreeSet<String> {
+    s.iter()
+        .map(|s| match s {
+            Source::Column(t, c) => format!("{}.{c}", t.table),
+            Source::AnyOf(t) => format!("{}.*", t.table),
+        })
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn transformations_keep_their_source() {
+    let l = run(
+        "SELECT replace(email,'@',' at '), encode(email::bytea,'hex'), substr(ssn,1,3)||'+'||substr(ssn,5), name FROM customers",
+    );
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.email"]),
+            set(&["customers.email"]),
+            set(&["customers.ssn"]),
+            set(&["customers.name"])
+        ]
+    );
+    assert!(!l.outputs[0].bare && l.outputs[3].bare);
+}
+
+#[test]
+fn case_coalesce_aggregates_windows_and_json() {
+    let l = run(
+        "SELECT CASE WHEN id > 1 THEN email ELSE name END, coalesce(ssn, 'x'), string_agg(substr(ssn, 1, 1), ''), \
+         lag(email) OVER (PARTITION BY name ORDER BY id), json_build_object('e', email), count(ssn) \
+         FROM customers GROUP BY id, email, name, ssn",
+    );
+    let c = cols(&l);
+    assert_eq!(
+        c[0],
+        set(&["customers.id", "customers.email", "customers.name"])
+    );
+    assert_eq!(c[1], set(&["customers.ssn"]));
+    assert_eq!(c[2], set(&["customers.ssn"]));
+    assert!(c[3].contains("customers.email"));
+    assert_eq!(c[4], set(&["customers.email"]));
+    assert!(l.outputs[5].count_only && !l.outputs[4].count_only);
+}
+
+#[test]
+fn ctes_subqueries_aliases_and_unions() {
+    let l = run("WITH x AS (SELECT ssn AS a, name FROM customers) \
+         SELECT y.a, (SELECT max(email) FROM customers c2 WHERE c2.id = o.customer_id) \
+         FROM (SELECT a FROM x) AS y, orders o");
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.ssn"]), set(&["customers.email"])]
+    );
+    let u = run("SELECT name FROM customers UNION ALL SELECT ssn FROM customers");
+    assert_eq!(cols(&u), vec![set(&["customers.name", "customers.ssn"])]);
+    let renamed = run("SELECT q.z FROM (SELECT email FROM customers) AS q(z)");
+    assert_eq!(cols(&renamed), vec![set(&["customers.email"])]);
+}
+
+#[test]
+fn wildcards_expand_from_the_catalog() {
+    let l = run("SELECT *, o.* FROM customers c JOIN orders o ON o.customer_id = c.id");
+    assert!(l.exact);
+    assert_eq!(l.outputs.len(), 12, "* is 4 + 4 columns, o.* 4 more");
+    assert_eq!(cols(&l)[3], set(&["customers.ssn"]));
+    assert_eq!(cols(&l)[7], set(&["orders.status"]));
+    assert_eq!(cols(&l)[11], set(&["orders.status"]));
+}
+
+#[test]
+fn unknown_columns_widen_and_unknown_width_is_inexact() {
+    let l = run_with(Dialect::Postgres, "SELECT *, hex(ssn) FROM people", &());
+    assert!(!l.exact, "a * over unknown columns has unknown width");
+    let all = names(&l.all_sources());
+    assert!(all.contains("people.*") && all.contains("people.ssn"));
+    // A bare column of a table with unknown columns still names that column.
+    let b = run_with(Dialect::Sqlite, "SELECT ssn FROM people", &());
+    assert_eq!(cols(&b), vec![set(&["people.ssn"])]);
+    assert!(b.outputs[0].bare);
+}
+
+#[test]
+fn table_functions_and_unresolvable_names_depend_on_everything() {
+    let l = run("SELECT v FROM customers, json_each_text(to_json(customers)) AS j(k, v)");
+    assert!(names(&l.all_sources()).contains("customers.*"));
+    // Not a column the catalog knows: it could be anything in the statement.
+    let u = run("SELECT nosuchthing FROM customers");
+    assert_eq!(cols(&u), vec![set(&["customers.*"])]);
+    let w = run("SELECT row_to_json(c) FROM customers c");
+    assert_eq!(
+        cols(&w)[0],
+        set(&[
+            "customers.id",
+            "customers.name",
+            "customers.email",
+            "customers.ssn"
+        ])
+    );
+    let rel = run("SELECT table_to_xml('customers', true, false, '')");
+    assert_eq!(cols(&rel), vec![set(&["customers.*"])]);
+}
+
+#[test]
+fn predicates_are_reads_not_lineage() {
+    let l = run("SELECT name FROM customers WHERE ssn LIKE '1%' ORDER BY email");
+    assert_eq!(cols(&l), vec![set(&["customers.name"])]);
+    let reads = names(&l.reads);
+    for c in ["customers.ssn", "customers.email", "customers.name"] {
+        assert!(reads.contains(c), "{c} read: {reads:?}");
+    }
+    let j = run(
+        "SELECT o.id FROM orders o JOIN customers c ON c.email = 'a@b.c' AND c.id = o.customer_id",
+    );
+    assert!(names(&j.reads).contains("customers.email"));
+    let sub = run(
+        "SELECT id FROM orders WHERE customer_id IN (SELECT id FROM customers WHERE ssn = '1')",
+    );
+    assert!(names(&sub.reads).contains("customers.ssn"));
+}
+
+#[test]
+fn returning_and_writes() {
+    let l = run("UPDATE customers SET name = 'x' WHERE email = 'a' RETURNING ssn, upper(name)");
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.ssn"]), set(&["customers.name"])]
+    );
+    assert!(names(&l.reads).contains("customers.email"));
+    let d = run(
+        "DELETE FROM customers USING orders WHERE orders.customer_id = customers.id RETURNING customers.email",
+    );
+    assert_eq!(cols(&d), vec![set(&["customers.email"])]);
+    let i = run(
+        "INSERT INTO orders (customer_id) SELECT id FROM customers WHERE ssn = '1' RETURNING id",
+    );
+    assert_eq!(cols(&i), vec![set(&["orders.id"])]);
+    assert!(names(&i.reads).contains("customers.ssn"));
+}
+
+#[test]
+fn recursive_ctes_and_unmodelled_statements_widen() {
+    let l = run(
+        "WITH RECURSIVE r(n, s) AS (SELECT 1, ssn FROM customers UNION ALL SELECT n + 1, s FROM r WHERE n < 3) SELECT s FROM r",
+    );
+    assert!(names(&l.all_sources()).contains("customers.*"));
+    let e = run("EXPLAIN SELECT ssn FROM customers");
+    assert!(!e.exact && e.outputs.is_empty());
+}
+
+#[test]
+fn mysql_and_sqlite_fold_names() {
+    let l = run_with(
+        Dialect::MySql,
+        "SELECT HEX(Email) FROM Customers",
+        &BTreeMap::from([(t("shop", "customers"), vec!["email".to_string()])]),
+    );
+    assert_eq!(cols(&l), vec![set(&["customers.email"])]);
+    let s = run_with(
+        Dialect::Sqlite,
+        "WITH X AS (SELECT ssn AS a FROM customers) SELECT a FROM x",
+        &catalog(),
+    );
+    assert_eq!(cols(&s), vec![set(&["customers.ssn"])]);
+}
