@@ -159,7 +159,7 @@ impl Gateway {
         let started = std::time::Instant::now();
         let executed = connector.execute(&plan, limits).await;
         self.stages.add(3, started.elapsed());
-        routing::mark_executed(self, &trace, executed.is_ok()).await;
+        routing::mark_executed(self, &trace, &executed).await;
         let mut output = match executed {
             Ok(o) => o,
             Err(e) => return self.finish(trace, Err(e.into())).await,
