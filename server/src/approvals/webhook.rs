@@ -64,6 +64,7 @@ fn slack_escape(s: &str) -> String {
 pub fn message(event: &str, a: &Approval, review_url: &str) -> Value {
     let who = slack_escape(&a.requester.sub);
     let what = slack_escape(&a.summary_text());
+    let title = slack_escape(&a.review.title);
     let conn = slack_escape(a.connection.as_deref().unwrap_or("-"));
     let headline = match event {
         "created" => format!(
@@ -91,7 +92,7 @@ pub fn message(event: &str, a: &Approval, review_url: &str) -> Value {
     json!({
         "text": format!("{headline}: {what} (approval {}) {review_url}", a.id),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{headline}*\n```{what}```")}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{headline}*\n{title}\n```{what}```")}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("approval `{}` · state *{}* · expires {}", a.id, a.state.as_str(), gateway_core::approval::record::fmt(a.expires_at))}]},
             {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Review"}, "url": review_url}]}
         ]
