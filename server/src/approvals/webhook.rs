@@ -172,3 +172,41 @@ fn kind(e: &reqwest::Error) -> &'static str {
         "request failed"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_message_shows_the_review_escaped() {
+        let a: Approval = serde_json::from_value(json!({
+            "id": "apr_1", "state": "pending",
+            "requester": {"sub": "<@U123> bot", "groups": ["agents"]},
+            "tool": "sql_query", "connection": "shop",
+            "arguments": {}, "arguments_masked": {}, "arguments_hash": "sha256:00",
+            "review": {"title": "DELETE on public.<!channel>",
+                       "runs": [{"label": "delete", "resources": [], "text": [
+                           {"code": "DELETE FROM t WHERE a > "}, {"literal": "'[EMAIL]'"}]}],
+                       "resources": []},
+            "requests": [], "required": [{"group": "dba", "count": 1, "policies": ["p"]}],
+            "reviews": [], "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-01T01:00:00Z",
+            "decided_at": null, "claimed_at": null, "finished_at": null, "note": null, "version": 0
+        }))
+        .unwrap();
+        let m = message("created", &a, "https://t/ui/approvals/apr_1");
+        let text = m["text"].as_str().unwrap();
+        assert!(
+            text.contains("sql_query: DELETE FROM t WHERE a &gt; '[EMAIL]'"),
+            "{text}"
+        );
+        assert!(text.contains("&lt;@U123&gt; bot"), "{text}");
+        let block = m["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            block.contains("DELETE on public.&lt;!channel&gt;"),
+            "{block}"
+        );
+        assert!(!m.to_string().contains("<!channel>"), "{m}");
+    }
+}
