@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::access::AccessRequest;
-use crate::review::ReviewText;
+use crate::review::ReviewSummary;
 
 /// A tool an agent sees, served by one connector kind for all its connections.
 #[derive(Debug, Clone)]
@@ -43,14 +43,10 @@ pub struct Plan {
     /// Authorisation questions, one per (statement, resource). Never empty for
     /// a call that would execute something.
     pub requests: Vec<AccessRequest>,
-    /// Human-readable summary that goes into results and approval pages,
-    /// e.g. `[{kind, tables}]` per statement.
-    pub summary: Value,
-    /// Strings of `summary` that quote the call, as code and literal parts,
-    /// so reviewers see each literal masked on its own and never lose the
-    /// structure around it (see [`crate::review`]). Empty when the connector
-    /// cannot tell literals from code: the summary is then masked whole.
-    pub review: Vec<ReviewText>,
+    /// What reviewers are asked about when the call needs approval: title,
+    /// what will run (code and literal parts, so each literal is masked on
+    /// its own), resources, diff. The gate stores it masked.
+    pub review: ReviewSummary,
     /// True when nothing in the call writes; the connector then executes it
     /// behind a read-only wall as well.
     pub read_only: bool,
@@ -63,7 +59,6 @@ impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plan")
             .field("requests", &self.requests)
-            .field("summary", &self.summary)
             .field("review", &self.review)
             .field("read_only", &self.read_only)
             .finish_non_exhaustive()

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use crate::approval::{ApprovalStatus, ApprovalTicket, CallContext};
-use crate::connector::Plan;
+use crate::approval::{ApprovalStatus, ApprovalTicket, CallContext, Execution};
+use crate::connector::{ExecuteError, Plan, ToolOutput};
 use crate::gateway::Gateway;
 use crate::policy::{ApprovalRequirement, RequestDecision, Verdict};
 use crate::record::Trace;
@@ -28,9 +28,9 @@ pub(crate) fn ticket(
             .map(str::to_string),
         arguments: args.clone(),
         arguments_masked: trace.arguments().clone(),
-        // The summary can quote literals from the call: reviewers see it
-        // masked, literal by literal where the connector gave the parts.
-        summary: crate::review::masked_summary(&gw.masker, &plan.summary, &plan.review).0,
+        // The review quotes literals from the call: reviewers see it
+        // masked, literal by literal where the family gave the parts.
+        review: plan.review.masked(&gw.masker).0,
         requests: requests.to_vec(),
         requirements,
     }
@@ -62,9 +62,17 @@ pub(crate) fn bind_resumed(verdict: Verdict, ctx: &CallContext<'_>) -> Verdict {
     }
 }
 
-/// Tell the gate an approved call ran.
-pub(crate) async fn mark_executed(gw: &Gateway, trace: &Trace, ok: bool) {
+/// Tell the gate how an approved call ended (and the items it counted).
+pub(crate) async fn mark_executed(
+    gw: &Gateway,
+    trace: &Trace,
+    executed: &Result<ToolOutput, ExecuteError>,
+) {
     if let (Some(gate), Some(id)) = (&gw.approvals, trace.approval_id()) {
-        gate.mark_executed(&id, ok).await;
+        let execution = match executed {
+            Ok(output) => Execution::Succeeded { items: output.rows },
+            Err(_) => Execution::Failed,
+        };
+        gate.mark_executed(&id, execution).await;
     }
 }

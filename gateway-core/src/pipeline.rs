@@ -144,7 +144,7 @@ impl Gateway {
         let started = std::time::Instant::now();
         let executed = connector.execute(&plan, limits).await;
         self.stages.add(Stage::Execute, started.elapsed());
-        gate::mark_executed(self, &trace, executed.is_ok()).await;
+        gate::mark_executed(self, &trace, &executed).await;
         let mut output = match executed {
             Ok(o) => o,
             Err(e) => return self.finish(trace, Err(e.into())).await,

@@ -1,19 +1,19 @@
-//! Review texts: the part of a plan's summary that quotes the call (a
-//! statement, a command line, a manifest), given by the connector as
-//! *parts* — code it printed, and literal values quoted from the call — so
-//! that masking can hide a value without hiding the structure around it.
+//! The review summary: what a reviewer is asked about, produced by the tool
+//! family that analysed the call and shown by every renderer (approval
+//! page, webhook, CLI, REST) without knowing the family: a title, what will
+//! run, the resources it touches, and a diff when there is one.
 //!
-//! Why: masking a whole statement as one text lets a value shape a detector
-//! match that runs past the value (issue #8: a private-key header in a
-//! literal hid `OR id > 0` from the reviewer). Masked part by part, a
-//! detector never crosses from a literal into the code that follows it.
-//!
-//! The core knows no language: a connector that can tell its literals from
-//! its code fills [`crate::connector::Plan::review`]; one that cannot leaves
-//! it empty and its summary is masked as a whole, as before.
+//! What will run is given as *parts* — code the family printed, and literal
+//! values quoted from the call — so that masking can hide a value without
+//! hiding the structure around it. Why: masking a whole statement as one
+//! text lets a value shape a detector match that runs past the value (issue
+//! #8: a private-key header in a literal hid `OR id > 0` from the reviewer).
+//! Masked part by part, a detector never crosses from a literal into the
+//! code that follows it. A family that cannot tell literals from code gives
+//! one code part, which is then masked whole.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::mask::{MaskCounts, Masker, merge_counts};
 
@@ -30,17 +30,24 @@ pub enum TextPart {
     Literal(String),
 }
 
-/// A string of a plan's summary that reviewers see built from parts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A text reviewers see, built from parts (a statement, a command line, a
+/// manifest, a diff). Stored and sent as the list of parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ReviewText {
-    /// JSON pointer into the summary of the string to replace, e.g. `/0/sql`.
-    pub pointer: String,
     /// The parts, in order; joined they are the text.
     pub parts: Vec<TextPart>,
 }
 
 impl ReviewText {
-    /// The unmasked text the parts make.
+    /// A text the family cannot cut: one code part, masked whole.
+    pub fn code(text: impl Into<String>) -> Self {
+        ReviewText {
+            parts: vec![TextPart::Code(text.into())],
+        }
+    }
+
+    /// The text the parts make.
     pub fn joined(&self) -> String {
         self.parts
             .iter()
@@ -49,35 +56,123 @@ impl ReviewText {
             })
             .collect()
     }
+
+    /// Each part masked on its own (see [`Masker::mask_each_part`]).
+    pub fn masked(&self, masker: &Masker) -> (ReviewText, MaskCounts) {
+        let (parts, counts) = masker.mask_each_part(&self.parts);
+        (ReviewText { parts }, counts)
+    }
 }
 
-/// The summary reviewers (approval page, REST, webhook) see: every string a
-/// [`ReviewText`] names is rebuilt from its parts masked one by one; every
-/// other string is masked as usual. A pointer that names no string in the
-/// summary is ignored (that string, if any, is masked whole).
-pub fn masked_summary(
-    masker: &Masker,
-    summary: &Value,
-    review: &[ReviewText],
-) -> (Value, MaskCounts) {
-    let mut out = summary.clone();
-    let mut rebuilt = Vec::with_capacity(review.len());
-    for r in review {
-        if let Some(slot @ Value::String(_)) = out.pointer_mut(&r.pointer) {
-            // Out of the whole-value walk below: masked part by part instead.
-            *slot = Value::Null;
-            rebuilt.push(r);
+/// One step of what will run (a statement, a command, an object applied).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    /// What kind of step, in the family's words, e.g. `update`, `exec`.
+    pub label: String,
+    /// Resources this step touches, as the family names them.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Exactly what runs.
+    pub text: ReviewText,
+}
+
+/// What a reviewer is asked about. The family fills it in
+/// [`crate::connector::Plan::review`]; the gate stores it masked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewSummary {
+    /// One line saying what the call does, e.g. `UPDATE on public.orders`.
+    pub title: String,
+    /// What will run, in order.
+    #[serde(default)]
+    pub runs: Vec<ReviewItem>,
+    /// Every resource the call touches, as the family names them.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// The change the call makes, when the family can show one before it
+    /// runs (e.g. a Kubernetes apply diff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<ReviewText>,
+}
+
+impl ReviewSummary {
+    /// What reviewers see: every text masked, the texts of `runs` and `diff`
+    /// part by part (literal by literal), the title, labels and resource
+    /// names as whole strings (names can quote data too).
+    pub fn masked(&self, masker: &Masker) -> (ReviewSummary, MaskCounts) {
+        let mut counts = MaskCounts::new();
+        let mut whole = |s: &str| {
+            let (t, c) = masker.mask_text(s);
+            merge_counts(&mut counts, &c);
+            t
+        };
+        let title = whole(&self.title);
+        let resources = self.resources.iter().map(|r| whole(r)).collect();
+        let mut runs: Vec<ReviewItem> = self
+            .runs
+            .iter()
+            .map(|r| ReviewItem {
+                label: whole(&r.label),
+                resources: r.resources.iter().map(|x| whole(x)).collect(),
+                text: ReviewText::default(),
+            })
+            .collect();
+        for (out, r) in runs.iter_mut().zip(&self.runs) {
+            let (text, c) = r.text.masked(masker);
+            merge_counts(&mut counts, &c);
+            out.text = text;
+        }
+        let diff = self.diff.as_ref().map(|d| {
+            let (text, c) = d.masked(masker);
+            merge_counts(&mut counts, &c);
+            text
+        });
+        (
+            ReviewSummary {
+                title,
+                runs,
+                resources,
+                diff,
+            },
+            counts,
+        )
+    }
+
+    /// One line for lists and notifications: what runs (texts joined by
+    /// `; `), else the title; whitespace runs collapsed, cut at `max`
+    /// characters.
+    pub fn one_line(&self, max: usize) -> String {
+        let text = if self.runs.is_empty() {
+            self.title.clone()
+        } else {
+            let texts: Vec<String> = self.runs.iter().map(|r| r.text.joined()).collect();
+            texts.join("; ")
+        };
+        let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if one_line.chars().count() > max {
+            let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+            format!("{cut}…")
+        } else {
+            one_line
         }
     }
-    let mut counts = masker.mask_value("", &mut out, &[]);
-    for r in rebuilt {
-        let (text, c) = masker.mask_parts(&r.parts);
-        merge_counts(&mut counts, &c);
-        if let Some(slot) = out.pointer_mut(&r.pointer) {
-            *slot = Value::String(text);
+
+    /// The public JSON (REST, CLI): the typed summary, and each text also
+    /// joined (`text`) for clients that do not rebuild parts.
+    pub fn public_json(&self) -> Value {
+        let runs: Vec<Value> = self
+            .runs
+            .iter()
+            .map(|r| {
+                json!({"label": r.label, "resources": r.resources,
+                    "text": r.text.joined(), "parts": r.text.parts})
+            })
+            .collect();
+        let mut v = json!({"title": self.title, "runs": runs, "resources": self.resources});
+        if let Some(d) = &self.diff {
+            v["diff"] = json!({"text": d.joined(), "parts": d.parts});
         }
+        v
     }
-    (out, counts)
 }
 
 #[cfg(test)]
@@ -95,7 +190,6 @@ mod tests {
 
     fn attack() -> ReviewText {
         ReviewText {
-            pointer: "/0/sql".into(),
             parts: vec![
                 code("DELETE FROM orders WHERE note = "),
                 lit("'-----BEGIN PRIVATE KEY-----"),
@@ -147,31 +241,76 @@ mod tests {
         assert_eq!(text, "'4111 1111' || ' 1111 1111'");
     }
 
+    fn attack_review() -> ReviewSummary {
+        ReviewSummary {
+            title: "DELETE on public.orders (by bob@example.com)".into(),
+            runs: vec![ReviewItem {
+                label: "delete".into(),
+                resources: vec!["public.orders".into()],
+                text: attack(),
+            }],
+            resources: vec!["public.orders".into(), "bob@example.com".into()],
+            diff: Some(ReviewText {
+                parts: vec![code("- note: "), lit("'4111 1111 1111 1111'")],
+            }),
+        }
+    }
+
     #[test]
-    fn summary_strings_named_by_a_review_are_rebuilt_the_rest_masked_whole() {
+    fn a_review_is_masked_literal_by_literal_and_names_whole() {
         let m = Masker::default();
-        let summary = json!([{"kind": "delete", "tables": ["public.orders"],
-            "sql": "DELETE FROM orders WHERE note = '-----BEGIN PRIVATE KEY-----' OR id > 0",
-            "note": "by bob@example.com"}]);
-        let (out, counts) = masked_summary(&m, &summary, &[attack()]);
+        let (out, counts) = attack_review().masked(&m);
         assert_eq!(
-            out[0]["sql"],
+            out.runs[0].text.joined(),
             "DELETE FROM orders WHERE note = '[PRIVATE_KEY] OR id > 0"
         );
-        assert_eq!(out[0]["note"], "by [EMAIL]");
-        assert_eq!(out[0]["tables"], json!(["public.orders"]));
-        assert_eq!(counts.get("PRIVATE_KEY"), Some(&1));
-        // A pointer to nothing changes nothing else.
-        let stray = ReviewText {
-            pointer: "/7/sql".into(),
-            parts: vec![code("x")],
-        };
-        let (out, _) = masked_summary(&m, &summary, &[stray]);
+        // The cut into parts survives masking.
+        assert_eq!(out.runs[0].text.parts.len(), 4);
+        assert_eq!(out.runs[0].text.parts[1], lit("'[PRIVATE_KEY]"));
+        assert_eq!(out.title, "DELETE on public.orders (by [EMAIL])");
+        assert_eq!(out.resources, vec!["public.orders", "[EMAIL]"]);
+        assert_eq!(out.runs[0].label, "delete");
+        assert_eq!(out.runs[0].resources, vec!["public.orders"]);
         assert_eq!(
-            out[0]["sql"],
-            "DELETE FROM orders WHERE note = '[PRIVATE_KEY]' OR id > 0"
+            out.diff.as_ref().map(ReviewText::joined).as_deref(),
+            Some("- note: '[CREDIT_CARD]'")
         );
-        assert!(out.get(7).is_none());
+        assert_eq!(counts.get("PRIVATE_KEY"), Some(&1));
+        assert_eq!(counts.get("EMAIL"), Some(&2));
+        assert_eq!(counts.get("CREDIT_CARD"), Some(&1));
+    }
+
+    #[test]
+    fn a_review_round_trips_and_reads_without_optional_fields() {
+        let r = attack_review();
+        let back: ReviewSummary =
+            serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        let bare: ReviewSummary = serde_json::from_value(json!({"title": "t"})).unwrap();
+        assert_eq!(bare.title, "t");
+        assert!(bare.runs.is_empty() && bare.resources.is_empty() && bare.diff.is_none());
+        // Parts are stored as tagged values.
+        assert_eq!(
+            serde_json::to_value(&r.runs[0].text).unwrap()[1],
+            json!({"literal": "'-----BEGIN PRIVATE KEY-----"})
+        );
+    }
+
+    #[test]
+    fn one_line_and_public_json_join_the_parts() {
+        let r = attack_review();
+        assert_eq!(r.one_line(20), "DELETE FROM orders …");
+        assert_eq!(r.one_line(20).chars().count(), 20);
+        let no_runs = ReviewSummary {
+            title: "schema of\n  shop".into(),
+            ..Default::default()
+        };
+        assert_eq!(no_runs.one_line(160), "schema of shop");
+        let v = r.public_json();
+        assert_eq!(v["runs"][0]["text"], attack().joined());
+        assert_eq!(v["runs"][0]["parts"][3], json!({"literal": "0"}));
+        assert_eq!(v["diff"]["text"], "- note: '4111 1111 1111 1111'");
+        assert_eq!(v["resources"][0], "public.orders");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::connector::{
     AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, ItemGuard, Plan,
     ToolOutput, ToolSpec,
 };
+use crate::review::{ReviewItem, ReviewSummary, ReviewText};
 
 /// An in-memory, hash-chained audit store.
 #[derive(Default)]
@@ -170,8 +171,16 @@ impl Connector for FakeConnector {
                 resource: Resource::table(&self.info.name, "main", "t"),
                 context: ctx(sql, has_where),
             }],
-            summary: json!([{"kind": action, "tables": ["main.t"]}]),
-            review: vec![],
+            review: ReviewSummary {
+                title: format!("{action} on main.t"),
+                runs: vec![ReviewItem {
+                    label: action.into(),
+                    resources: vec!["main.t".into()],
+                    text: ReviewText::code(sql),
+                }],
+                resources: vec!["main.t".into()],
+                diff: None,
+            },
             read_only: action == "sql:select",
             prepared: Box::new(()),
         })

@@ -542,6 +542,14 @@ async fn approvals_over_http() {
     let (_, r) = m.call("approval_wait", json!({"approval_id": id})).await;
     assert_eq!(r["isError"], false, "{r}");
     assert_eq!(count(&pg, "SELECT balance FROM accounts WHERE id = 1"), 90);
+    // The approval says what ran, when, and how many rows it changed.
+    let (_, v) = rest(reqwest::Method::GET, api(&format!("/{id}")), &alice, None).await;
+    assert_eq!(v["state"], "executed", "{v}");
+    assert_eq!(v["items"], 1, "{v}");
+    assert!(v["finished_at"].is_string(), "{v}");
+    assert_eq!(v["review"]["title"], "UPDATE on public.accounts", "{v}");
+    assert_eq!(v["review"]["resources"], json!(["public.accounts"]), "{v}");
+    let executed_id = id.clone();
     // Somebody else's approval id is not theirs to resume.
     let (_, r) = sam.call("approval_wait", json!({"approval_id": id})).await;
     assert_eq!(r["isError"], true);
@@ -555,6 +563,15 @@ async fn approvals_over_http() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // After execution the page shows when it ran, the outcome and the rows.
+    let alice_session = ui_login(&ui, &s.base, &alice).await;
+    let html = ui_page(&ui, &s.base, &executed_id, &alice_session).await;
+    assert!(
+        html.contains("<th>outcome</th><td>executed</td>")
+            && html.contains("<th>items</th><td>1 returned or changed</td>")
+            && html.contains("<th>executed at</th>"),
+        "execution facts on the page:\n{html}"
+    );
     let page = format!("{}/ui/approvals/{id}", s.base);
     let r = ui.get(&page).send().await.unwrap();
     assert!(r.status().is_redirection());
@@ -634,7 +651,7 @@ async fn approvals_over_http() {
         None,
     )
     .await;
-    let shown = v["summary"][0]["sql"].as_str().unwrap_or_default();
+    let shown = v["review"]["runs"][0]["text"].as_str().unwrap_or_default();
     // The canonical statement (names qualified as policy saw them).
     assert_eq!(
         shown, "DELETE FROM \"public\".\"orders\" WHERE note = '[PRIVATE_KEY]' OR id > 0",

@@ -29,6 +29,7 @@ use serde_json::Value;
 
 use crate::identity::Principal;
 use crate::policy::{ApprovalRequirement, RequestDecision};
+use crate::review::ReviewSummary;
 
 /// Everything that identifies the exact call to be approved.
 #[derive(Debug, Clone)]
@@ -43,12 +44,26 @@ pub struct ApprovalTicket {
     pub arguments: Value,
     /// Masked arguments, for reviewers.
     pub arguments_masked: Value,
-    /// What the call will do, for reviewers (e.g. statements and tables).
-    pub summary: Value,
+    /// What the call will do, for reviewers, already masked (literal by
+    /// literal): produced by the tool family, shown by every renderer.
+    pub review: ReviewSummary,
     /// Policy requests and decisions.
     pub requests: Vec<RequestDecision>,
     /// Who must approve.
     pub requirements: Vec<ApprovalRequirement>,
+}
+
+/// How an approved call ended, for its approval record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// It ran; `items` is what the tool counted (rows/items returned or
+    /// changed), when it counts.
+    Succeeded {
+        /// Items returned or changed.
+        items: Option<u64>,
+    },
+    /// It ran and failed (or was refused at execution).
+    Failed,
 }
 
 /// Progress reporting back to the agent while it waits (MCP progress
@@ -122,8 +137,8 @@ pub trait ApprovalGate: Send + Sync {
         principal: &Principal,
     ) -> Result<(String, Value), String>;
 
-    /// Record that the approved call `id` ran (`ok`) or failed.
-    async fn mark_executed(&self, id: &str, ok: bool);
+    /// Record how the approved call `id` ended.
+    async fn mark_executed(&self, id: &str, execution: Execution);
 
     /// The reviewers' side of this gate, when it has one (REST API, UI).
     fn service(&self) -> Option<&ApprovalService> {

@@ -26,6 +26,9 @@ use serde_json::{Value, json};
 use crate::audit::{canonical_json, sha256_hex};
 use crate::identity::Principal;
 use crate::policy::{ApprovalRequirement, RequestDecision};
+use crate::review::ReviewSummary;
+
+use super::Execution;
 
 /// Where an approval is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,8 +148,11 @@ pub struct Approval {
     pub arguments_masked: Value,
     /// SHA-256 of the canonical JSON of `arguments`: the binding.
     pub arguments_hash: String,
-    /// What the call will do (from the analysis).
-    pub summary: Value,
+    /// What the call will do, as the tool family summarised it for
+    /// reviewers (masked). Records stored before the typed review read as
+    /// an empty review (the embedded store upgrades them on read).
+    #[serde(default)]
+    pub review: ReviewSummary,
     /// Cedar requests and decisions.
     pub requests: Vec<RequestDecision>,
     /// Who must approve.
@@ -165,6 +171,10 @@ pub struct Approval {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why it failed/was cancelled, when it did.
     pub note: Option<String>,
+    /// Items the executed call returned or changed (rows for SQL), when the
+    /// tool counts them.
+    #[serde(default)]
+    pub items: Option<u64>,
     /// Optimistic-concurrency version: every store update must match it.
     pub version: u64,
 }
@@ -352,38 +362,30 @@ impl Approval {
         }
     }
 
-    /// The claimed call finished (`ok`) or failed.
-    pub fn finish(&mut self, ok: bool, note: Option<String>, now: DateTime<Utc>) -> bool {
+    /// The claimed call finished (`ok`, with the items it counted) or failed.
+    pub fn finish(&mut self, execution: Execution, now: DateTime<Utc>) -> bool {
         if self.state == ApprovalState::Approved && self.claimed_at.is_some() {
-            self.state = if ok {
-                ApprovalState::Executed
-            } else {
-                ApprovalState::Failed
-            };
+            match execution {
+                Execution::Succeeded { items } => {
+                    self.state = ApprovalState::Executed;
+                    self.items = items;
+                    self.note = None;
+                }
+                Execution::Failed => {
+                    self.state = ApprovalState::Failed;
+                    self.note = Some("the approved call failed at execution".into());
+                }
+            }
             self.finished_at = Some(now);
-            self.note = note;
             true
         } else {
             false
         }
     }
 
-    /// One line for lists: tool, connection and (masked) statement.
+    /// One line for lists: tool and what runs (masked), from the review.
     pub fn summary_text(&self) -> String {
-        let what = self
-            .arguments_masked
-            .get("sql")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| canonical_json(&self.arguments_masked));
-        let one_line: String = what.split_whitespace().collect::<Vec<_>>().join(" ");
-        let cut: String = one_line.chars().take(160).collect();
-        let cut = if cut.len() < one_line.len() {
-            format!("{cut}…")
-        } else {
-            cut
-        };
-        format!("{}: {cut}", self.tool)
+        format!("{}: {}", self.tool, self.review.one_line(160))
     }
 
     /// The public JSON of an approval (REST API, UI, webhook). Raw
@@ -402,7 +404,7 @@ impl Approval {
             "connection": self.connection,
             "arguments": self.arguments_masked,
             "arguments_hash": self.arguments_hash,
-            "summary": self.summary,
+            "review": self.review.public_json(),
             "summary_text": self.summary_text(),
             "requests": self.requests,
             "policies": self.policies(),
@@ -415,6 +417,7 @@ impl Approval {
             "claimed_at": self.claimed_at.map(fmt),
             "finished_at": self.finished_at.map(fmt),
             "note": self.note,
+            "items": self.items,
             "review_url": review_url,
         })
     }

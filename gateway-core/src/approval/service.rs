@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::record::{Approval, ApprovalState, DecideError, merge_requirements, new_id, satisfied};
 use super::store::{ApprovalStore, ApprovalStoreError};
-use super::{ApprovalGate, ApprovalStatus, ApprovalTicket, CallContext};
+use super::{ApprovalGate, ApprovalStatus, ApprovalTicket, CallContext, Execution};
 use crate::audit::{ApprovalRecord, AuditRecord, AuditStore, OutcomeRecord};
 use crate::identity::Principal;
 
@@ -408,7 +408,7 @@ impl ApprovalService {
             arguments: ticket.arguments.clone(),
             arguments_masked: ticket.arguments_masked.clone(),
             arguments_hash: hash,
-            summary: ticket.summary.clone(),
+            review: ticket.review.clone(),
             requests: ticket.requests.clone(),
             required,
             reviews: vec![],
@@ -420,6 +420,7 @@ impl ApprovalService {
             claimed_at: None,
             finished_at: None,
             note: None,
+            items: None,
             version: 0,
         };
         self.audit.healthy().map_err(|e| e.to_string())?;
@@ -601,19 +602,16 @@ impl ApprovalGate for ApprovalService {
         Some(self)
     }
 
-    async fn mark_executed(&self, id: &str, ok: bool) {
+    async fn mark_executed(&self, id: &str, execution: Execution) {
         let result = self
-            .transition(id, |a| {
-                Ok(a.finish(
-                    ok,
-                    (!ok).then(|| "the approved call failed at execution".to_string()),
-                    Utc::now(),
-                ))
-            })
+            .transition(id, |a| Ok(a.finish(execution, Utc::now())))
             .await;
         match result {
             Ok((a, true)) => {
-                let event = if ok { "executed" } else { "failed" };
+                let event = match execution {
+                    Execution::Succeeded { .. } => "executed",
+                    Execution::Failed => "failed",
+                };
                 self.record(&a.requester, &a, event, None).await;
                 self.notify(event, &a);
             }

@@ -208,6 +208,13 @@ async fn two_distinct_reviewers_then_exactly_one_execution() {
     );
     let a = f.gate.get_for(&id, &bot(), true).await.unwrap();
     assert_eq!(a.state, ApprovalState::Executed);
+    // The record says when it ran and how many items it counted, and keeps
+    // the family's review.
+    assert_eq!(a.items, Some(1));
+    assert!(a.finished_at.is_some_and(|t| t >= a.claimed_at.unwrap()));
+    assert_eq!(a.review.title, "sql:delete on main.t");
+    assert_eq!(a.review.runs[0].text.joined(), "write");
+    assert_eq!(a.view("u")["items"], 1);
     // And the approval cannot be replayed: "used", not "denied".
     let r3 = wait(&f, &id).await;
     assert!(r3.is_error);

@@ -258,18 +258,35 @@ impl Masker {
     /// before it as context (a credential key: `password = 'x'`), and only
     /// what falls inside the literal is replaced.
     pub fn mask_parts(&self, parts: &[TextPart]) -> (String, MaskCounts) {
+        let (masked, counts) = self.mask_each_part(parts);
+        let joined = masked
+            .iter()
+            .map(|p| match p {
+                TextPart::Code(s) | TextPart::Literal(s) => s.as_str(),
+            })
+            .collect();
+        (joined, counts)
+    }
+
+    /// [`Masker::mask_parts`] without the join: each part masked as it
+    /// describes, in order, so the masked text keeps its code/literal cut.
+    pub fn mask_each_part(&self, parts: &[TextPart]) -> (Vec<TextPart>, MaskCounts) {
         let mut counts = MaskCounts::new();
-        let mut out = String::new();
+        let mut out = Vec::with_capacity(parts.len());
         let mut before = "";
         for part in parts {
             match part {
                 TextPart::Code(s) => {
-                    out.push_str(&self.mask_text_into(s, &mut counts));
+                    out.push(TextPart::Code(self.mask_text_into(s, &mut counts)));
                     before = s;
                 }
                 TextPart::Literal(s) => {
                     let context = tail(before, LITERAL_CONTEXT);
-                    out.push_str(&self.mask_in_context(context, s, &mut counts));
+                    out.push(TextPart::Literal(self.mask_in_context(
+                        context,
+                        s,
+                        &mut counts,
+                    )));
                     before = "";
                 }
             }

@@ -1,29 +1,40 @@
-//! The server-rendered review UI: `/ui` (approvals you may decide),
-//! `/ui/approvals/{id}` (exactly what will run, with approve/deny forms),
-//! `/ui/login` (paste a token).
+//! The server-rendered review UI: `/ui` and `/ui/approvals` (approvals you
+//! may decide), `/ui/approvals/{id}` (the family's review of exactly what
+//! will run, with approve/deny forms), `/ui/login` (paste a token).
+//!
+//! Every page is a maud template: each value is HTML-escaped where it is
+//! written, and writing one unescaped would take a `PreEscaped` in this
+//! file (used only for the constant stylesheet). Pages know no tool family:
+//! they show the approval's [`ReviewSummary`] (title, what runs, resources,
+//! diff) and the arguments key by key.
 //!
 //! Security: the token lives in an `HttpOnly; SameSite=Strict` cookie scoped
-//! to `/ui` (and `Secure` behind https); every form carries a CSRF token
-//! (HMAC of the session under a per-process key) and a cross-origin
-//! `Origin` (or, without one, `Referer`) is refused on every POST, the login
-//! included (login CSRF); every recorded value is HTML-escaped; the page
+//! to `/ui` (and `Secure` behind https), set and read through axum-extra's
+//! `CookieJar`; every form carries a CSRF token (HMAC of the session under a
+//! per-process key) and a cross-origin `Origin` (or, without one, `Referer`)
+//! is refused on every POST, the login included (login CSRF); the page
 //! shows only fixed messages chosen by key (`?done=`), never query text;
-//! redirects go only to `/ui` paths; every response carries a CSP without
-//! scripts, `frame-ancestors 'none'`, `X-Frame-Options: DENY`, `nosniff`
-//! and `Referrer-Policy: same-origin`. Pages never show raw arguments or
-//! the token.
+//! redirects go only to `/ui` paths, their parts percent-encoded; every
+//! response carries a CSP without scripts, `frame-ancestors 'none'`,
+//! `X-Frame-Options: DENY`, `nosniff` and `Referrer-Policy: same-origin`.
+//! Pages never show raw arguments (unless policy permits the reviewer
+//! `unmask`) or the token.
 
 use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use gateway_core::Principal;
+use gateway_core::approval::record::fmt as rfc3339;
 use gateway_core::approval::{Approval, ApprovalState};
+use gateway_core::review::{ReviewSummary, ReviewText};
 use hmac::{Hmac, Mac};
-use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
@@ -32,10 +43,24 @@ use crate::http::AppState;
 
 const COOKIE: &str = "tollgate_session";
 
+/// What a URL part may hold raw (RFC 3986 unreserved); everything else is
+/// percent-encoded.
+const URL_PART: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `s` as one percent-encoded path segment or query value.
+fn url_part(s: &str) -> String {
+    utf8_percent_encode(s, URL_PART).to_string()
+}
+
 /// Routes under `/ui`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
+        .route("/approvals", get(index))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/approvals/{id}", get(page))
@@ -64,23 +89,29 @@ fn csrf_ok(session: &str, given: &str) -> bool {
     }
 }
 
-fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
+/// The session token of the request's cookie, if any.
+fn session_token(jar: &CookieJar) -> Option<String> {
+    jar.get(COOKIE)
+        .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty())
 }
 
 /// The logged-in reviewer and their session, if any.
-async fn session(state: &AppState, headers: &HeaderMap) -> Option<(Principal, String)> {
-    let token = session_token(headers)?;
+async fn session(state: &AppState, jar: &CookieJar) -> Option<(Principal, String)> {
+    let token = session_token(jar)?;
     let p = state.auth.resolve(&token).await.ok()?;
     Some((p, token))
+}
+
+/// The session cookie: HttpOnly, SameSite=Strict, only under `/ui`, and
+/// Secure behind https.
+fn session_cookie(token: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/ui")
+        .secure(secure)
+        .build()
 }
 
 /// A form post from another origin is refused (SameSite=Strict already
@@ -148,39 +179,42 @@ async fn security_headers(mut resp: Response) -> Response {
     resp
 }
 
-fn layout(title: &str, who: Option<&Principal>, csrf: Option<&str>, body: &str) -> Html<String> {
-    let user = match (who, csrf) {
-        (Some(p), Some(c)) => format!(
-            r#"<form method="post" action="/ui/logout" class="who">{} ({}) <input type="hidden" name="csrf" value="{}"><button>Log out</button></form>"#,
-            text(&p.sub),
-            text(&p.groups.join(", ")),
-            attr(c)
-        ),
-        _ => String::new(),
-    };
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title} · Tollgate</title>
-<style>{STYLE}</style></head>
-<body>{user}<h1>{title}</h1>{body}</body></html>"#,
-        title = text(title),
-    ))
+/// The logged-in reviewer of a page and their CSRF token (for log out).
+#[derive(Clone, Copy)]
+struct Viewer<'a> {
+    who: &'a Principal,
+    csrf: &'a str,
+}
+
+/// Every page: head with the stylesheet, who is logged in, the title.
+fn layout(title: &str, viewer: Option<Viewer<'_>>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width";
+                title { (title) " · Tollgate" }
+                // A constant of this file, allowed by hash in the CSP.
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                @if let Some(v) = viewer {
+                    form method="post" action="/ui/logout" class="who" {
+                        (v.who.sub) " (" (v.who.groups.join(", ")) ") "
+                        input type="hidden" name="csrf" value=(v.csrf);
+                        button { "Log out" }
+                    }
+                }
+                h1 { (title) }
+                (body)
+            }
+        }
+    }
 }
 
 fn login_redirect(next: &str) -> Response {
-    let next: String = url_encode(next);
-    Redirect::to(&format!("/ui/login?next={next}")).into_response()
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    Redirect::to(&format!("/ui/login?next={}", url_part(next))).into_response()
 }
 
 /// Only local `/ui` paths (no `//host`, no scheme).
@@ -196,19 +230,22 @@ struct NextQuery {
     next: Option<String>,
 }
 
-async fn login_page(Query(q): Query<NextQuery>) -> Html<String> {
+async fn login_page(Query(q): Query<NextQuery>) -> Markup {
     let next = safe_next(q.next.as_deref());
     layout(
         "Log in",
         None,
-        None,
-        &format!(
-            r#"<p>Paste your reviewer token (a bearer JWT, e.g. from <code>tollgate token</code> or <code>tollgate demo</code>).
-It is kept in an HttpOnly cookie for this site only.</p>
-<form method="post" action="/ui/login"><input type="hidden" name="next" value="{}">
-<textarea name="token" rows="4" required autocomplete="off"></textarea><p><button>Log in</button></p></form>"#,
-            attr(&next)
-        ),
+        html! {
+            p {
+                "Paste your reviewer token (a bearer JWT, e.g. from " code { "tollgate token" }
+                " or " code { "tollgate demo" } "). It is kept in an HttpOnly cookie for this site only."
+            }
+            form method="post" action="/ui/login" {
+                input type="hidden" name="next" value=(next);
+                textarea name="token" rows="4" required autocomplete="off" aria-label="Token" {}
+                p { button { "Log in" } }
+            }
+        },
     )
 }
 
@@ -220,6 +257,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    jar: CookieJar,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -242,23 +280,17 @@ async fn login(
             layout(
                 "Log in",
                 None,
-                None,
-                r#"<p class="msg">That token is not valid here (expired, wrong signature or wrong audience).</p><p><a href="/ui/login">Try again</a></p>"#,
+                html! {
+                    p.msg { "That token is not valid here (expired, wrong signature or wrong audience)." }
+                    p { a href="/ui/login" { "Try again" } }
+                },
             ),
         )
             .into_response();
     }
-    let secure = if state.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/ui{secure}");
-    let mut resp = Redirect::to(&safe_next(f.next.as_deref())).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    resp
+    let secure = state.public_url.starts_with("https://");
+    let jar = jar.add(session_cookie(token.to_string(), secure));
+    (jar, Redirect::to(&safe_next(f.next.as_deref()))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -268,31 +300,27 @@ struct CsrfForm {
 
 async fn logout(
     State(state): State<AppState>,
+    jar: CookieJar,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let ok = session_token(&headers)
+    let ok = session_token(&jar)
         .zip(f.csrf)
         .is_some_and(|(s, c)| csrf_ok(&s, &c));
     if !ok || !same_origin(&state, &headers) {
         return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
     }
-    let mut resp = Redirect::to("/ui/login").into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "tollgate_session=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0",
-        ),
-    );
-    resp
+    let secure = state.public_url.starts_with("https://");
+    let jar = jar.remove(session_cookie(String::new(), secure));
+    (jar, Redirect::to("/ui/login")).into_response()
 }
 
-fn state_badge(s: ApprovalState) -> String {
-    format!(r#"<span class="state {0}">{0}</span>"#, s.as_str())
+fn state_badge(s: ApprovalState) -> Markup {
+    html! { span class={ "state " (s.as_str()) } { (s.as_str()) } }
 }
 
-async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((who, token)) = session(&state, &headers).await else {
+async fn index(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let Some((who, token)) = session(&state, &jar).await else {
         return login_redirect("/ui");
     };
     let Some(service) = super::service(&state) else {
@@ -303,95 +331,77 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(l) => l,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
-    let mut rows = String::new();
-    // Pending first, then the rest, newest first within each.
-    let (pending, rest): (Vec<&Approval>, Vec<&Approval>) =
-        list.iter().partition(|a| a.state == ApprovalState::Pending);
-    for a in pending.iter().chain(rest.iter()) {
-        rows.push_str(&format!(
-            r#"<tr><td><a href="/ui/approvals/{id}">{id_t}</a></td><td>{state}</td><td>{req}</td><td>{conn}</td><td><code>{sum}</code></td><td>{exp}</td></tr>"#,
-            id = attr(&a.id),
-            id_t = text(&a.id),
-            state = state_badge(a.state),
-            req = text(&a.requester.sub),
-            conn = text(a.connection.as_deref().unwrap_or("-")),
-            sum = text(&a.summary_text()),
-            exp = text(&gateway_core::approval::record::fmt(a.expires_at)),
-        ));
-    }
-    if rows.is_empty() {
-        rows = r#"<tr><td colspan="6">Nothing for you to review.</td></tr>"#.into();
-    }
     let csrf = csrf_for(&token);
-    layout(
-        "Approvals",
-        Some(&who),
-        Some(&csrf),
-        &format!(
-            "<p>{}</p><table><tr><th>id</th><th>state</th><th>requester</th><th>connection</th><th>call</th><th>expires</th></tr>{rows}</table>",
-            if all {
-                "Every approval (you may read the audit log)."
-            } else {
-                "Approvals you may decide."
-            }
-        ),
+    list_page(
+        Viewer {
+            who: &who,
+            csrf: &csrf,
+        },
+        &list,
+        all,
     )
     .into_response()
 }
 
-/// The statements and tables of the analysis summary, as list items.
-fn statements(summary: &Value) -> String {
-    let items: Vec<String> = summary
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|s| {
-            let kind = s.get("kind").and_then(Value::as_str).unwrap_or("?");
-            let tables: Vec<&str> = s
-                .get("tables")
-                .and_then(Value::as_array)
-                .map(|t| t.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let sql = s
-                .get("sql")
-                .and_then(Value::as_str)
-                .map(|q| format!("<pre>{}</pre>", text(q)))
-                .unwrap_or_default();
-            format!(
-                "<li><b>{}</b> on {}{sql}</li>",
-                text(kind),
-                if tables.is_empty() {
-                    "(no table)".to_string()
-                } else {
-                    tables
-                        .iter()
-                        .map(|t| format!("<code>{}</code>", text(t)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+/// The list of approvals: pending first, then the rest, newest first
+/// within each.
+fn list_page(viewer: Viewer<'_>, list: &[Approval], all: bool) -> Markup {
+    let (pending, rest): (Vec<&Approval>, Vec<&Approval>) =
+        list.iter().partition(|a| a.state == ApprovalState::Pending);
+    let body = html! {
+        p {
+            @if all { "Every approval (you may read the audit log)." }
+            @else { "Approvals you may decide." }
+        }
+        table {
+            tr { th { "id" } th { "state" } th { "requester" } th { "connection" } th { "call" } th { "expires" } }
+            @for a in pending.iter().chain(rest.iter()) {
+                tr {
+                    td { a href={ "/ui/approvals/" (url_part(&a.id)) } { (a.id) } }
+                    td { (state_badge(a.state)) }
+                    td { (a.requester.sub) }
+                    td { (a.connection.as_deref().unwrap_or("-")) }
+                    td { (a.review.title) br; code { (a.summary_text()) } }
+                    td { (rfc3339(a.expires_at)) }
                 }
-            )
-        })
-        .collect();
-    if items.is_empty() {
-        format!("<pre>{}</pre>", text(&summary.to_string()))
-    } else {
-        format!("<ul>{}</ul>", items.join(""))
-    }
+            }
+            @if list.is_empty() {
+                tr { td colspan="6" { "Nothing for you to review." } }
+            }
+        }
+    };
+    layout("Approvals", Some(viewer), body)
 }
 
-/// The arguments this reviewer may see, and a note saying whether values are
-/// masked: raw only when policy permits the reviewer `unmask` on the
-/// approval's connection for every type the masker finds in them.
-fn reviewer_view(
-    state: &AppState,
-    who: &gateway_core::Principal,
-    a: &gateway_core::approval::record::Approval,
-) -> (Value, String) {
+/// Whether the arguments a reviewer sees are masked, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Masking {
+    /// Nothing in the arguments is masked.
+    Nothing,
+    /// Values of these types are masked.
+    Masked {
+        /// `[TYPE]` labels.
+        types: Vec<String>,
+        /// The approval's connection (`-` when none).
+        connection: String,
+    },
+    /// Policy permits this reviewer `unmask`: shown raw.
+    Unmasked {
+        /// `[TYPE]` labels.
+        types: Vec<String>,
+        /// The approval's connection.
+        connection: String,
+    },
+}
+
+/// The arguments this reviewer may see, and whether they are masked: raw
+/// only when policy permits the reviewer `unmask` on the approval's
+/// connection for every type the masker finds in them.
+fn reviewer_view(state: &AppState, who: &Principal, a: &Approval) -> (Value, Masking) {
     let mut masked = a.arguments.clone();
     let found = state.gateway.masker().mask_value("", &mut masked, &[]);
     if found.is_empty() {
-        return (a.arguments_masked.clone(), String::new());
+        return (a.arguments_masked.clone(), Masking::Nothing);
     }
     let types: Vec<String> = found.keys().map(|t| format!("[{t}]")).collect();
     let connection = a.connection.as_deref().unwrap_or_default();
@@ -401,34 +411,48 @@ fn reviewer_view(
     {
         (
             a.arguments.clone(),
-            format!(
-                r#"<p class="msg">Shown unmasked: policy permits you <code>unmask</code> for {} on <code>{}</code>.</p>"#,
-                text(&types.join(", ")),
-                text(connection)
-            ),
+            Masking::Unmasked {
+                types,
+                connection: connection.to_string(),
+            },
         )
     } else {
+        let connection = if connection.is_empty() {
+            "-"
+        } else {
+            connection
+        };
         (
             a.arguments_masked.clone(),
-            format!(
-                r#"<p class="msg">Values shown as {} are masked; a policy permitting you <code>unmask</code> on <code>{}</code> would show them. The statement's structure (tables, every predicate) is never masked.</p>"#,
-                text(&types.join(", ")),
-                text(if connection.is_empty() {
-                    "-"
-                } else {
-                    connection
-                })
-            ),
+            Masking::Masked {
+                types,
+                connection: connection.to_string(),
+            },
         )
     }
 }
 
+fn masking_note(m: &Masking) -> Markup {
+    html! {
+        @match m {
+            Masking::Nothing => {}
+            Masking::Unmasked { types, connection } => p.msg {
+                "Shown unmasked: policy permits you " code { "unmask" } " for " (types.join(", "))
+                " on " code { (connection) } "."
+            },
+            Masking::Masked { types, connection } => p.msg {
+                "Values shown as " (types.join(", ")) " are masked; a policy permitting you "
+                code { "unmask" } " on " code { (connection) } " would show them. "
+                "What runs keeps its structure (names, every predicate): each literal value is masked on its own."
+            },
+        }
+    }
+}
+
 /// Where the call stands, in the tense that fits its state.
-fn lifecycle(a: &gateway_core::approval::record::Approval) -> String {
-    let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(gateway_core::approval::record::fmt)
-            .unwrap_or_else(|| "-".into())
-    };
+fn lifecycle(a: &Approval) -> String {
+    let at =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map(rfc3339).unwrap_or_else(|| "-".into());
     match a.state {
         ApprovalState::Pending => "When approved, the call runs once, with exactly these arguments, for this requester, and only if policy still allows it then. Approval does not start it: it runs when the agent's waiting call, task or approval_wait picks it up.".into(),
         ApprovalState::Approved => format!(
@@ -436,9 +460,10 @@ fn lifecycle(a: &gateway_core::approval::record::Approval) -> String {
             at(a.decided_at)
         ),
         ApprovalState::Executed => format!(
-            "Ran once: started {}, finished {}. Its outcome (rows, errors) is in the audit log (tool {}).",
+            "Ran once: started {}, finished {}{}. Its result is in the audit log (tool {}).",
             at(a.claimed_at),
             at(a.finished_at),
+            a.items.map(|n| format!(", {n} items returned or changed")).unwrap_or_default(),
             a.tool
         ),
         ApprovalState::Failed => format!(
@@ -460,6 +485,161 @@ fn done_message(key: &str) -> Option<&'static str> {
     }
 }
 
+/// A review text as it runs. Literal parts are already masked one by one.
+fn review_text(t: &ReviewText) -> Markup {
+    html! { pre { (t.joined()) } }
+}
+
+/// The family's review: title, each thing that runs with what it touches,
+/// every resource, and the diff when there is one.
+fn review_section(r: &ReviewSummary) -> Markup {
+    html! {
+        h2 { "What runs" }
+        p { b { (r.title) } }
+        @if !r.runs.is_empty() {
+            p { "Exactly as Tollgate analysed it (the form policy saw; comments are not sent); literals masked one by one." }
+            ol {
+                @for item in &r.runs {
+                    li {
+                        b { (item.label) } " on "
+                        @if item.resources.is_empty() { "(no resource)" }
+                        @for (i, res) in item.resources.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            code { (res) }
+                        }
+                        (review_text(&item.text))
+                    }
+                }
+            }
+        }
+        @if !r.resources.is_empty() {
+            p {
+                "Touches: "
+                @for (i, res) in r.resources.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    code { (res) }
+                }
+            }
+        }
+        @if let Some(diff) = &r.diff {
+            h2 { "Change" }
+            (review_text(diff))
+        }
+    }
+}
+
+/// The arguments key by key: text as it was written, anything else as JSON.
+fn arguments_section(args: &Value) -> Markup {
+    html! {
+        h2 { "Arguments" }
+        @match args.as_object() {
+            Some(map) => table {
+                @for (k, v) in map {
+                    tr {
+                        th { code { (k) } }
+                        td {
+                            @match v {
+                                Value::String(s) => pre { (s) },
+                                other => pre { (serde_json::to_string_pretty(other).unwrap_or_default()) },
+                            }
+                        }
+                    }
+                }
+            },
+            None => pre { (serde_json::to_string_pretty(args).unwrap_or_default()) },
+        }
+    }
+}
+
+/// The decision form, or why there is none.
+fn decision_section(a: &Approval, who: &Principal, csrf: &str) -> Markup {
+    let decided = a.reviews.iter().any(|r| r.sub == who.sub);
+    html! {
+        @match a.may_decide(who) {
+            Ok(()) if a.state == ApprovalState::Pending && !decided => {
+                h2 { "Your decision" }
+                form method="post" action={ "/ui/approvals/" (url_part(&a.id)) "/decide" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    p { label { "Reason (required to deny)" br; textarea name="reason" rows="2" {} } }
+                    button name="verdict" value="approve" { "Approve" }
+                    button name="verdict" value="deny" { "Deny" }
+                }
+            }
+            Ok(()) if a.state == ApprovalState::Pending => {
+                p { "You have decided; waiting for other reviewers." }
+            }
+            Err(e) if a.state == ApprovalState::Pending => p { (e.to_string()) },
+            _ => {}
+        }
+    }
+}
+
+/// One approval's page as `viewer` sees it.
+fn approval_page(
+    viewer: Viewer<'_>,
+    a: &Approval,
+    shown_args: &Value,
+    masking: &Masking,
+    done: Option<&str>,
+) -> Markup {
+    let ran = matches!(a.state, ApprovalState::Executed | ApprovalState::Failed);
+    let body = html! {
+        // Only fixed messages chosen by key: the parameter is never echoed.
+        @if let Some(m) = done.and_then(done_message) { p.msg { (m) } }
+        table {
+            tr { th { "state" } td { (state_badge(a.state)) } }
+            tr { th { "requester" } td { (a.requester.sub) " (" (a.requester.groups.join(", ")) ")" } }
+            tr { th { "tool" } td { code { (a.tool) } } }
+            tr { th { "connection" } td { code { (a.connection.as_deref().unwrap_or("-")) } } }
+            tr { th { "created" } td { (rfc3339(a.created_at)) } }
+            tr { th { "expires" } td { (rfc3339(a.expires_at)) } }
+            @if ran {
+                tr { th { "executed at" } td { (a.finished_at.map(rfc3339).unwrap_or_else(|| "-".into())) } }
+                tr { th { "outcome" } td {
+                    (a.state.as_str())
+                    @if let Some(note) = &a.note { " (" (note) ")" }
+                } }
+                tr { th { "items" } td {
+                    @match a.items {
+                        Some(n) => { (n) " returned or changed" }
+                        None => "-",
+                    }
+                } }
+            }
+            tr { th { "arguments hash" } td { code { (a.arguments_hash) } } }
+        }
+        (masking_note(masking))
+        (review_section(&a.review))
+        h2 { "Approval required" }
+        ul {
+            @for r in &a.required {
+                li {
+                    (r.count) " from " b { (r.group) } " (asked by "
+                    @for (i, p) in r.policies.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        code { (p) }
+                    }
+                    ")"
+                }
+            }
+        }
+        h2 { "Decisions" }
+        ul {
+            @for r in &a.reviews {
+                li {
+                    (r.sub) " " b { (r.verdict) } " (" (r.groups.join(", ")) ") at " (rfc3339(r.time)) ": "
+                    (r.reason.as_deref().unwrap_or("(no reason)"))
+                }
+            }
+        }
+        (arguments_section(shown_args))
+        p { (lifecycle(a)) }
+        (decision_section(a, viewer.who, viewer.csrf))
+        p { a href="/ui" { "All approvals" } }
+    };
+    layout(&format!("Approval {}", a.id), Some(viewer), body)
+}
+
 #[derive(Deserialize)]
 struct PageQuery {
     done: Option<String>,
@@ -467,15 +647,20 @@ struct PageQuery {
 
 async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    jar: CookieJar,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let Some((who, token)) = session(&state, &headers).await else {
+    let Some((who, token)) = session(&state, &jar).await else {
         return login_redirect(&format!("/ui/approvals/{id}"));
     };
     let Some(service) = super::service(&state) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no approval service").into_response();
+    };
+    let csrf = csrf_for(&token);
+    let viewer = Viewer {
+        who: &who,
+        csrf: &csrf,
     };
     let all = super::sees_all(&state, &who);
     let a = match service.get_for(&id, &who, all).await {
@@ -483,114 +668,16 @@ async fn page(
         Err(e) => {
             return (
                 super::api::review_error(&e).status(),
-                layout(
-                    "Approval",
-                    Some(&who),
-                    Some(&csrf_for(&token)),
-                    &format!("<p>{}</p>", text(&e.to_string())),
-                ),
+                layout("Approval", Some(viewer), html! { p { (e.to_string()) } }),
             )
                 .into_response();
         }
     };
-    let csrf = csrf_for(&token);
     // Masked values: policy decides whether this reviewer sees them raw
     // (`unmask` on the approval's connection for every type found), and the
     // page says which it is.
-    let (shown_args, masking_note) = reviewer_view(&state, &who, &a);
-    let sql = shown_args
-        .get("sql")
-        .and_then(Value::as_str)
-        .map(|s| format!("<h2>Statement as submitted</h2><pre>{}</pre>", text(s)))
-        .unwrap_or_default();
-    let decisions: String = a
-        .reviews
-        .iter()
-        .map(|r| {
-            format!(
-                "<li>{} <b>{}</b> ({}) at {}: {}</li>",
-                text(&r.sub),
-                text(&r.verdict),
-                text(&r.groups.join(", ")),
-                text(&gateway_core::approval::record::fmt(r.time)),
-                text(r.reason.as_deref().unwrap_or("(no reason)"))
-            )
-        })
-        .collect();
-    let required: String = a
-        .required
-        .iter()
-        .map(|r| {
-            format!(
-                "<li>{} from <b>{}</b> (asked by {})</li>",
-                r.count,
-                text(&r.group),
-                r.policies
-                    .iter()
-                    .map(|p| format!("<code>{}</code>", text(p)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-        .collect();
-    let forms = match a.may_decide(&who) {
-        Ok(())
-            if a.state == ApprovalState::Pending && !a.reviews.iter().any(|r| r.sub == who.sub) =>
-        {
-            format!(
-                r#"<h2>Your decision</h2><form method="post" action="/ui/approvals/{id}/decide">
-<input type="hidden" name="csrf" value="{csrf}"><p><label>Reason (required to deny)<br><textarea name="reason" rows="2"></textarea></label></p>
-<button name="verdict" value="approve">Approve</button><button name="verdict" value="deny">Deny</button></form>"#,
-                id = attr(&a.id),
-                csrf = attr(&csrf)
-            )
-        }
-        Ok(()) if a.state == ApprovalState::Pending => {
-            "<p>You have decided; waiting for other reviewers.</p>".into()
-        }
-        Err(e) if a.state == ApprovalState::Pending => format!("<p>{}</p>", text(&e.to_string())),
-        _ => String::new(),
-    };
-    // Only fixed messages chosen by key: the parameter is never echoed.
-    let done = q
-        .done
-        .as_deref()
-        .and_then(done_message)
-        .map(|m| format!(r#"<p class="msg">{m}</p>"#))
-        .unwrap_or_default();
-    let body = format!(
-        r#"{done}<table>
-<tr><th>state</th><td>{state}</td></tr>
-<tr><th>requester</th><td>{req} ({groups})</td></tr>
-<tr><th>tool</th><td><code>{tool}</code></td></tr>
-<tr><th>connection</th><td><code>{conn}</code></td></tr>
-<tr><th>created</th><td>{created}</td></tr><tr><th>expires</th><td>{expires}</td></tr>
-<tr><th>arguments hash</th><td><code>{hash}</code></td></tr></table>
-{masking_note}{sql}<h2>What runs (the statements as Tollgate parsed them; comments are not sent; literals masked one by one)</h2>{stmts}
-<h2>Approval required</h2><ul>{required}</ul>
-<h2>Decisions</h2><ul>{decisions}</ul>
-<h2>Arguments</h2><pre>{args}</pre>
-<p>{lifecycle}</p>
-{forms}<p><a href="/ui">All approvals</a></p>"#,
-        state = state_badge(a.state),
-        req = text(&a.requester.sub),
-        groups = text(&a.requester.groups.join(", ")),
-        tool = text(&a.tool),
-        conn = text(a.connection.as_deref().unwrap_or("-")),
-        created = text(&gateway_core::approval::record::fmt(a.created_at)),
-        expires = text(&gateway_core::approval::record::fmt(a.expires_at)),
-        hash = text(&a.arguments_hash),
-        stmts = statements(&a.summary),
-        args = text(&serde_json::to_string_pretty(&shown_args).unwrap_or_default()),
-        lifecycle = text(&lifecycle(&a)),
-    );
-    layout(
-        &format!("Approval {}", a.id),
-        Some(&who),
-        Some(&csrf),
-        &body,
-    )
-    .into_response()
+    let (shown_args, masking) = reviewer_view(&state, &who, &a);
+    approval_page(viewer, &a, &shown_args, &masking, q.done.as_deref()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -602,11 +689,12 @@ struct DecideForm {
 
 async fn decide(
     State(state): State<AppState>,
+    jar: CookieJar,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(f): Form<DecideForm>,
 ) -> Response {
-    let Some((who, token)) = session(&state, &headers).await else {
+    let Some((who, token)) = session(&state, &jar).await else {
         return login_redirect(&format!("/ui/approvals/{id}"));
     };
     if !f.csrf.as_deref().is_some_and(|c| csrf_ok(&token, c)) || !same_origin(&state, &headers) {
@@ -630,44 +718,27 @@ async fn decide(
         Ok(_) => "recorded",
         // A refusal is shown here, never carried in the URL.
         Err(e) => {
+            let csrf = csrf_for(&token);
+            let body = html! {
+                p.msg { (e.to_string()) }
+                p { a href={ "/ui/approvals/" (url_part(&id)) } { "Back to the approval" } }
+            };
             return (
                 super::api::review_error(&e).status(),
                 layout(
                     "Approval",
-                    Some(&who),
-                    Some(&csrf_for(&token)),
-                    &format!(
-                        r#"<p class="msg">{}</p><p><a href="/ui/approvals/{}">Back to the approval</a></p>"#,
-                        text(&e.to_string()),
-                        attr(&url_encode(&id))
-                    ),
+                    Some(Viewer {
+                        who: &who,
+                        csrf: &csrf,
+                    }),
+                    body,
                 ),
             )
                 .into_response();
         }
     };
-    Redirect::to(&format!("/ui/approvals/{}?done={key}", url_encode(&id))).into_response()
+    Redirect::to(&format!("/ui/approvals/{}?done={key}", url_part(&id))).into_response()
 }
 
 #[cfg(test)]
-mod tests {
-    use base64::Engine;
-    use sha2::{Digest, Sha256};
-
-    /// The CSP allows exactly the stylesheet the pages carry (by hash), so
-    /// the pages keep their style and nothing else inline runs.
-    #[test]
-    fn csp_hash_matches_the_page_stylesheet() {
-        let page = super::layout("t", None, None, "<p>x</p>").0;
-        let style = page
-            .split("<style>")
-            .nth(1)
-            .and_then(|s| s.split("</style>").next())
-            .expect("a stylesheet");
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style));
-        let csp = super::csp().to_str().unwrap();
-        assert!(csp.contains(&format!("style-src 'sha256-{hash}'")), "{csp}");
-        assert!(!page.contains("<script"), "no scripts");
-        assert_eq!(super::done_message("<b>x</b>"), None);
-    }
-}
+mod tests;

@@ -64,6 +64,7 @@ fn slack_escape(s: &str) -> String {
 pub fn message(event: &str, a: &Approval, review_url: &str) -> Value {
     let who = slack_escape(&a.requester.sub);
     let what = slack_escape(&a.summary_text());
+    let title = slack_escape(&a.review.title);
     let conn = slack_escape(a.connection.as_deref().unwrap_or("-"));
     let headline = match event {
         "created" => format!(
@@ -91,7 +92,7 @@ pub fn message(event: &str, a: &Approval, review_url: &str) -> Value {
     json!({
         "text": format!("{headline}: {what} (approval {}) {review_url}", a.id),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{headline}*\n```{what}```")}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{headline}*\n{title}\n```{what}```")}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("approval `{}` · state *{}* · expires {}", a.id, a.state.as_str(), gateway_core::approval::record::fmt(a.expires_at))}]},
             {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Review"}, "url": review_url}]}
         ]
@@ -169,5 +170,43 @@ fn kind(e: &reqwest::Error) -> &'static str {
         "connection refused or DNS failure"
     } else {
         "request failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_message_shows_the_review_escaped() {
+        let a: Approval = serde_json::from_value(json!({
+            "id": "apr_1", "state": "pending",
+            "requester": {"sub": "<@U123> bot", "groups": ["agents"]},
+            "tool": "sql_query", "connection": "shop",
+            "arguments": {}, "arguments_masked": {}, "arguments_hash": "sha256:00",
+            "review": {"title": "DELETE on public.<!channel>",
+                       "runs": [{"label": "delete", "resources": [], "text": [
+                           {"code": "DELETE FROM t WHERE a > "}, {"literal": "'[EMAIL]'"}]}],
+                       "resources": []},
+            "requests": [], "required": [{"group": "dba", "count": 1, "policies": ["p"]}],
+            "reviews": [], "created_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-01T01:00:00Z",
+            "decided_at": null, "claimed_at": null, "finished_at": null, "note": null, "version": 0
+        }))
+        .unwrap();
+        let m = message("created", &a, "https://t/ui/approvals/apr_1");
+        let text = m["text"].as_str().unwrap();
+        assert!(
+            text.contains("sql_query: DELETE FROM t WHERE a &gt; '[EMAIL]'"),
+            "{text}"
+        );
+        assert!(text.contains("&lt;@U123&gt; bot"), "{text}");
+        let block = m["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            block.contains("DELETE on public.&lt;!channel&gt;"),
+            "{block}"
+        );
+        assert!(!m.to_string().contains("<!channel>"), "{m}");
     }
 }

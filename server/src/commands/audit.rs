@@ -26,7 +26,7 @@ async fn open(config: &ConfigArg) -> Result<Arc<dyn AuditStore>, ExitCode> {
     })
 }
 
-/// Characters of the statement/arguments summary in `audit list`.
+/// Characters of the arguments summary in `audit list`.
 const SUMMARY_CHARS: usize = 60;
 
 /// The header line of `audit list`, aligned with [`list_line`].
@@ -64,22 +64,26 @@ fn short_time(time: &str) -> String {
     }
 }
 
-/// The recorded (already masked) statement, else the other arguments as
-/// compact JSON: on one line (whitespace runs collapsed), cut with `…`.
+/// What the call asked, from its recorded (already masked) arguments,
+/// whatever its tool family: the one text argument besides `connection`
+/// (a statement, a command line) when there is exactly one, else the other
+/// arguments as compact JSON; on one line (whitespace runs collapsed), cut
+/// with `…`.
 fn summary(arguments: &serde_json::Value) -> String {
-    let text = match arguments.get("sql").and_then(serde_json::Value::as_str) {
-        Some(sql) => sql.to_string(),
-        None => {
-            let mut rest = arguments.clone();
-            if let Some(obj) = rest.as_object_mut() {
-                obj.remove("connection");
-            }
-            match &rest {
-                serde_json::Value::Null => String::new(),
-                serde_json::Value::Object(o) if o.is_empty() => String::new(),
-                v => v.to_string(),
-            }
-        }
+    let mut rest = arguments.clone();
+    if let Some(obj) = rest.as_object_mut() {
+        // Keeps the order of the other arguments.
+        obj.shift_remove("connection");
+    }
+    let texts: Vec<&str> = rest
+        .as_object()
+        .map(|o| o.values().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    let text = match (texts.as_slice(), &rest) {
+        ([one], _) => one.to_string(),
+        (_, serde_json::Value::Null) => String::new(),
+        (_, serde_json::Value::Object(o)) if o.is_empty() => String::new(),
+        (_, v) => v.to_string(),
     };
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() > SUMMARY_CHARS {
@@ -174,4 +178,33 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::summary;
+
+    #[test]
+    fn the_summary_is_the_one_text_argument_whatever_the_family() {
+        assert_eq!(
+            summary(&json!({"connection": "shop", "sql": "SELECT  1\n FROM t", "params": [1]})),
+            "SELECT 1 FROM t"
+        );
+        assert_eq!(
+            summary(&json!({"connection": "box", "command": "uptime"})),
+            "uptime"
+        );
+        // Two texts, or none: the arguments as JSON.
+        assert_eq!(
+            summary(&json!({"connection": "k", "kind": "Pod", "name": "web"})),
+            r#"{"kind":"Pod","name":"web"}"#
+        );
+        assert_eq!(summary(&json!({"connection": "k"})), "");
+        assert_eq!(summary(&json!(null)), "");
+        let long = summary(&json!({"sql": "x".repeat(100)}));
+        assert_eq!(long.chars().count(), super::SUMMARY_CHARS);
+        assert!(long.ends_with('…'));
+    }
 }

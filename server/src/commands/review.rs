@@ -42,16 +42,38 @@ fn base_url(remote: &Remote) -> anyhow::Result<Result<String, ExitCode>> {
     Ok(Ok(format!("http://{listen}")))
 }
 
+/// What to ask under `/api/approvals`: path segments after it (each
+/// percent-encoded as one segment) and query pairs (form-encoded).
+struct ApiPath<'a> {
+    segments: &'a [&'a str],
+    query: &'a [(&'a str, &'a str)],
+}
+
+/// `<base>/api/approvals/<segments...>?<query>`, every part encoded by the
+/// url crate (an id or state with `/`, `?` or `#` stays one part).
+fn api_url(base: &str, path: &ApiPath<'_>) -> anyhow::Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(base).with_context(|| format!("not a URL: {base}"))?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("not a base URL: {base}"))?
+        .pop_if_empty()
+        .extend(["api", "approvals"])
+        .extend(path.segments);
+    if !path.query.is_empty() {
+        url.query_pairs_mut().extend_pairs(path.query);
+    }
+    Ok(url)
+}
+
 async fn send(
     base: &str,
     remote: &Remote,
     method: reqwest::Method,
-    path: &str,
+    path: ApiPath<'_>,
     body: Option<Value>,
 ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-    let url = format!("{base}/api/approvals{path}");
+    let url = api_url(base, &path)?;
     let mut req = crate::approvals::http_client(std::time::Duration::from_secs(30))
-        .request(method, &url)
+        .request(method, url.clone())
         .bearer_auth(&remote.token);
     if let Some(b) = body {
         req = req.json(&b);
@@ -116,20 +138,36 @@ pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
                 base,
                 remote,
                 reqwest::Method::GET,
-                &format!("?state={state}"),
+                ApiPath {
+                    segments: &[],
+                    query: &[("state", state)],
+                },
                 None,
             )
             .await?
         }
         ApprovalsCommand::Show { id, .. } => {
-            send(base, remote, reqwest::Method::GET, &format!("/{id}"), None).await?
+            send(
+                base,
+                remote,
+                reqwest::Method::GET,
+                ApiPath {
+                    segments: &[id],
+                    query: &[],
+                },
+                None,
+            )
+            .await?
         }
         ApprovalsCommand::Approve { id, reason, .. } => {
             send(
                 base,
                 remote,
                 reqwest::Method::POST,
-                &format!("/{id}/approve"),
+                ApiPath {
+                    segments: &[id, "approve"],
+                    query: &[],
+                },
                 Some(json!({"reason": reason})),
             )
             .await?
@@ -142,7 +180,10 @@ pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
                 base,
                 remote,
                 reqwest::Method::POST,
-                &format!("/{id}/deny"),
+                ApiPath {
+                    segments: &[id, "deny"],
+                    query: &[],
+                },
                 Some(json!({"reason": reason})),
             )
             .await?
@@ -209,6 +250,37 @@ pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_urls_encode_each_part() {
+        let url = |base: &str, segments: &[&str], query: &[(&str, &str)]| {
+            api_url(base, &ApiPath { segments, query })
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            url("http://h:1", &["apr_1", "approve"], &[]),
+            "http://h:1/api/approvals/apr_1/approve"
+        );
+        assert_eq!(
+            url("http://h:1/base/", &["a/b?c#d"], &[]),
+            "http://h:1/base/api/approvals/a%2Fb%3Fc%23d"
+        );
+        assert_eq!(
+            url("http://h:1", &[], &[("state", "all&x=1")]),
+            "http://h:1/api/approvals?state=all%26x%3D1"
+        );
+        assert!(
+            api_url(
+                "not a url",
+                &ApiPath {
+                    segments: &[],
+                    query: &[]
+                }
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn sentences_count_approvals_and_escape_the_id() {

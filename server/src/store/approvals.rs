@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 use gateway_core::approval::{Approval, ApprovalState, ApprovalStore, ApprovalStoreError};
+use serde_json::{Value, json};
 use sqlx::SqlitePool;
 
 /// Approvals in the embedded database.
@@ -32,12 +33,66 @@ fn encode(a: &Approval) -> Result<String, ApprovalStoreError> {
 }
 
 fn decode((id, version, text): (String, i64, String)) -> Result<Approval, ApprovalStoreError> {
-    let mut a: Approval = serde_json::from_str(&text).map_err(|e| ApprovalStoreError::Corrupt {
-        id,
+    let corrupt = |e: serde_json::Error| ApprovalStoreError::Corrupt {
+        id: id.clone(),
         reason: e.to_string(),
-    })?;
+    };
+    let mut record: Value = serde_json::from_str(&text).map_err(corrupt)?;
+    upgrade_legacy_summary(&mut record);
+    let mut a: Approval = serde_json::from_value(record).map_err(corrupt)?;
     a.version = version as u64;
     Ok(a)
+}
+
+/// Records written before the typed review hold `summary`, the one shape
+/// SQL connections ever stored there: `[{kind, tables, sql?}]`, already
+/// masked. Read as a review (each statement one code part, as it was
+/// masked whole then), so old approvals keep showing what they ran; the
+/// next update writes the record back in the new form.
+fn upgrade_legacy_summary(record: &mut Value) {
+    let Some(obj) = record.as_object_mut() else {
+        return;
+    };
+    if obj.contains_key("review") {
+        return;
+    }
+    let Some(Value::Array(statements)) = obj.remove("summary") else {
+        return;
+    };
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (mut kinds, mut resources, mut runs) = (Vec::<String>::new(), Vec::<String>::new(), vec![]);
+    for s in &statements {
+        let kind = s.get("kind").and_then(Value::as_str).unwrap_or("?");
+        let tables = strings(s.get("tables"));
+        if !kinds.contains(&kind.to_uppercase()) {
+            kinds.push(kind.to_uppercase());
+        }
+        for t in &tables {
+            if !resources.contains(t) {
+                resources.push(t.clone());
+            }
+        }
+        if let Some(sql) = s.get("sql").and_then(Value::as_str) {
+            runs.push(json!({"label": kind, "resources": tables, "text": [{"code": sql}]}));
+        }
+    }
+    let mut title = kinds.join(", ");
+    if !resources.is_empty() {
+        title = format!("{title} on {}", resources.join(", "));
+    }
+    obj.insert(
+        "review".into(),
+        json!({"title": title, "runs": runs, "resources": resources}),
+    );
 }
 
 #[async_trait]
@@ -137,5 +192,72 @@ impl ApprovalStore for SqliteApprovalStore {
         .await
         .map_err(io)?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_core::approval::ApprovalStore;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    use super::*;
+
+    /// A record exactly as this store wrote it before the typed review
+    /// (with `summary`, without `review` and `items`).
+    const LEGACY: &str = r#"{"id":"apr_old","state":"executed","requester":{"sub":"bot","groups":["agents"]},
+        "tool":"sql_query","connection":"shop","arguments":{"connection":"shop","sql":"DELETE FROM orders WHERE id = 1"},
+        "arguments_masked":{"connection":"shop","sql":"DELETE FROM orders WHERE id = 1"},"arguments_hash":"sha256:ab",
+        "summary":[{"kind":"delete","tables":["public.orders"],"sql":"DELETE FROM \"public\".\"orders\" WHERE id = 1"},
+                   {"kind":"select","tables":["public.orders","public.items"],"sql":"SELECT 1"},{"kind":"schema","tables":[]}],
+        "requests":[],"required":[{"group":"dba","count":1,"policies":["p"]}],"reviews":[],
+        "created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T01:00:00Z","decided_at":null,
+        "claimed_at":"2026-01-01T00:10:00Z","finished_at":"2026-01-01T00:10:01Z","note":null,"version":0}"#;
+
+    #[tokio::test]
+    async fn rows_written_before_the_typed_review_still_read() {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        {
+            let mut conn = pool.acquire().await.unwrap();
+            crate::store::migrations::migrate(&mut conn).await.unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO approvals (id, state, requester, tool, arguments_hash, claimed, created_at, expires_at, version, record) \
+             VALUES ('apr_old', 'executed', 'bot', 'sql_query', 'sha256:ab', 1, '', '', 3, ?)",
+        )
+        .bind(LEGACY)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let store = SqliteApprovalStore::new(pool);
+        let a = store.get("apr_old").await.unwrap().expect("the old row");
+        assert_eq!(a.version, 3);
+        assert_eq!(a.state, ApprovalState::Executed);
+        assert_eq!(a.items, None);
+        let r = &a.review;
+        assert_eq!(
+            r.title,
+            "DELETE, SELECT, SCHEMA on public.orders, public.items"
+        );
+        assert_eq!(r.resources, vec!["public.orders", "public.items"]);
+        assert_eq!(r.runs.len(), 2, "the schema entry ran no text");
+        assert_eq!(r.runs[0].label, "delete");
+        assert_eq!(r.runs[0].resources, vec!["public.orders"]);
+        assert_eq!(
+            r.runs[0].text.joined(),
+            "DELETE FROM \"public\".\"orders\" WHERE id = 1"
+        );
+        // Written back in the new form, it reads the same.
+        assert!(store.update(&a).await.unwrap());
+        let again = store.get("apr_old").await.unwrap().unwrap();
+        assert_eq!(again.review, a.review);
+        // A record in the new form is never rewritten from a stray `summary`.
+        let mut v: Value = serde_json::from_str(&encode(&again).unwrap()).unwrap();
+        v["summary"] = json!([{"kind": "drop", "tables": ["x.y"], "sql": "DROP"}]);
+        upgrade_legacy_summary(&mut v);
+        assert_eq!(v["review"]["title"], again.review.title);
     }
 }

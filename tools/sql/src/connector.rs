@@ -14,7 +14,7 @@ use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
     ExecuteError, FieldOrigin, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
-use gateway_core::review::ReviewText;
+use gateway_core::review::ReviewSummary;
 use serde_json::{Map, Value, json};
 
 use crate::analysis::catalog::NameCatalog;
@@ -110,8 +110,8 @@ struct Analysed {
     statements: Vec<PreparedStatement>,
     read_only: bool,
     missed_catalog: bool,
-    /// Each statement's SQL in review parts, at `/i/sql` of the summary.
-    review: Vec<ReviewText>,
+    /// What reviewers see: each statement's SQL in code and literal parts.
+    review: ReviewSummary,
 }
 
 impl std::fmt::Debug for SqlConnector {
@@ -315,7 +315,7 @@ impl SqlConnector {
             })
             .collect();
         let read_only = analysed.statements.iter().all(|s| s.read_only);
-        let review = review_texts(self.config.dialect, &statements);
+        let review = review::summary(Some(self.config.dialect), &statements);
         let done = Arc::new(Analysed {
             requests: analysed.requests,
             statements,
@@ -457,11 +457,10 @@ pub fn plan_for_query(
     max_rows: Option<u64>,
     read_only: bool,
 ) -> Plan {
-    let summary = statements_summary(&statements);
+    let review = review::summary(None, &statements);
     Plan {
         requests,
-        summary,
-        review: Vec::new(),
+        review,
         read_only,
         prepared: Box::new(SqlCall::Query(QueryCall {
             statements,
@@ -481,25 +480,23 @@ pub fn plan_for_schema(connection: &str, call: SchemaCall) -> Plan {
             resource: Resource::connection(connection),
             context: Default::default(),
         }],
-        summary: json!([{"kind": "schema", "tables": []}]),
-        review: Vec::new(),
+        review: ReviewSummary {
+            title: schema_title(connection, &call),
+            ..Default::default()
+        },
         read_only: true,
         prepared: Box::new(SqlCall::Schema(call)),
     }
 }
 
-/// The review form of each statement's `sql` in [`statements_summary`]:
-/// reviewers see every literal masked on its own (see [`crate::review`]),
-/// while the summary keeps the canonical SQL agents get in results.
-fn review_texts(dialect: Dialect, statements: &[PreparedStatement]) -> Vec<ReviewText> {
-    statements
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ReviewText {
-            pointer: format!("/{i}/sql"),
-            parts: review::parts(dialect, &s.sql),
-        })
-        .collect()
+/// The title of a `sql_schema` call's review: what it reads.
+fn schema_title(connection: &str, call: &SchemaCall) -> String {
+    match (&call.schema, &call.table) {
+        (Some(s), Some(t)) => format!("read the columns of {s}.{t} on {connection}"),
+        (None, Some(t)) => format!("read the columns of {t} on {connection}"),
+        (Some(s), None) => format!("list the tables of schema {s} on {connection}"),
+        (None, None) => format!("list the tables of {connection}"),
+    }
 }
 
 fn statements_summary(statements: &[PreparedStatement]) -> Value {
@@ -659,7 +656,7 @@ mod tests {
         let second = plan(&c, sql, json!([2])).unwrap();
         assert_eq!(c.analyses.len(), 1, "the second call hit the cache");
         assert_eq!(first.requests, second.requests);
-        assert_eq!(first.summary, second.summary);
+        assert_eq!(first.review, second.review);
         assert_eq!(call(&first).params, vec![json!(1)]);
         assert_eq!(call(&second).params, vec![json!(2)]);
         // Text that differs at all is analysed on its own: a hidden write
@@ -676,7 +673,7 @@ mod tests {
     }
 
     #[test]
-    fn plans_carry_each_statements_review_parts_at_its_summary_sql() {
+    fn plans_carry_each_statements_review_parts() {
         let c = connector();
         let p = plan(
             &c,
@@ -684,17 +681,37 @@ mod tests {
             json!([]),
         )
         .unwrap();
-        assert_eq!(p.review.len(), 2);
-        for (i, r) in p.review.iter().enumerate() {
-            assert_eq!(r.pointer, format!("/{i}/sql"));
-            assert_eq!(Some(r.joined().as_str()), p.summary[i]["sql"].as_str());
+        assert_eq!(p.review.runs.len(), 2);
+        assert_eq!(
+            p.review.title,
+            "2 statements: SELECT, DELETE on public.orders"
+        );
+        assert_eq!(p.review.resources, vec!["public.orders"]);
+        assert_eq!(call(&p).statements.len(), 2);
+        for (r, s) in p.review.runs.iter().zip(&call(&p).statements) {
+            assert_eq!(r.text.joined(), s.sql);
+            assert_eq!(r.label, s.kind);
+            assert_eq!(r.resources, s.tables);
         }
         let masker = gateway_core::mask::Masker::default();
-        let (shown, _) = gateway_core::review::masked_summary(&masker, &p.summary, &p.review);
+        let (shown, _) = p.review.masked(&masker);
         assert_eq!(
-            shown[1]["sql"],
+            shown.runs[1].text.joined(),
             "DELETE FROM \"public\".\"orders\" WHERE note = '[PRIVATE_KEY]' OR id > 0"
         );
+    }
+
+    #[test]
+    fn a_schema_call_is_reviewed_by_what_it_reads() {
+        let c = connector();
+        let p = c
+            .analyse(
+                SQL_SCHEMA,
+                &json!({"connection": "shop", "table": "orders"}),
+            )
+            .unwrap();
+        assert_eq!(p.review.title, "read the columns of orders on shop");
+        assert!(p.review.runs.is_empty());
     }
 
     #[test]

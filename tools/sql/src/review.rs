@@ -1,5 +1,7 @@
-//! The review form of a statement: its canonical SQL (exactly what will run)
-//! cut into code parts and literal parts, so the gateway masks each literal
+//! What reviewers see of a `sql_query` call ([`summary`]): a title (kinds
+//! and tables), each statement, and the tables it touches. A statement is
+//! shown as its canonical SQL (exactly what will run) cut into code parts
+//! and literal parts, so the gateway masks each literal
 //! on its own and a value can never hide the predicates around it from a
 //! reviewer (issue #8: `note = '-----BEGIN PRIVATE KEY-----' OR id > 0`).
 //!
@@ -14,11 +16,61 @@
 //! up), the statement is one code part and is masked whole, as it was before
 //! parts existed; never an error, never a panic.
 
-use gateway_core::review::TextPart;
+use gateway_core::review::{ReviewItem, ReviewSummary, ReviewText, TextPart};
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::analysis::Dialect;
+use crate::prepared::PreparedStatement;
+
+/// What a reviewer is asked about for `sql_query`: the title says which
+/// kinds of statement run on which tables (`UPDATE on public.orders`), each
+/// statement runs as its canonical SQL cut into code and literal parts (in
+/// `dialect`; `None`: one code part each, masked whole), and the resources
+/// are every table, each once.
+pub fn summary(dialect: Option<Dialect>, statements: &[PreparedStatement]) -> ReviewSummary {
+    let mut kinds: Vec<String> = Vec::new();
+    let mut tables: Vec<String> = Vec::new();
+    for s in statements {
+        let kind = s.kind.to_uppercase();
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+        for t in &s.tables {
+            if !tables.contains(t) {
+                tables.push(t.clone());
+            }
+        }
+    }
+    let what = match statements.len() {
+        1 => kinds.join(""),
+        n => format!("{n} statements: {}", kinds.join(", ")),
+    };
+    let title = if tables.is_empty() {
+        what
+    } else {
+        format!("{what} on {}", tables.join(", "))
+    };
+    let runs = statements
+        .iter()
+        .map(|s| ReviewItem {
+            label: s.kind.clone(),
+            resources: s.tables.clone(),
+            text: match dialect {
+                Some(d) => ReviewText {
+                    parts: parts(d, &s.sql),
+                },
+                None => ReviewText::code(s.sql.clone()),
+            },
+        })
+        .collect();
+    ReviewSummary {
+        title,
+        runs,
+        resources: tables,
+        diff: None,
+    }
+}
 
 /// `sql` (one canonical statement) as code and literal parts; joined, the
 /// parts are `sql` byte for byte.
@@ -162,6 +214,53 @@ mod tests {
     /// Canonical text of `sql` as the analysis prints it.
     fn canonical(dialect: Dialect, sql: &str) -> String {
         analysis::parse(dialect, sql).unwrap()[0].to_string()
+    }
+
+    fn statement(kind: &str, tables: &[&str], sql: &str) -> PreparedStatement {
+        PreparedStatement {
+            kind: kind.into(),
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+            sql: sql.into(),
+            touches_session: false,
+        }
+    }
+
+    #[test]
+    fn the_summary_names_kinds_and_tables_and_cuts_each_statement() {
+        let one = summary(
+            Some(Dialect::Postgres),
+            &[statement(
+                "update",
+                &["public.orders"],
+                "UPDATE orders SET note = 'x' WHERE id = 1",
+            )],
+        );
+        assert_eq!(one.title, "UPDATE on public.orders");
+        assert_eq!(one.resources, vec!["public.orders"]);
+        assert_eq!(one.runs.len(), 1);
+        assert_eq!(one.runs[0].label, "update");
+        assert_eq!(one.runs[0].resources, vec!["public.orders"]);
+        assert_eq!(one.runs[0].text.parts[1], TextPart::Literal("'x'".into()));
+        assert!(one.diff.is_none());
+        let many = summary(
+            None,
+            &[
+                statement("select", &["public.a"], "SELECT 1 FROM a"),
+                statement("delete", &["public.b", "public.a"], "DELETE FROM b"),
+                statement("select", &[], "SELECT 2"),
+            ],
+        );
+        assert_eq!(
+            many.title,
+            "3 statements: SELECT, DELETE on public.a, public.b"
+        );
+        assert_eq!(many.resources, vec!["public.a", "public.b"]);
+        // Without a dialect every statement is one code part.
+        assert_eq!(many.runs[1].text, ReviewText::code("DELETE FROM b"));
+        assert_eq!(
+            summary(None, &[statement("select", &[], "SELECT 1")]).title,
+            "SELECT"
+        );
     }
 
     #[test]
