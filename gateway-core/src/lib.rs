@@ -39,7 +39,7 @@ pub use access::{AccessRequest, ContextValue, Resource};
 pub use connector::{ConnectionInfo, Connector, ExecLimits, Plan, ToolOutput, ToolSpec};
 pub use gateway::{Gateway, GatewayBuilder};
 pub use identity::Principal;
-pub use outcome::{CallError, CallResult};
+pub use outcome::{CallError, CallOutcome, CallResult, ErrorCode, PendingApproval};
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
