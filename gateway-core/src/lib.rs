@@ -21,6 +21,7 @@ pub mod audit;
 pub mod builtin;
 pub mod connector;
 pub mod disclosure;
+pub mod duration;
 pub mod gateway;
 pub mod guards;
 pub mod identity;
@@ -32,6 +33,7 @@ pub mod record;
 pub mod review;
 mod routing;
 pub mod secret;
+pub mod section;
 pub mod stages;
 pub mod text;
 
