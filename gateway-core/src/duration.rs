@@ -56,7 +56,10 @@ mod tests {
         assert_eq!(parse("2h"), Ok(Duration::from_secs(7200)));
         let e = parse("10 parsecs").unwrap_err();
         assert_eq!(e.text, "10 parsecs");
-        assert!(e.to_string().contains("`10 parsecs` is not a duration"), "{e}");
+        assert!(
+            e.to_string().contains("`10 parsecs` is not a duration"),
+            "{e}"
+        );
         assert!(e.reason.contains("parsecs"), "{e}");
         assert!(parse("soon").is_err());
         assert!(parse("").is_err());

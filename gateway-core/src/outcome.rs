@@ -303,6 +303,10 @@ mod tests {
         assert_eq!(r.structured["error"]["code"], "approval_denied");
 
         let r = CallResult::ok(json!({"status": "pending_approval"}));
-        assert_eq!(r.outcome, CallOutcome::Completed, "a result is never read back as pending");
+        assert_eq!(
+            r.outcome,
+            CallOutcome::Completed,
+            "a result is never read back as pending"
+        );
     }
 }

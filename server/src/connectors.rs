@@ -200,10 +200,15 @@ mod tests {
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
-            errs[0].starts_with("/etc/tollgate/t.toml:5:3: connection `shop` (postgres): unknown field `max_rowz`"),
+            errs[0].starts_with(
+                "/etc/tollgate/t.toml:5:3: connection `shop` (postgres): unknown field `max_rowz`"
+            ),
             "{errs:?}"
         );
-        assert!(errs[0].contains("`max_rows`") && errs[0].contains("`url`"), "{errs:?}");
+        assert!(
+            errs[0].contains("`max_rows`") && errs[0].contains("`url`"),
+            "{errs:?}"
+        );
         assert!(!errs[0].contains("hunter2"), "{errs:?}");
         let errs = errors(
             "[[connection]]\nname = \"shop\"\nkind = \"postgres\"\nurl = \"postgres://u:hunter2@h/db\"\nread_only = \"hunter2\"\n",
@@ -220,7 +225,9 @@ mod tests {
         let errs = errors("\n[[connection]]\nname = \"shop\"\n");
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
-            errs[0].starts_with("/etc/tollgate/t.toml:2:1: [[connection]] needs a `kind` (string); this build"),
+            errs[0].starts_with(
+                "/etc/tollgate/t.toml:2:1: [[connection]] needs a `kind` (string); this build"
+            ),
             "{errs:?}"
         );
     }

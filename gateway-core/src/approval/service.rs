@@ -154,7 +154,11 @@ impl ApprovalService {
             approvers: a.approvers(),
             message: format!(
                 "This call waits for a human approval ({}). Call approval_wait with approval_id {:?} to get its result once decided.",
-                a.required.iter().map(|r| format!("{} from {}", r.count, r.group)).collect::<Vec<_>>().join(" and "),
+                a.required
+                    .iter()
+                    .map(|r| format!("{} from {}", r.count, r.group))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
                 a.id
             ),
         }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gateway_core::duration::{self, HumanDuration};
-use gateway_core::section::{self, Flag, PositiveInt};
 use gateway_core::secret::{self, Secret};
+use gateway_core::section::{self, Flag, PositiveInt};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -160,9 +160,9 @@ impl SqlConfig {
             description: section.description.unwrap_or_default(),
             statement_timeout,
             max_rows: section.max_rows.map_or(DEFAULT_MAX_ROWS, |n| n.0),
-            max_bytes: section
-                .max_bytes
-                .map_or(DEFAULT_MAX_BYTES, |n| usize::try_from(n.0).unwrap_or(usize::MAX)),
+            max_bytes: section.max_bytes.map_or(DEFAULT_MAX_BYTES, |n| {
+                usize::try_from(n.0).unwrap_or(usize::MAX)
+            }),
             max_affected_rows: section.max_affected_rows.map(|n| n.0),
             read_only: section.read_only.is_some_and(|f| f.0),
             pool_size: section
@@ -206,7 +206,11 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("10 parsecs").unwrap_err().contains("parsecs"));
+        assert!(
+            parse_duration("10 parsecs")
+                .unwrap_err()
+                .contains("parsecs")
+        );
         assert!(parse_duration("2 weeks").is_err());
         assert!(parse_duration("999999999999999999h").is_err());
         assert!(parse_duration("25h").is_err());
@@ -219,7 +223,10 @@ mod tests {
         let e = SqlConfig::parse(Dialect::Sqlite, "d", &json!({"path": "x.db", "max_row": 5}))
             .unwrap_err();
         assert!(e.contains("unknown field `max_row`"), "{e}");
-        assert!(e.contains("`max_rows`") && e.contains("`statement_timeout`"), "known keys: {e}");
+        assert!(
+            e.contains("`max_rows`") && e.contains("`statement_timeout`"),
+            "known keys: {e}"
+        );
     }
 
     #[test]
