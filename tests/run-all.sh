@@ -18,6 +18,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build"
 cargo build --workspace --all-targets --locked
 
+step "build without connector families (each family is a cargo feature of the server)"
+cargo check -p tollgate --no-default-features --locked
+
 step "cargo test (unit, corpus, integration on real servers)"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/cargo-test.log
 grep -q "test result:" target/cargo-test.log

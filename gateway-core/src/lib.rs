@@ -21,6 +21,7 @@ pub mod audit;
 pub mod builtin;
 pub mod connector;
 pub mod disclosure;
+pub mod duration;
 mod gate;
 pub mod gateway;
 pub mod guards;
@@ -33,6 +34,7 @@ pub mod record;
 pub mod review;
 mod route;
 pub mod secret;
+pub mod section;
 pub mod stages;
 pub mod text;
 
@@ -40,7 +42,7 @@ pub use access::{AccessRequest, ContextValue, Resource};
 pub use connector::{ConnectionInfo, Connector, ExecLimits, Plan, ToolOutput, ToolSpec};
 pub use gateway::{Gateway, GatewayBuilder};
 pub use identity::Principal;
-pub use outcome::{CallError, CallResult};
+pub use outcome::{CallError, CallOutcome, CallResult, ErrorCode, PendingApproval};
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

@@ -151,7 +151,7 @@ pub fn preview(value: &Value) -> Value {
 // === impl Gateway: the audit stage ===
 
 use crate::gateway::Gateway;
-use crate::outcome::{CallError, CallResult};
+use crate::outcome::{CallError, CallResult, PendingApproval};
 
 /// A successful call's payload: what the caller gets, and optionally what
 /// the record gets (masked) with the row count.
@@ -202,10 +202,14 @@ impl Gateway {
     }
 
     /// Record a call that is waiting on humans and return the pending object.
-    pub(crate) async fn finish_pending(&self, trace: Trace, pending: Value) -> CallResult {
-        let record = trace.finish("pending", "pending", None, None, pending.clone());
+    pub(crate) async fn finish_pending(
+        &self,
+        trace: Trace,
+        pending: PendingApproval,
+    ) -> CallResult {
+        let record = trace.finish("pending", "pending", None, None, pending.to_value());
         match self.append(record).await {
-            Ok(()) => CallResult::ok(pending),
+            Ok(()) => CallResult::pending(pending),
             Err(e) => {
                 let e = CallError::AuditUnavailable(e);
                 CallResult::error(&e, e.to_string())

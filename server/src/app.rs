@@ -66,7 +66,7 @@ pub fn authenticator(config: &Config) -> anyhow::Result<Option<Authenticator>> {
         ic.groups_claim = g.clone();
     }
     if let Some(l) = &a.leeway {
-        ic.leeway = parse_duration(l).map_err(|e| anyhow!("auth.leeway: {e}"))?;
+        ic.leeway = parse_duration(l.get_ref()).map_err(|e| anyhow!("auth.leeway: {e}"))?;
     }
     Ok(Some(
         Authenticator::new(ic).map_err(|e| anyhow!("[auth]: {e}"))?,

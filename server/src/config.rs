@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use gateway_core::duration;
 use gateway_core::mask::MaskConfig;
 use gateway_core::policy::Mode;
 use gateway_core::text::line_col;
@@ -50,7 +51,8 @@ pub struct Config {
     /// `[logging]`.
     #[serde(default)]
     pub logging: LoggingSection,
-    /// `[[connection]]`, kept raw: each connector validates its own keys.
+    /// `[[connection]]`, kept raw here: each family deserialises its own
+    /// typed section from it (see [`crate::connectors`]).
     #[serde(default, rename = "connection")]
     pub connections: Vec<Spanned<toml::Table>>,
     /// Where the file is (relative paths are resolved against its folder).
@@ -108,8 +110,9 @@ pub struct AuthSection {
     pub jwks_url: Option<String>,
     /// JWKS file.
     pub jwks_file: Option<PathBuf>,
-    /// Clock skew allowed on exp/nbf, e.g. "30s".
-    pub leeway: Option<String>,
+    /// Clock skew allowed on exp/nbf, e.g. "30s" (the duration grammar of
+    /// [`gateway_core::duration`]; checked with its position by `validate`).
+    pub leeway: Option<Spanned<String>>,
 }
 
 /// `[policy]`.
@@ -140,8 +143,9 @@ impl Default for PolicySection {
 pub struct ApprovalSection {
     /// How long one tools/call blocks for a decision.
     pub wait_seconds: u64,
-    /// Pending approvals expire after this.
-    pub ttl: String,
+    /// Pending approvals expire after this (e.g. "1h", "1m30s"; checked
+    /// with its position by `validate`).
+    pub ttl: Spanned<String>,
     /// Slack-compatible webhook.
     pub webhook_url: Option<String>,
 }
@@ -150,7 +154,7 @@ impl Default for ApprovalSection {
     fn default() -> Self {
         ApprovalSection {
             wait_seconds: 50,
-            ttl: "1h".into(),
+            ttl: Spanned::new(0..0, "1h".into()),
             webhook_url: None,
         }
     }
@@ -268,22 +272,14 @@ impl Config {
                 "server.public_url must start with http:// or https://",
             ));
         }
-        if parse_duration(&self.approval.ttl).is_err() {
-            errs.push(self.error_near(
-                "ttl",
-                format!(
-                    "approval.ttl {:?} is not a duration like \"1h\" or \"30m\"",
-                    self.approval.ttl
-                ),
-            ));
+        let ttl = &self.approval.ttl;
+        if let Err(e) = duration::parse(ttl.get_ref()) {
+            errs.push(self.error_at(ttl.span().start, format!("approval.ttl: {e}")));
         }
         if let Some(l) = &self.auth.leeway
-            && parse_duration(l).is_err()
+            && let Err(e) = duration::parse(l.get_ref())
         {
-            errs.push(self.error_near(
-                "leeway",
-                format!("auth.leeway {l:?} is not a duration like \"30s\""),
-            ));
+            errs.push(self.error_at(l.span().start, format!("auth.leeway: {e}")));
         }
         let keys = [
             self.auth.hs256_secret.is_some(),
@@ -316,12 +312,6 @@ impl Config {
                 )),
                 _ => {}
             }
-            if c.get_ref().get("kind").and_then(|v| v.as_str()).is_none() {
-                errs.push(self.error_at(
-                    at,
-                    "[[connection]] needs a `kind`: postgres, mysql or sqlite",
-                ));
-            }
         }
         errs
     }
@@ -345,9 +335,9 @@ impl Config {
             .to_string()
     }
 
-    /// Pending approval lifetime.
+    /// Pending approval lifetime (validated at load).
     pub fn approval_ttl(&self) -> Duration {
-        parse_duration(&self.approval.ttl).unwrap_or(Duration::from_secs(3600))
+        duration::parse(self.approval.ttl.get_ref()).unwrap_or(Duration::from_secs(3600))
     }
 
     /// A connection's table as JSON for its connector factory, with `path`
@@ -370,9 +360,10 @@ impl Config {
     }
 }
 
-/// Parse "10s", "500ms", "1h", "2m".
+/// Parse "10s", "500ms", "1m30s", "1h": the one duration grammar of every
+/// key and flag ([`gateway_core::duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| e.to_string())
+    duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

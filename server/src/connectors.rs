@@ -1,6 +1,8 @@
-//! The one list of enabled connector kinds. Adding a connector is one line
-//! here (behind a feature if it pulls heavy dependencies) and touches no
-//! core file.
+//! The one list of enabled connector kinds, and the only place of the
+//! server that names a family. Each family sits behind a cargo feature of
+//! this crate (`sql`, on by default); adding a family is one feature in
+//! Cargo.toml plus one line here, and touches no core file. A build without
+//! a family's feature refuses its kinds as unknown.
 
 use std::sync::Arc;
 
@@ -10,12 +12,27 @@ use crate::config::{Config, ConfigError};
 
 /// Every connector kind this build knows.
 pub fn factories() -> Vec<Box<dyn ConnectorFactory>> {
-    use tollgate_sql::SqlConnectorFactory as Sql;
-    vec![
-        Box::new(Sql::postgres()),
-        Box::new(Sql::mysql()),
-        Box::new(Sql::sqlite()),
-    ]
+    #[allow(unused_mut)]
+    let mut all: Vec<Box<dyn ConnectorFactory>> = vec![];
+    #[cfg(feature = "sql")]
+    {
+        use tollgate_sql::SqlConnectorFactory as Sql;
+        all.push(Box::new(Sql::postgres()));
+        all.push(Box::new(Sql::mysql()));
+        all.push(Box::new(Sql::sqlite()));
+    }
+    all
+}
+
+/// "this build knows a, b" or, for a build without families, says so.
+fn known_kinds(factories: &[Box<dyn ConnectorFactory>]) -> String {
+    if factories.is_empty() {
+        return "this build has no connector families (it was built without their cargo features, \
+                e.g. --no-default-features)"
+            .into();
+    }
+    let known: Vec<_> = factories.iter().map(|f| f.kind()).collect();
+    format!("this build knows {}", known.join(", "))
 }
 
 /// Build every `[[connection]]`; each error points at its table in the file.
@@ -25,18 +42,22 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Connector>>, Vec<ConfigError
     let mut errs = vec![];
     for table in &config.connections {
         let at = table.span().start;
-        let kind = table
-            .get_ref()
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or_default();
-        let Some(factory) = factories.iter().find(|f| f.kind() == kind) else {
-            let known: Vec<_> = factories.iter().map(|f| f.kind()).collect();
+        let Some(kind) = table.get_ref().get("kind").and_then(|k| k.as_str()) else {
             errs.push(config.error_at(
                 at,
                 format!(
-                    "unknown connection kind {kind:?}; this build knows {}",
-                    known.join(", ")
+                    "[[connection]] needs a `kind` (string); {}",
+                    known_kinds(&factories)
+                ),
+            ));
+            continue;
+        };
+        let Some(factory) = factories.iter().find(|f| f.kind() == kind) else {
+            errs.push(config.error_at(
+                at,
+                format!(
+                    "unknown connection kind {kind:?}; {}",
+                    known_kinds(&factories)
                 ),
             ));
             continue;
@@ -54,13 +75,29 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Connector>>, Vec<ConfigError
                 } else {
                     format!("connection `{name}`: {e}")
                 };
-                let span = table.span();
-                let at = key_offset(&config.text, span.start..span.end, &message).unwrap_or(at);
+                let body = table_extent(&config.text, table.span().start);
+                let at = key_offset(&config.text, body, &message).unwrap_or(at);
                 errs.push(config.error_at(at, message));
             }
         }
     }
     if errs.is_empty() { Ok(out) } else { Err(errs) }
+}
+
+/// The bytes of the `[[connection]]` table whose header starts at `start`:
+/// up to the next table header (a line starting with `[`) or the end.
+fn table_extent(text: &str, start: usize) -> std::ops::Range<usize> {
+    let Some(rest) = text.get(start..) else {
+        return start..start;
+    };
+    let mut offset = 0;
+    for (i, line) in rest.split_inclusive('\n').enumerate() {
+        if i > 0 && line.trim_start().starts_with('[') {
+            return start..start + offset;
+        }
+        offset += line.len();
+    }
+    start..text.len()
 }
 
 /// Where the key a connector error names (its first `` `key` ``) is set
@@ -92,7 +129,10 @@ fn key_offset(text: &str, table: std::ops::Range<usize>, message: &str) -> Optio
 
 #[cfg(test)]
 mod tests {
-    use super::key_offset;
+    use std::path::Path;
+
+    use super::{build, key_offset, known_kinds, table_extent};
+    use crate::config::Config;
 
     #[test]
     fn errors_point_at_the_key_they_name() {
@@ -106,5 +146,89 @@ mod tests {
         .unwrap();
         assert!(text[at..].starts_with("statement_timeout"));
         assert_eq!(key_offset(text, 0..text.len(), "no key named"), None);
+    }
+
+    #[test]
+    fn a_table_ends_at_the_next_header() {
+        let text = "[server]\n[[connection]]\nname = \"a\"\n\n[[connection]]\nname = \"b\"\n";
+        let first = text.find("[[connection]]").unwrap();
+        let second = text.rfind("[[connection]]").unwrap();
+        assert_eq!(table_extent(text, first), first..second);
+        assert_eq!(table_extent(text, second), second..text.len());
+    }
+
+    #[test]
+    fn a_build_without_families_says_so() {
+        let text = known_kinds(&[]);
+        assert!(text.contains("no connector families"), "{text}");
+        assert!(text.contains("--no-default-features"), "{text}");
+    }
+
+    /// Build the connections of a config text; the errors as lines.
+    fn errors(text: &str) -> Vec<String> {
+        let config = Config::parse(Path::new("/etc/tollgate/t.toml"), text).unwrap();
+        match build(&config) {
+            Ok(_) => vec![],
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[cfg(feature = "sql")]
+    #[test]
+    fn statement_timeout_takes_the_one_duration_grammar_with_positions() {
+        let head = "[[connection]]\nname = \"shop\"\nkind = \"sqlite\"\npath = \"x.db\"\n";
+        assert_eq!(
+            errors(&format!("{head}statement_timeout = \"1m30s\"\n")),
+            Vec::<String>::new()
+        );
+        let errs = errors(&format!("{head}statement_timeout = \"10 parsecs\"\n"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "/etc/tollgate/t.toml:5:1: connection `shop` (sqlite): `statement_timeout`: `10 parsecs` is not a duration"
+            ),
+            "{errs:?}"
+        );
+        assert_eq!(errs[0].matches("connection `shop`").count(), 1, "{errs:?}");
+    }
+
+    #[cfg(feature = "sql")]
+    #[test]
+    fn a_typo_is_an_error_at_its_key_naming_the_known_keys() {
+        let errs = errors(
+            "[[connection]]\nname = \"shop\"\nkind = \"postgres\"\nurl = \"postgres://u:hunter2@h/db\"\n  max_rowz = 3\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "/etc/tollgate/t.toml:5:3: connection `shop` (postgres): unknown field `max_rowz`"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs[0].contains("`max_rows`") && errs[0].contains("`url`"),
+            "{errs:?}"
+        );
+        assert!(!errs[0].contains("hunter2"), "{errs:?}");
+        let errs = errors(
+            "[[connection]]\nname = \"shop\"\nkind = \"postgres\"\nurl = \"postgres://u:hunter2@h/db\"\nread_only = \"hunter2\"\n",
+        );
+        assert!(
+            errs[0].starts_with("/etc/tollgate/t.toml:5:1: connection `shop` (postgres): `read_only` must be true or false"),
+            "{errs:?}"
+        );
+        assert!(!errs[0].contains("hunter2"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_connection_without_kind_is_refused_at_its_table() {
+        let errs = errors("\n[[connection]]\nname = \"shop\"\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "/etc/tollgate/t.toml:2:1: [[connection]] needs a `kind` (string); this build"
+            ),
+            "{errs:?}"
+        );
     }
 }

@@ -1,42 +1,31 @@
-//! HTTP surface: `/mcp` (streamable HTTP behind bearer auth), RFC 9728
-//! metadata, health, and the REST API under `/api`. The auth layer is the one
-//! place a bearer token becomes a [`Principal`]; without a valid one, `/mcp`
-//! answers 401 with a `WWW-Authenticate` pointing at the metadata document.
-//! In front of `/mcp`, in order: the Origin check (403), bearer auth (401),
-//! the session binding (404 for another principal's `Mcp-Session-Id`), then
-//! rmcp's Host allow-list; see [`crate::mcp_guard`].
+//! HTTP surface, assembled here and only here: `/mcp` (streamable HTTP
+//! behind bearer auth), RFC 9728 metadata, health, the REST API under `/api`
+//! ([`crate::api`], [`crate::approvals::api`]) and the review pages under
+//! `/ui` ([`crate::approvals::ui`]). Those modules each offer their own
+//! routes and share only the leaf modules [`crate::state`],
+//! [`crate::auth`] and [`crate::errors`]; none of them imports this one.
+//! In front of `/mcp`, in order: the Origin check (403), bearer auth (401,
+//! [`crate::auth`]), the session binding (404 for another principal's
+//! `Mcp-Session-Id`), then rmcp's Host allow-list; see [`crate::mcp_guard`].
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gateway_core::identity::Authenticator;
-use gateway_core::{Gateway, Principal};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::api;
+use crate::auth::require_bearer;
 use crate::mcp::McpHandler;
 use crate::mcp_guard::{self, AllowedOrigins, SessionOwners};
-
-/// Shared state of the HTTP surface.
-#[derive(Clone)]
-pub struct AppState {
-    /// The gateway.
-    pub gateway: Arc<Gateway>,
-    /// Bearer verification.
-    pub auth: Arc<Authenticator>,
-    /// Public base URL, no trailing slash.
-    pub public_url: String,
-    /// Issuer to advertise in RFC 9728 metadata.
-    pub issuer: Option<String>,
-}
+use crate::state::AppState;
+use crate::{api, approvals};
 
 /// Build the whole router.
 pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: CancellationToken) -> Router {
@@ -83,62 +72,13 @@ pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: Cancellatio
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .nest("/api", api::router())
-        .nest("/ui", crate::approvals::ui::router())
+        .nest(
+            "/api",
+            api::router().nest("/approvals", approvals::api::router()),
+        )
+        .nest("/ui", approvals::ui::router())
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
-}
-
-/// The bearer token of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// A 401 that tells the client where to learn how to authenticate. Per
-/// RFC 6750 §3.1, `error="invalid_token"` only when a token was presented.
-pub fn unauthorized(state: &AppState, reason: &str, token_given: bool) -> Response {
-    let mut challenge = format!(
-        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
-        state.public_url
-    );
-    if token_given {
-        challenge.push_str(&format!(
-            ", error=\"invalid_token\", error_description=\"{}\"",
-            reason.replace('"', "'")
-        ));
-    }
-    let mut resp = (
-        StatusCode::UNAUTHORIZED,
-        axum::Json(json!({"error": "unauthorized", "message": reason})),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    resp
-}
-
-/// Resolve the caller of an HTTP request.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
-    let Some(token) = bearer(headers) else {
-        return Err(unauthorized(state, "missing bearer token", false));
-    };
-    state.auth.resolve(token).await.map_err(|e| {
-        tracing::info!(reason = e.reason(), "rejected bearer token");
-        unauthorized(state, &e.to_string(), true)
-    })
-}
-
-async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    match authenticate(&state, req.headers()).await {
-        Ok(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
-        }
-        Err(resp) => resp,
-    }
 }
 
 /// RFC 9728 metadata. `authorization_servers` must hold issuer URLs that

@@ -7,14 +7,17 @@
 pub mod api;
 pub mod app;
 pub mod approvals;
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connectors;
+pub mod errors;
 pub mod http;
 pub mod logging;
 pub mod mcp;
 pub mod mcp_guard;
+pub mod state;
 pub mod store;
 
 /// Install the process-wide TLS crypto provider (aws-lc-rs, the only one in

@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use gateway_core::approval::{CallContext, CancelSignal, ProgressSink};
 use gateway_core::builtin::APPROVAL_WAIT;
-use gateway_core::{Gateway, Principal};
+use gateway_core::{CallOutcome, ErrorCode, Gateway, PendingApproval, Principal};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CreateTaskResult,
     GetTaskParams, GetTaskResult, Implementation, InitializeResult, ListToolsResult,
@@ -151,10 +151,6 @@ fn to_mcp(structured: Value, is_error: bool) -> CallToolResult {
     }
 }
 
-fn is_pending(r: &gateway_core::CallResult) -> bool {
-    !r.is_error && r.structured.get("status").and_then(Value::as_str) == Some("pending_approval")
-}
-
 // === impl McpHandler: approvals as tasks ===
 
 impl McpHandler {
@@ -168,22 +164,12 @@ impl McpHandler {
 
     /// Turn a pending call into a task that waits for the decision and ends
     /// with the call's result.
-    fn spawn_task(&self, principal: Principal, pending: &Value) -> CreateTaskResult {
-        let id = pending["approval_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+    fn spawn_task(&self, principal: Principal, pending: &PendingApproval) -> CreateTaskResult {
+        let id = pending.approval_id.clone();
         let message = format!(
             "waiting for approval {id} by {} — review at {}",
-            pending["reviewers"]
-                .as_array()
-                .map(|g| g
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default(),
-            pending["review_url"].as_str().unwrap_or("")
+            pending.reviewers.join(", "),
+            pending.review_url
         );
         let ttl_ms = self
             .gateway
@@ -214,7 +200,7 @@ impl McpHandler {
                         let r = gateway
                             .call(&principal, APPROVAL_WAIT, args.clone(), &ctx)
                             .await;
-                        if is_pending(&r) {
+                        if let CallOutcome::Pending(_) = r.outcome {
                             continue;
                         }
                         if tctx.is_cancel_requested() {
@@ -222,7 +208,7 @@ impl McpHandler {
                         }
                         // A refused approval (denied, expired, cancelled) fails the task;
                         // anything that ran, even with a target error, completes it.
-                        if r.is_error && r.structured["error"]["code"] == "approval_denied" {
+                        if r.outcome == CallOutcome::Failed(ErrorCode::ApprovalDenied) {
                             let message = r.structured["error"]["message"]
                                 .as_str()
                                 .unwrap_or("approval refused")
@@ -306,8 +292,8 @@ impl ServerHandler for McpHandler {
                 .gateway
                 .call(&principal, &request.name, args, &ctx)
                 .await;
-            if is_pending(&result) {
-                return Ok(self.spawn_task(principal, &result.structured).into());
+            if let CallOutcome::Pending(pending) = &result.outcome {
+                return Ok(self.spawn_task(principal, pending).into());
             }
             return Ok(to_mcp(result.structured, result.is_error).into());
         }

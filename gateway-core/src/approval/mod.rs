@@ -109,7 +109,7 @@ pub enum ApprovalStatus {
         /// Approval id.
         id: String,
         /// The pending object of the contract.
-        pending: Value,
+        pending: crate::outcome::PendingApproval,
     },
     /// Denied, expired or cancelled.
     Refused {

@@ -21,6 +21,7 @@ use super::store::{ApprovalStore, ApprovalStoreError};
 use super::{ApprovalGate, ApprovalStatus, ApprovalTicket, CallContext, Execution};
 use crate::audit::{ApprovalRecord, AuditRecord, AuditStore, OutcomeRecord};
 use crate::identity::Principal;
+use crate::outcome::{PendingApproval, PendingStatus};
 
 /// `tool` of the audit events that record approval transitions.
 pub const AUDIT_TOOL: &str = "approval";
@@ -142,21 +143,25 @@ impl ApprovalService {
     }
 
     /// The pending object of the contract.
-    pub fn pending_object(&self, a: &Approval) -> Value {
-        json!({
-            "status": "pending_approval",
-            "approval_id": a.id,
-            "expires_at": super::record::fmt(a.expires_at),
-            "review_url": self.review_url(&a.id),
-            "reviewers": a.groups(),
-            "required": a.required,
-            "approvers": a.approvers(),
-            "message": format!(
+    pub fn pending_object(&self, a: &Approval) -> PendingApproval {
+        PendingApproval {
+            status: PendingStatus::PendingApproval,
+            approval_id: a.id.clone(),
+            expires_at: super::record::fmt(a.expires_at),
+            review_url: self.review_url(&a.id),
+            reviewers: a.groups(),
+            required: a.required.clone(),
+            approvers: a.approvers(),
+            message: format!(
                 "This call waits for a human approval ({}). Call approval_wait with approval_id {:?} to get its result once decided.",
-                a.required.iter().map(|r| format!("{} from {}", r.count, r.group)).collect::<Vec<_>>().join(" and "),
+                a.required
+                    .iter()
+                    .map(|r| format!("{} from {}", r.count, r.group))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
                 a.id
             ),
-        })
+        }
     }
 
     async fn record(&self, actor: &Principal, a: &Approval, event: &str, reason: Option<&str>) {

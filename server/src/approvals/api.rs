@@ -20,8 +20,9 @@ use gateway_core::approval::{ApprovalService, ApprovalState, DecideError, Review
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::error;
-use crate::http::{AppState, authenticate};
+use crate::auth::authenticate;
+use crate::errors::error;
+use crate::state::AppState;
 
 /// Routes under `/api/approvals`.
 pub fn router() -> Router<AppState> {

@@ -20,7 +20,7 @@ use gateway_core::audit::AuditStore;
 use gateway_core::secret;
 
 use crate::config::Config;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// How often expired approvals are swept (expiry also applies lazily).
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
@@ -79,10 +79,10 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// The reviewers' service of the running gateway.
 pub(crate) fn service(state: &AppState) -> Option<&ApprovalService> {
-    state.gateway.approvals().and_then(|g| g.service())
+    state.approval_service()
 }
 
 /// May `who` see every approval (`audit:read`)?
 pub(crate) fn sees_all(state: &AppState, who: &Principal) -> bool {
-    state.gateway.may_read_audit(who)
+    state.sees_all(who)
 }

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::http::AppState;
+use crate::state::AppState;
 
 const COOKIE: &str = "tollgate_session";
 

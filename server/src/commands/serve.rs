@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::load_config;
 use crate::config::Config;
-use crate::http::{AppState, router};
+use crate::http::router;
 use crate::mcp::McpHandler;
+use crate::state::AppState;
 use crate::{app, logging};
 
 /// Load the config and serve until Ctrl-C / SIGTERM.

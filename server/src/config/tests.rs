@@ -103,3 +103,19 @@ fn listen_takes_a_host_name_and_literal_secrets_warn() {
     let config = parse("[auth]\nhs256_secret = \"${env:TOLLGATE_SECRET}\"\n").unwrap();
     assert!(config.warnings().is_empty());
 }
+
+#[test]
+fn approval_ttl_takes_the_one_duration_grammar() {
+    let c = parse("[approval]\nttl = \"1m30s\"\n[auth]\nleeway = \"1m30s\"\n").unwrap();
+    assert_eq!(c.approval_ttl(), Duration::from_secs(90));
+    let errs = parse("[approval]\nwait_seconds = 5\nttl = \"10 parsecs\"\n").unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let text = errs[0].to_string();
+    assert!(
+        text.starts_with("/etc/tollgate/t.toml:3:7: approval.ttl: `10 parsecs` is not a duration"),
+        "{text}"
+    );
+    assert!(text.contains("parsecs"), "{text}");
+    let errs = parse("[auth]\nleeway = \"10 parsecs\"\n").unwrap_err();
+    assert_eq!((errs[0].line, errs[0].col), (2, 10), "{}", errs[0]);
+}

@@ -1,11 +1,16 @@
-//! The `[[connection]]` table of a SQL connection, validated: which keys exist,
-//! their types and defaults. Unknown keys are rejected by name so a typo never
-//! silently weakens a limit. The URL stays a [`Secret`] from here on.
+//! The `[[connection]]` table of a SQL connection, validated: which keys exist
+//! (a typed section with `deny_unknown_fields`, read by
+//! [`gateway_core::section`]), their types and defaults. Unknown keys are
+//! rejected by name so a typo never silently weakens a limit. The URL stays a
+//! [`Secret`] from here on.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gateway_core::duration::{self, HumanDuration};
 use gateway_core::secret::{self, Secret};
+use gateway_core::section::{self, Flag, PositiveInt};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::analysis::Dialect;
@@ -18,21 +23,6 @@ pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting to a target may take before the call is `Unavailable`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-const KEYS: &[&str] = &[
-    "name",
-    "kind",
-    "url",
-    "path",
-    "description",
-    "statement_timeout",
-    "max_rows",
-    "max_bytes",
-    "max_affected_rows",
-    "read_only",
-    "pool_size",
-    "create_if_missing",
-];
 
 /// Where the connection's database lives.
 #[derive(Debug, Clone)]
@@ -80,65 +70,56 @@ pub fn kind_name(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The `[[connection]]` table of a SQL connection as written: every key a
+/// SQL connection takes, and no other (`deny_unknown_fields`). Not `Debug`:
+/// `url` may hold a literal password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlSection {
+    /// Checked by the server (present, unique).
+    #[allow(dead_code)]
+    name: Option<String>,
+    kind: Option<String>,
+    url: Option<String>,
+    path: Option<PathBuf>,
+    description: Option<String>,
+    statement_timeout: Option<HumanDuration>,
+    max_rows: Option<PositiveInt>,
+    max_bytes: Option<PositiveInt>,
+    max_affected_rows: Option<PositiveInt>,
+    read_only: Option<Flag>,
+    pool_size: Option<PositiveInt>,
+    create_if_missing: Option<Flag>,
+}
+
 impl SqlConfig {
     /// Validate a `[[connection]]` table for `dialect`.
     pub fn parse(dialect: Dialect, name: &str, config: &Value) -> Result<Self, String> {
         let kind = kind_name(dialect);
         let ctx = |m: String| format!("connection `{name}` ({kind}): {m}");
-        let obj = config
-            .as_object()
-            .ok_or_else(|| ctx("config must be a table".into()))?;
-        for key in obj.keys() {
-            if !KEYS.contains(&key.as_str()) {
-                return Err(ctx(format!(
-                    "unknown key `{key}` (known keys: {})",
-                    KEYS.join(", ")
-                )));
-            }
+        if !config.is_object() {
+            return Err(ctx("config must be a table".into()));
         }
-        let string = |key: &str| -> Result<Option<&str>, String> {
-            match obj.get(key) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(ctx(format!("`{key}` must be a string"))),
-            }
-        };
-        let uint = |key: &str| -> Result<Option<u64>, String> {
-            match obj.get(key) {
-                None => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .filter(|n| *n > 0)
-                    .map(Some)
-                    .ok_or_else(|| ctx(format!("`{key}` must be a positive integer"))),
-            }
-        };
-        let boolean = |key: &str| -> Result<Option<bool>, String> {
-            match obj.get(key) {
-                None => Ok(None),
-                Some(Value::Bool(b)) => Ok(Some(*b)),
-                Some(_) => Err(ctx(format!("`{key}` must be true or false"))),
-            }
-        };
-        if let Some(k) = string("kind")?
+        let section: SqlSection = section::deserialize(config).map_err(|e| ctx(e.to_string()))?;
+        if let Some(k) = &section.kind
             && k != kind
         {
             return Err(ctx(format!("`kind` is `{k}`, expected `{kind}`")));
         }
         let target = match dialect {
             Dialect::Sqlite => {
-                if obj.contains_key("url") {
+                if section.url.is_some() {
                     return Err(ctx("a sqlite connection takes `path`, not `url`".into()));
                 }
-                let path = string("path")?.ok_or_else(|| ctx("missing `path`".into()))?;
-                Target::Path(PathBuf::from(path))
+                let path = section.path.ok_or_else(|| ctx("missing `path`".into()))?;
+                Target::Path(path)
             }
             _ => {
-                if obj.contains_key("path") {
+                if section.path.is_some() {
                     return Err(ctx("takes `url`, not `path`".into()));
                 }
-                let raw = string("url")?.ok_or_else(|| ctx("missing `url`".into()))?;
-                let url = secret::resolve(raw).map_err(|e| ctx(format!("`url`: {e}")))?;
+                let raw = section.url.ok_or_else(|| ctx("missing `url`".into()))?;
+                let url = secret::resolve(&raw).map_err(|e| ctx(format!("`url`: {e}")))?;
                 let scheme_ok = match dialect {
                     Dialect::Postgres => {
                         url.expose().starts_with("postgres://")
@@ -163,27 +144,31 @@ impl SqlConfig {
                 Target::Url(url)
             }
         };
-        if dialect != Dialect::Sqlite && obj.contains_key("create_if_missing") {
+        if dialect != Dialect::Sqlite && section.create_if_missing.is_some() {
             return Err(ctx("`create_if_missing` applies to sqlite only".into()));
         }
-        let statement_timeout = match string("statement_timeout")? {
+        let statement_timeout = match section.statement_timeout {
             None => DEFAULT_STATEMENT_TIMEOUT,
-            Some(s) => parse_duration(s).map_err(|e| ctx(format!("`statement_timeout`: {e}")))?,
+            Some(HumanDuration(d)) => {
+                bounded_timeout(d).map_err(|e| ctx(format!("`statement_timeout`: {e}")))?
+            }
         };
         Ok(SqlConfig {
             name: name.to_string(),
             dialect,
             target,
-            description: string("description")?.unwrap_or_default().to_string(),
+            description: section.description.unwrap_or_default(),
             statement_timeout,
-            max_rows: uint("max_rows")?.unwrap_or(DEFAULT_MAX_ROWS),
-            max_bytes: uint("max_bytes")?
-                .map(|n| n as usize)
-                .unwrap_or(DEFAULT_MAX_BYTES),
-            max_affected_rows: uint("max_affected_rows")?,
-            read_only: boolean("read_only")?.unwrap_or(false),
-            pool_size: uint("pool_size")?.map(|n| n.min(64) as usize).unwrap_or(4),
-            create_if_missing: boolean("create_if_missing")?.unwrap_or(false),
+            max_rows: section.max_rows.map_or(DEFAULT_MAX_ROWS, |n| n.0),
+            max_bytes: section.max_bytes.map_or(DEFAULT_MAX_BYTES, |n| {
+                usize::try_from(n.0).unwrap_or(usize::MAX)
+            }),
+            max_affected_rows: section.max_affected_rows.map(|n| n.0),
+            read_only: section.read_only.is_some_and(|f| f.0),
+            pool_size: section
+                .pool_size
+                .map_or(4, |n| usize::try_from(n.0.min(64)).unwrap_or(64)),
+            create_if_missing: section.create_if_missing.is_some_and(|f| f.0),
         })
     }
 }
@@ -192,30 +177,22 @@ impl SqlConfig {
 /// instants: an absurd value must be refused, not overflow).
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
-/// Parse `"10s"`, `"500ms"`, `"2m"`, `"1h"` (a positive integer and a unit, at most a day).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms, 10s, 2m, 1h"))?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("`{s}` is not a duration like 500ms, 10s, 2m, 1h")),
-    };
+/// A statement timeout must be above zero and at most a day.
+fn bounded_timeout(d: Duration) -> Result<Duration, String> {
     if d.is_zero() {
         return Err("must be greater than zero".into());
     }
     if d > MAX_DURATION {
-        return Err(format!(
-            "`{s}` is longer than a day; use a shorter duration"
-        ));
+        return Err("must be at most a day (24h); use a shorter duration".into());
     }
     Ok(d)
+}
+
+/// Parse a statement timeout: the one duration grammar of every config key
+/// ([`gateway_core::duration`]: `500ms`, `10s`, `1m30s`, `1h`), above zero
+/// and at most a day.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    bounded_timeout(duration::parse(s).map_err(|e| e.to_string())?)
 }
 
 #[cfg(test)]
@@ -228,6 +205,12 @@ mod tests {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(
+            parse_duration("10 parsecs")
+                .unwrap_err()
+                .contains("parsecs")
+        );
         assert!(parse_duration("2 weeks").is_err());
         assert!(parse_duration("999999999999999999h").is_err());
         assert!(parse_duration("25h").is_err());
@@ -239,7 +222,11 @@ mod tests {
     fn rejects_unknown_key_by_name() {
         let e = SqlConfig::parse(Dialect::Sqlite, "d", &json!({"path": "x.db", "max_row": 5}))
             .unwrap_err();
-        assert!(e.contains("unknown key `max_row`"), "{e}");
+        assert!(e.contains("unknown field `max_row`"), "{e}");
+        assert!(
+            e.contains("`max_rows`") && e.contains("`statement_timeout`"),
+            "known keys: {e}"
+        );
     }
 
     #[test]

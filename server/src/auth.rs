@@ -1,0 +1,72 @@
+//! Bearer authentication of HTTP requests: the one place a bearer token
+//! becomes a [`Principal`]. Without a valid token the answer is a 401 whose
+//! `WWW-Authenticate` points at the RFC 9728 metadata document. Used as a
+//! layer in front of `/mcp` ([`require_bearer`]) and called by the REST
+//! handlers ([`authenticate`]).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gateway_core::Principal;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// A 401 that tells the client where to learn how to authenticate. Per
+/// RFC 6750 §3.1, `error="invalid_token"` only when a token was presented.
+pub fn unauthorized(state: &AppState, reason: &str, token_given: bool) -> Response {
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
+        state.public_url
+    );
+    if token_given {
+        challenge.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{}\"",
+            reason.replace('"', "'")
+        ));
+    }
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": "unauthorized", "message": reason})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// Resolve the caller of an HTTP request.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let Some(token) = bearer(headers) else {
+        return Err(unauthorized(state, "missing bearer token", false));
+    };
+    state.auth.resolve(token).await.map_err(|e| {
+        tracing::info!(reason = e.reason(), "rejected bearer token");
+        unauthorized(state, &e.to_string(), true)
+    })
+}
+
+/// Middleware: put the caller's [`Principal`] in the request's extensions,
+/// or answer 401.
+pub async fn require_bearer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&state, req.headers()).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(resp) => resp,
+    }
+}

@@ -1,0 +1,35 @@
+//! The state every HTTP handler shares: the gateway, the bearer verifier and
+//! the public URL. A leaf module: it imports no other module of the server,
+//! so the routers ([`crate::http`]), the REST API and the approval pages can
+//! all depend on it without depending on each other.
+
+use std::sync::Arc;
+
+use gateway_core::approval::ApprovalService;
+use gateway_core::identity::Authenticator;
+use gateway_core::{Gateway, Principal};
+
+/// Shared state of the HTTP surface.
+#[derive(Clone)]
+pub struct AppState {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// Bearer verification.
+    pub auth: Arc<Authenticator>,
+    /// Public base URL, no trailing slash.
+    pub public_url: String,
+    /// Issuer to advertise in RFC 9728 metadata.
+    pub issuer: Option<String>,
+}
+
+impl AppState {
+    /// The reviewers' side of the running gateway's approval gate, if it has one.
+    pub fn approval_service(&self) -> Option<&ApprovalService> {
+        self.gateway.approvals().and_then(|g| g.service())
+    }
+
+    /// May `who` see every approval and audit event (`audit:read`)?
+    pub fn sees_all(&self, who: &Principal) -> bool {
+        self.gateway.may_read_audit(who)
+    }
+}
