@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::access::{AccessRequest, ContextValue, Resource};
-use crate::connector::ToolOutput;
+use crate::connector::{ConnectionInfo, ToolOutput};
 use crate::identity::Principal;
 use crate::mask::{MaskCounts, Masker};
 use crate::policy::PolicyEngine;
@@ -55,13 +55,14 @@ pub fn disclose(
     masker: &Masker,
     policy: &PolicyEngine,
     principal: &Principal,
-    connection: &str,
+    connection: &ConnectionInfo,
     resources: &[Resource],
     output: ToolOutput,
 ) -> Disclosed {
     let raw = output.value;
     let mut masked = raw.clone();
     let counts = masker.mask_value(connection, &mut masked, &output.field_origins);
+    let connection = connection.name.as_str();
     if counts.is_empty() {
         return Disclosed {
             caller: raw,

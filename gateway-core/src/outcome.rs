@@ -81,6 +81,7 @@ impl CallError {
             }
             CallError::Execute(ExecuteError::Unavailable(_)) => "target_unavailable",
             CallError::Execute(ExecuteError::Timeout(_)) => "timeout",
+            CallError::Execute(ExecuteError::Cancelled) => "cancelled",
             CallError::Execute(ExecuteError::TooManyAffected { .. }) => "too_many_affected_rows",
             CallError::Execute(_) => "target_error",
             CallError::Internal(_) => "internal_error",

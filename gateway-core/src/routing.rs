@@ -175,13 +175,22 @@ pub(crate) async fn approval_wait(
     }
 }
 
-/// Add `masked` counts (and keep `truncated`) on an object result.
-pub(crate) fn with_masked_counts(mut value: Value, counts: &MaskCounts, truncated: bool) -> Value {
-    if let Value::Object(map) = &mut value {
-        map.insert("masked".into(), json!(counts));
-        if truncated {
-            map.insert("truncated".into(), Value::Bool(true));
+/// Add `masked` counts (and `truncated` when a cap cut the result) to the
+/// caller's result. MCP's `structuredContent` is an object, so a result that
+/// is not one (a connector returning a bare list or text) is wrapped as
+/// `{value, masked, truncated?}`: its counts and cut are never lost.
+pub(crate) fn with_masked_counts(value: Value, counts: &MaskCounts, truncated: bool) -> Value {
+    let mut map = match value {
+        Value::Object(map) => map,
+        other => {
+            let mut map = serde_json::Map::new();
+            map.insert("value".into(), other);
+            map
         }
+    };
+    map.insert("masked".into(), json!(counts));
+    if truncated {
+        map.insert("truncated".into(), Value::Bool(true));
     }
-    value
+    Value::Object(map)
 }

@@ -105,10 +105,13 @@ async fn postgres_end_to_end() {
             &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"}),
         )
         .unwrap();
-    let out = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap();
+    let out = c.execute(&plan, tollgate_tests::limits()).await.unwrap();
     assert_eq!(out.field_origins.len(), 1, "{:?}", out.field_origins);
     assert_eq!(out.field_origins[0].pointer, "/rows/*/0");
-    assert_eq!(out.field_origins[0].origin, "public.types.s");
+    assert_eq!(
+        out.field_origins[0].field,
+        gateway_core::connector::FieldPath::new(["public", "types", "s"])
+    );
 
     // --- params are bound (typed), an injection string stays data
     let v = query(&*c, "SELECT $1::int8 + 1 AS n, $2::text AS s, $3::numeric AS d, $4::timestamptz AS t, $5::jsonb AS j, $6::bytea AS b, $7::uuid AS u, $8::bool AS ok, $9::date AS day, $10::int4[] AS a",
@@ -186,14 +189,16 @@ async fn postgres_end_to_end() {
         .execute(
             &plan,
             ExecLimits {
-                max_rows: 3,
+                max_items: Some(3),
                 max_bytes: 1 << 20,
                 max_affected: None,
+                timeout: None,
+                cancel: Default::default(),
             },
         )
         .await
         .unwrap();
-    assert_eq!(out.rows, Some(3));
+    assert_eq!(out.items, Some(3));
 
     // --- a read far over the cap: the first rows come back capped and the
     // server stops producing the rest (the connection that carried it is
@@ -309,7 +314,10 @@ async fn postgres_end_to_end() {
         )
         .unwrap();
     assert!(plan.read_only, "analysis sees a plain SELECT");
-    let e = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap_err();
+    let e = c
+        .execute(&plan, tollgate_tests::limits())
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("read-only transaction"), "{e}");
     let v = query(
         &*c,

@@ -54,13 +54,16 @@ async fn sqlite_end_to_end() {
         out.value["statements"],
         json!([{"kind": "select", "tables": ["main.items"], "sql": "SELECT id, name, price, data, ok, 1 + 1 AS two FROM \"main\".items ORDER BY id"}])
     );
-    let origins: Vec<(&str, &str)> = out
+    let origins: Vec<(&str, &[String])> = out
         .field_origins
         .iter()
-        .map(|o| (o.pointer.as_str(), o.origin.as_str()))
+        .map(|o| (o.pointer.as_str(), o.field.segments()))
         .collect();
     assert!(
-        origins.contains(&("/rows/*/1", "main.items.name")),
+        origins.contains(&(
+            "/rows/*/1",
+            &["main", "items", "name"].map(String::from)[..]
+        )),
         "{origins:?}"
     );
     assert!(!origins.iter().any(|o| o.0 == "/rows/*/5"));
