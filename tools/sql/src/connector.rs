@@ -619,7 +619,8 @@ impl Connector for SqlConnector {
 
 /// The masking field of a result column: `schema.table.column` as the
 /// driver reports it (schema up to the first dot, column after the last,
-/// the table in between), as the three segments rules match.
+/// the table in between), as the three segments rules match. Anything
+/// shorter is split at its dots (name rules still see the last part).
 fn column_field(origin: &str) -> FieldPath {
     match (origin.split_once('.'), origin.rsplit_once('.')) {
         (Some((schema, _)), Some((_, column)))
@@ -628,13 +629,23 @@ fn column_field(origin: &str) -> FieldPath {
             let table = &origin[schema.len() + 1..origin.len() - column.len() - 1];
             FieldPath::new([schema, table, column])
         }
-        _ => FieldPath::new([origin]),
+        _ => FieldPath::new(origin.split('.')),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_fields_are_schema_table_column() {
+        let f = |o: &str| column_field(o).segments().to_vec();
+        assert_eq!(f("public.customers.email"), ["public", "customers", "email"]);
+        // A table name holding a dot stays one segment.
+        assert_eq!(f("main.odd.name.note"), ["main", "odd.name", "note"]);
+        assert_eq!(f("lonely"), ["lonely"]);
+        assert_eq!(f("two.parts"), ["two", "parts"]);
+    }
 
     fn connector() -> SqlConnector {
         let config = SqlConfig::parse(

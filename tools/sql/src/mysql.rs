@@ -221,12 +221,14 @@ impl MySqlEngine {
         f: impl for<'c> AsyncFnOnce(&'c mut sqlx::MySqlConnection) -> Result<T, ExecuteError>,
     ) -> Result<T, ExecuteError> {
         stop.check()?;
-        let started = tokio::time::Instant::now();
-        let budget = Some(stop.timeout_within(limit));
+        // Connecting has its own timeout (an unreachable server is
+        // `Unavailable`); the time budget counts from the statement on.
         let mut conn = tokio::select! {
             c = self.pool().acquire() => c.map_err(|e| self.map_err(e))?,
-            e = stop.stopped(started, budget) => return Err(self.stop_error(e)),
+            e = stop.stopped(tokio::time::Instant::now(), None) => return Err(e),
         };
+        let started = tokio::time::Instant::now();
+        let budget = Some(stop.timeout_within(limit));
         if changes_session {
             conn.close_on_drop();
         }
