@@ -640,7 +640,10 @@ mod tests {
     #[test]
     fn column_fields_are_schema_table_column() {
         let f = |o: &str| column_field(o).segments().to_vec();
-        assert_eq!(f("public.customers.email"), ["public", "customers", "email"]);
+        assert_eq!(
+            f("public.customers.email"),
+            ["public", "customers", "email"]
+        );
         // A table name holding a dot stays one segment.
         assert_eq!(f("main.odd.name.note"), ["main", "odd.name", "note"]);
         assert_eq!(f("lonely"), ["lonely"]);
