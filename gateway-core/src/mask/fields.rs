@@ -96,28 +96,30 @@ fn glob(pattern: &str) -> Result<GlobMatcher, String> {
 /// Split a field pattern into segments: `.` separates, `"..."` quotes a
 /// segment (which may then hold dots; `""` inside is one quote).
 pub(crate) fn parse_field_pattern(pattern: &str) -> Result<Vec<SegPat>, String> {
-    let mut raw: Vec<(String, bool)> = vec![(String::new(), false)];
+    // (segment text, was quoted)
+    let mut raw: Vec<(String, bool)> = Vec::new();
+    let mut current = (String::new(), false);
     let mut chars = pattern.chars().peekable();
     let mut quoted = false;
     while let Some(c) = chars.next() {
-        let last = raw.last_mut().expect("raw starts non-empty");
         match c {
             '"' if quoted && chars.peek() == Some(&'"') => {
                 chars.next();
-                last.0.push('"');
+                current.0.push('"');
             }
             '"' if quoted => quoted = false,
-            '"' if last.0.is_empty() => {
+            '"' if current.0.is_empty() => {
                 quoted = true;
-                last.1 = true;
+                current.1 = true;
             }
-            '.' if !quoted => raw.push((String::new(), false)),
-            c => last.0.push(c),
+            '.' if !quoted => raw.push(std::mem::take(&mut current)),
+            c => current.0.push(c),
         }
     }
     if quoted {
         return Err(format!("field `{pattern}`: unclosed quote"));
     }
+    raw.push(current);
     raw.into_iter()
         .map(|(seg, was_quoted)| {
             if seg.is_empty() && !was_quoted {
