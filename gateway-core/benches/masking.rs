@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use gateway_core::connector::FieldPath;
 use gateway_core::mask::{MaskConfig, MaskCounts, Masker};
 use serde_json::{Value, json};
 
@@ -229,7 +230,12 @@ fn main() {
     let text_mbps = mb / best;
 
     // 2. Rows with a precompiled plan (the streaming entry point).
-    let plan = masker.plan_rows("shop", &ORIGINS);
+    let paths: Vec<Option<FieldPath>> = ORIGINS
+        .iter()
+        .map(|o| o.map(|o| FieldPath::new(o.split('.'))))
+        .collect();
+    let fields: Vec<Option<&FieldPath>> = paths.iter().map(Option::as_ref).collect();
+    let plan = masker.plan_rows("shop", &fields);
     let mut r = Rng(42);
     let rows: Vec<Vec<Value>> = (0..100_000).map(|i| row(&mut r, i)).collect();
     let row_bytes: usize = rows
@@ -274,7 +280,12 @@ fn main() {
 
 /// Mask 1M generated rows one at a time; print rows/s and VmHWM.
 fn stream(masker: &Masker) {
-    let plan = masker.plan_rows("shop", &ORIGINS);
+    let paths: Vec<Option<FieldPath>> = ORIGINS
+        .iter()
+        .map(|o| o.map(|o| FieldPath::new(o.split('.'))))
+        .collect();
+    let fields: Vec<Option<&FieldPath>> = paths.iter().map(Option::as_ref).collect();
+    let plan = masker.plan_rows("shop", &fields);
     let mut r = Rng(7);
     let mut counts = MaskCounts::new();
     let t = Instant::now();

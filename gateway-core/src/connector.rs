@@ -4,10 +4,13 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::access::AccessRequest;
 use crate::review::ReviewSummary;
@@ -65,11 +68,16 @@ impl std::fmt::Debug for Plan {
     }
 }
 
-/// Limits the gateway imposes on one execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Limits the gateway imposes on one execution, in family-neutral terms:
+/// items (rows, Kubernetes objects, ...) and bytes, a time budget, and the
+/// caller's cancellation. A connector combines them with its own configured
+/// caps (`max_rows`, `max_items`, `max_output_bytes`, `timeout`...): the
+/// stricter always wins.
+#[derive(Debug, Clone)]
 pub struct ExecLimits {
-    /// At most this many rows/items are returned; `truncated` is set past it.
-    pub max_rows: u64,
+    /// At most this many items are returned; `truncated` is set past it.
+    /// None: the gateway sets no item cap (the connector's own one applies).
+    pub max_items: Option<u64>,
     /// At most this many bytes of result payload (approximate, JSON size).
     pub max_bytes: usize,
     /// At most this many rows/items may be changed by the call (summed over
@@ -77,6 +85,63 @@ pub struct ExecLimits {
     /// with [`ExecuteError::TooManyAffected`]. None: policy sets no cap (the
     /// connector may still apply its own configured one; the smaller wins).
     pub max_affected: Option<AffectedLimit>,
+    /// The whole execution must end within this, counted from when
+    /// [`Connector::execute`] is called. None: the gateway sets no budget
+    /// (the connector's own timeout applies).
+    pub timeout: Option<Duration>,
+    /// Fires when the caller goes away or cancels the call (MCP
+    /// `notifications/cancelled`, a dropped HTTP stream). A connector stops
+    /// its work on the target when it fires (cancels the running statement,
+    /// ends the remote process) and returns [`ExecuteError::Cancelled`].
+    pub cancel: CancellationToken,
+}
+
+impl ExecLimits {
+    /// The item cap to apply given the connector's own configured `own`
+    /// cap: the stricter of the two.
+    pub fn items_within(&self, own: u64) -> u64 {
+        self.max_items.map_or(own, |m| m.min(own))
+    }
+
+    /// The byte cap to apply given the connector's own configured `own` cap.
+    pub fn bytes_within(&self, own: usize) -> usize {
+        self.max_bytes.min(own)
+    }
+
+    /// The time budget to apply given the connector's own timeout `own`.
+    pub fn timeout_within(&self, own: Duration) -> Duration {
+        self.timeout.map_or(own, |t| t.min(own))
+    }
+
+    /// The error for a call that must stop now, if any: cancelled by the
+    /// caller. Check it before starting work on the target.
+    pub fn check(&self) -> Result<(), ExecuteError> {
+        if self.cancel.is_cancelled() {
+            Err(ExecuteError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Resolves when the execution must stop: the caller cancelled
+    /// ([`ExecuteError::Cancelled`]) or `budget` (from
+    /// [`ExecLimits::timeout_within`], None: none) ran out since `started`
+    /// ([`ExecuteError::Timeout`]). Never resolves when neither can happen.
+    /// Connectors race their work against it and, when it wins, tell the
+    /// target to stop before returning the error.
+    pub async fn stopped(&self, started: Instant, budget: Option<Duration>) -> ExecuteError {
+        let ms = budget.map_or(0, |b| u64::try_from(b.as_millis()).unwrap_or(u64::MAX));
+        let expiry = async {
+            match budget {
+                Some(b) => tokio::time::sleep_until(started + b).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => ExecuteError::Cancelled,
+            _ = expiry => ExecuteError::Timeout(ms),
+        }
+    }
 }
 
 /// A cap on how many rows/items one call may change, and who set it.
@@ -113,14 +178,45 @@ impl AffectedLimit {
     }
 }
 
-/// Where a part of a result came from, for column-based masking rules.
+/// A field's name in its family's own terms, as path segments: SQL names a
+/// column `["public", "customers", "email"]` (schema, table, column),
+/// Kubernetes an object's fields `["Secret", "data", ...]`, SSH its streams
+/// `["stdout"]`. Masking rules (`[[masking.fields]]`) match these paths
+/// segment by segment; see `mask/README.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FieldPath(pub Vec<String>);
+
+impl FieldPath {
+    /// A path from its segments.
+    pub fn new<S: Into<String>>(segments: impl IntoIterator<Item = S>) -> Self {
+        FieldPath(segments.into_iter().map(Into::into).collect())
+    }
+
+    /// The segments.
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("."))
+    }
+}
+
+/// Where a part of a result came from, for field masking rules: the value
+/// at `pointer` is the field `field`, and every value below it is that field
+/// extended by the keys (and array indices) on the way down. So
+/// `{pointer: "/rows/*/3", field: public.customers.email}` names one SQL
+/// column's cells, and `{pointer: "/items/0", field: Secret}` names a whole
+/// Kubernetes object, whose `data.password` is `Secret.data.password`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldOrigin {
     /// JSON pointer pattern into the result; `*` matches any array index or
     /// key, e.g. `/rows/*/3`.
     pub pointer: String,
-    /// Dotted origin, e.g. `public.customers.email` (schema.table.column).
-    pub origin: String,
+    /// The family's name of the field at `pointer`.
+    pub field: FieldPath,
 }
 
 /// A connector's successful result.
@@ -128,8 +224,13 @@ pub struct FieldOrigin {
 pub struct ToolOutput {
     /// The structured result, as the tool's `outputSchema` describes it.
     pub value: Value,
-    /// Rows/items returned (for the audit outcome).
-    pub rows: Option<u64>,
+    /// Items returned (rows, objects...), for the audit outcome (recorded
+    /// under the contract's `outcome.rows`). None: the result is not a list.
+    pub items: Option<u64>,
+    /// JSON pointer to the array that holds the result's items (SQL:
+    /// `/rows`, Kubernetes lists: `/items`), when there is one. The audit
+    /// preview keeps only its first few entries; other arrays keep more.
+    pub item_list: Option<String>,
     /// True when a cap cut the result.
     pub truncated: bool,
     /// Origins of result fields, for column masking rules.
@@ -171,9 +272,13 @@ pub enum ExecuteError {
     /// The target could not be reached or refused the connection.
     #[error("target unavailable: {0}")]
     Unavailable(String),
-    /// The statement timed out.
+    /// The call ran out of time; the connector told the target to stop.
     #[error("timed out after {0} ms")]
     Timeout(u64),
+    /// The caller cancelled the call (or went away); the connector told the
+    /// target to stop.
+    #[error("cancelled by the caller; the target was told to stop the work")]
+    Cancelled,
     /// The target rejected the call (syntax, constraint, permission...).
     #[error("target error: {0}")]
     Target(String),
@@ -217,11 +322,11 @@ pub trait Connector: Send + Sync + 'static {
     /// I/O, nothing executes. Any doubt is an error (fail closed).
     fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError>;
 
-    /// Execute an analysed call with the credentials this connector holds.
+    /// Execute an analysed call with the credentials this connector holds,
+    /// within `limits` and the connection's own configured caps (the
+    /// stricter wins). Stops the target's work when `limits.cancel` fires or
+    /// the time budget runs out.
     async fn execute(&self, plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError>;
-
-    /// Configured row cap for this connection.
-    fn max_rows(&self) -> u64;
 }
 
 /// Builds connectors of one kind from their config section. The server holds

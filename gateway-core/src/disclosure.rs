@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::access::{AccessRequest, ContextValue, Resource};
-use crate::connector::ToolOutput;
+use crate::connector::{ConnectionInfo, ToolOutput};
 use crate::identity::Principal;
 use crate::mask::{MaskCounts, Masker};
 use crate::policy::PolicyEngine;
@@ -55,13 +55,14 @@ pub fn disclose(
     masker: &Masker,
     policy: &PolicyEngine,
     principal: &Principal,
-    connection: &str,
+    connection: &ConnectionInfo,
     resources: &[Resource],
     output: ToolOutput,
 ) -> Disclosed {
     let raw = output.value;
     let mut masked = raw.clone();
     let counts = masker.mask_value(connection, &mut masked, &output.field_origins);
+    let connection = connection.name.as_str();
     if counts.is_empty() {
         return Disclosed {
             caller: raw,
@@ -87,13 +88,22 @@ pub fn disclose(
     }
 }
 
-/// Add `masked` counts (and keep `truncated`) on an object result.
-pub(crate) fn with_masked_counts(mut value: Value, counts: &MaskCounts, truncated: bool) -> Value {
-    if let Value::Object(map) = &mut value {
-        map.insert("masked".into(), json!(counts));
-        if truncated {
-            map.insert("truncated".into(), Value::Bool(true));
+/// Add `masked` counts (and `truncated` when a cap cut the result) to the
+/// caller's result. MCP's `structuredContent` is an object, so a result that
+/// is not one (a connector returning a bare list or text) is wrapped as
+/// `{value, masked, truncated?}`: its counts and cut are never lost.
+pub(crate) fn with_masked_counts(value: Value, counts: &MaskCounts, truncated: bool) -> Value {
+    let mut map = match value {
+        Value::Object(map) => map,
+        other => {
+            let mut map = serde_json::Map::new();
+            map.insert("value".into(), other);
+            map
         }
+    };
+    map.insert("masked".into(), json!(counts));
+    if truncated {
+        map.insert("truncated".into(), Value::Bool(true));
     }
-    value
+    Value::Object(map)
 }

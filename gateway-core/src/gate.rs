@@ -70,7 +70,7 @@ pub(crate) async fn mark_executed(
 ) {
     if let (Some(gate), Some(id)) = (&gw.approvals, trace.approval_id()) {
         let execution = match executed {
-            Ok(output) => Execution::Succeeded { items: output.rows },
+            Ok(output) => Execution::Succeeded { items: output.items },
             Err(_) => Execution::Failed,
         };
         gate.mark_executed(&id, execution).await;

@@ -51,7 +51,7 @@ pub fn hide_unpermitted(
     } else {
         remove_all(&mut output.value, &denied)?
     };
-    output.rows = output.rows.map(|r| r.saturating_sub(hidden));
+    output.items = output.items.map(|r| r.saturating_sub(hidden));
     Ok(Some(hidden))
 }
 

@@ -93,6 +93,8 @@ pub enum ErrorCode {
     TargetUnavailable,
     /// `timeout`.
     Timeout,
+    /// `cancelled`: the client went away or cancelled the call.
+    Cancelled,
     /// `too_many_affected_rows`.
     TooManyAffectedRows,
     /// `target_error`.
@@ -114,6 +116,7 @@ impl ErrorCode {
             ErrorCode::AuditUnavailable => "audit_unavailable",
             ErrorCode::TargetUnavailable => "target_unavailable",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::Cancelled => "cancelled",
             ErrorCode::TooManyAffectedRows => "too_many_affected_rows",
             ErrorCode::TargetError => "target_error",
             ErrorCode::InternalError => "internal_error",
@@ -136,6 +139,7 @@ impl CallError {
             }
             CallError::Execute(ExecuteError::Unavailable(_)) => ErrorCode::TargetUnavailable,
             CallError::Execute(ExecuteError::Timeout(_)) => ErrorCode::Timeout,
+            CallError::Execute(ExecuteError::Cancelled) => ErrorCode::Cancelled,
             CallError::Execute(ExecuteError::TooManyAffected { .. }) => {
                 ErrorCode::TooManyAffectedRows
             }

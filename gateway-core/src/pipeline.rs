@@ -21,7 +21,7 @@ use crate::gateway::{Gateway, connect_request};
 use crate::identity::Principal;
 use crate::outcome::{CallError, CallResult};
 use crate::policy::{Mode, Verdict};
-use crate::record::Trace;
+use crate::record::{Recorded, Trace};
 use crate::stages::Stage;
 use crate::{gate, guards, route};
 
@@ -132,15 +132,24 @@ impl Gateway {
                 .finish(trace, Err(CallError::AuditUnavailable(e.to_string())))
                 .await;
         }
-        // Execute with the credentials the connector holds.
+        // Execute with the credentials the connector holds, within the
+        // gateway's caps; the caller's cancellation stops the target's work.
         let limits = ExecLimits {
-            max_rows: connector.max_rows(),
+            max_items: None,
             max_bytes: self.max_bytes,
             max_affected: decision.max_affected.map(|cap| AffectedLimit {
                 max: cap.rows,
                 set_by: format!("policy `{}`", cap.policy),
             }),
+            timeout: None,
+            cancel: ctx
+                .cancellation
+                .map_or_else(Default::default, |c| c.child_token()),
         };
+        // A caller that already went away gets nothing run on its behalf.
+        if let Err(e) = limits.check() {
+            return self.finish(trace, Err(e.into())).await;
+        }
         let started = std::time::Instant::now();
         let executed = connector.execute(&plan, limits).await;
         self.stages.add(Stage::Execute, started.elapsed());
@@ -159,13 +168,14 @@ impl Gateway {
         };
         // Mask before anything leaves or is recorded.
         let resources: Vec<_> = plan.requests.iter().map(|r| r.resource.clone()).collect();
-        let (rows, truncated) = (output.rows, output.truncated);
+        let (items, truncated) = (output.items, output.truncated);
+        let item_list = output.item_list.clone();
         let shown = self.stages.time(Stage::Mask, || {
             disclose(
                 &self.masker,
                 &policy,
                 principal,
-                &connection,
+                connector.info(),
                 &resources,
                 output,
             )
@@ -173,7 +183,11 @@ impl Gateway {
         trace.masked(&shown.counts);
         let caller = disclosure::with_masked_counts(shown.caller, &shown.counts, truncated);
         let recorded = guards::record_hidden(shown.recorded, hidden);
-        self.finish(trace, Ok((caller, Some((recorded, rows)))))
-            .await
+        let recorded = Recorded {
+            value: recorded,
+            items,
+            item_list,
+        };
+        self.finish(trace, Ok((caller, Some(recorded)))).await
     }
 }

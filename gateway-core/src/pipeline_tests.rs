@@ -348,3 +348,121 @@ async fn the_strictest_max_affected_rows_of_the_allowing_permits_reaches_the_con
         (7, "policy `capped-connect`")
     );
 }
+
+#[tokio::test]
+async fn a_family_field_rule_masks_nested_output_that_is_not_rows() {
+    let store = Arc::new(MemoryStore::default());
+    let conn = Arc::new(FakeConnector::new("db", "NESTED"));
+    let policy = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), POLICY.into())])).unwrap();
+    let config: crate::mask::MaskConfig = serde_json::from_value(json!({"fields": [
+        {"field": "Widget.spec.pin", "kinds": ["fake"], "type": "PIN"},
+        {"field": "*.metadata.annotations.*", "connections": ["d*"], "type": "NOTE"},
+        {"field": "Widget.spec.colour", "kinds": ["postgres"], "type": "NEVER"}
+    ]}))
+    .unwrap();
+    let gw = GatewayBuilder::new(policy, store.clone())
+        .connection(conn)
+        .masker(Arc::new(crate::mask::Masker::new(&config).unwrap()))
+        .build()
+        .unwrap();
+    let r = gw
+        .call(
+            &agent(),
+            "fake_query",
+            json!({"connection": "db", "sql": "read"}),
+            &CallContext::default(),
+        )
+        .await;
+    assert!(!r.is_error, "{r:?}");
+    for object in r.structured["objects"].as_array().unwrap() {
+        assert_eq!(object["spec"], json!({"pin": "[PIN]", "colour": "blue"}));
+        assert_eq!(
+            object["metadata"],
+            json!({"name": "w1", "annotations": {"owner": "[NOTE]", "note": "[NOTE]"}})
+        );
+    }
+    assert_eq!(r.structured["masked"], json!({"NOTE": 4, "PIN": 2}));
+    let events = store.events.lock().unwrap().clone();
+    let record = &events[0].record;
+    assert_eq!(record.outcome.rows, Some(2), "items are counted as `rows`");
+    assert_eq!(record.result_preview["objects"][1]["spec"]["pin"], "[PIN]");
+    assert_eq!(record.masked.get("PIN"), Some(&2));
+}
+
+#[tokio::test]
+async fn a_result_that_is_not_an_object_keeps_its_counts_and_cut() {
+    let f = fixture(Mode::Enforce, "BARE");
+    let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(
+        r.structured,
+        json!({"value": ["[EMAIL]", "plain"], "masked": {"EMAIL": 1}, "truncated": true})
+    );
+}
+
+#[test]
+fn the_audit_preview_keeps_the_first_items_of_the_list_the_connector_names() {
+    let long: Vec<u64> = (0..30).collect();
+    let value = json!({"rows": long, "other": long, "nested": {"rows": long}});
+    let cut = crate::record::preview(&value, Some("/rows"));
+    assert_eq!(cut["rows"].as_array().unwrap().len(), 5);
+    assert_eq!(cut["other"].as_array().unwrap().len(), 20);
+    assert_eq!(cut["nested"]["rows"].as_array().unwrap().len(), 20);
+    let cut = crate::record::preview(&value, Some("/nested/rows"));
+    assert_eq!(cut["rows"].as_array().unwrap().len(), 20);
+    assert_eq!(cut["nested"]["rows"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn a_cancelled_call_stops_the_connector_and_is_audited() {
+    let f = fixture(Mode::Enforce, "HANG");
+    let token = tokio_util::sync::CancellationToken::new();
+    let ctx = CallContext {
+        cancellation: Some(&token),
+        ..Default::default()
+    };
+    let cancel_soon = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        token.cancel();
+    };
+    let started = std::time::Instant::now();
+    let bot = agent();
+    let (r, ()) = tokio::join!(
+        f.gw.call(
+            &bot,
+            "fake_query",
+            json!({"connection": "db", "sql": "read"}),
+            &ctx
+        ),
+        cancel_soon
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(r.is_error, "{r:?}");
+    assert_eq!(r.structured["error"]["code"], "cancelled");
+    assert!(f.conn.stopped.load(Ordering::SeqCst));
+    let events = f.store.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].record.decision, "error");
+    assert!(
+        events[0]
+            .record
+            .outcome
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cancelled"),
+        "{:?}",
+        events[0].record.outcome
+    );
+    // A call whose caller already went away never runs.
+    let r =
+        f.gw.call(
+            &agent(),
+            "fake_query",
+            json!({"connection": "db", "sql": "read"}),
+            &ctx,
+        )
+        .await;
+    assert_eq!(r.structured["error"]["code"], "cancelled");
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
+}

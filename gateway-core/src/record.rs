@@ -12,8 +12,11 @@ use crate::identity::Principal;
 use crate::mask::Masker;
 use crate::policy::RequestDecision;
 
-/// Rows kept in `result_preview`.
-const PREVIEW_ROWS: usize = 5;
+/// Entries kept of the result's item list (the connector's
+/// [`ToolOutput::item_list`](crate::connector::ToolOutput::item_list)).
+const PREVIEW_ITEMS: usize = 5;
+/// Entries kept of every other array.
+const PREVIEW_ENTRIES: usize = 20;
 /// Characters kept per preview string.
 const PREVIEW_CHARS: usize = 200;
 
@@ -108,7 +111,7 @@ impl Trace {
         mut self,
         decision: &str,
         status: &str,
-        rows: Option<u64>,
+        items: Option<u64>,
         error: Option<String>,
         preview: Value,
     ) -> AuditRecord {
@@ -116,7 +119,8 @@ impl Trace {
         self.record.outcome = OutcomeRecord {
             status: status.into(),
             duration_ms: self.started.elapsed().as_millis() as u64,
-            rows,
+            // The contract names the count `rows` whatever the items are.
+            rows: items,
             error,
         };
         self.record.result_preview = preview;
@@ -124,28 +128,54 @@ impl Trace {
     }
 }
 
-/// A bounded preview of a (masked) result: the first rows, long strings cut.
-pub fn preview(value: &Value) -> Value {
-    fn cut(v: &Value, depth: usize) -> Value {
+/// A bounded preview of a (masked) result: the first entries of its item
+/// list (`item_list`, a JSON pointer), the first [`PREVIEW_ENTRIES`] of any
+/// other array, long strings cut.
+pub fn preview(value: &Value, item_list: Option<&str>) -> Value {
+    fn cut(v: &Value, path: &mut String, list: Option<&str>) -> Value {
         match v {
             Value::String(s) if s.chars().count() > PREVIEW_CHARS => {
                 Value::String(s.chars().take(PREVIEW_CHARS).chain("…".chars()).collect())
             }
-            Value::Array(a) => Value::Array(
-                a.iter()
-                    .take(if depth == 0 { PREVIEW_ROWS } else { 20 })
-                    .map(|x| cut(x, depth + 1))
-                    .collect(),
-            ),
-            Value::Object(o) => Value::Object(
-                o.iter()
-                    .map(|(k, x)| (k.clone(), cut(x, if k == "rows" { 0 } else { depth + 1 })))
-                    .collect(),
-            ),
+            Value::Array(a) => {
+                let keep = if list == Some(path.as_str()) {
+                    PREVIEW_ITEMS
+                } else {
+                    PREVIEW_ENTRIES
+                };
+                let at = path.len();
+                let out = a
+                    .iter()
+                    .take(keep)
+                    .enumerate()
+                    .map(|(i, x)| {
+                        path.truncate(at);
+                        path.push('/');
+                        path.push_str(&i.to_string());
+                        cut(x, path, list)
+                    })
+                    .collect();
+                path.truncate(at);
+                Value::Array(out)
+            }
+            Value::Object(o) => {
+                let at = path.len();
+                let out = o
+                    .iter()
+                    .map(|(k, x)| {
+                        path.truncate(at);
+                        path.push('/');
+                        path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                        (k.clone(), cut(x, path, list))
+                    })
+                    .collect();
+                path.truncate(at);
+                Value::Object(out)
+            }
             other => other.clone(),
         }
     }
-    cut(value, 1)
+    cut(value, &mut String::new(), item_list)
 }
 
 // === impl Gateway: the audit stage ===
@@ -153,9 +183,19 @@ pub fn preview(value: &Value) -> Value {
 use crate::gateway::Gateway;
 use crate::outcome::{CallError, CallResult, PendingApproval};
 
+/// What the audit record gets of a successful connector call.
+pub(crate) struct Recorded {
+    /// The result as recorded (masked).
+    pub value: Value,
+    /// Items returned (the outcome's `rows`).
+    pub items: Option<u64>,
+    /// Pointer to the result's item list, for the preview.
+    pub item_list: Option<String>,
+}
+
 /// A successful call's payload: what the caller gets, and optionally what
-/// the record gets (masked) with the row count.
-pub(crate) type Finished = Result<(Value, Option<(Value, Option<u64>)>), CallError>;
+/// the record gets (None: the caller's value, counting no items).
+pub(crate) type Finished = Result<(Value, Option<Recorded>), CallError>;
 
 impl Gateway {
     /// The audit stage: record the call durably, then hand back its result.
@@ -163,8 +203,13 @@ impl Gateway {
     pub(crate) async fn finish(&self, trace: Trace, result: Finished) -> CallResult {
         match result {
             Ok((caller, recorded)) => {
-                let (recorded, rows) = recorded.unwrap_or_else(|| (caller.clone(), None));
-                let record = trace.finish("allow", "ok", rows, None, preview(&recorded));
+                let recorded = recorded.unwrap_or_else(|| Recorded {
+                    value: caller.clone(),
+                    items: None,
+                    item_list: None,
+                });
+                let shown = preview(&recorded.value, recorded.item_list.as_deref());
+                let record = trace.finish("allow", "ok", recorded.items, None, shown);
                 match self.append(record).await {
                     Ok(()) => CallResult::ok(caller),
                     Err(e) => {

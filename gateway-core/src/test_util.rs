@@ -15,8 +15,8 @@ use crate::audit::{
     VerifyReport, verify,
 };
 use crate::connector::{
-    AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, ItemGuard, Plan,
-    ToolOutput, ToolSpec,
+    AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, FieldOrigin, FieldPath,
+    ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use crate::review::{ReviewItem, ReviewSummary, ReviewText};
 
@@ -84,7 +84,10 @@ impl AuditStore for MemoryStore {
 
 /// A connector whose "SQL" is a word: `read`, `write` or `garbage`; it
 /// returns one row holding `payload` and counts executions (payload `FAIL`:
-/// a target error; `PANIC`: execution panics, like a connector bug).
+/// a target error; `PANIC`: execution panics, like a connector bug;
+/// `NESTED`: a list of nested objects, not rows, whose fields it names as
+/// `Widget.<keys>`; `BARE`: a bare JSON array, not an object; `HANG`: runs
+/// until the call is cancelled or its time budget ends).
 pub struct FakeConnector {
     info: ConnectionInfo,
     /// Executions so far.
@@ -95,6 +98,8 @@ pub struct FakeConnector {
     pub payload: String,
     /// The limits of the last execution.
     pub last_limits: Mutex<Option<ExecLimits>>,
+    /// Set when a `HANG` execution was told to stop (and stopped).
+    pub stopped: AtomicBool,
 }
 
 impl FakeConnector {
@@ -109,6 +114,7 @@ impl FakeConnector {
             executed: AtomicUsize::new(0),
             payload: payload.into(),
             last_limits: Mutex::new(None),
+            stopped: AtomicBool::new(false),
         }
     }
 }
@@ -187,7 +193,43 @@ impl Connector for FakeConnector {
     }
     async fn execute(&self, _plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
         self.executed.fetch_add(1, Ordering::SeqCst);
-        *self.last_limits.lock().unwrap() = Some(limits);
+        *self.last_limits.lock().unwrap() = Some(limits.clone());
+        if self.payload == "HANG" {
+            let budget = limits.timeout_within(std::time::Duration::from_secs(60));
+            let e = limits
+                .stopped(tokio::time::Instant::now(), Some(budget))
+                .await;
+            self.stopped.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+        if self.payload == "NESTED" {
+            let widget = json!({
+                "kind": "Widget",
+                "metadata": {"name": "w1", "annotations": {"owner": "team-a", "note": "keep"}},
+                "spec": {"pin": "1234", "colour": "blue"}
+            });
+            return Ok(ToolOutput {
+                value: json!({"objects": [widget.clone(), widget]}),
+                items: Some(2),
+                item_list: Some("/objects".into()),
+                truncated: false,
+                field_origins: vec![FieldOrigin {
+                    pointer: "/objects/*".into(),
+                    field: FieldPath::new(["Widget"]),
+                }],
+                item_guards: vec![],
+            });
+        }
+        if self.payload == "BARE" {
+            return Ok(ToolOutput {
+                value: json!(["bob@example.com", "plain"]),
+                items: Some(2),
+                item_list: None,
+                truncated: true,
+                field_origins: vec![],
+                item_guards: vec![],
+            });
+        }
         if self.payload == "GUARDED" {
             let guard = |i: usize, conn: &str, table: &str| ItemGuard {
                 pointer: format!("/tables/{i}"),
@@ -199,7 +241,8 @@ impl Connector for FakeConnector {
             };
             return Ok(ToolOutput {
                 value: json!({"tables": [{"name": "t"}, {"name": "x"}]}),
-                rows: Some(2),
+                items: Some(2),
+                item_list: Some("/tables".into()),
                 truncated: false,
                 field_origins: vec![],
                 item_guards: vec![guard(0, &self.info.name, "t"), guard(1, "secret-db", "x")],
@@ -215,13 +258,11 @@ impl Connector for FakeConnector {
         }
         Ok(ToolOutput {
             value: json!({"columns": [{"name": "v", "type": "text"}], "rows": [[self.payload]], "row_count": 1, "truncated": false}),
-            rows: Some(1),
+            items: Some(1),
+            item_list: Some("/rows".into()),
             truncated: false,
             field_origins: vec![],
             item_guards: vec![],
         })
-    }
-    fn max_rows(&self) -> u64 {
-        100
     }
 }

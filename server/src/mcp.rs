@@ -128,6 +128,15 @@ impl CancelSignal for RequestCancel {
     }
 }
 
+/// Aborts a spawned helper task when the call it serves ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A task's status message and cancellation (`tasks/cancel`).
 struct TaskSignals(TaskContext);
 
@@ -190,10 +199,20 @@ impl McpHandler {
                 Box::pin(async move {
                     let signals = TaskSignals(tctx.clone());
                     let args = serde_json::json!({"approval_id": id});
+                    // `tasks/cancel` also stops the call's work on the target.
+                    let cancellation = CancellationToken::new();
+                    let _stop_on_cancel = {
+                        let (tctx, token) = (tctx.clone(), cancellation.clone());
+                        AbortOnDrop(tokio::spawn(async move {
+                            tctx.cancelled().await;
+                            token.cancel();
+                        }))
+                    };
                     loop {
                         let ctx = CallContext {
                             progress: Some(&signals),
                             cancel: Some(&signals),
+                            cancellation: Some(&cancellation),
                             wait: Some(Duration::from_secs(300)),
                             resume: None,
                         };
@@ -286,6 +305,7 @@ impl ServerHandler for McpHandler {
         {
             let ctx = CallContext {
                 wait: Some(Duration::ZERO),
+                cancellation: Some(&context.ct),
                 ..Default::default()
             };
             let result = self
@@ -306,6 +326,9 @@ impl ServerHandler for McpHandler {
         let ctx = CallContext {
             progress: progress.as_ref().map(|p| p as &dyn ProgressSink),
             cancel: Some(&cancel),
+            // The client's `notifications/cancelled` (or its going away)
+            // stops the connector's work on the target too.
+            cancellation: Some(&context.ct),
             ..Default::default()
         };
         let call = self.gateway.call(&principal, &request.name, args, &ctx);

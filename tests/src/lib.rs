@@ -20,12 +20,17 @@ use std::sync::Arc;
 use gateway_core::connector::{Connector, ExecLimits, ExecuteError, ToolOutput};
 use serde_json::Value;
 
-/// Generous default limits for tests (the connection's own caps apply too).
-pub const LIMITS: ExecLimits = ExecLimits {
-    max_rows: 100_000,
-    max_bytes: 64 * 1024 * 1024,
-    max_affected: None,
-};
+/// Generous default limits for tests (the connection's own caps apply too):
+/// no time budget, never cancelled.
+pub fn limits() -> ExecLimits {
+    ExecLimits {
+        max_items: Some(100_000),
+        max_bytes: 64 * 1024 * 1024,
+        max_affected: None,
+        timeout: None,
+        cancel: Default::default(),
+    }
+}
 
 /// Build a connector of `kind` from a JSON config table.
 pub fn connector(kind: &str, name: &str, config: Value) -> Arc<dyn Connector> {
@@ -45,7 +50,7 @@ pub async fn call(c: &dyn Connector, tool: &str, args: Value) -> Result<ToolOutp
     let plan = c
         .analyse(tool, &args)
         .unwrap_or_else(|e| panic!("analyse {tool} {args}: {e}"));
-    c.execute(&plan, LIMITS).await
+    c.execute(&plan, limits()).await
 }
 
 /// `sql_query` with params on a connector; returns the structured result.
@@ -68,14 +73,14 @@ pub async fn query_capped(c: &dyn Connector, sql: &str, max: u64) -> Result<Valu
     let plan = c
         .analyse("sql_query", &args)
         .unwrap_or_else(|e| panic!("analyse {args}: {e}"));
-    let limits = ExecLimits {
+    let capped = ExecLimits {
         max_affected: Some(gateway_core::connector::AffectedLimit {
             max,
             set_by: "policy `capped`".into(),
         }),
-        ..LIMITS
+        ..limits()
     };
-    c.execute(&plan, limits).await.map(|o| o.value)
+    c.execute(&plan, capped).await.map(|o| o.value)
 }
 
 /// The blast-radius checks every engine must pass, on a table `t` with

@@ -953,3 +953,93 @@ async fn approvals_in_process() {
     );
     assert_eq!(count(&pg, "SELECT count(*) FROM orders WHERE id = 30"), 1);
 }
+
+/// An agent's `notifications/cancelled` stops the statement on the server
+/// (not just the wait for it), and the call is audited as cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mcp_cancellation_stops_the_running_statement() {
+    // Installs the process's TLS provider, which reqwest clients need.
+    let _ = tollgate_server::approvals::http_client(Duration::from_secs(1));
+    let pg = PgServer::start().expect("start PostgreSQL");
+    let url = pg.create_database("shop", FIXTURE).unwrap();
+    let s = setup(&url, "");
+    let _server = s.start().await;
+    let agent = s.token("agent-1", &["agents"]);
+    let auditor = s.token("aud-1", &["auditors"]);
+    let running = || {
+        count(
+            &pg,
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+             AND query LIKE '%generate_series%2000000000%' AND pid <> pg_backend_pid()",
+        )
+    };
+    let mut m = Mcp::connect(&s.base, &agent, false).await;
+    let mut canceller = Mcp {
+        http: reqwest::Client::new(),
+        url: m.url.clone(),
+        token: agent.clone(),
+        session: m.session.clone(),
+        next: 1000,
+    };
+    let request_id = m.next;
+    // Counting to 2e9 runs far longer than the 1 s before the cancel (and
+    // than the check after it); the connection's statement_timeout is 5 s.
+    let call = tokio::spawn(async move {
+        m.sql("SELECT count(*) FROM generate_series(1, 2000000000)")
+            .await
+    });
+    let mut seen = false;
+    for _ in 0..50 {
+        if running() == 1 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen,
+        "the statement should be running: {:?}",
+        call.is_finished()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    canceller
+        .post(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": request_id, "reason": "test"}}),
+        )
+        .await;
+    let cancelled_at = Instant::now();
+    let mut stopped = false;
+    while cancelled_at.elapsed() < Duration::from_millis(1500) {
+        if running() == 0 {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stopped, "the server still runs the cancelled statement");
+    let _ = tokio::time::timeout(Duration::from_secs(5), call).await;
+    // Audited: an error whose message says it was cancelled.
+    let mut event = Value::Null;
+    for _ in 0..50 {
+        let (_, list) = rest(
+            reqwest::Method::GET,
+            format!("{}/api/audit?tool=sql_query", s.base),
+            &auditor,
+            None,
+        )
+        .await;
+        if let Some(e) = list["events"].as_array().and_then(|a| a.first()) {
+            event = e.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(event["decision"], "error", "{event}");
+    assert!(
+        event["outcome"]["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("cancelled")),
+        "{event}"
+    );
+}

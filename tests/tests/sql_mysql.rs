@@ -84,14 +84,17 @@ async fn mariadb_end_to_end() {
             &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"}),
         )
         .unwrap();
-    let out = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap();
+    let out = c.execute(&plan, tollgate_tests::limits()).await.unwrap();
     assert_eq!(out.field_origins.len(), 1, "{:?}", out.field_origins);
     assert_eq!(
         (
             out.field_origins[0].pointer.as_str(),
-            out.field_origins[0].origin.as_str()
+            &out.field_origins[0].field
         ),
-        ("/rows/*/0", "shop.types.s")
+        (
+            "/rows/*/0",
+            &gateway_core::connector::FieldPath::new(["shop", "types", "s"])
+        )
     );
 
     // --- params bound

@@ -105,10 +105,13 @@ async fn postgres_end_to_end() {
             &json!({"connection": "shop", "sql": "SELECT t.s AS alias, 1 AS one FROM types t"}),
         )
         .unwrap();
-    let out = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap();
+    let out = c.execute(&plan, tollgate_tests::limits()).await.unwrap();
     assert_eq!(out.field_origins.len(), 1, "{:?}", out.field_origins);
     assert_eq!(out.field_origins[0].pointer, "/rows/*/0");
-    assert_eq!(out.field_origins[0].origin, "public.types.s");
+    assert_eq!(
+        out.field_origins[0].field,
+        gateway_core::connector::FieldPath::new(["public", "types", "s"])
+    );
 
     // --- params are bound (typed), an injection string stays data
     let v = query(&*c, "SELECT $1::int8 + 1 AS n, $2::text AS s, $3::numeric AS d, $4::timestamptz AS t, $5::jsonb AS j, $6::bytea AS b, $7::uuid AS u, $8::bool AS ok, $9::date AS day, $10::int4[] AS a",
@@ -186,14 +189,16 @@ async fn postgres_end_to_end() {
         .execute(
             &plan,
             ExecLimits {
-                max_rows: 3,
+                max_items: Some(3),
                 max_bytes: 1 << 20,
                 max_affected: None,
+                timeout: None,
+                cancel: Default::default(),
             },
         )
         .await
         .unwrap();
-    assert_eq!(out.rows, Some(3));
+    assert_eq!(out.items, Some(3));
 
     // --- a read far over the cap: the first rows come back capped and the
     // server stops producing the rest (the connection that carried it is
@@ -309,7 +314,10 @@ async fn postgres_end_to_end() {
         )
         .unwrap();
     assert!(plan.read_only, "analysis sees a plain SELECT");
-    let e = c.execute(&plan, tollgate_tests::LIMITS).await.unwrap_err();
+    let e = c
+        .execute(&plan, tollgate_tests::limits())
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("read-only transaction"), "{e}");
     let v = query(
         &*c,
@@ -640,4 +648,89 @@ async fn postgres_max_affected_rows() {
             "Tollgate::Table::\"shop/public.t\"".to_string()
         )]
     );
+}
+
+/// Backends of `db` still running a statement that contains `marker`.
+fn running(server: &PgServer, marker: &str) -> u64 {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+         AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
+    );
+    server
+        .psql("postgres", &sql)
+        .expect("psql")
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cancelled_or_timed_out_calls_stop_the_statement_on_the_server() {
+    let server = PgServer::start().expect("start PostgreSQL");
+    let url = server
+        .create_database("shop", "CREATE TABLE t (id int);")
+        .expect("fixture");
+    let c = pg(&url, json!({"statement_timeout": "60s"}));
+    let plan = c
+        .analyse(
+            "sql_query",
+            &json!({"connection": "shop", "sql": "SELECT pg_sleep(30) AS slept"}),
+        )
+        .unwrap();
+
+    // The caller goes away after ~1 s: the call returns at once, cancelled,
+    // and the backend no longer runs the sleep.
+    let limits = tollgate_tests::limits();
+    let cancel = limits.cancel.clone();
+    let started = Instant::now();
+    let (r, ()) = tokio::join!(c.execute(&plan, limits), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let all = server
+            .psql("postgres", "SELECT state, query FROM pg_stat_activity")
+            .unwrap();
+        assert_eq!(
+            running(&server, "pg_sleep%(30)"),
+            1,
+            "the sleep runs: {all}"
+        );
+        cancel.cancel();
+    });
+    let took = started.elapsed();
+    assert!(matches!(r, Err(ExecuteError::Cancelled)), "{r:?}");
+    assert!(took < Duration::from_secs(4), "returned after {took:?}");
+    assert_eq!(
+        running(&server, "pg_sleep%(30)"),
+        0,
+        "the server stopped the sleep"
+    );
+
+    // The session it ran on is clean for the next call.
+    let v = query(&*c, "SELECT 1 AS one", json!([]))
+        .await
+        .expect("next call");
+    assert_eq!(v["rows"], json!([[1]]));
+
+    // A time budget shorter than the connection's statement timeout: the
+    // call ends as a timeout and the server stops the statement too.
+    let limits = ExecLimits {
+        timeout: Some(Duration::from_secs(1)),
+        ..tollgate_tests::limits()
+    };
+    let started = Instant::now();
+    let r = c.execute(&plan, limits).await;
+    let took = started.elapsed();
+    assert!(matches!(r, Err(ExecuteError::Timeout(1000))), "{r:?}");
+    assert!(took < Duration::from_secs(4), "returned after {took:?}");
+    assert_eq!(
+        running(&server, "pg_sleep%(30)"),
+        0,
+        "the server stopped the sleep"
+    );
+
+    // Cancelled before it starts: nothing runs.
+    let limits = tollgate_tests::limits();
+    limits.cancel.cancel();
+    let r = c.execute(&plan, limits).await;
+    assert!(matches!(r, Err(ExecuteError::Cancelled)), "{r:?}");
+    assert_eq!(running(&server, "pg_sleep%(30)"), 0);
 }

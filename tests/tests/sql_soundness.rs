@@ -16,7 +16,7 @@ use std::sync::Arc;
 use gateway_core::connector::{Connector, ExecuteError};
 use serde_json::{Value, json};
 use tollgate_sql::prepared::PreparedStatement;
-use tollgate_tests::{LIMITS, MariaDbServer, PgServer, TempDir, connector, query};
+use tollgate_tests::{MariaDbServer, PgServer, TempDir, connector, query};
 
 async fn actions(c: &dyn Connector, sql: &str) -> Vec<(String, String)> {
     let name = c.info().name.clone();
@@ -57,7 +57,9 @@ async fn run_unanalysed(
         None,
         read_only,
     );
-    c.execute(&plan, LIMITS).await.map(|o| o.value)
+    c.execute(&plan, tollgate_tests::limits())
+        .await
+        .map(|o| o.value)
 }
 
 async fn scalar(c: &dyn Connector, sql: &str) -> Value {

@@ -54,13 +54,16 @@ async fn sqlite_end_to_end() {
         out.value["statements"],
         json!([{"kind": "select", "tables": ["main.items"], "sql": "SELECT id, name, price, data, ok, 1 + 1 AS two FROM \"main\".items ORDER BY id"}])
     );
-    let origins: Vec<(&str, &str)> = out
+    let origins: Vec<(&str, &[String])> = out
         .field_origins
         .iter()
-        .map(|o| (o.pointer.as_str(), o.origin.as_str()))
+        .map(|o| (o.pointer.as_str(), o.field.segments()))
         .collect();
     assert!(
-        origins.contains(&("/rows/*/1", "main.items.name")),
+        origins.contains(&(
+            "/rows/*/1",
+            &["main", "items", "name"].map(String::from)[..]
+        )),
         "{origins:?}"
     );
     assert!(!origins.iter().any(|o| o.0 == "/rows/*/5"));
@@ -224,6 +227,21 @@ async fn sqlite_end_to_end() {
     assert!(matches!(e, ExecuteError::Timeout(200)), "{e:?}");
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     assert!(query(&*fast, "SELECT 1", json!([])).await.is_ok());
+
+    // --- the caller's cancellation interrupts a runaway query too (the
+    // connection's own 2 s timeout would end it later)
+    let runaway = json!({"connection": "demo", "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"});
+    let plan = c.analyse("sql_query", &runaway).unwrap();
+    let limits = tollgate_tests::limits();
+    let cancel = limits.cancel.clone();
+    let t0 = Instant::now();
+    let (r, ()) = tokio::join!(c.execute(&plan, limits), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    assert!(matches!(r, Err(ExecuteError::Cancelled)), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert!(query(&*c, "SELECT 1", json!([])).await.is_ok());
 
     // --- sql_schema
     let out = call(

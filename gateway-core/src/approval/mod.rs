@@ -89,6 +89,10 @@ pub struct CallContext<'a> {
     pub wait: Option<std::time::Duration>,
     /// The agent's cancellation: cancels a pending approval.
     pub cancel: Option<&'a dyn CancelSignal>,
+    /// Fires when the caller cancels the call or goes away (the transport's
+    /// request cancellation): a running execution stops its work on the
+    /// target (see [`crate::connector::ExecLimits::cancel`]).
+    pub cancellation: Option<&'a tokio_util::sync::CancellationToken>,
     /// Set by `approval_wait`: this call resumes that approval, and only it.
     pub resume: Option<&'a str>,
 }

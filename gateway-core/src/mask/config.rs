@@ -31,9 +31,14 @@ pub struct MaskConfig {
     /// custom detector's name...). Types not listed are on with the defaults.
     #[serde(default)]
     pub types: BTreeMap<String, TypeConfig>,
-    /// Column rules: mask whole cells by where they came from.
+    /// Column rules: the SQL family's spelling of field rules
+    /// (`schema.table.column`).
     #[serde(default)]
     pub columns: Vec<ColumnRule>,
+    /// Field rules: mask whole values by the field they are, in any
+    /// family's field names (`Secret.data.*`, `stdout`...).
+    #[serde(default)]
+    pub fields: Vec<FieldRule>,
     /// Detectors defined by the deployment.
     #[serde(default)]
     pub custom: Vec<CustomDetector>,
@@ -56,6 +61,7 @@ impl Default for MaskConfig {
             hash_key: None,
             types: BTreeMap::new(),
             columns: Vec::new(),
+            fields: Vec::new(),
             custom: Vec::new(),
         }
     }
@@ -115,6 +121,39 @@ pub struct ColumnRule {
     /// Characters kept by `partial`; default: the type's `keep`.
     #[serde(default)]
     pub keep: Option<usize>,
+}
+
+/// `[[masking.fields]]`: mask every value of matching fields, whatever it
+/// looks like. Fields are named by each family (see `mask/README.md`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Dotted pattern on the family's field path: `*` is any one segment, a
+    /// segment may be a glob (`cust*`), `"..."` quotes a segment holding
+    /// dots. Matched case-insensitively. E.g. `Secret.data.*`,
+    /// `*.metadata.annotations.*`, `stdout`, `public.customers.email`.
+    pub field: String,
+    /// Globs on the connection kind (`postgres`, `kubernetes`, `ssh`...);
+    /// default: every kind.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Globs on the connection name; default: every connection.
+    #[serde(default)]
+    pub connections: Vec<String>,
+    /// Type name reported in counts (and used for the strategy when the rule
+    /// gives none). Default `FIELD`.
+    #[serde(default = "field_type", rename = "type")]
+    pub type_name: String,
+    /// Strategy for this rule; default: the type's strategy.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+    /// Characters kept by `partial`; default: the type's `keep`.
+    #[serde(default)]
+    pub keep: Option<usize>,
+}
+
+fn field_type() -> String {
+    "FIELD".to_string()
 }
 
 fn star() -> String {

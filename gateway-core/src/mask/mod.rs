@@ -10,7 +10,8 @@
 //! - [`config`]: the `[masking]` section as plain data;
 //! - `detect`: prefilter → one `RegexSet` pass → validators (in `validate`);
 //! - [`strategy`]: redact, partial, hash (keyed HMAC), null;
-//! - `columns`: rules by `schema.table.column` glob, and the JSON walk;
+//! - `fields`: field rules (`[[masking.fields]]`, and `[[masking.columns]]`,
+//!   the SQL family's spelling) on family-named field paths, and the JSON walk;
 //! - [`Masker`]: the compiled whole, shared by every call.
 //!
 //! What it does not do: decide whether a caller may see raw data. The
@@ -18,26 +19,28 @@
 //! and keeps its own unmasked clone if permitted.
 //!
 //! Invariant: every string that leaves through these functions has been
-//! scanned by every enabled detector, and every column a rule names is masked
+//! scanned by every enabled detector, and every field a rule names is masked
 //! whole whatever it contains. Functions never panic, whatever the input.
 
 pub mod config;
 pub mod strategy;
 
-mod columns;
 mod detect;
+mod fields;
 mod validate;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-pub use self::columns::RowPlan;
-pub use self::config::{ColumnRule, CustomDetector, MaskConfig, Strategy, TypeConfig, Validator};
+pub use self::config::{
+    ColumnRule, CustomDetector, FieldRule, MaskConfig, Strategy, TypeConfig, Validator,
+};
 pub use self::detect::{BUILTIN_TYPES, is_secret_key};
 use self::detect::{CustomSpec, Engine, SECRET, Span};
+pub use self::fields::{FieldScope, RowPlan};
 pub use self::strategy::{Replacement, TypeRule};
-use crate::connector::FieldOrigin;
+use crate::connector::{FieldOrigin, FieldPath};
 use crate::review::TextPart;
 use crate::secret::Secret;
 
@@ -73,7 +76,8 @@ pub struct Masker {
     /// Index of US_SSN in `types` when that type is on (SSN columns by name).
     ssn: Option<usize>,
     hash_key: Option<Secret>,
-    columns: Vec<columns::CompiledRule>,
+    /// Field rules: `[[masking.columns]]` first, then `[[masking.fields]]`.
+    fields: Vec<fields::CompiledRule>,
 }
 
 fn is_type_name(s: &str) -> bool {
@@ -171,7 +175,7 @@ impl Masker {
         }
         let engine = Engine::new(&enabled, &custom_specs)
             .map_err(|e| err(format!("custom detector: {e}")))?;
-        let mut column_rules = Vec::new();
+        let mut field_rules = Vec::new();
         for (i, r) in config.columns.iter().enumerate() {
             if !is_type_name(&r.type_name) {
                 return Err(err(format!(
@@ -180,14 +184,26 @@ impl Masker {
                 )));
             }
             let rule = resolve(&r.type_name, r.strategy, r.keep);
-            let compiled = columns::CompiledRule::new(&r.connection, &r.column, rule)
+            let compiled = fields::CompiledRule::column(&r.connection, &r.column, rule)
                 .map_err(|e| err(format!("columns[{i}]: {e}")))?;
-            column_rules.push(compiled);
+            field_rules.push(compiled);
+        }
+        for (i, r) in config.fields.iter().enumerate() {
+            if !is_type_name(&r.type_name) {
+                return Err(err(format!(
+                    "fields[{i}]: type `{}` must be upper case",
+                    r.type_name
+                )));
+            }
+            let rule = resolve(&r.type_name, r.strategy, r.keep);
+            let compiled = fields::CompiledRule::new(&r.connections, &r.kinds, &r.field, rule)
+                .map_err(|e| err(format!("fields[{i}]: {e}")))?;
+            field_rules.push(compiled);
         }
         let uses_hash =
             types.iter().enumerate().any(|(i, t)| {
                 t.strategy == Strategy::Hash && (i >= BUILTIN_TYPES.len() || enabled[i])
-            }) || column_rules
+            }) || field_rules
                 .iter()
                 .any(|r| r.rule.strategy == Strategy::Hash);
         let hash_key = match &config.hash_key {
@@ -216,28 +232,29 @@ impl Masker {
                 .filter(|i| enabled[*i]),
             types,
             hash_key,
-            columns: if config.enabled {
-                column_rules
+            fields: if config.enabled {
+                field_rules
             } else {
                 Vec::new()
             },
         })
     }
 
-    /// Mask a structured result in place; `origins` names where fields came
-    /// from (for column rules of `connection`). Strings are scanned, numbers
-    /// too (a card stored as a bigint), object keys too; values under
-    /// credential-like keys (`password`, `api_key`...) are masked whole as
-    /// `SECRET`. Returns counts per type.
-    pub fn mask_value(
+    /// Mask a structured result in place; `origins` names which fields its
+    /// parts are (for the field rules in force on `scope`: a connection name,
+    /// or a [`crate::connector::ConnectionInfo`] for rules scoped to kinds).
+    /// Strings are scanned, numbers too (a card stored as a bigint), object
+    /// keys too; values under credential-like keys (`password`, `api_key`...)
+    /// are masked whole as `SECRET`. Returns counts per type.
+    pub fn mask_value<'s>(
         &self,
-        connection: &str,
+        scope: impl Into<FieldScope<'s>>,
         value: &mut Value,
         origins: &[FieldOrigin],
     ) -> MaskCounts {
         let mut counts = MaskCounts::new();
         if self.enabled {
-            columns::walk_value(self, connection, value, origins, &mut counts);
+            fields::walk_value(self, scope.into(), value, origins, &mut counts);
         }
         counts
     }
@@ -333,30 +350,34 @@ impl Masker {
         out
     }
 
-    /// Precompile the column rules of one result set: `column_origins[i]` is
-    /// the `schema.table.column` of column `i`, when known. Use with
-    /// [`Masker::mask_planned_row`] while rows stream.
-    pub fn plan_rows(&self, connection: &str, column_origins: &[Option<&str>]) -> RowPlan {
-        columns::plan_rows(self, connection, column_origins)
+    /// Precompile the field rules of one set of rows: `fields[i]` is the
+    /// field of position `i` (SQL: `schema.table.column`), when known. Use
+    /// with [`Masker::mask_planned_row`] while rows stream.
+    pub fn plan_rows<'s>(
+        &self,
+        scope: impl Into<FieldScope<'s>>,
+        fields: &[Option<&FieldPath>],
+    ) -> RowPlan {
+        fields::plan_rows(self, scope.into(), fields)
     }
 
     /// Mask one row in place with a plan from [`Masker::plan_rows`], adding
     /// to `counts`. Holds nothing between rows.
     pub fn mask_planned_row(&self, plan: &RowPlan, row: &mut [Value], counts: &mut MaskCounts) {
         if self.enabled {
-            columns::mask_row(self, plan, row, counts);
+            fields::mask_row(self, plan, row, counts);
         }
     }
 
     /// One-off form of [`Masker::plan_rows`] + [`Masker::mask_planned_row`].
-    pub fn mask_row(
+    pub fn mask_row<'s>(
         &self,
-        connection: &str,
-        column_origins: &[Option<&str>],
+        scope: impl Into<FieldScope<'s>>,
+        fields: &[Option<&FieldPath>],
         row: &mut [Value],
     ) -> MaskCounts {
         let mut counts = MaskCounts::new();
-        let plan = self.plan_rows(connection, column_origins);
+        let plan = self.plan_rows(scope, fields);
         self.mask_planned_row(&plan, row, &mut counts);
         counts
     }
@@ -378,7 +399,7 @@ impl Masker {
             .collect()
     }
 
-    /// The replacement of `value` as type `rule` (what a column rule does).
+    /// The replacement of `value` as type `rule` (what a field rule does).
     pub fn replace(&self, rule: &TypeRule, value: &str) -> Replacement {
         strategy::apply(rule, self.hash_key.as_ref(), value)
     }

@@ -2,6 +2,11 @@ use serde_json::json;
 
 use super::*;
 
+/// A dotted field path as a connector would name it.
+fn path(dotted: &str) -> FieldPath {
+    FieldPath::new(dotted.split('.'))
+}
+
 fn cfg(toml_like: Value) -> MaskConfig {
     serde_json::from_value(toml_like).expect("config parses")
 }
@@ -227,19 +232,19 @@ fn column_rules_by_glob_and_connection() {
     let origins = vec![
         FieldOrigin {
             pointer: "/rows/*/0".into(),
-            origin: "public.customers.email".into(),
+            field: path("public.customers.email"),
         },
         FieldOrigin {
             pointer: "/rows/*/1".into(),
-            origin: "public.customers.ssn".into(),
+            field: path("public.customers.ssn"),
         },
         FieldOrigin {
             pointer: "/rows/*/2".into(),
-            origin: "public.customers.note".into(),
+            field: path("public.customers.note"),
         },
         FieldOrigin {
             pointer: "/rows/*/3".into(),
-            origin: "public.users.password".into(),
+            field: path("public.users.password"),
         },
     ];
     let mut v = json!({"columns": [], "rows": [["not-an-email", 12, "plain", "pw1"], [null, "x", "bob@example.com", 7]]});
@@ -263,13 +268,17 @@ fn column_rules_by_glob_and_connection() {
     m.mask_value("other", &mut v, &origins[..1]);
     assert_eq!(v["rows"][0][0], "not-an-email");
     // Row-at-a-time form gives the same result.
-    let plan = m.plan_rows("hr-eu", &[Some("HR.Employees.Salary"), None]);
+    let plan = m.plan_rows("hr-eu", &[Some(&path("HR.Employees.Salary")), None]);
     let mut row = vec![json!(100000), json!("bob@example.com")];
     let mut counts = MaskCounts::new();
     m.mask_planned_row(&plan, &mut row, &mut counts);
     assert_eq!(row, vec![Value::Null, json!("[EMAIL]")]);
     assert_eq!(counts["EMPLOYEE"], 1);
-    let c = m.mask_row("shop", &[Some("public.customers.ssn")], &mut [json!("x")]);
+    let c = m.mask_row(
+        "shop",
+        &[Some(&path("public.customers.ssn"))],
+        &mut [json!("x")],
+    );
     assert_eq!(c["US_SSN"], 1);
 }
 
@@ -333,7 +342,7 @@ fn ssn_named_columns_need_no_rule_even_for_values_the_validator_rejects() {
     let m = Masker::new(&MaskConfig::default()).unwrap();
     let origins = vec![FieldOrigin {
         pointer: "/rows/*/0".into(),
-        origin: "public.customers.SSN".into(),
+        field: path("public.customers.SSN"),
     }];
     let mut v = json!({"rows": [["123-45-6789"], [null]]});
     let c = m.mask_value("shop", &mut v, &origins);
@@ -346,4 +355,88 @@ fn ssn_named_columns_need_no_rule_even_for_values_the_validator_rejects() {
     let mut v = json!({"rows": [["123-45-6789"]]});
     off.mask_value("shop", &mut v, &origins);
     assert_eq!(v["rows"][0][0], "123-45-6789");
+}
+
+#[test]
+fn field_rules_mask_nested_fields_of_any_family_by_path() {
+    let m = Masker::new(&cfg(json!({
+        "fields": [
+            {"field": "Secret.data.*", "kinds": ["kubernetes"], "type": "K8S_SECRET"},
+            {"field": "*.metadata.annotations.\"kubectl.kubernetes.io/last-applied-configuration\"", "type": "K8S_SECRET"},
+            {"field": "stdout", "kinds": ["ssh"], "connections": ["web-*"], "type": "OUTPUT", "strategy": "null"}
+        ]
+    })))
+    .unwrap();
+    let k8s = crate::connector::ConnectionInfo {
+        name: "prod".into(),
+        kind: "kubernetes".into(),
+        description: String::new(),
+    };
+    let origins = vec![FieldOrigin {
+        pointer: "/items/*".into(),
+        field: FieldPath::new(["Secret"]),
+    }];
+    let mut v = json!({"items": [{
+        "data": {"user": "admin", "pw": "s3cret"},
+        "metadata": {"name": "db", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "{\"data\": {}}",
+            "team": "shop"
+        }}
+    }]});
+    let c = m.mask_value(&k8s, &mut v, &origins);
+    assert_eq!(
+        v["items"][0]["data"],
+        json!({"user": "[K8S_SECRET]", "pw": "[K8S_SECRET]"})
+    );
+    let annotations = &v["items"][0]["metadata"]["annotations"];
+    assert_eq!(
+        annotations["kubectl.kubernetes.io/last-applied-configuration"],
+        "[K8S_SECRET]"
+    );
+    assert_eq!(
+        annotations["team"], "shop",
+        "other annotations only scanned"
+    );
+    assert_eq!(v["items"][0]["metadata"]["name"], "db");
+    assert_eq!(c["K8S_SECRET"], 3);
+    // A rule scoped to a kind does not apply where the kind is another or unknown.
+    let mut v = json!({"items": [{"data": {"user": "admin"}}]});
+    m.mask_value("prod", &mut v, &origins);
+    assert_eq!(v["items"][0]["data"]["user"], "admin");
+    // A whole-field rule: SSH's `stdout`, on matching connections only.
+    let ssh = |name: &str| crate::connector::ConnectionInfo {
+        name: name.into(),
+        kind: "ssh".into(),
+        description: String::new(),
+    };
+    let origins = vec![FieldOrigin {
+        pointer: "/stdout".into(),
+        field: FieldPath::new(["stdout"]),
+    }];
+    let mut v = json!({"stdout": "hello", "stderr": "warn"});
+    let c = m.mask_value(&ssh("web-1"), &mut v, &origins);
+    assert_eq!(v, json!({"stdout": null, "stderr": "warn"}));
+    assert_eq!(c["OUTPUT"], 1);
+    let mut v = json!({"stdout": "hello"});
+    m.mask_value(&ssh("db-1"), &mut v, &origins);
+    assert_eq!(v["stdout"], "hello");
+}
+
+#[test]
+fn field_rule_patterns_are_checked_when_the_config_loads() {
+    for (field, expect) in [
+        ("Secret..data", "empty segment"),
+        ("Secret.data.", "empty segment"),
+        ("*.\"unclosed", "unclosed quote"),
+        ("a.[b", "bad glob"),
+    ] {
+        let e = Masker::new(&cfg(json!({"fields": [{"field": field}]}))).unwrap_err();
+        assert!(e.to_string().contains(expect), "{field}: {e}");
+        assert!(e.to_string().contains("fields[0]"), "{field}: {e}");
+    }
+    let e = Masker::new(&cfg(json!({"fields": [{"field": "x", "type": "lower"}]}))).unwrap_err();
+    assert!(e.to_string().contains("upper case"), "{e}");
+    // The column spelling still demands exactly schema.table.column.
+    let e = Masker::new(&cfg(json!({"columns": [{"column": "a.b"}]}))).unwrap_err();
+    assert!(e.to_string().contains("schema.table.column"), "{e}");
 }

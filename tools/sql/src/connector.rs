@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use gateway_core::access::{AccessRequest, Resource};
 use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
-    ExecuteError, FieldOrigin, ItemGuard, Plan, ToolOutput, ToolSpec,
+    ExecuteError, FieldOrigin, FieldPath, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use gateway_core::review::ReviewSummary;
 use serde_json::{Map, Value, json};
@@ -550,18 +550,14 @@ impl Connector for SqlConnector {
                     set_by: format!("connection `{}`", self.info.name),
                 });
                 q.max_affected = AffectedLimit::stricter(limits.max_affected.clone(), own);
-                let max_rows = [
-                    Some(self.config.max_rows),
-                    q.max_rows,
-                    Some(limits.max_rows),
-                ]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(self.config.max_rows);
+                // The connection's row cap, lowered by the call's `max_rows`
+                // and by the gateway's item cap: the strictest wins.
+                let own = q
+                    .max_rows
+                    .map_or(self.config.max_rows, |m| m.min(self.config.max_rows));
                 let caps = Caps {
-                    max_rows,
-                    max_bytes: self.config.max_bytes.min(limits.max_bytes),
+                    max_rows: limits.items_within(own),
+                    max_bytes: limits.bytes_within(self.config.max_bytes),
                 };
                 if q.statements.iter().any(|s| s.kind == "ddl") {
                     // Tables may have appeared or gone: read the names again.
@@ -569,7 +565,7 @@ impl Connector for SqlConnector {
                 }
                 let outcome = self
                     .engine
-                    .query(&q, caps)
+                    .query(&q, caps, &limits)
                     .await
                     .map_err(|e| self.redactor.error(e))?;
                 let (value, rows, truncated, origins) =
@@ -580,13 +576,14 @@ impl Connector for SqlConnector {
                     .filter_map(|(i, o)| {
                         o.map(|origin| FieldOrigin {
                             pointer: format!("/rows/*/{i}"),
-                            origin,
+                            field: column_field(&origin),
                         })
                     })
                     .collect();
                 Ok(ToolOutput {
                     value,
-                    rows: Some(rows),
+                    items: Some(rows),
+                    item_list: Some("/rows".into()),
                     truncated,
                     field_origins,
                     item_guards: Vec::new(),
@@ -595,17 +592,19 @@ impl Connector for SqlConnector {
             SqlCall::Schema(s) => {
                 let value = self
                     .engine
-                    .schema(s)
+                    .schema(s, &limits)
                     .await
                     .map_err(|e| self.redactor.error(e))?;
-                let rows = value
+                let items = value
                     .get("tables")
                     .and_then(Value::as_array)
                     .map(|a| a.len() as u64);
                 let item_guards = self.schema_guards(&value);
                 Ok(ToolOutput {
                     value,
-                    rows,
+                    items,
+                    // The preview keeps up to 20 tables, as it always did.
+                    item_list: None,
                     truncated: false,
                     field_origins: Vec::new(),
                     item_guards,
@@ -613,15 +612,40 @@ impl Connector for SqlConnector {
             }
         }
     }
+}
 
-    fn max_rows(&self) -> u64 {
-        self.config.max_rows
+/// The masking field of a result column: `schema.table.column` as the
+/// driver reports it (schema up to the first dot, column after the last,
+/// the table in between), as the three segments rules match. Anything
+/// shorter is split at its dots (name rules still see the last part).
+fn column_field(origin: &str) -> FieldPath {
+    match (origin.split_once('.'), origin.rsplit_once('.')) {
+        (Some((schema, _)), Some((_, column)))
+            if schema.len() + column.len() + 2 <= origin.len() =>
+        {
+            let table = &origin[schema.len() + 1..origin.len() - column.len() - 1];
+            FieldPath::new([schema, table, column])
+        }
+        _ => FieldPath::new(origin.split('.')),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_fields_are_schema_table_column() {
+        let f = |o: &str| column_field(o).segments().to_vec();
+        assert_eq!(
+            f("public.customers.email"),
+            ["public", "customers", "email"]
+        );
+        // A table name holding a dot stays one segment.
+        assert_eq!(f("main.odd.name.note"), ["main", "odd.name", "note"]);
+        assert_eq!(f("lonely"), ["lonely"]);
+        assert_eq!(f("two.parts"), ["two", "parts"]);
+    }
 
     fn connector() -> SqlConnector {
         let config = SqlConfig::parse(

@@ -4,7 +4,7 @@
 //! and data values the message quotes are hidden (see [`crate::scrub`]).
 
 use async_trait::async_trait;
-use gateway_core::connector::ExecuteError;
+use gateway_core::connector::{ExecLimits, ExecuteError};
 use serde_json::Value;
 
 use crate::analysis::catalog::NameCatalog;
@@ -16,9 +16,17 @@ use crate::scrub::hide_values;
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
     /// Run every statement of `call` in one transaction (all or nothing).
-    async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError>;
-    /// Tables and columns, filtered by `call`.
-    async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError>;
+    /// When `stop` fires (the caller cancelled, or its time budget ran out)
+    /// the database is told to stop the running statement and the call ends
+    /// with [`ExecuteError::Cancelled`] or [`ExecuteError::Timeout`].
+    async fn query(
+        &self,
+        call: &QueryCall,
+        caps: Caps,
+        stop: &ExecLimits,
+    ) -> Result<QueryOutcome, ExecuteError>;
+    /// Tables and columns, filtered by `call`; stops as [`Engine::query`] does.
+    async fn schema(&self, call: &SchemaCall, stop: &ExecLimits) -> Result<Value, ExecuteError>;
     /// How the database resolves unqualified names (PostgreSQL); `None` where
     /// the static rule is exact.
     async fn name_catalog(&self) -> Result<Option<NameCatalog>, ExecuteError> {
@@ -83,7 +91,9 @@ impl Redactor {
             ExecuteError::Unavailable(m) => ExecuteError::Unavailable(clean(m)),
             ExecuteError::Target(m) => ExecuteError::Target(clean(m)),
             ExecuteError::Other(m) => ExecuteError::Other(clean(m)),
-            t @ (ExecuteError::Timeout(_) | ExecuteError::TooManyAffected { .. }) => t,
+            t @ (ExecuteError::Timeout(_)
+            | ExecuteError::Cancelled
+            | ExecuteError::TooManyAffected { .. }) => t,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
-use gateway_core::connector::ExecuteError;
+use gateway_core::connector::{ExecLimits, ExecuteError};
 use gateway_core::secret::Secret;
 use serde_json::{Value, json};
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlRow};
@@ -210,17 +210,33 @@ impl MySqlEngine {
     /// Run `f` on a pooled connection. `changes_session`: the call ran
     /// statements (SET, USE...) whose effect outlives the transaction, so
     /// the connection is closed instead of being handed to the next call.
+    /// When `stop` fires first (cancelled, or the budget ran out) the
+    /// statement is abandoned and its connection closed: the server ends
+    /// the statement when it notices, and `max_statement_time` bounds it.
     async fn guarded<T>(
         &self,
         limit: Duration,
         changes_session: bool,
+        stop: &ExecLimits,
         f: impl for<'c> AsyncFnOnce(&'c mut sqlx::MySqlConnection) -> Result<T, ExecuteError>,
     ) -> Result<T, ExecuteError> {
-        let mut conn = self.pool().acquire().await.map_err(|e| self.map_err(e))?;
+        stop.check()?;
+        // Connecting has its own timeout (an unreachable server is
+        // `Unavailable`); the time budget counts from the statement on.
+        let mut conn = tokio::select! {
+            c = self.pool().acquire() => c.map_err(|e| self.map_err(e))?,
+            e = stop.stopped(tokio::time::Instant::now(), None) => return Err(e),
+        };
+        let started = tokio::time::Instant::now();
+        let budget = Some(stop.timeout_within(limit));
         if changes_session {
             conn.close_on_drop();
         }
-        match tokio::time::timeout(limit, f(&mut conn)).await {
+        let ran = tokio::select! {
+            r = f(&mut conn) => Ok(r),
+            e = stop.stopped(started, budget) => Err(e),
+        };
+        match ran {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if conn.execute(sqlx::raw_sql("ROLLBACK")).await.is_err() {
@@ -228,11 +244,20 @@ impl MySqlEngine {
                 }
                 Err(e)
             }
-            Err(_) => {
+            Err(e) => {
                 // The connection is mid-statement: never hand it back.
                 conn.close_on_drop();
-                Err(ExecuteError::Timeout(self.timeout.as_millis() as u64))
+                Err(self.stop_error(e))
             }
+        }
+    }
+
+    /// A timeout names the connection's statement timeout, as the server's
+    /// own would; a cancellation stays one.
+    fn stop_error(&self, e: ExecuteError) -> ExecuteError {
+        match e {
+            ExecuteError::Timeout(_) => ExecuteError::Timeout(self.timeout.as_millis() as u64),
+            other => other,
         }
     }
 }
@@ -319,22 +344,27 @@ fn decode(row: &MySqlRow, i: usize) -> Result<Value, String> {
 
 #[async_trait]
 impl Engine for MySqlEngine {
-    async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
+    async fn query(
+        &self,
+        call: &QueryCall,
+        caps: Caps,
+        stop: &ExecLimits,
+    ) -> Result<QueryOutcome, ExecuteError> {
         let limit = self.timeout * call.statements.len().max(1) as u32 + Duration::from_secs(2);
         // Statements that may leave session state (SET, USE, temporary tables,
         // user variables, functions Tollgate cannot see into) close their session.
-        self.guarded(limit, call.touches_session(), async |conn| {
+        self.guarded(limit, call.touches_session(), stop, async |conn| {
             self.work(conn, call, caps).await
         })
         .await
     }
 
-    async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
+    async fn schema(&self, call: &SchemaCall, stop: &ExecLimits) -> Result<Value, ExecuteError> {
         let schema = call.schema.clone().unwrap_or_else(|| self.database.clone());
         let table = call.table.clone();
         let limit = self.timeout + Duration::from_secs(2);
         let rows = self
-            .guarded(limit, false, async |conn| {
+            .guarded(limit, false, stop, async |conn| {
                 sqlx::query(
                     "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.COLUMN_TYPE, \
                      c.IS_NULLABLE = 'YES', c.COLUMN_KEY = 'PRI' \

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use gateway_core::connector::ExecuteError;
+use gateway_core::connector::{ExecLimits, ExecuteError};
 use serde_json::{Value, json};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -227,8 +227,10 @@ impl SqliteEngine {
         &self,
         read_only: bool,
         changes_session: bool,
+        stop: &ExecLimits,
         f: impl for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, ExecuteError>,
     ) -> Result<T, ExecuteError> {
+        stop.check()?;
         let mut conn = self
             .pool(read_only)
             .acquire()
@@ -237,19 +239,33 @@ impl SqliteEngine {
         if changes_session {
             conn.close_on_drop();
         }
-        let deadline = Instant::now() + self.timeout;
+        // The progress handler interrupts the running statement inside
+        // SQLite when the time is up or the caller cancelled.
+        let timeout = stop.timeout_within(self.timeout);
+        let deadline = Instant::now() + timeout;
+        let cancel = stop.cancel.clone();
         conn.lock_handle()
             .await
             .map_err(|e| self.map_err(e))?
-            .set_progress_handler(1000, move || Instant::now() < deadline);
+            .set_progress_handler(1000, move || {
+                Instant::now() < deadline && !cancel.is_cancelled()
+            });
         // Backstop only: the progress handler is what interrupts SQLite.
-        let limit = self.timeout + CONNECT_TIMEOUT;
+        let limit = timeout + CONNECT_TIMEOUT;
         let result = match tokio::time::timeout(limit, f(&mut conn)).await {
             Ok(r) => r,
             Err(_) => {
                 conn.close_on_drop();
-                return Err(ExecuteError::Timeout(self.timeout.as_millis() as u64));
+                return Err(ExecuteError::Timeout(timeout.as_millis() as u64));
             }
+        };
+        // An interrupt the caller caused is a cancellation, not a timeout.
+        let result = match result {
+            Err(ExecuteError::Timeout(_)) if stop.cancel.is_cancelled() => {
+                Err(ExecuteError::Cancelled)
+            }
+            Err(ExecuteError::Timeout(_)) => Err(ExecuteError::Timeout(timeout.as_millis() as u64)),
+            other => other,
         };
         if result.is_err() && conn.execute(sqlx::raw_sql("ROLLBACK")).await.is_err() {
             // "no transaction is active" is fine; anything else: do not reuse.
@@ -417,20 +433,25 @@ fn decode(
 
 #[async_trait]
 impl Engine for SqliteEngine {
-    async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
-        self.guarded(call.read_only, call.touches_session(), async |conn| {
+    async fn query(
+        &self,
+        call: &QueryCall,
+        caps: Caps,
+        stop: &ExecLimits,
+    ) -> Result<QueryOutcome, ExecuteError> {
+        self.guarded(call.read_only, call.touches_session(), stop, async |conn| {
             self.work(conn, call, caps).await
         })
         .await
     }
 
-    async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
+    async fn schema(&self, call: &SchemaCall, stop: &ExecLimits) -> Result<Value, ExecuteError> {
         if call.schema.as_deref().is_some_and(|s| s != "main") {
             return Ok(json!({"tables": []}));
         }
         let table = call.table.clone();
         let rows = self
-            .guarded(true, false, async |conn| {
+            .guarded(true, false, stop, async |conn| {
                 sqlx::query(
                     "SELECT m.name, m.type, p.name, p.type, p.\"notnull\", p.pk \
                      FROM sqlite_schema m JOIN pragma_table_info(m.name) p \

@@ -26,7 +26,7 @@ use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use futures::{TryStreamExt, pin_mut};
-use gateway_core::connector::ExecuteError;
+use gateway_core::connector::{ExecLimits, ExecuteError};
 use gateway_core::secret::Secret;
 use serde_json::{Value, json};
 use tokio_postgres::error::SqlState;
@@ -40,6 +40,10 @@ use crate::config::{CONNECT_TIMEOUT, SqlConfig};
 use crate::engine::{Engine, query_pairs};
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
+
+/// How long a statement cancelled on the server may take to end before its
+/// session is dropped instead of rolled back and reused.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// Rows fetched per portal round trip at most: the default cap + 1, so a
 /// read under the default cap is always one Execute (which lets a read-only
@@ -328,8 +332,12 @@ impl PgEngine {
     /// with Bind (pipelined); Execute with COMMIT (pipelined for read-only
     /// plans whose row cap fits one batch). Writing plans commit only after
     /// every row was read.
-    async fn run(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
-        let mut client = self.client().await?;
+    async fn run(
+        &self,
+        mut client: deadpool_postgres::Object,
+        call: &QueryCall,
+        caps: Caps,
+    ) -> Result<QueryOutcome, ExecuteError> {
         if client.statement_cache.size() >= MAX_PREPARED_PER_SESSION {
             // Agents write new SQL all the time: without a bound every pooled
             // session would keep every statement ever prepared, here and on the
@@ -770,20 +778,53 @@ pub fn map_pg_error(e: tokio_postgres::Error, timeout_ms: u64) -> ExecuteError {
 
 #[async_trait]
 impl Engine for PgEngine {
-    async fn query(&self, call: &QueryCall, caps: Caps) -> Result<QueryOutcome, ExecuteError> {
+    async fn query(
+        &self,
+        call: &QueryCall,
+        caps: Caps,
+        stop: &ExecLimits,
+    ) -> Result<QueryOutcome, ExecuteError> {
+        stop.check()?;
         // Backstop behind the server-side statement_timeout: a hung network
-        // must not hang the call.
+        // must not hang the call. The caller's budget may be shorter.
+        let started = tokio::time::Instant::now();
         let limit = self.timeout * call.statements.len().max(1) as u32 + CONNECT_TIMEOUT * 2;
-        tokio::time::timeout(limit, self.run(call, caps))
-            .await
-            .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+        let budget = Some(stop.timeout_within(limit));
+        let client = tokio::select! {
+            c = self.client() => c?,
+            e = stop.stopped(started, budget) => return Err(e),
+        };
+        let cancel = client.cancel_token();
+        let work = self.run(client, call, caps);
+        tokio::pin!(work);
+        tokio::select! {
+            r = &mut work => r,
+            e = stop.stopped(started, budget) => {
+                // Stop the statement on the server, not just here: the
+                // backend would otherwise run on (and hold its locks) after
+                // the caller is gone. Then let the call end cleanly, so its
+                // transaction rolls back before the session is reused.
+                if let Err(err) = cancel.cancel_query(self.tls.clone()).await {
+                    tracing::warn!(error = %err, "could not cancel a PostgreSQL statement");
+                }
+                if tokio::time::timeout(CANCEL_GRACE, &mut work).await.is_err() {
+                    tracing::warn!("a cancelled PostgreSQL statement did not end within the grace period");
+                }
+                Err(e)
+            }
+        }
     }
 
-    async fn schema(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
+    async fn schema(&self, call: &SchemaCall, stop: &ExecLimits) -> Result<Value, ExecuteError> {
+        stop.check()?;
+        // A catalog read: abandoning it is enough (it holds no locks a
+        // writer waits on and ends by itself within the timeout).
+        let started = tokio::time::Instant::now();
         let limit = self.timeout + CONNECT_TIMEOUT * 2;
-        tokio::time::timeout(limit, self.describe(call))
-            .await
-            .unwrap_or(Err(ExecuteError::Timeout(limit.as_millis() as u64)))
+        tokio::select! {
+            r = self.describe(call) => r,
+            e = stop.stopped(started, Some(stop.timeout_within(limit))) => Err(e),
+        }
     }
 
     async fn name_catalog(&self) -> Result<Option<NameCatalog>, ExecuteError> {
