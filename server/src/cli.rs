@@ -131,7 +131,7 @@ pub enum PolicyCommand {
     ///
     /// The schema is the core's fragment (User, Group, Connection, Audit,
     /// "connect", "audit:read", "unmask") combined with the fragment of every
-    /// tool family in this build (SQL: Table, Function, "sql:*"). It is the
+    /// tool family in this build (e.g. SQL: Table, Function, "sql:*"). It is the
     /// same for every config: policies are validated against all families, so
     /// one policy folder works with any config. Save it for the cedar CLI
     /// (`cedar validate --schema tollgate.cedarschema --policies p.cedar`) or

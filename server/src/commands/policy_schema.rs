@@ -21,6 +21,12 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let schema = app::policy_schema().map_err(|e| anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "// Tollgate's Cedar schema: the core and the tool families {}.\n\
+         // Printed by `tollgate policy schema`; policies are validated against it.",
+        schema.families().join(", ")
+    )?;
     out.write_all(schema.to_cedar().as_bytes())?;
     if !schema.to_cedar().ends_with('\n') {
         out.write_all(b"\n")?;
