@@ -10,6 +10,10 @@
 //! carries `@max_affected_rows("<n>")` caps how many rows/items the call may
 //! change; the smallest such cap over all the call's determining permits is
 //! returned in [`Decision::max_affected`].
+//!
+//! The schema is not one file: [`PolicySchema::combine`] joins the core's
+//! Cedar fragment with each tool family's [`Vocabulary`] at start, and the
+//! entity types requests may name are the ones it declares.
 
 mod entities;
 mod load;
