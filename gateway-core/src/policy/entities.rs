@@ -51,6 +51,11 @@ struct Builder<'a> {
     /// parents and attributes (a family that names one entity two ways
     /// denies the call rather than letting one of them silently win).
     resources: HashMap<EntityUid, &'a Resource>,
+    /// Some entity has (or its type declares) attributes: Cedar checks the
+    /// entities against the schema. Otherwise the builder's own checks
+    /// (declared type, allowed parent types) are all that check would do,
+    /// and the call is spared it (it clones each type's description).
+    check_with_schema: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -69,7 +74,20 @@ impl<'a> Builder<'a> {
         }
         let mut parents = HashSet::new();
         if let Some(p) = &resource.parent {
-            parents.insert(self.add(p)?);
+            let parent = self.add(p)?;
+            if !self.schema.may_be_in(r.type_name(), parent.type_name()) {
+                return Err(format!(
+                    "entities: {} may not be `in` {}: the policy schema does not declare {} in {}",
+                    resource.entity_uid(),
+                    p.entity_uid(),
+                    resource.kind,
+                    p.kind
+                ));
+            }
+            parents.insert(parent);
+        }
+        if !resource.attributes.is_empty() || self.schema.is_shaped(r.type_name()) {
+            self.check_with_schema = true;
         }
         if self.resources.insert(r.clone(), resource).is_some() {
             return Err(format!(
@@ -99,9 +117,10 @@ impl<'a> Builder<'a> {
 
 /// Entities for all requests of one call, built once: the user and its
 /// groups, every resource with its whole parent chain (so `in` holds
-/// transitively) and its attributes, and the schema's action entities. The
-/// entities are checked against the schema: an attribute or a parent type
-/// the family's fragment does not declare is an error, and errors deny.
+/// transitively) and its attributes, and the schema's action entities when it
+/// groups actions. The entities are checked against the schema: a type, a
+/// parent type or an attribute the fragments do not declare is an error, and
+/// errors deny.
 pub(super) fn build(
     principal: &Principal,
     requests: &[AccessRequest],
@@ -116,17 +135,29 @@ pub(super) fn build(
         list.insert(g.clone(), Entity::new_no_attrs(g, HashSet::new()));
     }
     let user = principal_uid(schema, principal)?;
-    list.insert(user.clone(), Entity::new_no_attrs(user, groups));
+    list.insert(user.clone(), Entity::new_no_attrs(user.clone(), groups));
     let mut builder = Builder {
         schema,
         list,
         resources: HashMap::with_capacity(2 * requests.len()),
+        // The principal's entities carry no attributes: a core schema that
+        // declared some for them would need Cedar's check to say so.
+        check_with_schema: schema.is_shaped(user.type_name()),
     };
     for request in requests {
         builder.add(&request.resource)?;
     }
-    Entities::from_entities(builder.list.into_values(), Some(schema.schema()))
-        .map_err(|e| format!("entities: {}", with_causes(&e)))
+    let entities = builder.list.into_values();
+    if builder.check_with_schema {
+        // Adds the schema's action entities as well.
+        Entities::from_entities(entities, Some(schema.schema()))
+    } else {
+        match schema.action_entities() {
+            Some(actions) => actions.clone().add_entities(entities, None),
+            None => Entities::from_entities(entities, None),
+        }
+    }
+    .map_err(|e| format!("entities: {}", with_causes(&e)))
 }
 
 /// An error and its causes, `: `-joined (Cedar puts what does not conform,

@@ -11,10 +11,10 @@
 //! list. A name declared twice (by two families, or by a family and the core)
 //! is an error at start, never a silent override.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
-use cedar_policy::{EntityTypeName, Schema, SchemaFragment};
+use cedar_policy::{Entities, EntityTypeName, Schema, SchemaFragment};
 use serde_json::{Map, Value};
 
 /// The core's fragment: principals, connections, the audit log, `connect`
@@ -103,6 +103,14 @@ pub struct PolicySchema {
     text: String,
     /// Every entity type (and `Action`) by its name inside `Tollgate`.
     types: HashMap<String, EntityTypeName>,
+    /// Per entity type, the types its entities may be `in` (transitively).
+    ancestors: HashMap<EntityTypeName, HashSet<EntityTypeName>>,
+    /// Entity types that declare attributes or tags: their entities are
+    /// checked against the schema by Cedar.
+    shaped: HashSet<EntityTypeName>,
+    /// The schema's action entities, only when the schema groups actions
+    /// (an action without parents adds nothing an `==` or `in` could see).
+    action_entities: Option<Entities>,
     /// Families in the schema, in the order given.
     families: Vec<&'static str>,
 }
@@ -208,6 +216,29 @@ fn merge(parts: &[Part]) -> Result<Map<String, Value>, VocabularyError> {
     Ok(merged)
 }
 
+/// Names of the entity types of a merged namespace that declare attributes
+/// (a record shape with any attribute, or a shape named by a common type)
+/// or tags.
+fn shaped_types(merged: &Map<String, Value>) -> impl Iterator<Item = &str> {
+    merged
+        .get("entityTypes")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, decl)| {
+            let shape = decl.get("shape");
+            let has_attributes = match shape {
+                None | Some(Value::Null) => false,
+                Some(shape) => shape
+                    .get("attributes")
+                    .and_then(Value::as_object)
+                    .is_none_or(|a| !a.is_empty()),
+            };
+            has_attributes || decl.get("tags").is_some_and(|t| !t.is_null())
+        })
+        .map(|(name, _)| name.as_str())
+}
+
 /// The `unmask` declaration over `Connection` and `resources`.
 fn unmask_fragment(resources: &[&str]) -> String {
     let mut types = vec!["Connection"];
@@ -252,6 +283,7 @@ impl PolicySchema {
         }
         parts.push(parse("the core".into(), &unmask_fragment(&unmask))?);
         let merged = merge(&parts)?;
+        let shaped: Vec<String> = shaped_types(&merged).map(String::from).collect();
         let schema = Schema::from_schema_fragments(parts.iter().map(|p| p.fragment.clone()))
             .map_err(|e| VocabularyError::Combine(e.to_string()))?;
         let text = SchemaFragment::from_json_value(Value::Object(
@@ -269,10 +301,36 @@ impl PolicySchema {
         let action = EntityTypeName::from_str(&format!("{NAMESPACE}::Action"))
             .map_err(|e| VocabularyError::Combine(e.to_string()))?;
         types.insert("Action".into(), action);
+        let ancestors = schema
+            .entity_types()
+            .map(|t| {
+                let up = schema
+                    .ancestors(t)
+                    .map(|a| a.cloned().collect())
+                    .unwrap_or_default();
+                (t.clone(), up)
+            })
+            .collect();
+        let shaped = shaped
+            .iter()
+            .filter_map(|name| types.get(name).cloned())
+            .collect();
+        let action_entities = if schema.action_groups().next().is_some() {
+            Some(
+                schema
+                    .action_entities()
+                    .map_err(|e| VocabularyError::Combine(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         Ok(PolicySchema {
             schema,
             text,
             types,
+            ancestors,
+            shaped,
+            action_entities,
             families: distinct.iter().map(|v| v.family).collect(),
         })
     }
@@ -296,5 +354,23 @@ impl PolicySchema {
     /// `Tollgate::<kind>` when the schema declares it (`Action` included).
     pub(crate) fn entity_type(&self, kind: &str) -> Option<&EntityTypeName> {
         self.types.get(kind)
+    }
+
+    /// May an entity of type `child` be `in` one of type `parent`?
+    pub(crate) fn may_be_in(&self, child: &EntityTypeName, parent: &EntityTypeName) -> bool {
+        self.ancestors
+            .get(child)
+            .is_some_and(|up| up.contains(parent))
+    }
+
+    /// Does `ty` declare attributes or tags (its entities need Cedar's
+    /// conformance check)?
+    pub(crate) fn is_shaped(&self, ty: &EntityTypeName) -> bool {
+        self.shaped.contains(ty)
+    }
+
+    /// The action entities, when the schema groups actions.
+    pub(crate) fn action_entities(&self) -> Option<&Entities> {
+        self.action_entities.as_ref()
     }
 }

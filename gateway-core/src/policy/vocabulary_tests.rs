@@ -139,6 +139,14 @@ fn resources_the_fragment_does_not_declare_are_denied() {
         .with_attribute("label", ContextValue::String("tea".into()));
     let m = denied(flat);
     assert!(m.contains("Audit"), "{m}");
+    // The same for a type without attributes (checked without Cedar's
+    // conformance pass, which only runs when attributes are in play).
+    let m = denied(Resource::new("Shelf", "depot/a").within(Resource::audit_log()));
+    assert!(m.contains("may not be `in`"), "{m}");
+    // A crate given no attributes at all, though its type declares some.
+    let bare = Resource::new("Crate", "depot/a/8").within(shelf("depot"));
+    let m = denied(bare);
+    assert!(m.contains("fragile") || m.contains("label"), "{m}");
     // A type no fragment declares (SQL is not in this schema).
     let table = Resource::new("Table", "depot/public.t").within(Resource::connection("depot"));
     assert!(denied(table).contains("not declared"));
