@@ -6,11 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Instant;
 
 use gateway_core::Principal;
 use gateway_core::access::{AccessRequest, ContextValue, Resource};
-use gateway_core::policy::{PolicyEngine, load_sources};
+use gateway_core::policy::{PolicyEngine, PolicySchema, Vocabulary, load_sources};
 
 const POLICIES: &str = r#"
 permit(principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource == Tollgate::Connection::"shop");
@@ -44,15 +45,25 @@ fn call(statement: String) -> Vec<AccessRequest> {
         },
         AccessRequest {
             action: "sql:select".into(),
-            resource: Resource::table("shop", "public", "orders"),
+            resource: Resource::new("Table", "shop/public.orders")
+                .within(Resource::connection("shop")),
             context,
         },
     ]
 }
 
 fn main() {
-    let engine = PolicyEngine::new(&load_sources(vec![("bench.cedar".into(), POLICIES.into())]))
-        .expect("policies");
+    let sql = Vocabulary {
+        family: "sql",
+        fragment: include_str!("../../schemas/sql.cedarschema"),
+        unmask_resources: &["Table"],
+    };
+    let schema = Arc::new(PolicySchema::combine(&[sql]).expect("schema"));
+    let engine = PolicyEngine::new(
+        schema,
+        &load_sources(vec![("bench.cedar".into(), POLICIES.into())]),
+    )
+    .expect("policies");
     let agent = Principal {
         sub: "agent-7".into(),
         groups: vec!["agents".into(), "analysts".into()],

@@ -336,4 +336,8 @@ pub trait ConnectorFactory: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Build a connection from its (already secret-resolved) config table.
     fn build(&self, name: &str, config: &Value) -> Result<Arc<dyn Connector>, String>;
+    /// What this kind's family adds to the policy language: its Cedar schema
+    /// fragment and the types `unmask` applies to. Kinds of one family
+    /// return the same vocabulary; the server combines them with the core's.
+    fn vocabulary(&self) -> crate::policy::Vocabulary;
 }

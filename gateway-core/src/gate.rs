@@ -70,7 +70,9 @@ pub(crate) async fn mark_executed(
 ) {
     if let (Some(gate), Some(id)) = (&gw.approvals, trace.approval_id()) {
         let execution = match executed {
-            Ok(output) => Execution::Succeeded { items: output.items },
+            Ok(output) => Execution::Succeeded {
+                items: output.items,
+            },
             Err(_) => Execution::Failed,
         };
         gate.mark_executed(&id, execution).await;

@@ -29,7 +29,11 @@ fn fixture(mode: Mode, payload: &str) -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let conn = Arc::new(FakeConnector::new("db", payload));
     let other = Arc::new(FakeConnector::new("secret-db", payload));
-    let policy = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), POLICY.into())])).unwrap();
+    let policy = PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), POLICY.into())]),
+    )
+    .unwrap();
     let gw = GatewayBuilder::new(policy, store.clone())
         .mode(mode)
         .connection(conn.clone())
@@ -265,7 +269,11 @@ async fn unmask_policy_shows_raw_values_but_the_record_stays_masked() {
     let text = format!(
         "{POLICY}\npermit(principal in Tollgate::Group::\"agents\", action == Tollgate::Action::\"unmask\", resource) when {{ context.types == [\"EMAIL\"] }};"
     );
-    let policy = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), text)])).unwrap();
+    let policy = PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), text)]),
+    )
+    .unwrap();
     let gw = GatewayBuilder::new(policy, store.clone())
         .connection(conn)
         .build()
@@ -327,7 +335,11 @@ async fn the_strictest_max_affected_rows_of_the_allowing_permits_reaches_the_con
     let text = format!(
         "{POLICY}\n@id(\"bulk\")\n@max_affected_rows(\"50\")\npermit(principal in Tollgate::Group::\"agents\", action == Tollgate::Action::\"sql:delete\", resource in Tollgate::Connection::\"db\");\n@id(\"capped-connect\")\n@max_affected_rows(\"7\")\npermit(principal in Tollgate::Group::\"agents\", action == Tollgate::Action::\"connect\", resource == Tollgate::Connection::\"db\");\n"
     );
-    let policy = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), text)])).unwrap();
+    let policy = PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), text)]),
+    )
+    .unwrap();
     let gw = GatewayBuilder::new(policy, store)
         .connection(conn.clone())
         .build()
@@ -353,7 +365,11 @@ async fn the_strictest_max_affected_rows_of_the_allowing_permits_reaches_the_con
 async fn a_family_field_rule_masks_nested_output_that_is_not_rows() {
     let store = Arc::new(MemoryStore::default());
     let conn = Arc::new(FakeConnector::new("db", "NESTED"));
-    let policy = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), POLICY.into())])).unwrap();
+    let policy = PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), POLICY.into())]),
+    )
+    .unwrap();
     let config: crate::mask::MaskConfig = serde_json::from_value(json!({"fields": [
         {"field": "Widget.spec.pin", "kinds": ["fake"], "type": "PIN"},
         {"field": "*.metadata.annotations.*", "connections": ["d*"], "type": "NOTE"},

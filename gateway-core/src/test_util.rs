@@ -1,9 +1,12 @@
 //! Test fakes shared by the core's tests: an in-memory audit store that can
-//! be told to fail, and a connector that records whether it executed.
+//! be told to fail, a connector that records whether it executed, and the
+//! policy schema its requests are checked against (the core's fragment plus
+//! the SQL family's, read from `schemas/`: the core cannot depend on the
+//! family's crate).
 //! Compiled only for tests (and the `test-util` feature), never shipped.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -18,7 +21,26 @@ use crate::connector::{
     AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, FieldOrigin, FieldPath,
     ItemGuard, Plan, ToolOutput, ToolSpec,
 };
+use crate::policy::{PolicySchema, Vocabulary};
 use crate::review::{ReviewItem, ReviewSummary, ReviewText};
+
+/// The SQL family's vocabulary, as `tools/sql` ships it.
+pub const SQL_VOCABULARY: Vocabulary = Vocabulary {
+    family: "sql",
+    fragment: include_str!("../../schemas/sql.cedarschema"),
+    unmask_resources: &["Table"],
+};
+
+/// The core's schema combined with the SQL family's.
+pub fn policy_schema() -> Arc<PolicySchema> {
+    Arc::new(PolicySchema::combine(&[SQL_VOCABULARY]).expect("the shipped fragments combine"))
+}
+
+/// `Tollgate::Table::"<connection>/<schema>.<table>"`, `in` its connection.
+pub fn table_resource(connection: &str, schema: &str, table: &str) -> Resource {
+    Resource::new("Table", format!("{connection}/{schema}.{table}"))
+        .within(Resource::connection(connection))
+}
 
 /// An in-memory, hash-chained audit store.
 #[derive(Default)]
@@ -174,7 +196,7 @@ impl Connector for FakeConnector {
         Ok(Plan {
             requests: vec![AccessRequest {
                 action: action.into(),
-                resource: Resource::table(&self.info.name, "main", "t"),
+                resource: table_resource(&self.info.name, "main", "t"),
                 context: ctx(sql, has_where),
             }],
             review: ReviewSummary {
@@ -235,7 +257,7 @@ impl Connector for FakeConnector {
                 pointer: format!("/tables/{i}"),
                 request: AccessRequest {
                     action: "sql:select".into(),
-                    resource: Resource::table(conn, "main", table),
+                    resource: table_resource(conn, "main", table),
                     context: ctx("read", true),
                 },
             };

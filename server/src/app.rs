@@ -8,17 +8,29 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use gateway_core::identity::{Authenticator, IdentityConfig, KeySource};
 use gateway_core::mask::Masker;
-use gateway_core::policy::{PolicyEngine, PolicyError, load_dir};
+use gateway_core::policy::{PolicyEngine, PolicyError, PolicySchema, load_dir};
 use gateway_core::{Gateway, GatewayBuilder, secret};
 
 use crate::config::{Config, ConfigError, parse_duration};
 use crate::{approvals, connectors, store};
 
+/// The policy schema of this build: the core's Cedar fragment combined with
+/// the fragment of every tool family compiled in (whatever a config
+/// connects to, so one policy folder validates the same under any config).
+pub fn policy_schema() -> Result<Arc<PolicySchema>, PolicyError> {
+    let families: Vec<_> = connectors::factories()
+        .iter()
+        .map(|f| f.vocabulary())
+        .collect();
+    Ok(Arc::new(PolicySchema::combine(&families)?))
+}
+
 /// Load and validate the policies of a config.
 pub fn policies(config: &Config) -> Result<PolicyEngine, Vec<String>> {
+    let schema = policy_schema().map_err(|e| diagnostics(&e))?;
     let dir = config.resolve_path(&config.policy.dir);
     let sources = load_dir(&dir).map_err(|e| diagnostics(&e))?;
-    PolicyEngine::new(&sources).map_err(|e| diagnostics(&e))
+    PolicyEngine::new(schema, &sources).map_err(|e| diagnostics(&e))
 }
 
 fn diagnostics(e: &PolicyError) -> Vec<String> {

@@ -97,7 +97,7 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
-    /// Test policies: run request → expected decision cases.
+    /// Policy tools: test cases (request → expected decision), print the Cedar schema.
     Policy {
         /// What to do.
         #[command(subcommand)]
@@ -126,6 +126,22 @@ pub enum PolicyCommand {
         config: ConfigArg,
         /// Case files (.json/.jsonl) or folders; default: the policy dir's tests/.
         cases: Vec<PathBuf>,
+    },
+    /// Print the Cedar schema policies are validated against, as Cedar schema text.
+    ///
+    /// The schema is the core's fragment (User, Group, Connection, Audit,
+    /// "connect", "audit:read", "unmask") combined with the fragment of every
+    /// tool family in this build (e.g. SQL: Table, Function, "sql:*"). It is the
+    /// same for every config: policies are validated against all families, so
+    /// one policy folder works with any config. Save it for the cedar CLI
+    /// (`cedar validate --schema tollgate.cedarschema --policies p.cedar`) or
+    /// an editor.
+    #[command(after_help = "Example:\n  tollgate policy schema > tollgate.cedarschema")]
+    Schema {
+        /// Config file (TOML); optional. When given it must load, as for
+        /// `check`; the schema does not depend on it.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
     },
 }
 

@@ -91,6 +91,7 @@ fn help_on_every_command() {
         vec!["check", "--help"],
         vec!["token", "--help"],
         vec!["policy", "test", "--help"],
+        vec!["policy", "schema", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["approvals", "approve", "--help"],
     ] {
@@ -176,6 +177,122 @@ fn policy_test_fails_on_a_wrong_expectation() {
     let o = run(&["policy", "test", "--config", &cfg]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("1 passed, 1 failed"), "{}", text(&o));
+}
+
+/// Every shipped policy file (policies/ and each example's), with its path.
+fn shipped_policies() -> Vec<(PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![root.join("policies")];
+    for example in std::fs::read_dir(root.join("examples")).unwrap() {
+        dirs.push(example.unwrap().path().join("policies"));
+    }
+    let mut out = vec![];
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        for f in std::fs::read_dir(dir).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|x| x == "cedar") {
+                let body = std::fs::read_to_string(&p).unwrap();
+                out.push((p, body));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn policy_schema_prints_cedar_that_validates_the_shipped_policies() {
+    let o = run(&["policy", "schema"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let printed = String::from_utf8(o.stdout.clone()).unwrap();
+    for name in [
+        "namespace Tollgate",
+        "entity Table in [Connection]",
+        r#"action "sql:select""#,
+        r#"action "unmask""#,
+        r#"action "audit:read""#,
+    ] {
+        assert!(printed.contains(name), "{name} missing:\n{printed}");
+    }
+    let (schema, _) = cedar_policy::Schema::from_cedarschema_str(&printed).unwrap();
+    let shipped = shipped_policies();
+    assert!(shipped.len() >= 4, "{shipped:?}");
+    for (path, body) in &shipped {
+        let set: cedar_policy::PolicySet = body.parse().unwrap();
+        let result = cedar_policy::Validator::new(schema.clone())
+            .validate(&set, cedar_policy::ValidationMode::Strict);
+        assert!(
+            result.validation_passed(),
+            "{}: {:?}",
+            path.display(),
+            result.validation_errors().collect::<Vec<_>>()
+        );
+    }
+    // Shipped as the cedar CLI reads it, a policy naming what no fragment
+    // declares fails validation.
+    let set: cedar_policy::PolicySet =
+        r#"permit(principal, action == Tollgate::Action::"sql:truncate", resource);"#
+            .parse()
+            .unwrap();
+    let result = cedar_policy::Validator::new(schema.clone())
+        .validate(&set, cedar_policy::ValidationMode::Strict);
+    assert!(!result.validation_passed());
+
+    // With a config: the same schema, once the config loads.
+    let d = tmp("schema");
+    let cfg = config(&d, "");
+    let o = run(&["policy", "schema", "--config", &cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8(o.stdout.clone()).unwrap(), printed);
+    let bad = write(&d, "bad.toml", "[sever]\nlisten = \"x\"\n");
+    let o = run(&["policy", "schema", "--config", &bad]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    assert!(
+        text(&o).contains("bad.toml:1:2: unknown field `sever`"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A raw case names its resource's parent chain (`parent`) or only its
+/// connection (`connection`); both reach the same policy.
+#[test]
+fn policy_test_raw_cases_take_a_parent_chain() {
+    let d = tmp("parent");
+    let cfg = config(&d, "");
+    write(
+        &d,
+        "policies/p.cedar",
+        "permit(principal, action == Tollgate::Action::\"sql:select\", resource in Tollgate::Connection::\"shop\");\n",
+    );
+    std::fs::create_dir_all(d.join("policies/tests")).unwrap();
+    let ctx = r#""context": {"statement": "SELECT 1 FROM t", "has_where": false, "tables": ["public.t"], "functions": []}"#;
+    let case = |name: &str, resource: &str, expect: &str| {
+        format!(
+            r#"{{"name": "{name}", "principal": {{"sub": "x", "groups": []}}, "action": "sql:select", "resource": {resource}, {ctx}, "expect": "{expect}"}}"#
+        )
+    };
+    let cases = [
+        case(
+            "parent",
+            r#"{"kind": "Table", "id": "shop/public.t", "parent": {"kind": "Connection", "id": "shop"}}"#,
+            "allow",
+        ),
+        case(
+            "shorthand",
+            r#"{"kind": "Table", "id": "shop/public.t", "connection": "shop"}"#,
+            "allow",
+        ),
+        case(
+            "other connection",
+            r#"{"kind": "Table", "id": "crm/public.t", "parent": {"kind": "Connection", "id": "crm"}}"#,
+            "deny",
+        ),
+    ];
+    write(&d, "policies/tests/t.jsonl", &(cases.join("\n") + "\n"));
+    let o = run(&["policy", "test", "--config", &cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("3 passed, 0 failed"), "{}", text(&o));
 }
 
 #[test]

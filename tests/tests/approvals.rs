@@ -903,7 +903,13 @@ async fn approvals_in_process() {
     let id = r.structured["approval_id"].as_str().unwrap().to_string();
     gate.approve(&id, &rita, None).await.unwrap();
     let no_delete: String = POLICY.lines().take(5).collect::<Vec<_>>().join("\n");
-    gw.set_policy(PolicyEngine::new(&load_sources(vec![("p.cedar".into(), no_delete)])).unwrap());
+    gw.set_policy(
+        PolicyEngine::new(
+            tollgate_server::app::policy_schema().unwrap(),
+            &load_sources(vec![("p.cedar".into(), no_delete)]),
+        )
+        .unwrap(),
+    );
     let r = gw
         .call(&agent, "approval_wait", json!({"approval_id": id}), &quick)
         .await;
@@ -913,7 +919,11 @@ async fn approvals_in_process() {
 
     // --- expiry (also enforced by the sweeper after a restart).
     gw.set_policy(
-        PolicyEngine::new(&load_sources(vec![("p.cedar".into(), POLICY.into())])).unwrap(),
+        PolicyEngine::new(
+            tollgate_server::app::policy_schema().unwrap(),
+            &load_sources(vec![("p.cedar".into(), POLICY.into())]),
+        )
+        .unwrap(),
     );
     let s2 = setup(&url, "");
     std::fs::write(

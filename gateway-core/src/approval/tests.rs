@@ -120,7 +120,11 @@ fn fx(policy: &str) -> Fx {
         },
     ));
     let conn = Arc::new(FakeConnector::new("db", "done"));
-    let engine = PolicyEngine::new(&load_sources(vec![("p.cedar".into(), policy.into())])).unwrap();
+    let engine = PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), policy.into())]),
+    )
+    .unwrap();
     let gw = GatewayBuilder::new(engine, audit.clone())
         .connection(conn.clone())
         .approvals(gate.clone())
@@ -275,7 +279,11 @@ async fn policy_changed_to_deny_after_approval_runs_nothing() {
     }
     let without_delete: String = POLICY.lines().take(3).collect::<Vec<_>>().join("\n");
     f.gw.set_policy(
-        PolicyEngine::new(&load_sources(vec![("p.cedar".into(), without_delete)])).unwrap(),
+        PolicyEngine::new(
+            crate::test_util::policy_schema(),
+            &load_sources(vec![("p.cedar".into(), without_delete)]),
+        )
+        .unwrap(),
     );
     let r = wait(&f, &id).await;
     assert!(r.is_error);

@@ -2,103 +2,178 @@
 //! requests and contexts. The only place that spells Cedar entity uids.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 
 use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
-    Schema,
 };
 
+use super::PolicySchema;
 use crate::access::{AccessRequest, ContextValue, Resource};
 use crate::identity::Principal;
 
-/// `Tollgate::<kind>`, parsed once per kind (a Cedar name parse runs the
-/// full grammar; a call builds about ten uids).
-fn type_name(kind: &str) -> Result<EntityTypeName, String> {
-    static KNOWN: std::sync::OnceLock<HashMap<&'static str, EntityTypeName>> =
-        std::sync::OnceLock::new();
-    let known = KNOWN.get_or_init(|| {
-        [
-            "User",
-            "Group",
-            "Connection",
-            "Table",
-            "Function",
-            "Action",
-            "Audit",
-        ]
-        .into_iter()
-        .filter_map(|k| {
-            EntityTypeName::from_str(&format!("Tollgate::{k}"))
-                .ok()
-                .map(|t| (k, t))
-        })
-        .collect()
-    });
-    match known.get(kind) {
-        Some(t) => Ok(t.clone()),
-        None => EntityTypeName::from_str(&format!("Tollgate::{kind}"))
-            .map_err(|e| format!("bad entity type {kind}: {e}")),
-    }
+/// `Tollgate::<kind>`, when the combined schema declares it (the names are
+/// parsed once, when the schema is combined; a call builds about ten uids).
+fn type_name<'s>(schema: &'s PolicySchema, kind: &str) -> Result<&'s EntityTypeName, String> {
+    schema.entity_type(kind).ok_or_else(|| {
+        format!("entity type `{kind}` is not declared by the policy schema (core or any family)")
+    })
 }
 
-fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
+fn uid(schema: &PolicySchema, kind: &str, id: &str) -> Result<EntityUid, String> {
     Ok(EntityUid::from_type_name_and_id(
-        type_name(kind)?,
+        type_name(schema, kind)?.clone(),
         EntityId::new(id),
     ))
 }
 
-fn action_uid(action: &str) -> Result<EntityUid, String> {
-    uid("Action", action)
+fn action_uid(schema: &PolicySchema, action: &str) -> Result<EntityUid, String> {
+    uid(schema, "Action", action)
 }
 
 /// Entity uid of the principal.
-pub(super) fn principal_uid(principal: &Principal) -> Result<EntityUid, String> {
-    uid("User", &principal.sub)
+pub(super) fn principal_uid(
+    schema: &PolicySchema,
+    principal: &Principal,
+) -> Result<EntityUid, String> {
+    uid(schema, "User", &principal.sub)
 }
 
-fn resource_uid(resource: &Resource) -> Result<EntityUid, String> {
-    uid(&resource.kind, &resource.id)
+fn resource_uid(schema: &PolicySchema, resource: &Resource) -> Result<EntityUid, String> {
+    uid(schema, &resource.kind, &resource.id)
+}
+
+/// The entities of one call under construction: the principal's, and each
+/// resource with the parent chain and attributes it was first given.
+struct Builder<'a> {
+    schema: &'a PolicySchema,
+    list: HashMap<EntityUid, Entity>,
+    /// Resources added, by uid: a uid given again must come with the same
+    /// parents and attributes (a family that names one entity two ways
+    /// denies the call rather than letting one of them silently win).
+    resources: HashMap<EntityUid, &'a Resource>,
+    /// Some entity has (or its type declares) attributes: Cedar checks the
+    /// entities against the schema. Otherwise the builder's own checks
+    /// (declared type, allowed parent types) are all that check would do,
+    /// and the call is spared it (it clones each type's description).
+    check_with_schema: bool,
+}
+
+impl<'a> Builder<'a> {
+    /// Add `resource` and its parent chain; returns its uid.
+    fn add(&mut self, resource: &'a Resource) -> Result<EntityUid, String> {
+        let r = resource_uid(self.schema, resource)?;
+        if let Some(seen) = self.resources.get(&r) {
+            return if seen.parent == resource.parent && seen.attributes == resource.attributes {
+                Ok(r)
+            } else {
+                Err(format!(
+                    "entities: {} is given two different parent chains or attribute sets",
+                    resource.entity_uid()
+                ))
+            };
+        }
+        let mut parents = HashSet::new();
+        if let Some(p) = &resource.parent {
+            let parent = self.add(p)?;
+            if !self.schema.may_be_in(r.type_name(), parent.type_name()) {
+                return Err(format!(
+                    "entities: {} may not be `in` {}: the policy schema does not declare {} in {}",
+                    resource.entity_uid(),
+                    p.entity_uid(),
+                    resource.kind,
+                    p.kind
+                ));
+            }
+            parents.insert(parent);
+        }
+        if !resource.attributes.is_empty() || self.schema.is_shaped(r.type_name()) {
+            self.check_with_schema = true;
+        }
+        if self.resources.insert(r.clone(), resource).is_some() {
+            return Err(format!(
+                "entities: {} is its own ancestor",
+                resource.entity_uid()
+            ));
+        }
+        // A resource that is also the principal or one of its groups keeps
+        // the principal's entity.
+        if !self.list.contains_key(&r) {
+            let entity = if resource.attributes.is_empty() {
+                Entity::new_no_attrs(r.clone(), parents)
+            } else {
+                let attrs = resource
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), expr(v)))
+                    .collect();
+                Entity::new(r.clone(), attrs, parents)
+                    .map_err(|e| format!("entities: {}: {e}", resource.entity_uid()))?
+            };
+            self.list.insert(r.clone(), entity);
+        }
+        Ok(r)
+    }
 }
 
 /// Entities for all requests of one call, built once: the user and its
-/// groups, every resource and its connection, and the schema's action
-/// entities when the schema groups actions (`None`: it does not, and an
-/// action without parents adds nothing an `==` or `in` could see).
+/// groups, every resource with its whole parent chain (so `in` holds
+/// transitively) and its attributes, and the schema's action entities when it
+/// groups actions. The entities are checked against the schema: a type, a
+/// parent type or an attribute the fragments do not declare is an error, and
+/// errors deny.
 pub(super) fn build(
     principal: &Principal,
     requests: &[AccessRequest],
-    actions: Option<&Entities>,
+    schema: &PolicySchema,
 ) -> Result<Entities, String> {
-    let mut list: std::collections::HashMap<EntityUid, Entity> =
-        std::collections::HashMap::with_capacity(principal.groups.len() + 2 * requests.len() + 1);
+    let mut list: HashMap<EntityUid, Entity> =
+        HashMap::with_capacity(principal.groups.len() + 2 * requests.len() + 1);
     let mut groups = HashSet::with_capacity(principal.groups.len());
     for g in &principal.groups {
-        let g = uid("Group", g)?;
+        let g = uid(schema, "Group", g)?;
         groups.insert(g.clone());
         list.insert(g.clone(), Entity::new_no_attrs(g, HashSet::new()));
     }
-    let user = principal_uid(principal)?;
-    list.insert(user.clone(), Entity::new_no_attrs(user, groups));
+    let user = principal_uid(schema, principal)?;
+    list.insert(user.clone(), Entity::new_no_attrs(user.clone(), groups));
+    let mut builder = Builder {
+        schema,
+        list,
+        resources: HashMap::with_capacity(2 * requests.len()),
+        // The principal's entities carry no attributes: a core schema that
+        // declared some for them would need Cedar's check to say so.
+        check_with_schema: schema.is_shaped(user.type_name()),
+    };
     for request in requests {
-        let mut parents = HashSet::new();
-        if let Some(conn) = &request.resource.connection {
-            let c = uid("Connection", conn)?;
-            parents.insert(c.clone());
-            list.entry(c.clone())
-                .or_insert_with(|| Entity::new_no_attrs(c, HashSet::new()));
+        builder.add(&request.resource)?;
+    }
+    let entities = builder.list.into_values();
+    if builder.check_with_schema {
+        // Adds the schema's action entities as well.
+        Entities::from_entities(entities, Some(schema.schema()))
+    } else {
+        match schema.action_entities() {
+            Some(actions) => actions.clone().add_entities(entities, None),
+            None => Entities::from_entities(entities, None),
         }
-        let r = resource_uid(&request.resource)?;
-        // A resource that is also some other resource's connection keeps no parents either way.
-        list.entry(r.clone())
-            .or_insert_with(|| Entity::new_no_attrs(r, parents));
     }
-    match actions {
-        Some(actions) => actions.clone().add_entities(list.into_values(), None),
-        None => Entities::from_entities(list.into_values(), None),
+    .map_err(|e| format!("entities: {}", with_causes(&e)))
+}
+
+/// An error and its causes, `: `-joined (Cedar puts what does not conform,
+/// e.g. the undeclared attribute, in the cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
     }
-    .map_err(|e| format!("entities: {e}"))
+    text
 }
 
 fn expr(v: &ContextValue) -> RestrictedExpression {
@@ -118,16 +193,16 @@ fn expr(v: &ContextValue) -> RestrictedExpression {
 pub(super) fn request(
     principal: &Principal,
     request: &AccessRequest,
-    schema: &Schema,
+    schema: &PolicySchema,
 ) -> Result<Request, String> {
     let context = Context::from_pairs(request.context.iter().map(|(k, v)| (k.clone(), expr(v))))
         .map_err(|e| format!("context: {e}"))?;
     Request::new(
-        principal_uid(principal)?,
-        action_uid(&request.action)?,
-        resource_uid(&request.resource)?,
+        principal_uid(schema, principal)?,
+        action_uid(schema, &request.action)?,
+        resource_uid(schema, &request.resource)?,
         context,
-        Some(schema),
+        Some(schema.schema()),
     )
     .map_err(|e| format!("request does not match the schema: {e}"))
 }

@@ -10,23 +10,26 @@
 //! carries `@max_affected_rows("<n>")` caps how many rows/items the call may
 //! change; the smallest such cap over all the call's determining permits is
 //! returned in [`Decision::max_affected`].
+//!
+//! The schema is not one file: [`PolicySchema::combine`] joins the core's
+//! Cedar fragment with each tool family's [`Vocabulary`] at start, and the
+//! entity types requests may name are the ones it declares.
 
 mod entities;
 mod load;
+mod vocabulary;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use cedar_policy::{Authorizer, Decision as CedarDecision, Entities, PolicySet, Schema};
+use cedar_policy::{Authorizer, Decision as CedarDecision, PolicySet, Schema};
 use serde::{Deserialize, Serialize};
 
 pub use load::{Diagnostic, PolicySource, load_dir, load_sources};
+pub use vocabulary::{CORE_FRAGMENT, NAMESPACE, PolicySchema, Vocabulary, VocabularyError};
 
 use crate::access::AccessRequest;
 use crate::identity::Principal;
-
-/// The Cedar schema that ships with Tollgate.
-pub const SCHEMA_SRC: &str = include_str!("../../../schemas/tollgate.cedarschema");
 
 /// Enforce denials, or only record them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -112,14 +115,15 @@ pub enum PolicyError {
     /// The shipped schema is broken (a bug).
     #[error("schema: {0}")]
     Schema(String),
+    /// The core's and the families' schema fragments do not combine.
+    #[error("policy schema: {0}")]
+    Vocabulary(#[from] VocabularyError),
 }
 
 /// A loaded, validated policy set plus the schema.
 pub struct PolicyEngine {
-    schema: Schema,
+    schema: Arc<PolicySchema>,
     policies: PolicySet,
-    /// The schema's action entities, only when the schema groups actions.
-    action_entities: Option<Entities>,
     /// Per action id, the policies whose action scope admits it (when the
     /// schema has no action groups and the set no templates): a policy whose
     /// scope excludes the action never applies and never evaluates its
@@ -264,29 +268,14 @@ fn unconditioned_permits(
     (out, conditions)
 }
 
-/// Parse the shipped schema.
-pub fn schema() -> Result<Schema, PolicyError> {
-    Schema::from_cedarschema_str(SCHEMA_SRC)
-        .map(|(s, _)| s)
-        .map_err(|e| PolicyError::Schema(e.to_string()))
-}
-
 impl PolicyEngine {
-    /// Build from policy sources (file name + text), validating strictly.
-    pub fn new(sources: &[PolicySource]) -> Result<Self, PolicyError> {
-        let schema = schema()?;
-        let loaded = load::build(&schema, sources)?;
-        let action_entities = if schema.action_groups().next().is_some() {
-            Some(
-                schema
-                    .action_entities()
-                    .map_err(|e| PolicyError::Schema(e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let by_action = if action_entities.is_none() && loaded.set.templates().next().is_none() {
-            Some(slice_by_action(&schema, &loaded.set)?)
+    /// Build from policy sources (file name + text), validating strictly
+    /// against `schema` (the core's fragment combined with the families').
+    pub fn new(schema: Arc<PolicySchema>, sources: &[PolicySource]) -> Result<Self, PolicyError> {
+        let loaded = load::build(schema.schema(), sources)?;
+        let grouped_actions = schema.schema().action_groups().next().is_some();
+        let by_action = if !grouped_actions && loaded.set.templates().next().is_none() {
+            Some(slice_by_action(schema.schema(), &loaded.set)?)
         } else {
             None
         };
@@ -300,7 +289,6 @@ impl PolicyEngine {
             policies: loaded.set,
             approvals: loaded.approvals,
             row_limits: loaded.row_limits,
-            action_entities,
             authorizer: Authorizer::new(),
             decisions: quick_cache::sync::Cache::new(DECISION_CACHE_ENTRIES),
         })
@@ -408,7 +396,7 @@ impl PolicyEngine {
 
     /// Evaluate every request with Cedar (no cache).
     fn evaluate(&self, principal: &Principal, requests: &[AccessRequest]) -> Decision {
-        let built = entities::build(principal, requests, self.action_entities.as_ref());
+        let built = entities::build(principal, requests, &self.schema);
         let decisions: Vec<RequestDecision> = requests
             .iter()
             .map(|r| self.decide_with(principal, r, &built))
@@ -533,3 +521,6 @@ impl PolicyEngine {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod vocabulary_tests;

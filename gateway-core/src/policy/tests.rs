@@ -23,13 +23,17 @@ fn sql_ctx(stmt: &str, has_where: bool, functions: &[&str]) -> BTreeMap<String, 
 fn req(action: &str, stmt: &str, has_where: bool, functions: &[&str]) -> AccessRequest {
     AccessRequest {
         action: action.into(),
-        resource: Resource::table("shop", "public", "orders"),
+        resource: crate::test_util::table_resource("shop", "public", "orders"),
         context: sql_ctx(stmt, has_where, functions),
     }
 }
 
 fn engine(text: &str) -> PolicyEngine {
-    PolicyEngine::new(&load_sources(vec![("test.cedar".into(), text.into())])).unwrap()
+    PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("test.cedar".into(), text.into())]),
+    )
+    .unwrap()
 }
 
 fn agent() -> Principal {
@@ -159,7 +163,11 @@ fn context_not_matching_schema_is_denied_not_allowed() {
 #[test]
 fn validation_errors_carry_file_line_col() {
     let src = "permit(principal, action, resource);\n\npermit(principal, action == Tollgate::Action::\"sql:select\", resource)\n  when { context.nonsense == 1 };\n";
-    let err = PolicyEngine::new(&load_sources(vec![("bad.cedar".into(), src.into())])).unwrap_err();
+    let err = PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("bad.cedar".into(), src.into())]),
+    )
+    .unwrap_err();
     let PolicyError::Invalid(diags) = err else {
         panic!()
     };
@@ -175,9 +183,11 @@ fn validation_errors_carry_file_line_col() {
 #[test]
 fn parse_errors_carry_file_line_col() {
     let src = "permit(principal, action, resource);\nforbid(principal action, resource);\n";
-    let PolicyError::Invalid(diags) =
-        PolicyEngine::new(&load_sources(vec![("p.cedar".into(), src.into())])).unwrap_err()
-    else {
+    let PolicyError::Invalid(diags) = PolicyEngine::new(
+        crate::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), src.into())]),
+    )
+    .unwrap_err() else {
         panic!()
     };
     assert_eq!(diags[0].line, 2, "{}", diags[0]);
@@ -191,7 +201,13 @@ fn parse_errors_carry_file_line_col() {
 #[test]
 fn unknown_entity_type_in_policy_is_rejected() {
     let src = "permit(principal in Tollgate::Team::\"x\", action, resource);";
-    assert!(PolicyEngine::new(&load_sources(vec![("p.cedar".into(), src.into())])).is_err());
+    assert!(
+        PolicyEngine::new(
+            crate::test_util::policy_schema(),
+            &load_sources(vec![("p.cedar".into(), src.into())])
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -415,7 +431,11 @@ fn bad_max_affected_rows_is_refused_with_file_and_line() {
         let text = format!(
             "\n\n@max_affected_rows(\"{value}\")\n{effect}(principal, action == Tollgate::Action::\"sql:delete\", resource);\n"
         );
-        let err = PolicyEngine::new(&load_sources(vec![("caps.cedar".into(), text)])).unwrap_err();
+        let err = PolicyEngine::new(
+            crate::test_util::policy_schema(),
+            &load_sources(vec![("caps.cedar".into(), text)]),
+        )
+        .unwrap_err();
         let PolicyError::Invalid(diags) = err else {
             panic!("expected diagnostics")
         };

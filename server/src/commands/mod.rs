@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 pub mod demo;
+mod policy_schema;
 mod policy_test;
 mod review;
 pub mod serve;
@@ -65,6 +66,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             command: PolicyCommand::Test { config, cases },
         } => policy_test::run(&config.config, &cases),
+        Command::Policy {
+            command: PolicyCommand::Schema { config },
+        } => policy_schema::run(config.as_deref()),
         Command::Audit { command } => audit::run(command).await,
         Command::Approvals { command } => review::run(command).await,
     }

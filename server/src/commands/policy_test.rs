@@ -11,6 +11,9 @@
 //!  "resource": {"kind": "Table", "id": "shop/public.orders", "connection": "shop"},
 //!  "context": {"statement": "...", "has_where": false, "tables": [], "functions": []}, "expect": "deny"}
 //! ```
+//! A raw request's `resource` is `{kind, id, connection?}` (the connection it
+//! is `in`) or `{kind, id, parent?: {kind, id, parent?}, attributes?: {..}}`
+//! for resources deeper in a family's chain.
 //! `expect` is `allow`, `deny` or `approval`. Optional `"max_affected_rows": N`
 //! also expects the strictest `@max_affected_rows` of the permits that allowed
 //! the call to be N (the connection's own `max_affected_rows` is not policy

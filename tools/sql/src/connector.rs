@@ -14,6 +14,7 @@ use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
     ExecuteError, FieldOrigin, FieldPath, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
+use gateway_core::policy::Vocabulary;
 use gateway_core::review::ReviewSummary;
 use serde_json::{Map, Value, json};
 
@@ -74,6 +75,10 @@ impl ConnectorFactory for SqlConnectorFactory {
             name,
             config,
         )?)?))
+    }
+
+    fn vocabulary(&self) -> Vocabulary {
+        crate::vocabulary::VOCABULARY
     }
 }
 
@@ -417,7 +422,7 @@ impl SqlConnector {
                     }
                     _ => AccessRequest {
                         action: "sql:select".into(),
-                        resource: Resource::table(&self.info.name, schema, name),
+                        resource: crate::vocabulary::table(&self.info.name, schema, name),
                         context: Default::default(),
                     },
                 };

@@ -9,6 +9,8 @@
 //! - [`affected`]: the per-call cap on rows changed (`max_affected_rows`).
 //! - [`review`]: each statement cut into code and literal parts, so
 //!   reviewers see literals masked one by one.
+//! - [`vocabulary`]: the family's Cedar schema fragment and the resources
+//!   (tables, functions) its requests name.
 //! - [`pg`], [`mysql`], [`sqlite`]: execution with the credentials the server
 //!   holds, each behind the [`engine::Engine`] trait.
 //!
@@ -32,6 +34,7 @@ pub mod scrub;
 pub mod sqlite;
 mod sqlx_common;
 pub mod tools;
+pub mod vocabulary;
 
 pub use config::SqlConfig;
 pub use connector::{SqlConnector, SqlConnectorFactory, plan_for_query, plan_for_schema};

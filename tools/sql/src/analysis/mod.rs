@@ -41,6 +41,7 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
+use crate::vocabulary;
 use names::Resolver;
 use walk::{Action, Kind, Walk};
 
@@ -292,12 +293,8 @@ fn push_requests(
     );
     for (action, table) in accesses {
         let resource = match (action, table) {
-            (Action::Call, Some(f)) => Resource {
-                kind: "Function".into(),
-                id: format!("{connection}/{}.{}", f.schema, f.table),
-                connection: Some(connection.to_string()),
-            },
-            (_, Some(t)) => Resource::table(connection, &t.schema, &t.table),
+            (Action::Call, Some(f)) => vocabulary::function(connection, &f.schema, &f.table),
+            (_, Some(t)) => vocabulary::table(connection, &t.schema, &t.table),
             (_, None) => Resource::connection(connection),
         };
         out.push(AccessRequest {

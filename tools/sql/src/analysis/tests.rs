@@ -180,11 +180,8 @@ fn table_function_is_a_function_not_a_table() {
     assert_eq!(a.requests[1].action, "sql:call");
     assert_eq!(
         a.requests[1].resource,
-        Resource {
-            kind: "Function".into(),
-            id: "shop/pg_catalog.pg_read_file".into(),
-            connection: Some("shop".into()),
-        }
+        Resource::new("Function", "shop/pg_catalog.pg_read_file")
+            .within(Resource::connection("shop"))
     );
     let f = &a.statements[0].functions;
     assert!(
