@@ -183,7 +183,8 @@ impl AffectedLimit {
 /// Kubernetes an object's fields `["Secret", "data", ...]`, SSH its streams
 /// `["stdout"]`. Masking rules (`[[masking.fields]]`) match these paths
 /// segment by segment; see `mask/README.md`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct FieldPath(pub Vec<String>);
 
 impl FieldPath {

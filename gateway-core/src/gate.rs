@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::approval::{ApprovalStatus, ApprovalTicket, CallContext, Execution};
 use crate::connector::{ExecuteError, Plan, ToolOutput};
 use crate::gateway::Gateway;
+use crate::mask::FieldScope;
 use crate::policy::{ApprovalRequirement, RequestDecision, Verdict};
 use crate::record::Trace;
 
@@ -19,6 +20,13 @@ pub(crate) fn ticket(
     requests: &[RequestDecision],
     requirements: Vec<ApprovalRequirement>,
 ) -> ApprovalTicket {
+    let connection = args
+        .get("connection")
+        .and_then(Value::as_str)
+        .and_then(|name| gw.connection(name));
+    let scope = connection
+        .map(|c| FieldScope::from(c.info()))
+        .unwrap_or_default();
     ApprovalTicket {
         requester: trace.principal().clone(),
         tool: trace.tool().to_string(),
@@ -28,9 +36,10 @@ pub(crate) fn ticket(
             .map(str::to_string),
         arguments: args.clone(),
         arguments_masked: trace.arguments().clone(),
-        // The review quotes literals from the call: reviewers see it
-        // masked, literal by literal where the family gave the parts.
-        review: plan.review.masked(&gw.masker).0,
+        // The review quotes literals and field values from the call:
+        // reviewers see it masked, part by part where the family gave the
+        // parts, field values by the field rules of the call's connection.
+        review: plan.review.masked(&gw.masker, scope).0,
         requests: requests.to_vec(),
         requirements,
     }

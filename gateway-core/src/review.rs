@@ -15,7 +15,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::mask::{MaskCounts, Masker, merge_counts};
+use crate::connector::FieldPath;
+use crate::mask::{FieldScope, MaskCounts, Masker, merge_counts};
 
 /// One part of a review text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,26 @@ pub enum TextPart {
     /// own; the end of the code before it is context for credential keys
     /// (`password = 'x'`), but a match never reaches outside the literal.
     Literal(String),
+    /// A value of a field of the target, named as the family names its
+    /// result fields (e.g. `Crate.secrets.code`, `Secret.data.password`):
+    /// masked by the field rules for that field exactly as in results, and
+    /// by the detectors, so a value a result would hide is hidden here too.
+    Field {
+        /// The field the value is.
+        field: FieldPath,
+        /// The value as it will be written.
+        text: String,
+    },
+}
+
+impl TextPart {
+    /// The text of the part.
+    pub fn text(&self) -> &str {
+        match self {
+            TextPart::Code(s) | TextPart::Literal(s) => s,
+            TextPart::Field { text, .. } => text,
+        }
+    }
 }
 
 /// A text reviewers see, built from parts (a statement, a command line, a
@@ -49,17 +70,17 @@ impl ReviewText {
 
     /// The text the parts make.
     pub fn joined(&self) -> String {
-        self.parts
-            .iter()
-            .map(|p| match p {
-                TextPart::Code(s) | TextPart::Literal(s) => s.as_str(),
-            })
-            .collect()
+        self.parts.iter().map(TextPart::text).collect()
     }
 
-    /// Each part masked on its own (see [`Masker::mask_each_part`]).
-    pub fn masked(&self, masker: &Masker) -> (ReviewText, MaskCounts) {
-        let (parts, counts) = masker.mask_each_part(&self.parts);
+    /// Each part masked on its own (see [`Masker::mask_each_part`]), field
+    /// parts by the field rules in force on `scope`.
+    pub fn masked<'s>(
+        &self,
+        masker: &Masker,
+        scope: impl Into<FieldScope<'s>>,
+    ) -> (ReviewText, MaskCounts) {
+        let (parts, counts) = masker.mask_each_part(scope, &self.parts);
         (ReviewText { parts }, counts)
     }
 }
@@ -97,8 +118,9 @@ pub struct ReviewSummary {
 impl ReviewSummary {
     /// What reviewers see: every text masked, the texts of `runs` and `diff`
     /// part by part (literal by literal), the title, labels and resource
-    /// names as whole strings (names can quote data too).
-    pub fn masked(&self, masker: &Masker) -> (ReviewSummary, MaskCounts) {
+    /// names as whole strings (names can quote data too). Field parts are
+    /// masked by the field rules in force on `scope` (the call's connection).
+    pub fn masked(&self, masker: &Masker, scope: FieldScope<'_>) -> (ReviewSummary, MaskCounts) {
         let mut counts = MaskCounts::new();
         let mut whole = |s: &str| {
             let (t, c) = masker.mask_text(s);
@@ -117,12 +139,12 @@ impl ReviewSummary {
             })
             .collect();
         for (out, r) in runs.iter_mut().zip(&self.runs) {
-            let (text, c) = r.text.masked(masker);
+            let (text, c) = r.text.masked(masker, scope);
             merge_counts(&mut counts, &c);
             out.text = text;
         }
         let diff = self.diff.as_ref().map(|d| {
-            let (text, c) = d.masked(masker);
+            let (text, c) = d.masked(masker, scope);
             merge_counts(&mut counts, &c);
             text
         });
@@ -183,6 +205,50 @@ mod tests {
 
     fn code(s: &str) -> TextPart {
         TextPart::Code(s.into())
+    }
+
+    #[test]
+    fn field_parts_follow_the_field_rules_of_their_connection() {
+        let config: crate::mask::MaskConfig = serde_json::from_value(json!({"fields": [
+            {"field": "Crate.secrets.*", "kinds": ["depot"], "type": "SEAL"}
+        ]}))
+        .unwrap();
+        let m = Masker::new(&config).unwrap();
+        let text = ReviewText {
+            parts: vec![
+                code("break seal "),
+                TextPart::Field {
+                    field: FieldPath::new(["Crate", "secrets", "code"]),
+                    text: "4471-9023".into(),
+                },
+            ],
+        };
+        let depot = crate::connector::ConnectionInfo {
+            name: "d".into(),
+            kind: "depot".into(),
+            description: String::new(),
+        };
+        let (masked, counts) = text.masked(&m, &depot);
+        assert_eq!(masked.joined(), "break seal [SEAL]");
+        assert_eq!(counts.get("SEAL"), Some(&1));
+        // The rule is scoped to its family's kind: elsewhere the value is a
+        // plain literal (detectors only).
+        let other = crate::connector::ConnectionInfo {
+            kind: "postgres".into(),
+            ..depot
+        };
+        assert_eq!(text.masked(&m, &other).0.joined(), "break seal 4471-9023");
+        // A credential-like field name masks without any rule.
+        let named = ReviewText {
+            parts: vec![TextPart::Field {
+                field: FieldPath::new(["Thing", "password"]),
+                text: "hunter2".into(),
+            }],
+        };
+        assert_eq!(
+            named.masked(&m, FieldScope::default()).0.joined(),
+            "[SECRET]"
+        );
     }
     fn lit(s: &str) -> TextPart {
         TextPart::Literal(s.into())
@@ -259,7 +325,7 @@ mod tests {
     #[test]
     fn a_review_is_masked_literal_by_literal_and_names_whole() {
         let m = Masker::default();
-        let (out, counts) = attack_review().masked(&m);
+        let (out, counts) = attack_review().masked(&m, FieldScope::default());
         assert_eq!(
             out.runs[0].text.joined(),
             "DELETE FROM orders WHERE note = '[PRIVATE_KEY] OR id > 0"

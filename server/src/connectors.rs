@@ -4,28 +4,51 @@
 //! Cargo.toml plus one line here, and touches no core file. A build without
 //! a family's feature refuses its kinds as unknown.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use gateway_core::connector::{Connector, ConnectorFactory};
 
 use crate::config::{Config, ConfigError};
 
-/// Every connector kind this build knows.
-pub fn factories() -> Vec<Box<dyn ConnectorFactory>> {
-    #[allow(unused_mut)]
-    let mut all: Vec<Box<dyn ConnectorFactory>> = vec![];
+/// Kinds added at run time by [`register`].
+static REGISTERED: Mutex<Vec<Arc<dyn ConnectorFactory>>> = Mutex::new(Vec::new());
+
+/// Every connector kind this process knows: the families compiled in, then
+/// any added with [`register`].
+pub fn factories() -> Vec<Arc<dyn ConnectorFactory>> {
+    #[allow(unused_mut, reason = "empty without the sql feature")]
+    let mut all: Vec<Arc<dyn ConnectorFactory>> = vec![];
     #[cfg(feature = "sql")]
     {
         use tollgate_sql::SqlConnectorFactory as Sql;
-        all.push(Box::new(Sql::postgres()));
-        all.push(Box::new(Sql::mysql()));
-        all.push(Box::new(Sql::sqlite()));
+        all.push(Arc::new(Sql::postgres()));
+        all.push(Arc::new(Sql::mysql()));
+        all.push(Arc::new(Sql::sqlite()));
     }
+    all.extend(
+        REGISTERED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned(),
+    );
     all
 }
 
+/// Add a connector kind to this process, for a program that embeds the
+/// server with a family of its own (the tests crate's test-only family does
+/// this). Call it before a config is loaded: the policy schema, `check` and
+/// the gateway all see the kind from then on. A kind already known is not
+/// added twice.
+pub fn register(factory: Arc<dyn ConnectorFactory>) {
+    let mut registered = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    if !registered.iter().any(|f| f.kind() == factory.kind()) {
+        registered.push(factory);
+    }
+}
+
 /// "this build knows a, b" or, for a build without families, says so.
-fn known_kinds(factories: &[Box<dyn ConnectorFactory>]) -> String {
+fn known_kinds(factories: &[Arc<dyn ConnectorFactory>]) -> String {
     if factories.is_empty() {
         return "this build has no connector families (it was built without their cargo features, \
                 e.g. --no-default-features)"

@@ -7,6 +7,7 @@
 //! binaries may run at once: every server gets its own port and directory.
 
 pub mod bench;
+pub mod depot;
 pub mod mariadb;
 pub mod pg;
 pub mod util;

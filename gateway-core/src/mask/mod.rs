@@ -275,19 +275,21 @@ impl Masker {
     /// before it as context (a credential key: `password = 'x'`), and only
     /// what falls inside the literal is replaced.
     pub fn mask_parts(&self, parts: &[TextPart]) -> (String, MaskCounts) {
-        let (masked, counts) = self.mask_each_part(parts);
-        let joined = masked
-            .iter()
-            .map(|p| match p {
-                TextPart::Code(s) | TextPart::Literal(s) => s.as_str(),
-            })
-            .collect();
+        let (masked, counts) = self.mask_each_part(FieldScope::default(), parts);
+        let joined = masked.iter().map(TextPart::text).collect();
         (joined, counts)
     }
 
     /// [`Masker::mask_parts`] without the join: each part masked as it
     /// describes, in order, so the masked text keeps its code/literal cut.
-    pub fn mask_each_part(&self, parts: &[TextPart]) -> (Vec<TextPart>, MaskCounts) {
+    /// A field part is masked whole when a field rule in force on `scope`
+    /// (or a credential-like field name) names its field, else like a literal.
+    pub fn mask_each_part<'s>(
+        &self,
+        scope: impl Into<FieldScope<'s>>,
+        parts: &[TextPart],
+    ) -> (Vec<TextPart>, MaskCounts) {
+        let scope = scope.into();
         let mut counts = MaskCounts::new();
         let mut out = Vec::with_capacity(parts.len());
         let mut before = "";
@@ -304,6 +306,24 @@ impl Masker {
                         s,
                         &mut counts,
                     )));
+                    before = "";
+                }
+                TextPart::Field { field, text } => {
+                    let mut value = Value::String(text.clone());
+                    let origin = FieldOrigin {
+                        pointer: String::new(),
+                        field: field.clone(),
+                    };
+                    let found = self.mask_value(scope, &mut value, std::slice::from_ref(&origin));
+                    merge_counts(&mut counts, &found);
+                    let text = match value {
+                        Value::String(t) => t,
+                        _ => String::new(),
+                    };
+                    out.push(TextPart::Field {
+                        field: field.clone(),
+                        text,
+                    });
                     before = "";
                 }
             }

@@ -723,7 +723,7 @@ mod tests {
             assert_eq!(r.resources, s.tables);
         }
         let masker = gateway_core::mask::Masker::default();
-        let (shown, _) = p.review.masked(&masker);
+        let (shown, _) = p.review.masked(&masker, Default::default());
         assert_eq!(
             shown.runs[1].text.joined(),
             "DELETE FROM \"public\".\"orders\" WHERE note = '[PRIVATE_KEY]' OR id > 0"

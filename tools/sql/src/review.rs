@@ -187,12 +187,7 @@ pub fn try_parts(dialect: Dialect, sql: &str) -> Option<Vec<TextPart>> {
         parts.push(TextPart::Code(code));
     }
     // The parts must be the statement, byte for byte.
-    let joined: String = parts
-        .iter()
-        .map(|p| match p {
-            TextPart::Code(s) | TextPart::Literal(s) => s.as_str(),
-        })
-        .collect();
+    let joined: String = parts.iter().map(TextPart::text).collect();
     (joined == sql).then_some(parts)
 }
 
@@ -206,7 +201,7 @@ mod tests {
             .into_iter()
             .filter_map(|p| match p {
                 TextPart::Literal(s) => Some(s),
-                TextPart::Code(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -323,12 +318,7 @@ mod tests {
             (Dialect::Sqlite, "SELECT 1"),
             (Dialect::Postgres, "SELECT 'unterminated"),
         ] {
-            let joined: String = parts(d, sql)
-                .iter()
-                .map(|p| match p {
-                    TextPart::Code(s) | TextPart::Literal(s) => s.clone(),
-                })
-                .collect();
+            let joined: String = parts(d, sql).iter().map(TextPart::text).collect();
             assert_eq!(joined, sql);
         }
         // What cannot be cut is one code part.

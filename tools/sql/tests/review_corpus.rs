@@ -31,12 +31,7 @@ fn every_analysed_statement_of_the_corpus_cuts_into_parts() {
                 match try_parts(dialect, &s.sql) {
                     None => problems.push(format!("{file}: cannot cut {:?}", s.sql)),
                     Some(parts) => {
-                        let joined: String = parts
-                            .iter()
-                            .map(|p| match p {
-                                TextPart::Code(x) | TextPart::Literal(x) => x.as_str(),
-                            })
-                            .collect();
+                        let joined: String = parts.iter().map(TextPart::text).collect();
                         if joined != s.sql {
                             problems
                                 .push(format!("{file}: parts of {:?} join to {joined:?}", s.sql));
