@@ -179,3 +179,20 @@ pub fn run_child_server_if_asked() {
         }
     });
 }
+
+/// Log in to the review UI with a bearer token; the session cookie.
+pub async fn ui_login(ui: &reqwest::Client, base: &str, token: &str) -> String {
+    let r = ui
+        .post(format!("{base}/ui/login"))
+        .form(&[("token", token), ("next", "/ui")])
+        .send()
+        .await
+        .unwrap();
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -15,7 +15,7 @@ use gateway_core::approval::CallContext;
 use gateway_core::policy::{PolicyEngine, load_sources};
 use serde_json::{Value, json};
 use tollgate_server::config::Config;
-use tollgate_tests::{PgServer, TempDir, free_port};
+use tollgate_tests::{PgServer, TempDir, free_port, ui_login};
 
 const FIXTURE: &str = r#"
 CREATE TABLE orders (id int PRIMARY KEY, note text);
@@ -44,23 +44,6 @@ permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"a
 @id("unmaskers-see-raw")
 permit (principal in Tollgate::Group::"unmaskers", action == Tollgate::Action::"unmask", resource in Tollgate::Connection::"shop");
 "#;
-
-/// Log in to the review UI with a bearer token; the session cookie.
-async fn ui_login(ui: &reqwest::Client, base: &str, token: &str) -> String {
-    let r = ui
-        .post(format!("{base}/ui/login"))
-        .form(&[("token", token), ("next", "/ui")])
-        .send()
-        .await
-        .unwrap();
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 /// The review page of approval `id` as the session's reviewer sees it.
 async fn ui_page(ui: &reqwest::Client, base: &str, id: &str, session: &str) -> String {

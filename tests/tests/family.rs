@@ -207,19 +207,7 @@ async fn a_family_outside_the_core_runs_the_whole_pipeline() {
         panic!("expected a pending approval: {}", paused.structured);
     };
     let id = pending.approval_id.clone();
-    let login = http
-        .post(format!("{base}/ui/login"))
-        .form(&[("token", rita.as_str()), ("next", "/ui")])
-        .send()
-        .await
-        .unwrap();
-    let session = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let session = tollgate_tests::ui_login(&http, &base, &rita).await;
     let page = http
         .get(format!("{base}/ui/approvals/{id}"))
         .header("Cookie", &session)
