@@ -36,6 +36,10 @@ fn call(statement: String) -> Vec<AccessRequest> {
             "functions".to_string(),
             ContextValue::StringSet(BTreeSet::new()),
         ),
+        (
+            "columns".to_string(),
+            ContextValue::StringSet(BTreeSet::from(["public.orders.id".to_string()])),
+        ),
     ]);
     vec![
         AccessRequest {

@@ -153,6 +153,10 @@ fn ctx(stmt: &str, has_where: bool) -> std::collections::BTreeMap<String, Contex
             "functions".to_string(),
             ContextValue::StringSet(Default::default()),
         ),
+        (
+            "columns".to_string(),
+            ContextValue::StringSet(["main.t.v".to_string()].into()),
+        ),
     ]
     .into()
 }

@@ -266,7 +266,7 @@ fn policy_test_raw_cases_take_a_parent_chain() {
         "permit(principal, action == Tollgate::Action::\"sql:select\", resource in Tollgate::Connection::\"shop\");\n",
     );
     std::fs::create_dir_all(d.join("policies/tests")).unwrap();
-    let ctx = r#""context": {"statement": "SELECT 1 FROM t", "has_where": false, "tables": ["public.t"], "functions": []}"#;
+    let ctx = r#""context": {"statement": "SELECT 1 FROM t", "has_where": false, "tables": ["public.t"], "functions": [], "columns": []}"#;
     let case = |name: &str, resource: &str, expect: &str| {
         format!(
             r#"{{"name": "{name}", "principal": {{"sub": "x", "groups": []}}, "action": "sql:select", "resource": {resource}, {ctx}, "expect": "{expect}"}}"#

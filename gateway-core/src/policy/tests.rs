@@ -17,6 +17,10 @@ fn sql_ctx(stmt: &str, has_where: bool, functions: &[&str]) -> BTreeMap<String, 
             "functions".into(),
             ContextValue::StringSet(functions.iter().map(|s| s.to_string()).collect()),
         ),
+        (
+            "columns".to_string(),
+            ContextValue::StringSet(BTreeSet::from(["public.orders.id".to_string()])),
+        ),
     ])
 }
 

@@ -9,7 +9,7 @@
 //!  "expect": "allow"}
 //! {"name": "raw", "principal": {"sub": "ann", "groups": []}, "action": "sql:delete",
 //!  "resource": {"kind": "Table", "id": "shop/public.orders", "connection": "shop"},
-//!  "context": {"statement": "...", "has_where": false, "tables": [], "functions": []}, "expect": "deny"}
+//!  "context": {"statement": "...", "has_where": false, "tables": [], "functions": [], "columns": []}, "expect": "deny"}
 //! ```
 //! A raw request's `resource` is `{kind, id, connection?}` (the connection it
 //! is `in`) or `{kind, id, parent?: {kind, id, parent?}, attributes?: {..}}`

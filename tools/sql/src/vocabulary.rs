@@ -84,4 +84,47 @@ mod tests {
             f.requests
         );
     }
+
+    /// `columns` lets policy forbid reading a column anywhere, WHERE included
+    /// (a `LIKE 'a%'` oracle that masking cannot cover), and through a `*`
+    /// whose columns the analysis cannot name.
+    #[test]
+    fn policy_can_guard_a_column_wherever_it_is_read() {
+        let schema = Arc::new(PolicySchema::combine(&[VOCABULARY]).unwrap());
+        let engine = PolicyEngine::new(
+            schema,
+            &load_sources(vec![(
+                "p.cedar".into(),
+                r#"permit(principal, action, resource in Tollgate::Connection::"shop");
+                @id("no-ssn")
+                forbid(principal, action in [Tollgate::Action::"sql:select",
+                    Tollgate::Action::"sql:update", Tollgate::Action::"sql:delete"], resource)
+                when { context.columns.contains("public.customers.ssn")
+                    || context.columns.contains("public.customers.*") };"#
+                    .into(),
+            )]),
+        )
+        .unwrap();
+        let ann = Principal {
+            sub: "ann".into(),
+            groups: vec![],
+        };
+        let decide = |sql: &str| {
+            let analysed = analyse(Dialect::Postgres, "shop", "public", sql).unwrap();
+            engine.decide(&ann, &analysed.requests).verdict
+        };
+        for sql in [
+            "SELECT name FROM customers WHERE ssn LIKE '1%'",
+            "SELECT hex(ssn) FROM customers",
+            "SELECT c.name FROM orders o JOIN customers c ON c.ssn = o.note",
+            "SELECT * FROM customers",
+            "SELECT (SELECT max(ssn) FROM customers) AS x",
+        ] {
+            assert!(matches!(decide(sql), Verdict::Deny { .. }), "{sql}");
+        }
+        assert_eq!(
+            decide("SELECT name, email FROM customers WHERE id = 1"),
+            Verdict::Allow
+        );
+    }
 }

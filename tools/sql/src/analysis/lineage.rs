@@ -74,7 +74,23 @@ pub struct Lineage {
     pub reads: BTreeSet<Source>,
 }
 
+impl Source {
+    /// `schema.table.column`, or `schema.table.*` for [`Source::AnyOf`], as
+    /// policy's `columns` context and column rules name it.
+    pub fn qualified(&self) -> String {
+        match self {
+            Source::Column(t, c) => format!("{}.{}.{c}", t.schema, t.table),
+            Source::AnyOf(t) => format!("{}.{}.*", t.schema, t.table),
+        }
+    }
+}
+
 impl Lineage {
+    /// Every column read, as policy's `columns` context holds them.
+    pub fn read_columns(&self) -> BTreeSet<String> {
+        self.reads.iter().map(Source::qualified).collect()
+    }
+
     /// The union of every output's sources (and, when nothing is modelled,
     /// every table read): what a result column depends on when positions
     /// are unknown.

@@ -291,6 +291,10 @@ fn push_requests(
         "functions".to_string(),
         ContextValue::StringSet(statement.functions.clone()),
     );
+    context.insert(
+        "columns".to_string(),
+        ContextValue::StringSet(statement.lineage.read_columns()),
+    );
     for (action, table) in accesses {
         let resource = match (action, table) {
             (Action::Call, Some(f)) => vocabulary::function(connection, &f.schema, &f.table),

@@ -215,7 +215,10 @@ fn resolution_change_must_be_alone() {
 fn context_has_exactly_the_contract_keys() {
     let a = analyse(Dialect::Postgres, "shop", "public", "select 1").unwrap();
     let keys: Vec<_> = a.requests[0].context.keys().cloned().collect();
-    assert_eq!(keys, ["functions", "has_where", "statement", "tables"]);
+    assert_eq!(
+        keys,
+        ["columns", "functions", "has_where", "statement", "tables"]
+    );
     assert_eq!(a.statements[0].sql, "SELECT 1");
 }
 
