@@ -218,6 +218,43 @@ pub struct FieldOrigin {
     pub pointer: String,
     /// The family's name of the field at `pointer`.
     pub field: FieldPath,
+    /// The value at `pointer` is computed from the field (through a
+    /// function, an operator, an aggregate...), not the field itself. A rule
+    /// on the field masks it whole; a strategy that keeps part of a value
+    /// (`partial`) redacts instead, since the kept part could be anything.
+    /// A shorter field (SQL `schema.table`: some column of that table that
+    /// cannot be named) meets every rule below it.
+    pub derived: bool,
+    /// The family knows the field holds values of this type (SQL: a column
+    /// classified by sampling): masked whole as that type, unless a
+    /// configured rule names the field.
+    pub sensitive: Option<String>,
+}
+
+impl FieldOrigin {
+    /// The value at `pointer` is the field `field` itself.
+    pub fn new(pointer: impl Into<String>, field: FieldPath) -> Self {
+        FieldOrigin {
+            pointer: pointer.into(),
+            field,
+            derived: false,
+            sensitive: None,
+        }
+    }
+
+    /// The value at `pointer` is computed from `field` (see [`FieldOrigin::derived`]).
+    pub fn derived_from(pointer: impl Into<String>, field: FieldPath) -> Self {
+        FieldOrigin {
+            derived: true,
+            ..FieldOrigin::new(pointer, field)
+        }
+    }
+
+    /// The same origin, known to hold values of type `type_name`.
+    pub fn sensitive_as(mut self, type_name: impl Into<String>) -> Self {
+        self.sensitive = Some(type_name.into());
+        self
+    }
 }
 
 /// A connector's successful result.

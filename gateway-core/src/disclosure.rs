@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::access::{AccessRequest, ContextValue, Resource};
 use crate::connector::{ConnectionInfo, ToolOutput};
 use crate::identity::Principal;
-use crate::mask::{MaskCounts, Masker};
+use crate::mask::{FieldMasking, MaskCounts, Masker};
 use crate::policy::PolicyEngine;
 
 /// A result after the mask stage.
@@ -23,6 +23,9 @@ pub struct Disclosed {
     pub counts: MaskCounts,
     /// True when the caller got raw values.
     pub unmasked: bool,
+    /// Fields masked whole and why (the caller's `masked_fields`; empty
+    /// when the caller got raw values).
+    pub fields: Vec<FieldMasking>,
 }
 
 /// May `principal` see values of the `found` types raw: policy permits
@@ -62,13 +65,17 @@ pub fn disclose(
     let raw = output.value;
     let mut masked = raw.clone();
     let counts = masker.mask_value(connection, &mut masked, &output.field_origins);
+    let fields = masker.field_masks(connection, &output.field_origins);
     let connection = connection.name.as_str();
     if counts.is_empty() {
+        // Nothing was replaced; the caller still learns which fields are
+        // masked whole (a column of NULLs today is masked tomorrow).
         return Disclosed {
             caller: raw,
             recorded: masked,
             counts,
             unmasked: false,
+            fields,
         };
     }
     if may_unmask(policy, principal, connection, resources, &counts) {
@@ -77,6 +84,7 @@ pub fn disclose(
             recorded: masked,
             counts,
             unmasked: true,
+            fields: Vec::new(),
         }
     } else {
         Disclosed {
@@ -84,15 +92,22 @@ pub fn disclose(
             recorded: masked,
             counts,
             unmasked: false,
+            fields,
         }
     }
 }
 
-/// Add `masked` counts (and `truncated` when a cap cut the result) to the
-/// caller's result. MCP's `structuredContent` is an object, so a result that
+/// Add `masked` counts, `masked_fields` (when some field is masked whole:
+/// which, as what, and by which rule) and `truncated` (when a cap cut the
+/// result) to the caller's result. MCP's `structuredContent` is an object, so a result that
 /// is not one (a connector returning a bare list or text) is wrapped as
 /// `{value, masked, truncated?}`: its counts and cut are never lost.
-pub(crate) fn with_masked_counts(value: Value, counts: &MaskCounts, truncated: bool) -> Value {
+pub(crate) fn with_masked_counts(
+    value: Value,
+    counts: &MaskCounts,
+    fields: &[FieldMasking],
+    truncated: bool,
+) -> Value {
     let mut map = match value {
         Value::Object(map) => map,
         other => {
@@ -102,6 +117,9 @@ pub(crate) fn with_masked_counts(value: Value, counts: &MaskCounts, truncated: b
         }
     };
     map.insert("masked".into(), json!(counts));
+    if !fields.is_empty() {
+        map.insert("masked_fields".into(), json!(fields));
+    }
     if truncated {
         map.insert("truncated".into(), Value::Bool(true));
     }

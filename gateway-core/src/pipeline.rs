@@ -181,7 +181,8 @@ impl Gateway {
             )
         });
         trace.masked(&shown.counts);
-        let caller = disclosure::with_masked_counts(shown.caller, &shown.counts, truncated);
+        let caller =
+            disclosure::with_masked_counts(shown.caller, &shown.counts, &shown.fields, truncated);
         let recorded = guards::record_hidden(shown.recorded, hidden);
         let recorded = Recorded {
             value: recorded,

@@ -239,10 +239,7 @@ impl Connector for FakeConnector {
                 items: Some(2),
                 item_list: Some("/objects".into()),
                 truncated: false,
-                field_origins: vec![FieldOrigin {
-                    pointer: "/objects/*".into(),
-                    field: FieldPath::new(["Widget"]),
-                }],
+                field_origins: vec![FieldOrigin::new("/objects/*", FieldPath::new(["Widget"]))],
                 item_guards: vec![],
             });
         }

@@ -263,10 +263,7 @@ impl Connector for Depot {
             items: Some(1),
             item_list: None,
             truncated: false,
-            field_origins: vec![FieldOrigin {
-                pointer: "/crate".into(),
-                field: FieldPath::new(["Crate"]),
-            }],
+            field_origins: vec![FieldOrigin::new("/crate", FieldPath::new(["Crate"]))],
             item_guards: vec![],
         })
     }

@@ -52,6 +52,7 @@ async fn run_unanalysed(
             tables: vec![],
             sql: sql.into(),
             touches_session: false,
+            lineage: Default::default(),
         }],
         vec![],
         None,

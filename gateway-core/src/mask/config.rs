@@ -68,7 +68,7 @@ impl Default for MaskConfig {
 }
 
 /// How a detected value is replaced.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// `[EMAIL]`.

@@ -15,9 +15,13 @@
 //! on. Everything else is scanned by the detectors: strings, numbers, and
 //! object keys (a key that is itself an email is masked too).
 
+use std::borrow::Cow;
+
 use globset::{GlobBuilder, GlobMatcher};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::config::Strategy;
 use super::strategy::{Replacement, TypeRule};
 use super::{MaskCounts, Masker, bump, is_secret_key};
 use crate::connector::{ConnectionInfo, FieldOrigin, FieldPath};
@@ -201,43 +205,134 @@ impl RowPlan {
 }
 
 /// How a field is masked whole.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct FieldMask<'m> {
-    rule: &'m TypeRule,
-    /// True for a configured rule (masks any value whole); false for a rule
-    /// by the field's name (`password`, `ssn`), which masks scalars whole and
-    /// walks objects and arrays (a Kubernetes `Secret` object is not one
-    /// secret value; its fields are masked by their own names and rules).
+    rule: Cow<'m, TypeRule>,
+    /// True for a configured rule, a classification or a derived value
+    /// (masks any value whole); false for a rule by the field's name
+    /// (`password`, `ssn`), which masks scalars whole and walks objects and
+    /// arrays (a Kubernetes `Secret` object is not one secret value; its
+    /// fields are masked by their own names and rules).
     configured: bool,
+    by: MaskedBy,
 }
 
-/// The rule that masks the whole field `field` on `scope`: the first
-/// configured rule that names exactly it, else `SECRET` for credential-like
-/// field names and `US_SSN` for SSN-named ones.
-fn rule_for<'m>(m: &'m Masker, scope: FieldScope<'_>, field: &FieldPath) -> Option<FieldMask<'m>> {
-    if let Some(r) = m.fields.iter().find(|r| {
-        r.pattern.len() == field.0.len() && r.applies_to(scope) && r.prefix_matches(field)
-    }) {
-        return Some(FieldMask {
-            rule: &r.rule,
+/// What made a field masked whole, as a result's `masked_fields` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskedBy {
+    /// A configured field rule (`[[masking.columns]]`, `[[masking.fields]]`).
+    Rule,
+    /// The family classified the field as holding values of a type.
+    Classification,
+    /// The field's name (`password`, `api_key`: `SECRET`; `ssn`: `US_SSN`).
+    Name,
+}
+
+/// One field of a result masked whole, and why: a result's `masked_fields`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldMasking {
+    /// JSON pointer pattern of the values (`/rows/*/1`).
+    pub pointer: String,
+    /// The field (`main.customers.email`), or the table for a value computed
+    /// from some column of it that cannot be named (`main.customers`).
+    pub field: String,
+    /// The type the values are masked as.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// How they are replaced.
+    pub strategy: Strategy,
+    /// The values are computed from the field, not the field itself.
+    pub derived: bool,
+    /// What made the field masked.
+    pub by: MaskedBy,
+}
+
+/// The rule that masks the whole value of `origin` on `scope`: the first
+/// configured rule that names exactly its field (for a derived value, any
+/// rule at or below its field), else the family's classification, else
+/// `SECRET` for credential-like field names and `US_SSN` for SSN-named ones.
+/// A derived value is masked whole whatever it is, and `partial` becomes
+/// `redact` for it: the kept tail of a computed value could be anything.
+fn rule_for<'m>(
+    m: &'m Masker,
+    scope: FieldScope<'_>,
+    origin: &FieldOrigin,
+) -> Option<FieldMask<'m>> {
+    let field = &origin.field;
+    let depth = field.0.len();
+    let configured = m.fields.iter().find(|r| {
+        (r.pattern.len() == depth || (origin.derived && r.pattern.len() > depth))
+            && r.applies_to(scope)
+            && r.prefix_matches(field)
+    });
+    let mut mask = if let Some(r) = configured {
+        FieldMask {
+            rule: Cow::Borrowed(&r.rule),
             configured: true,
+            by: MaskedBy::Rule,
+        }
+    } else if let Some(type_name) = origin.sensitive.as_deref() {
+        FieldMask {
+            rule: m.type_rule(type_name),
+            configured: true,
+            by: MaskedBy::Classification,
+        }
+    } else {
+        let name = field.0.last()?.to_ascii_lowercase();
+        let rule = if is_secret_key(&name) {
+            m.secret_rule()
+        } else if matches!(
+            name.as_str(),
+            "ssn" | "us_ssn" | "social_security_number" | "socialsecuritynumber"
+        ) {
+            m.ssn_rule()
+        } else {
+            None
+        }?;
+        FieldMask {
+            rule: Cow::Borrowed(rule),
+            configured: false,
+            by: MaskedBy::Name,
+        }
+    };
+    if origin.derived {
+        mask.configured = true;
+        if mask.rule.strategy == Strategy::Partial {
+            mask.rule.to_mut().strategy = Strategy::Redact;
+        }
+    }
+    Some(mask)
+}
+
+/// Which fields of a result are masked whole, and by what (see [`FieldMasking`]).
+pub(crate) fn field_masks(
+    m: &Masker,
+    scope: FieldScope<'_>,
+    origins: &[FieldOrigin],
+) -> Vec<FieldMasking> {
+    let mut out: Vec<FieldMasking> = Vec::new();
+    for o in origins {
+        let Some(mask) = rule_for(m, scope, o) else {
+            continue;
+        };
+        let field = o.field.to_string();
+        if out
+            .iter()
+            .any(|f| f.pointer == o.pointer && f.field == field)
+        {
+            continue;
+        }
+        out.push(FieldMasking {
+            pointer: o.pointer.clone(),
+            field,
+            type_name: mask.rule.name.clone(),
+            strategy: mask.rule.strategy,
+            derived: o.derived,
+            by: mask.by,
         });
     }
-    let name = field.0.last()?.to_ascii_lowercase();
-    let rule = if is_secret_key(&name) {
-        m.secret_rule()
-    } else if matches!(
-        name.as_str(),
-        "ssn" | "us_ssn" | "social_security_number" | "socialsecuritynumber"
-    ) {
-        m.ssn_rule()
-    } else {
-        None
-    };
-    rule.map(|rule| FieldMask {
-        rule,
-        configured: false,
-    })
+    out
 }
 
 pub(crate) fn plan_rows(
@@ -249,8 +344,8 @@ pub(crate) fn plan_rows(
         cols: fields
             .iter()
             .map(|f| {
-                f.and_then(|f| rule_for(m, scope, f))
-                    .map(|r| r.rule.clone())
+                f.and_then(|f| rule_for(m, scope, &FieldOrigin::new("", f.clone())))
+                    .map(|r| r.rule.into_owned())
             })
             .collect(),
     }
@@ -320,8 +415,14 @@ fn patterns_of<'m>(
     origin: &FieldOrigin,
     out: &mut Vec<Pattern<'m>>,
 ) {
-    if let Some(mask) = rule_for(m, scope, &origin.field) {
+    // Derived values are masked whole or not at all: no rule reaches below
+    // them. Where several origins name one pointer, the first that masks it
+    // wins (connectors list derived origins first).
+    if let Some(mask) = rule_for(m, scope, origin) {
         out.push((parse_pointer(&origin.pointer), mask));
+    }
+    if origin.derived {
+        return;
     }
     let depth = origin.field.0.len();
     for r in m.fields.iter().filter(|r| {
@@ -330,8 +431,9 @@ fn patterns_of<'m>(
         let mut segs = parse_pointer(&origin.pointer);
         segs.extend(r.pattern[depth..].iter().map(Seg::Rule));
         let mask = FieldMask {
-            rule: &r.rule,
+            rule: Cow::Borrowed(&r.rule),
             configured: true,
+            by: MaskedBy::Rule,
         };
         out.push((segs, mask));
     }
@@ -384,8 +486,8 @@ impl Walk<'_, '_> {
             let (segs, mask) = &self.pats[p];
             segs.len() == depth && (mask.configured || !container)
         }) {
-            let rule = self.pats[p].1.rule;
-            self.whole(v, rule);
+            let pats = self.pats;
+            self.whole(v, &pats[p].1.rule);
             return;
         }
         match v {

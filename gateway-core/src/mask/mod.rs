@@ -38,7 +38,7 @@ pub use self::config::{
 };
 pub use self::detect::{BUILTIN_TYPES, is_secret_key};
 use self::detect::{CustomSpec, Engine, SECRET, Span};
-pub use self::fields::{FieldScope, RowPlan};
+pub use self::fields::{FieldMasking, FieldScope, MaskedBy, RowPlan};
 pub use self::strategy::{Replacement, TypeRule};
 use crate::connector::{FieldOrigin, FieldPath};
 use crate::review::TextPart;
@@ -259,6 +259,19 @@ impl Masker {
         counts
     }
 
+    /// Which fields of a result `origins` describes are masked whole on
+    /// `scope`, as what and why (a result's `masked_fields`).
+    pub fn field_masks<'s>(
+        &self,
+        scope: impl Into<FieldScope<'s>>,
+        origins: &[FieldOrigin],
+    ) -> Vec<FieldMasking> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        fields::field_masks(self, scope.into(), origins)
+    }
+
     /// Mask free text (error messages, command output).
     pub fn mask_text(&self, text: &str) -> (String, MaskCounts) {
         let mut counts = MaskCounts::new();
@@ -310,10 +323,7 @@ impl Masker {
                 }
                 TextPart::Field { field, text } => {
                     let mut value = Value::String(text.clone());
-                    let origin = FieldOrigin {
-                        pointer: String::new(),
-                        field: field.clone(),
-                    };
+                    let origin = FieldOrigin::new(String::new(), field.clone());
                     let found = self.mask_value(scope, &mut value, std::slice::from_ref(&origin));
                     merge_counts(&mut counts, &found);
                     let text = match value {
@@ -456,6 +466,19 @@ impl Masker {
         }
         out.push_str(&s[at..]);
         Some(Replacement::Text(out))
+    }
+
+    /// The settings of type `name` (a classification's type); a type no
+    /// detector defines is redacted under its own name.
+    fn type_rule(&self, name: &str) -> std::borrow::Cow<'_, TypeRule> {
+        match self.types.iter().find(|t| t.name == name) {
+            Some(t) => std::borrow::Cow::Borrowed(t),
+            None => std::borrow::Cow::Owned(TypeRule {
+                name: name.to_string(),
+                strategy: Strategy::Redact,
+                keep: 0,
+            }),
+        }
     }
 
     fn secret_rule(&self) -> Option<&TypeRule> {

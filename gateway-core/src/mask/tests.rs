@@ -230,22 +230,10 @@ fn column_rules_by_glob_and_connection() {
     })))
     .unwrap();
     let origins = vec![
-        FieldOrigin {
-            pointer: "/rows/*/0".into(),
-            field: path("public.customers.email"),
-        },
-        FieldOrigin {
-            pointer: "/rows/*/1".into(),
-            field: path("public.customers.ssn"),
-        },
-        FieldOrigin {
-            pointer: "/rows/*/2".into(),
-            field: path("public.customers.note"),
-        },
-        FieldOrigin {
-            pointer: "/rows/*/3".into(),
-            field: path("public.users.password"),
-        },
+        FieldOrigin::new("/rows/*/0", path("public.customers.email")),
+        FieldOrigin::new("/rows/*/1", path("public.customers.ssn")),
+        FieldOrigin::new("/rows/*/2", path("public.customers.note")),
+        FieldOrigin::new("/rows/*/3", path("public.users.password")),
     ];
     let mut v = json!({"columns": [], "rows": [["not-an-email", 12, "plain", "pw1"], [null, "x", "bob@example.com", 7]]});
     let c = m.mask_value("shop", &mut v, &origins);
@@ -340,10 +328,7 @@ fn whole_secret_value_and_text_paths_agree() {
 #[test]
 fn ssn_named_columns_need_no_rule_even_for_values_the_validator_rejects() {
     let m = Masker::new(&MaskConfig::default()).unwrap();
-    let origins = vec![FieldOrigin {
-        pointer: "/rows/*/0".into(),
-        field: path("public.customers.SSN"),
-    }];
+    let origins = vec![FieldOrigin::new("/rows/*/0", path("public.customers.SSN"))];
     let mut v = json!({"rows": [["123-45-6789"], [null]]});
     let c = m.mask_value("shop", &mut v, &origins);
     assert_eq!(v["rows"], json!([["[US_SSN]"], [null]]));
@@ -372,10 +357,7 @@ fn field_rules_mask_nested_fields_of_any_family_by_path() {
         kind: "kubernetes".into(),
         description: String::new(),
     };
-    let origins = vec![FieldOrigin {
-        pointer: "/items/*".into(),
-        field: FieldPath::new(["Secret"]),
-    }];
+    let origins = vec![FieldOrigin::new("/items/*", FieldPath::new(["Secret"]))];
     let mut v = json!({"items": [{
         "data": {"user": "admin", "pw": "s3cret"},
         "metadata": {"name": "db", "annotations": {
@@ -409,10 +391,7 @@ fn field_rules_mask_nested_fields_of_any_family_by_path() {
         kind: "ssh".into(),
         description: String::new(),
     };
-    let origins = vec![FieldOrigin {
-        pointer: "/stdout".into(),
-        field: FieldPath::new(["stdout"]),
-    }];
+    let origins = vec![FieldOrigin::new("/stdout", FieldPath::new(["stdout"]))];
     let mut v = json!({"stdout": "hello", "stderr": "warn"});
     let c = m.mask_value(&ssh("web-1"), &mut v, &origins);
     assert_eq!(v, json!({"stdout": null, "stderr": "warn"}));
@@ -439,4 +418,89 @@ fn field_rule_patterns_are_checked_when_the_config_loads() {
     // The column spelling still demands exactly schema.table.column.
     let e = Masker::new(&cfg(json!({"columns": [{"column": "a.b"}]}))).unwrap_err();
     assert!(e.to_string().contains("schema.table.column"), "{e}");
+}
+
+#[test]
+fn derived_values_are_masked_whole_and_partial_becomes_redact() {
+    let m = Masker::new(&cfg(json!({
+        "columns": [
+            {"column": "main.customers.card", "type": "CREDIT_CARD", "strategy": "partial", "keep": 4},
+            {"column": "main.customers.email", "type": "EMAIL"}
+        ]
+    })))
+    .unwrap();
+    let origins = vec![
+        // hex(email): computed from a ruled column.
+        FieldOrigin::derived_from("/rows/*/0", path("main.customers.email")),
+        // card itself: partial keeps its tail.
+        FieldOrigin::new("/rows/*/1", path("main.customers.card")),
+        // reverse(card): partial would keep the head of the card; redacted.
+        FieldOrigin::derived_from("/rows/*/2", path("main.customers.card")),
+        // Some column of customers nobody can name: every rule on it meets it.
+        FieldOrigin::derived_from("/rows/*/3", FieldPath::new(["main", "customers"])),
+        // A JSON object built from an SSN-named column: masked whole, not walked.
+        FieldOrigin::derived_from("/rows/*/4", path("main.people.ssn")),
+        // Derived from a column no rule names: only the detectors run.
+        FieldOrigin::derived_from("/rows/*/5", path("main.customers.name")),
+    ];
+    let mut v = json!({"rows": [[
+        "626f62406578616d706c652e636f6d",
+        "4111111111111111",
+        "1111111111111114",
+        "anything",
+        {"s": "078-05-1120x"},
+        "Bob"
+    ]]});
+    let c = m.mask_value("demo", &mut v, &origins);
+    assert_eq!(
+        v["rows"][0],
+        json!([
+            "[EMAIL]",
+            "****1111",
+            "[CREDIT_CARD]",
+            "[CREDIT_CARD]",
+            "[US_SSN]",
+            "Bob"
+        ])
+    );
+    assert_eq!(c["CREDIT_CARD"], 3);
+    let fields = m.field_masks("demo", &origins);
+    let at = |p: &str| fields.iter().find(|f| f.pointer == p).cloned();
+    let hex = at("/rows/*/0").expect("hex(email) is reported");
+    assert_eq!(
+        (
+            hex.field.as_str(),
+            hex.type_name.as_str(),
+            hex.derived,
+            hex.by
+        ),
+        ("main.customers.email", "EMAIL", true, MaskedBy::Rule)
+    );
+    assert_eq!(at("/rows/*/2").unwrap().strategy, Strategy::Redact);
+    assert_eq!(at("/rows/*/1").unwrap().strategy, Strategy::Partial);
+    assert_eq!(at("/rows/*/4").unwrap().by, MaskedBy::Name);
+    assert!(at("/rows/*/5").is_none(), "{fields:?}");
+}
+
+#[test]
+fn classified_fields_mask_like_rules_and_rules_win() {
+    let m = Masker::new(&cfg(json!({
+        "columns": [{"column": "main.customers.email", "type": "CONTACT", "strategy": "null"}]
+    })))
+    .unwrap();
+    let origins = vec![
+        FieldOrigin::new("/rows/*/0", path("main.customers.email")).sensitive_as("EMAIL"),
+        FieldOrigin::derived_from("/rows/*/1", path("main.customers.notes")).sensitive_as("EMAIL"),
+        FieldOrigin::new("/rows/*/2", path("main.customers.phone")).sensitive_as("NOT_A_DETECTOR"),
+    ];
+    let mut v = json!({"rows": [["a@b.example", "6140622e6578616d706c65", "+1 555"]]});
+    let c = m.mask_value("demo", &mut v, &origins);
+    assert_eq!(v["rows"][0], json!([null, "[EMAIL]", "[NOT_A_DETECTOR]"]));
+    assert_eq!((c["CONTACT"], c["EMAIL"]), (1, 1));
+    let fields = m.field_masks("demo", &origins);
+    assert_eq!(fields[0].by, MaskedBy::Rule);
+    assert_eq!(fields[1].by, MaskedBy::Classification);
+    // Off means off: a disabled masker classifies nothing either.
+    let off = Masker::new(&cfg(json!({"enabled": false}))).unwrap();
+    assert!(off.field_masks("demo", &origins).is_empty());
 }

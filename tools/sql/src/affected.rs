@@ -130,6 +130,7 @@ mod tests {
                     tables: vec![],
                     sql: String::new(),
                     touches_session: false,
+                    lineage: Default::default(),
                 })
                 .collect(),
             params: vec![],

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use gateway_core::access::{AccessRequest, Resource};
 use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
-    ExecuteError, FieldOrigin, FieldPath, ItemGuard, Plan, ToolOutput, ToolSpec,
+    ExecuteError, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use gateway_core::policy::Vocabulary;
 use gateway_core::review::ReviewSummary;
@@ -22,6 +22,7 @@ use crate::analysis::catalog::NameCatalog;
 use crate::analysis::{self, Dialect};
 use crate::config::{SqlConfig, Target, kind_name};
 use crate::engine::{Engine, Redactor};
+use crate::origins::{self, ColumnLists, Sensitivity};
 use crate::prepared::{PreparedStatement, QueryCall, SchemaCall, SqlCall};
 use crate::result::Caps;
 use crate::review;
@@ -96,7 +97,17 @@ pub struct SqlConnector {
     names: std::sync::RwLock<Option<(Arc<NameCatalog>, Instant)>>,
     /// DDL ran through this connection since the catalog was read.
     names_stale: AtomicBool,
+    /// Column names per table (for `*` in column lineage), and when they were read.
+    columns: std::sync::RwLock<Option<(Arc<ColumnLists>, Instant)>>,
+    /// DDL ran through this connection since the column lists were read.
+    columns_stale: AtomicBool,
+    /// Columns classified as holding a sensitive type: `(schema, table,
+    /// column)` → type name. Masked whole like a column rule.
+    classification: std::sync::RwLock<Arc<Classification>>,
 }
+
+/// Classified columns: `(schema, table, column)` → type name.
+pub type Classification = std::collections::HashMap<(String, String, String), String>;
 
 /// A name catalog older than this is read again before the next analysis.
 const NAMES_TTL: Duration = Duration::from_secs(30);
@@ -181,6 +192,9 @@ impl SqlConnector {
             analyses: quick_cache::sync::Cache::new(ANALYSIS_CACHE_ENTRIES),
             names: std::sync::RwLock::new(None),
             names_stale: AtomicBool::new(false),
+            columns: std::sync::RwLock::new(None),
+            columns_stale: AtomicBool::new(false),
+            classification: Default::default(),
         })
     }
 
@@ -288,13 +302,25 @@ impl SqlConnector {
             return Ok(hit);
         }
         let names = self.name_catalog();
+        let columns = self.column_lists();
         let analysed = analysis::analyse_with(
             self.config.dialect,
             &self.info.name,
             &self.default_schema,
             names.as_deref(),
+            columns.as_deref().map_or(&() as _, |c| c as _),
             sql,
         )?;
+        // A table the column lists do not hold (created since they were
+        // read?) has a `*` of unknown width: analysed again once they are
+        // read again (lineage then widens, never narrows, until it is).
+        let missed_columns = columns.is_some_and(|c| {
+            analysed
+                .statements
+                .iter()
+                .flat_map(|s| &s.tables)
+                .any(|t| !c.knows(t))
+        });
         if analysed.statements.is_empty() {
             return Err(AnalysisError::InvalidArguments(
                 "sql_query: `sql` holds no statement".into(),
@@ -317,6 +343,7 @@ impl SqlConnector {
                     .collect(),
                 sql: s.sql.clone(),
                 touches_session: s.touches_session,
+                lineage: Arc::new(s.lineage.clone()),
             })
             .collect();
         let read_only = analysed.statements.iter().all(|s| s.read_only);
@@ -325,11 +352,11 @@ impl SqlConnector {
             requests: analysed.requests,
             statements,
             read_only,
-            missed_catalog: analysed.missed_catalog,
+            missed_catalog: analysed.missed_catalog || missed_columns,
             review,
         });
         // A name the catalog did not know is analysed again once it is read again.
-        if sql.len() <= ANALYSIS_CACHE_MAX_SQL && !analysed.missed_catalog {
+        if sql.len() <= ANALYSIS_CACHE_MAX_SQL && !done.missed_catalog {
             self.analyses.insert(sql.to_string(), done.clone());
         }
         Ok(done)
@@ -384,6 +411,80 @@ impl SqlConnector {
                 "cannot read how the database resolves names; analysing with what is known"
             ),
         }
+    }
+
+    /// The current column lists, if they were read.
+    fn column_lists(&self) -> Option<Arc<ColumnLists>> {
+        self.columns
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(c, _)| c.clone()))
+    }
+
+    /// Read the column lists again on the name catalog's schedule: when
+    /// there are none, they are old, DDL ran, or `sql` names a table they do
+    /// not hold. A failure keeps what was there (lineage then treats a `*`
+    /// over an unknown table as every column of it: more is masked, not less).
+    async fn refresh_columns(&self, sql: Option<&str>) {
+        let age = self
+            .columns
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(_, at)| at.elapsed()));
+        let due = match age {
+            None => true,
+            Some(age) if age > NAMES_TTL => true,
+            Some(_) if self.columns_stale.load(Ordering::Relaxed) => true,
+            Some(age) => {
+                age > NAMES_MISS_REFRESH
+                    && sql.is_some_and(|sql| {
+                        self.analysed(sql)
+                            .map(|a| a.missed_catalog)
+                            .unwrap_or(false)
+                    })
+            }
+        };
+        if !due {
+            return;
+        }
+        self.columns_stale.store(false, Ordering::Relaxed);
+        let limits = ExecLimits {
+            max_items: None,
+            max_bytes: usize::MAX,
+            max_affected: None,
+            timeout: Some(Duration::from_secs(10)),
+            cancel: Default::default(),
+        };
+        match self.engine.schema(&SchemaCall::default(), &limits).await {
+            Ok(schema) => {
+                let fold = self.config.dialect != Dialect::Postgres;
+                let lists = ColumnLists::from_schema(&schema, fold);
+                if let Ok(mut g) = self.columns.write() {
+                    *g = Some((Arc::new(lists), Instant::now()));
+                }
+                self.analyses.clear();
+            }
+            Err(e) => tracing::debug!(
+                connection = %self.info.name,
+                error = %self.redactor.clean(e.to_string()),
+                "cannot read the column lists; a `*` counts as every column of its table"
+            ),
+        }
+    }
+
+    /// Replace the connection's column classification (see [`Classification`]).
+    pub fn set_classification(&self, classification: Classification) {
+        if let Ok(mut g) = self.classification.write() {
+            *g = Arc::new(classification);
+        }
+    }
+
+    /// The connection's current column classification.
+    pub fn classification(&self) -> Arc<Classification> {
+        self.classification
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     /// `sql_schema` lists only tables the caller may `sql:select`: one guard
@@ -450,6 +551,17 @@ impl SqlConnector {
             table: opt("table")?,
         };
         Ok(plan_for_schema(&self.info.name, call))
+    }
+}
+
+impl Sensitivity for SqlConnector {
+    fn classified(&self, schema: &str, table: &str, column: &str) -> Option<String> {
+        let c = self.classification.read().ok()?;
+        if c.is_empty() {
+            return None;
+        }
+        c.get(&(schema.to_string(), table.to_string(), column.to_string()))
+            .cloned()
     }
 }
 
@@ -524,9 +636,12 @@ impl Connector for SqlConnector {
     }
 
     async fn prepare(&self, tool: &str, args: &Value) {
-        if tool == SQL_QUERY && self.config.dialect == Dialect::Postgres {
-            self.refresh_names(args.get("sql").and_then(Value::as_str))
-                .await;
+        if tool == SQL_QUERY {
+            let sql = args.get("sql").and_then(Value::as_str);
+            if self.config.dialect == Dialect::Postgres {
+                self.refresh_names(sql).await;
+            }
+            self.refresh_columns(sql).await;
         }
     }
 
@@ -567,24 +682,33 @@ impl Connector for SqlConnector {
                 if q.statements.iter().any(|s| s.kind == "ddl") {
                     // Tables may have appeared or gone: read the names again.
                     self.names_stale.store(true, Ordering::Relaxed);
+                    self.columns_stale.store(true, Ordering::Relaxed);
                 }
                 let outcome = self
                     .engine
                     .query(&q, caps, &limits)
                     .await
                     .map_err(|e| self.redactor.error(e))?;
-                let (value, rows, truncated, origins) =
+                let (value, rows, truncated, produced) =
                     outcome.into_value(statements_summary(&q.statements));
-                let field_origins = origins
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, o)| {
-                        o.map(|origin| FieldOrigin {
-                            pointer: format!("/rows/*/{i}"),
-                            field: column_field(&origin),
-                        })
-                    })
-                    .collect();
+                let field_origins = match produced {
+                    Some((index, driver)) => {
+                        let lineage = q
+                            .statements
+                            .get(index)
+                            .map(|s| s.lineage.clone())
+                            .unwrap_or_default();
+                        let columns = self.column_lists();
+                        origins::result_origins(
+                            &lineage,
+                            driver.len(),
+                            &driver,
+                            columns.as_deref().map_or(&() as _, |c| c as _),
+                            self,
+                        )
+                    }
+                    None => Vec::new(),
+                };
                 Ok(ToolOutput {
                     value,
                     items: Some(rows),
@@ -619,38 +743,9 @@ impl Connector for SqlConnector {
     }
 }
 
-/// The masking field of a result column: `schema.table.column` as the
-/// driver reports it (schema up to the first dot, column after the last,
-/// the table in between), as the three segments rules match. Anything
-/// shorter is split at its dots (name rules still see the last part).
-fn column_field(origin: &str) -> FieldPath {
-    match (origin.split_once('.'), origin.rsplit_once('.')) {
-        (Some((schema, _)), Some((_, column)))
-            if schema.len() + column.len() + 2 <= origin.len() =>
-        {
-            let table = &origin[schema.len() + 1..origin.len() - column.len() - 1];
-            FieldPath::new([schema, table, column])
-        }
-        _ => FieldPath::new(origin.split('.')),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn column_fields_are_schema_table_column() {
-        let f = |o: &str| column_field(o).segments().to_vec();
-        assert_eq!(
-            f("public.customers.email"),
-            ["public", "customers", "email"]
-        );
-        // A table name holding a dot stays one segment.
-        assert_eq!(f("main.odd.name.note"), ["main", "odd.name", "note"]);
-        assert_eq!(f("lonely"), ["lonely"]);
-        assert_eq!(f("two.parts"), ["two", "parts"]);
-    }
 
     fn connector() -> SqlConnector {
         let config = SqlConfig::parse(

@@ -26,6 +26,7 @@ pub mod config;
 pub mod connector;
 pub mod engine;
 pub mod mysql;
+pub mod origins;
 pub mod pg;
 pub mod prepared;
 pub mod result;

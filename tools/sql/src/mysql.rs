@@ -143,7 +143,7 @@ impl MySqlEngine {
             affected: 0,
         };
         let mut tally = Tally::new(call, true)?;
-        for st in &call.statements {
+        for (index, st) in call.statements.iter().enumerate() {
             // The binary protocol prepares exactly one statement: the server
             // refuses a text that holds more, whatever a parser thought.
             let stmt = conn
@@ -185,6 +185,7 @@ impl MySqlEngine {
                 })
                 .collect();
             let mut set = RowSet::new(columns, caps);
+            set.statement = index;
             set.origins = stmt
                 .columns()
                 .iter()

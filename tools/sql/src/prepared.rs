@@ -18,6 +18,9 @@ pub struct PreparedStatement {
     /// function Tollgate cannot see into): the engine resets or closes the
     /// session afterwards instead of handing it to the next call as it is.
     pub touches_session: bool,
+    /// Which source columns each output column is computed from (masking
+    /// follows it through every expression).
+    pub lineage: std::sync::Arc<crate::analysis::lineage::Lineage>,
 }
 
 impl QueryCall {

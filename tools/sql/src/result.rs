@@ -29,6 +29,8 @@ pub struct RowSet {
     pub columns: Vec<ColumnDesc>,
     /// `schema.table.column` per column where the driver knows it.
     pub origins: Vec<Option<String>>,
+    /// Index in the call of the statement that returned these rows.
+    pub statement: usize,
     /// Rows kept.
     pub rows: Vec<Vec<Value>>,
     /// True when a cap cut the rows.
@@ -44,6 +46,7 @@ impl RowSet {
         RowSet {
             columns,
             origins,
+            statement: 0,
             rows: Vec::new(),
             truncated: false,
             bytes: 2,
@@ -74,6 +77,10 @@ impl RowSet {
     }
 }
 
+/// Which statement of a call returned the row set, and the driver's
+/// `schema.table.column` per column where it knows one.
+pub type Produced = (usize, Vec<Option<String>>);
+
 /// What a `sql_query` execution produced.
 #[derive(Debug, Clone)]
 pub struct QueryOutcome {
@@ -85,7 +92,9 @@ pub struct QueryOutcome {
 
 impl QueryOutcome {
     /// The `sql_query` structured result.
-    pub fn into_value(self, statements: Value) -> (Value, u64, bool, Vec<Option<String>>) {
+    /// With it: for a row set, the index of the statement that returned it
+    /// and the driver's `schema.table.column` per column where known.
+    pub fn into_value(self, statements: Value) -> (Value, u64, bool, Option<Produced>) {
         match self.rows {
             Some(set) => {
                 let count = set.rows.len() as u64;
@@ -101,7 +110,7 @@ impl QueryOutcome {
                     "truncated": set.truncated,
                     "statements": statements,
                 });
-                (v, count, set.truncated, set.origins)
+                (v, count, set.truncated, Some((set.statement, set.origins)))
             }
             None => {
                 let v = json!({
@@ -111,7 +120,7 @@ impl QueryOutcome {
                     "truncated": false,
                     "statements": statements,
                 });
-                (v, self.affected, false, Vec::new())
+                (v, self.affected, false, None)
             }
         }
     }

@@ -217,6 +217,7 @@ mod tests {
             tables: tables.iter().map(|t| t.to_string()).collect(),
             sql: sql.into(),
             touches_session: false,
+            lineage: Default::default(),
         }
     }
 

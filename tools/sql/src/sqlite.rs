@@ -124,7 +124,7 @@ impl SqliteEngine {
         };
         let mut tally = Tally::new(call, false)?;
         let changes_before = self.total_changes(conn, &tally).await?;
-        for st in &call.statements {
+        for (index, st) in call.statements.iter().enumerate() {
             let decltypes = one_statement(conn, &st.sql).await?;
             let stmt = conn
                 .prepare(AssertSqlSafe(st.sql.clone()).into_sql_str())
@@ -162,6 +162,7 @@ impl SqliteEngine {
                 })
                 .collect();
             let mut set = RowSet::new(columns, caps);
+            set.statement = index;
             set.origins = stmt
                 .columns()
                 .iter()

@@ -59,8 +59,9 @@ pub struct OutputColumn {
     pub count_only: bool,
 }
 
-/// The lineage of one statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The lineage of one statement. The default knows nothing (not exact, no
+/// reads): every result column then depends on nothing it can name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lineage {
     /// Output columns in order (empty for statements that return nothing, or
     /// when `exact` is false and the statement is not modelled).

@@ -106,8 +106,8 @@ pub struct AnalysedStatement {
     /// statement with every name qualified as policy saw it.
     pub sql: String,
     /// Which source columns each output column is computed from, and every
-    /// column read (see [`lineage`]). Computed without the connection's
-    /// column lists for now: a `*` over a table is of unknown width.
+    /// column read (see [`lineage`]); a `*` expands from the connection's
+    /// column lists when it has them (else its width is unknown).
     pub lineage: lineage::Lineage,
 }
 
@@ -132,11 +132,12 @@ pub fn analyse(
     default_schema: &str,
     sql: &str,
 ) -> Result<SqlAnalysis, AnalysisError> {
-    analyse_with(dialect, connection, default_schema, None, sql)
+    analyse_with(dialect, connection, default_schema, None, &(), sql)
 }
 
 /// Analyse `sql`, resolving unqualified PostgreSQL names through `catalog`
-/// when given (see [`catalog`]).
+/// when given (see [`catalog`]) and expanding `*` in column lineage from
+/// `columns`.
 ///
 /// Statements are analysed in order. Any statement that cannot be analysed
 /// denies the whole call.
@@ -145,6 +146,7 @@ pub fn analyse_with(
     connection: &str,
     default_schema: &str,
     catalog: Option<&catalog::NameCatalog>,
+    columns: &dyn lineage::ColumnCatalog,
     sql: &str,
 ) -> Result<SqlAnalysis, AnalysisError> {
     let deny = AnalysisError::Unanalysable;
@@ -192,7 +194,7 @@ pub fn analyse_with(
             .apply(statement)
             .map_err(at)?;
         let executed = canonical(dialect, statement).map_err(at)?;
-        let lineage = lineage::lineage(statement, resolver, &());
+        let lineage = lineage::lineage(statement, resolver, columns);
         let analysed = summarise(&walk, executed, lineage);
         push_requests(&mut analysis.requests, connection, &analysed, walk.accesses);
         analysis.statements.push(analysed);

@@ -405,6 +405,7 @@ impl PgEngine {
                 }
                 Bound::Rows { portal, types, set } => (portal, types, set),
             };
+            set.statement = i;
             let first_want = caps.max_rows.saturating_add(1).min(FETCH_BATCH);
             if call.read_only && i + 1 == count && first_want == caps.max_rows.saturating_add(1) {
                 // One Execute of max_rows + 1 rows always ends the read (fewer
