@@ -213,7 +213,113 @@ pub fn column_field(origin: &str) -> FieldPath {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::analysis::{self, Dialect};
+
+    fn lists() -> ColumnLists {
+        ColumnLists::from_schema(
+            &json!({"tables": [
+                {"schema": "main", "name": "Customers", "columns": [
+                    {"name": "id"}, {"name": "email"}, {"name": "ssn"}, {"name": "city"}]},
+                {"schema": "main", "name": "orders", "columns": [{"name": "id"}, {"name": "amount"}]}
+            ]}),
+            true,
+        )
+    }
+
+    /// `(pointer, field, derived)` of every origin of `sql`'s result.
+    fn origins_of(
+        sql: &str,
+        width: usize,
+        columns: &dyn ColumnCatalog,
+    ) -> Vec<(String, String, bool)> {
+        let a = analysis::analyse_with(Dialect::Sqlite, "demo", "main", None, columns, sql)
+            .expect("analyses");
+        let lineage = &a.statements[0].lineage;
+        result_origins(lineage, width, &vec![None; width], columns, &())
+            .into_iter()
+            .map(|o| (o.pointer, o.field.to_string(), o.derived))
+            .collect()
+    }
+
+    fn o(i: usize, field: &str, derived: bool) -> (String, String, bool) {
+        (format!("/rows/*/{i}"), field.to_string(), derived)
+    }
+
+    #[test]
+    fn computed_columns_are_derived_from_what_they_read() {
+        let got = origins_of(
+            "SELECT replace(email,'@',' at '), hex(email), substr(ssn,1,3)||'+'||substr(ssn,5), city, count(ssn) FROM customers",
+            5,
+            &lists(),
+        );
+        assert_eq!(
+            got,
+            vec![
+                o(0, "main.customers.email", true),
+                o(1, "main.customers.email", true),
+                o(2, "main.customers.ssn", true),
+                o(3, "main.customers.city", false),
+            ],
+            "count(ssn) reveals no value and has no origin"
+        );
+    }
+
+    #[test]
+    fn star_expands_from_the_lists_and_unknown_width_widens() {
+        let got = origins_of("SELECT * FROM customers", 4, &lists());
+        assert_eq!(
+            got,
+            vec![
+                o(0, "main.customers.id", false),
+                o(1, "main.customers.email", false),
+                o(2, "main.customers.ssn", false),
+                o(3, "main.customers.city", false),
+            ]
+        );
+        // Without lists, every column of the result is derived from the table.
+        let got = origins_of("SELECT * FROM customers", 4, &());
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(
+            got.iter().all(|(_, f, d)| f == "main.customers" && *d),
+            "{got:?}"
+        );
+        // A result wider than the lineage (a column added since the lists
+        // were read): every column depends on every source.
+        let got = origins_of("SELECT * FROM customers", 5, &lists());
+        assert_eq!(got.len(), 5 * 4, "{got:?}");
+        assert!(got.iter().all(|(_, _, d)| *d));
+    }
+
+    #[test]
+    fn classification_marks_the_origin_and_the_driver_only_widens() {
+        struct Classified;
+        impl Sensitivity for Classified {
+            fn classified(&self, _: &str, table: &str, column: &str) -> Option<String> {
+                (table == "customers" && column == "email").then(|| "EMAIL".into())
+            }
+        }
+        let a = analysis::analyse_with(
+            Dialect::Sqlite,
+            "demo",
+            "main",
+            None,
+            &lists(),
+            "SELECT upper(email) AS e, id FROM customers",
+        )
+        .unwrap();
+        let driver = vec![None, Some("main.customers.id".to_string())];
+        let got = result_origins(&a.statements[0].lineage, 2, &driver, &lists(), &Classified);
+        assert_eq!(
+            got.len(),
+            2,
+            "the driver's origin equal to the lineage's is not repeated: {got:?}"
+        );
+        assert_eq!(got[0].sensitive.as_deref(), Some("EMAIL"));
+        assert!(got[0].derived && !got[1].derived);
+    }
 
     #[test]
     fn column_fields_are_schema_table_column() {
