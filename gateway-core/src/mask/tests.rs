@@ -442,6 +442,8 @@ fn derived_values_are_masked_whole_and_partial_becomes_redact() {
         FieldOrigin::derived_from("/rows/*/4", path("main.people.ssn")),
         // Derived from a column no rule names: only the detectors run.
         FieldOrigin::derived_from("/rows/*/5", path("main.customers.name")),
+        // Derived from something unknown (an opaque view): every rule meets it.
+        FieldOrigin::derived_from("/rows/*/6", FieldPath::new(std::iter::empty::<&str>())),
     ];
     let mut v = json!({"rows": [[
         "626f62406578616d706c652e636f6d",
@@ -449,7 +451,8 @@ fn derived_values_are_masked_whole_and_partial_becomes_redact() {
         "1111111111111114",
         "anything",
         {"s": "078-05-1120x"},
-        "Bob"
+        "Bob",
+        "opaque"
     ]]});
     let c = m.mask_value("demo", &mut v, &origins);
     assert_eq!(
@@ -460,10 +463,11 @@ fn derived_values_are_masked_whole_and_partial_becomes_redact() {
             "[CREDIT_CARD]",
             "[CREDIT_CARD]",
             "[US_SSN]",
-            "Bob"
+            "Bob",
+            "[CREDIT_CARD]"
         ])
     );
-    assert_eq!(c["CREDIT_CARD"], 3);
+    assert_eq!(c["CREDIT_CARD"], 4);
     let fields = m.field_masks("demo", &origins);
     let at = |p: &str| fields.iter().find(|f| f.pointer == p).cloned();
     let hex = at("/rows/*/0").expect("hex(email) is reported");

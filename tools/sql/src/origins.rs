@@ -11,7 +11,7 @@
 //! narrower than the lineage), every result column counts as derived from
 //! every source of the statement.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_core::connector::{FieldOrigin, FieldPath};
 use serde_json::Value;
@@ -25,7 +25,13 @@ use crate::analysis::lineage::{ColumnCatalog, Lineage, Source};
 #[derive(Debug, Clone, Default)]
 pub struct ColumnLists {
     tables: BTreeMap<TableRef, Vec<String>>,
+    /// Per view (see [`ColumnLists::add_view`]): the sources of each of its
+    /// columns, or None when its definition could not be read or analysed.
+    views: BTreeMap<TableRef, Option<Vec<BTreeSet<Source>>>>,
 }
+
+/// Views nest at most this deep before a view counts as opaque.
+const VIEW_DEPTH: usize = 8;
 
 impl ColumnLists {
     /// From a `sql_schema` result (`{tables: [{schema, name, columns: [{name}]}]}`).
@@ -65,7 +71,52 @@ impl ColumnLists {
                 columns,
             );
         }
-        ColumnLists { tables }
+        ColumnLists {
+            tables,
+            views: BTreeMap::new(),
+        }
+    }
+
+    /// The views among the tables of a `sql_schema` result (`kind: "view"`),
+    /// keyed as [`ColumnLists::from_schema`] keys them.
+    pub fn views_in(schema: &Value, fold: bool) -> Vec<TableRef> {
+        let lists = ColumnLists::from_schema(
+            &serde_json::json!({"tables": schema
+                .get("tables")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|t| t.get("kind").and_then(Value::as_str) == Some("view"))
+                .collect::<Vec<_>>()}),
+            fold,
+        );
+        lists.tables.into_keys().collect()
+    }
+
+    /// Record where the columns of `view` come from: the lineage of its
+    /// defining query (None: the definition could not be read or analysed,
+    /// and every rule of the connection meets the view's columns). Where the
+    /// lineage does not line up with the view's columns, each column depends
+    /// on every source of the query.
+    pub fn add_view(&mut self, view: TableRef, lineage: Option<Lineage>) {
+        let width = self.tables.get(&view).map_or(0, Vec::len);
+        let per_column = lineage.map(|l| {
+            if l.exact && l.outputs.len() == width {
+                l.outputs
+                    .into_iter()
+                    .map(|o| {
+                        if o.count_only {
+                            BTreeSet::new()
+                        } else {
+                            o.sources
+                        }
+                    })
+                    .collect()
+            } else {
+                vec![l.all_sources(); width]
+            }
+        });
+        self.views.insert(view, per_column);
     }
 
     /// True when the lists hold `table`.
@@ -110,7 +161,7 @@ pub fn result_origins(
     lineage: &Lineage,
     width: usize,
     driver: &[Option<String>],
-    columns: &dyn ColumnCatalog,
+    columns: &ColumnLists,
     sensitivity: &dyn Sensitivity,
 ) -> Vec<FieldOrigin> {
     let mut out = Vec::new();
@@ -130,6 +181,7 @@ pub fn result_origins(
                 && let [Source::Column(t, c)] = o.sources.iter().collect::<Vec<_>>()[..]
             {
                 out.push(origin(&pointer, t, c, false, sensitivity));
+                under_view(&mut out, &pointer, t, c, columns, sensitivity, 0);
             } else {
                 for s in &o.sources {
                     derived(&mut out, &pointer, s, columns, sensitivity);
@@ -176,15 +228,30 @@ fn derived(
     out: &mut Vec<FieldOrigin>,
     pointer: &str,
     source: &Source,
-    columns: &dyn ColumnCatalog,
+    columns: &ColumnLists,
     sensitivity: &dyn Sensitivity,
 ) {
+    derived_at(out, pointer, source, columns, sensitivity, 0);
+}
+
+fn derived_at(
+    out: &mut Vec<FieldOrigin>,
+    pointer: &str,
+    source: &Source,
+    columns: &ColumnLists,
+    sensitivity: &dyn Sensitivity,
+    depth: usize,
+) {
     match source {
-        Source::Column(t, c) => out.push(origin(pointer, t, c, true, sensitivity)),
+        Source::Column(t, c) => {
+            out.push(origin(pointer, t, c, true, sensitivity));
+            under_view(out, pointer, t, c, columns, sensitivity, depth);
+        }
         Source::AnyOf(t) => match columns.columns(t) {
             Some(cols) => {
                 for c in cols {
                     out.push(origin(pointer, t, &c, true, sensitivity));
+                    under_view(out, pointer, t, &c, columns, sensitivity, depth);
                 }
             }
             None => out.push(FieldOrigin::derived_from(
@@ -192,6 +259,39 @@ fn derived(
                 FieldPath::new([t.schema.as_str(), t.table.as_str()]),
             )),
         },
+    }
+}
+
+/// When `t` is a view: the origins of its column `column` in the tables
+/// under it (derived: a view may compute it). A view whose definition is
+/// unknown, or nested too deep, meets every rule of the connection (an
+/// empty field is below every field).
+fn under_view(
+    out: &mut Vec<FieldOrigin>,
+    pointer: &str,
+    t: &TableRef,
+    column: &str,
+    columns: &ColumnLists,
+    sensitivity: &dyn Sensitivity,
+    depth: usize,
+) {
+    let Some(view) = columns.views.get(t) else {
+        return;
+    };
+    let sources = view.as_ref().and_then(|per_column| {
+        let i = columns.tables.get(t)?.iter().position(|c| c == column)?;
+        per_column.get(i)
+    });
+    match sources {
+        Some(sources) if depth < VIEW_DEPTH => {
+            for s in sources {
+                derived_at(out, pointer, s, columns, sensitivity, depth + 1);
+            }
+        }
+        _ => out.push(FieldOrigin::derived_from(
+            pointer,
+            FieldPath::new(std::iter::empty::<&str>()),
+        )),
     }
 }
 
@@ -230,11 +330,7 @@ mod tests {
     }
 
     /// `(pointer, field, derived)` of every origin of `sql`'s result.
-    fn origins_of(
-        sql: &str,
-        width: usize,
-        columns: &dyn ColumnCatalog,
-    ) -> Vec<(String, String, bool)> {
+    fn origins_of(sql: &str, width: usize, columns: &ColumnLists) -> Vec<(String, String, bool)> {
         let a = analysis::analyse_with(Dialect::Sqlite, "demo", "main", None, columns, sql)
             .expect("analyses");
         let lineage = &a.statements[0].lineage;
@@ -280,7 +376,7 @@ mod tests {
             ]
         );
         // Without lists, every column of the result is derived from the table.
-        let got = origins_of("SELECT * FROM customers", 4, &());
+        let got = origins_of("SELECT * FROM customers", 4, &ColumnLists::default());
         assert_eq!(got.len(), 4, "{got:?}");
         assert!(
             got.iter().all(|(_, f, d)| f == "main.customers" && *d),
@@ -332,5 +428,52 @@ mod tests {
         assert_eq!(f("main.odd.name.note"), ["main", "odd.name", "note"]);
         assert_eq!(f("lonely"), ["lonely"]);
         assert_eq!(f("two.parts"), ["two", "parts"]);
+    }
+
+    #[test]
+    fn views_resolve_to_the_columns_under_them_and_opaque_views_meet_every_rule() {
+        let schema = json!({"tables": [
+            {"schema": "main", "name": "customers", "kind": "table", "columns": [
+                {"name": "id"}, {"name": "email"}, {"name": "ssn"}]},
+            {"schema": "main", "name": "contacts", "kind": "view", "columns": [
+                {"name": "who"}, {"name": "mail"}]},
+            {"schema": "main", "name": "mailing", "kind": "view", "columns": [{"name": "m"}]},
+            {"schema": "main", "name": "opaque", "kind": "view", "columns": [{"name": "x"}]}
+        ]});
+        let mut lists = ColumnLists::from_schema(&schema, true);
+        assert_eq!(ColumnLists::views_in(&schema, true).len(), 3);
+        let view = |sql: &str, lists: &ColumnLists| {
+            analysis::view_lineage(Dialect::Sqlite, "main", None, lists, sql)
+        };
+        let contacts = view(
+            "CREATE VIEW contacts AS SELECT id AS who, lower(email) AS mail FROM customers",
+            &lists,
+        );
+        let mailing = view(
+            "CREATE VIEW mailing AS SELECT upper(mail) AS m FROM contacts",
+            &lists,
+        );
+        assert!(contacts.is_some() && mailing.is_some());
+        let t = |n: &str| TableRef {
+            schema: "main".into(),
+            table: n.into(),
+        };
+        lists.add_view(t("contacts"), contacts);
+        lists.add_view(t("mailing"), mailing);
+        lists.add_view(t("opaque"), view("not a view at all", &lists));
+        // A view over a view over the table: the email is found two levels down.
+        let got = origins_of("SELECT m FROM mailing", 1, &lists);
+        assert!(got.contains(&o(0, "main.customers.email", true)), "{got:?}");
+        let got = origins_of("SELECT * FROM contacts", 2, &lists);
+        assert!(got.contains(&o(1, "main.customers.email", true)), "{got:?}");
+        assert!(got.contains(&o(0, "main.customers.id", true)), "{got:?}");
+        assert!(
+            !got.iter()
+                .any(|(p, f, _)| p == "/rows/*/0" && f.ends_with("email")),
+            "{got:?}"
+        );
+        // An opaque view: an empty field, below which every rule lies.
+        let got = origins_of("SELECT x FROM opaque", 1, &lists);
+        assert!(got.contains(&o(0, "", true)), "{got:?}");
     }
 }

@@ -203,6 +203,37 @@ pub fn analyse_with(
     Ok(analysis)
 }
 
+/// The column lineage of a view's defining query, as the database stores it
+/// (`CREATE VIEW v AS q`, or `q` alone), names resolved as in a statement of
+/// the connection; None when it is not exactly one query sqlparser reads.
+pub fn view_lineage(
+    dialect: Dialect,
+    default_schema: &str,
+    catalog: Option<&catalog::NameCatalog>,
+    columns: &dyn lineage::ColumnCatalog,
+    definition: &str,
+) -> Option<lineage::Lineage> {
+    let parsed = parse(dialect, definition).ok()?;
+    let [statement] = &parsed[..] else {
+        return None;
+    };
+    let query = match statement {
+        Statement::CreateView(v) => Statement::Query(v.query.clone()),
+        Statement::Query(_) => statement.clone(),
+        _ => return None,
+    };
+    let missed = std::cell::Cell::new(false);
+    let resolver = Resolver {
+        dialect,
+        default_schema,
+        lookup: catalog::Lookup {
+            catalog: catalog.filter(|_| dialect == Dialect::Postgres),
+            missed: &missed,
+        },
+    };
+    Some(lineage::lineage(&query, resolver, columns))
+}
+
 /// Parse in the connection's dialect; the error is sqlparser's message (with line and column).
 pub(crate) fn parse(dialect: Dialect, sql: &str) -> Result<Vec<Statement>, String> {
     let result = match dialect {
