@@ -29,13 +29,16 @@ pub struct Disclosed {
 }
 
 /// May `principal` see values of the `found` types raw: policy permits
-/// `unmask` for all of them on the connection and on every resource given.
+/// `unmask` for all of them on the connection and on every resource given,
+/// and for each field masked whole, `unmask` of its type on the connection
+/// with the field named in `context.fields`.
 pub fn may_unmask(
     policy: &PolicyEngine,
     principal: &Principal,
     connection: &str,
     resources: &[Resource],
     found: &MaskCounts,
+    fields: &[FieldMasking],
 ) -> bool {
     let types: BTreeSet<String> = found.keys().cloned().collect();
     let mut targets: Vec<&Resource> = resources.iter().collect();
@@ -43,14 +46,33 @@ pub fn may_unmask(
     if !targets.contains(&&conn) {
         targets.push(&conn);
     }
-    targets.iter().all(|r| {
+    let per_resource = targets.iter().all(|r| {
         let req = AccessRequest {
             action: "unmask".into(),
             resource: (*r).clone(),
             context: [("types".to_string(), ContextValue::StringSet(types.clone()))].into(),
         };
         policy.is_permitted(principal, &req)
-    })
+    });
+    per_resource
+        && fields.iter().all(|f| {
+            let req = AccessRequest {
+                action: "unmask".into(),
+                resource: conn.clone(),
+                context: [
+                    (
+                        "types".to_string(),
+                        ContextValue::StringSet([f.type_name.clone()].into()),
+                    ),
+                    (
+                        "fields".to_string(),
+                        ContextValue::StringSet([f.field.clone()].into()),
+                    ),
+                ]
+                .into(),
+            };
+            policy.is_permitted(principal, &req)
+        })
 }
 
 /// Mask `output` and decide whether `principal` may see it raw.
@@ -78,7 +100,7 @@ pub fn disclose(
             fields,
         };
     }
-    if may_unmask(policy, principal, connection, resources, &counts) {
+    if may_unmask(policy, principal, connection, resources, &counts, &fields) {
         Disclosed {
             caller: raw,
             recorded: masked,

@@ -482,3 +482,62 @@ async fn a_cancelled_call_stops_the_connector_and_is_audited() {
     assert_eq!(r.structured["error"]["code"], "cancelled");
     assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn unmask_is_asked_per_masked_field_and_results_name_the_rules() {
+    let run = |extra: &str| {
+        let masker = crate::mask::Masker::new(
+            &serde_json::from_value(json!({
+                "columns": [{"connection": "db", "column": "main.t.email", "type": "EMAIL", "strategy": "partial"}]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let store = Arc::new(MemoryStore::default());
+        let policy = PolicyEngine::new(
+            crate::test_util::policy_schema(),
+            &load_sources(vec![("p.cedar".into(), format!("{POLICY}\n{extra}"))]),
+        )
+        .unwrap();
+        let gw = GatewayBuilder::new(policy, store.clone())
+            .masker(Arc::new(masker))
+            .connection(Arc::new(FakeConnector::new("db", "DERIVED")))
+            .build()
+            .unwrap();
+        (gw, store)
+    };
+    let unmask_all = r#"permit(principal, action == Tollgate::Action::"unmask", resource);"#;
+    let keep_ssn = r#"forbid(principal, action == Tollgate::Action::"unmask", resource)
+        when { context has fields && context.fields.contains("main.t.ssn") };"#;
+    let both = format!("{unmask_all}\n{keep_ssn}");
+    for (policy, raw) in [("", false), (unmask_all, true), (both.as_str(), false)] {
+        let (gw, store) = run(policy);
+        let r = gw
+            .call(
+                &agent(),
+                "fake_query",
+                json!({"connection": "db", "sql": "read"}),
+                &CallContext::default(),
+            )
+            .await;
+        let row = &r.structured["rows"][0];
+        if raw {
+            assert_eq!(row[1], "078-05-1120", "{policy}: {r:?}");
+            assert!(r.structured.get("masked_fields").is_none(), "{r:?}");
+        } else {
+            // hex(email) is derived: partial becomes redact; ssn by its name.
+            assert_eq!(
+                row,
+                &json!(["[EMAIL]", "[US_SSN]", "Lyon"]),
+                "{policy}: {r:?}"
+            );
+            let fields = &r.structured["masked_fields"];
+            assert_eq!(fields[0]["field"], "main.t.email", "{fields}");
+            assert_eq!(fields[0]["by"], "rule");
+            assert_eq!(fields[0]["strategy"], "redact");
+            assert_eq!(fields[1]["by"], "name");
+        }
+        let recorded = serde_json::to_string(&store.events.lock().unwrap()[0]).unwrap();
+        assert!(!recorded.contains("078-05-1120"), "{recorded}");
+    }
+}

@@ -243,6 +243,21 @@ impl Connector for FakeConnector {
                 item_guards: vec![],
             });
         }
+        if self.payload == "DERIVED" {
+            // hex(email), ssn, city of main.t
+            return Ok(ToolOutput {
+                value: json!({"rows": [["626f62406578616d706c652e6f7267", "078-05-1120", "Lyon"]]}),
+                items: Some(1),
+                item_list: Some("/rows".into()),
+                truncated: false,
+                field_origins: vec![
+                    FieldOrigin::derived_from("/rows/*/0", FieldPath::new(["main", "t", "email"])),
+                    FieldOrigin::new("/rows/*/1", FieldPath::new(["main", "t", "ssn"])),
+                    FieldOrigin::new("/rows/*/2", FieldPath::new(["main", "t", "city"])),
+                ],
+                item_guards: vec![],
+            });
+        }
         if self.payload == "BARE" {
             return Ok(ToolOutput {
                 value: json!(["bob@example.com", "plain"]),

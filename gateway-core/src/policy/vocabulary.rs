@@ -245,7 +245,7 @@ fn unmask_fragment(resources: &[&str]) -> String {
     types.extend(resources.iter().copied());
     format!(
         "namespace {NAMESPACE} {{\n  action \"unmask\" appliesTo {{ principal: [User], \
-         resource: [{}], context: {{ types: Set<String> }} }};\n}}\n",
+         resource: [{}], context: {{ types: Set<String>, fields?: Set<String> }} }};\n}}\n",
         types.join(", ")
     )
 }

@@ -407,7 +407,7 @@ fn reviewer_view(state: &AppState, who: &Principal, a: &Approval) -> (Value, Mas
     let connection = a.connection.as_deref().unwrap_or_default();
     let policy = state.gateway.policy();
     if !connection.is_empty()
-        && gateway_core::disclosure::may_unmask(&policy, who, connection, &[], &found)
+        && gateway_core::disclosure::may_unmask(&policy, who, connection, &[], &found, &[])
     {
         (
             a.arguments.clone(),
