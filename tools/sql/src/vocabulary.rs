@@ -126,5 +126,25 @@ mod tests {
             decide("SELECT name, email FROM customers WHERE id = 1"),
             Verdict::Allow
         );
+        // With column lists that predate the ssn column (added outside
+        // Tollgate since they were read), `*` still reads `customers.*`.
+        let stale = crate::origins::ColumnLists::from_schema(
+            &serde_json::json!({"tables": [{"schema": "public", "name": "customers",
+                "columns": [{"name": "id"}, {"name": "name"}]}]}),
+            false,
+        );
+        let analysed = crate::analysis::analyse_with(
+            Dialect::Postgres,
+            "shop",
+            "public",
+            None,
+            &stale,
+            "SELECT * FROM customers",
+        )
+        .unwrap();
+        assert!(matches!(
+            engine.decide(&ann, &analysed.requests).verdict,
+            Verdict::Deny { .. }
+        ));
     }
 }

@@ -628,6 +628,16 @@ impl Lineager<'_> {
         }
     }
 
+    /// A `*` over a table reads every column it has, including any added
+    /// since the column lists were read: policy's `columns` gets
+    /// `schema.table.*` besides the columns named, so a column guard that
+    /// also checks `schema.table.*` never depends on the lists being fresh.
+    fn read_whole(&mut self, rel: &Relation) {
+        if let Body::Table { table, .. } = &rel.body {
+            self.reads.sources.insert(Source::AnyOf(table.clone()));
+        }
+    }
+
     /// The columns a relation yields to `*`.
     fn relation_shape(&self, rel: &Relation) -> Shape {
         match &rel.body {
@@ -689,6 +699,7 @@ impl Lineager<'_> {
                     let mut cols = vec![];
                     let mut exact = true;
                     for rel in visible(scope) {
+                        self.read_whole(rel);
                         let s = self.relation_shape(rel);
                         exact &= s.exact;
                         cols.extend(s.columns);
@@ -707,6 +718,7 @@ impl Lineager<'_> {
                                 let mut cols = vec![];
                                 let mut exact = rels.len() == 1;
                                 for r in rels {
+                                    self.read_whole(&r);
                                     let s = self.relation_shape(&r);
                                     exact &= s.exact;
                                     cols.extend(s.columns);
