@@ -362,6 +362,25 @@ impl SqlConnector {
         Ok(done)
     }
 
+    /// Whether a catalog snapshot of this `age` (None: never read) is read
+    /// again before analysing `sql`: none yet, older than the TTL, DDL ran
+    /// (`stale`), or `sql` names something it lacks and it is not brand new.
+    fn snapshot_due(&self, age: Option<Duration>, stale: &AtomicBool, sql: Option<&str>) -> bool {
+        match age {
+            None => true,
+            Some(age) if age > NAMES_TTL => true,
+            Some(_) if stale.load(Ordering::Relaxed) => true,
+            Some(age) => {
+                age > NAMES_MISS_REFRESH
+                    && sql.is_some_and(|sql| {
+                        self.analysed(sql)
+                            .map(|a| a.missed_catalog)
+                            .unwrap_or(false)
+                    })
+            }
+        }
+    }
+
     /// The current name catalog, if one was read.
     fn name_catalog(&self) -> Option<Arc<NameCatalog>> {
         self.names
@@ -380,20 +399,7 @@ impl SqlConnector {
             .read()
             .ok()
             .and_then(|g| g.as_ref().map(|(_, at)| at.elapsed()));
-        let due = match age {
-            None => true,
-            Some(age) if age > NAMES_TTL => true,
-            Some(_) if self.names_stale.load(Ordering::Relaxed) => true,
-            Some(age) => {
-                age > NAMES_MISS_REFRESH
-                    && sql.is_some_and(|sql| {
-                        self.analysed(sql)
-                            .map(|a| a.missed_catalog)
-                            .unwrap_or(false)
-                    })
-            }
-        };
-        if !due {
+        if !self.snapshot_due(age, &self.names_stale, sql) {
             return;
         }
         match self.engine.name_catalog().await {
@@ -431,20 +437,7 @@ impl SqlConnector {
             .read()
             .ok()
             .and_then(|g| g.as_ref().map(|(_, at)| at.elapsed()));
-        let due = match age {
-            None => true,
-            Some(age) if age > NAMES_TTL => true,
-            Some(_) if self.columns_stale.load(Ordering::Relaxed) => true,
-            Some(age) => {
-                age > NAMES_MISS_REFRESH
-                    && sql.is_some_and(|sql| {
-                        self.analysed(sql)
-                            .map(|a| a.missed_catalog)
-                            .unwrap_or(false)
-                    })
-            }
-        };
-        if !due {
+        if !self.snapshot_due(age, &self.columns_stale, sql) {
             return;
         }
         self.columns_stale.store(false, Ordering::Relaxed);

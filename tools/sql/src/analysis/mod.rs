@@ -160,14 +160,7 @@ pub fn analyse_with(
         ));
     }
     let missed = std::cell::Cell::new(false);
-    let resolver = Resolver {
-        dialect,
-        default_schema,
-        lookup: catalog::Lookup {
-            catalog: catalog.filter(|_| dialect == Dialect::Postgres),
-            missed: &missed,
-        },
-    };
+    let resolver = Resolver::new(dialect, default_schema, catalog, &missed);
     let many = parsed.len() > 1;
     let mut analysis = SqlAnalysis {
         missed_catalog: false,
@@ -223,14 +216,7 @@ pub fn view_lineage(
         _ => return None,
     };
     let missed = std::cell::Cell::new(false);
-    let resolver = Resolver {
-        dialect,
-        default_schema,
-        lookup: catalog::Lookup {
-            catalog: catalog.filter(|_| dialect == Dialect::Postgres),
-            missed: &missed,
-        },
-    };
+    let resolver = Resolver::new(dialect, default_schema, catalog, &missed);
     Some(lineage::lineage(&query, resolver, columns))
 }
 

@@ -26,6 +26,27 @@ pub(crate) struct Resolver<'a> {
     pub lookup: Lookup<'a>,
 }
 
+impl<'a> Resolver<'a> {
+    /// A resolver for `dialect` whose unqualified tables live in
+    /// `default_schema`; a name `catalog` (PostgreSQL only) resolves them
+    /// as the database would, recording a miss in `missed`.
+    pub fn new(
+        dialect: Dialect,
+        default_schema: &'a str,
+        catalog: Option<&'a super::catalog::NameCatalog>,
+        missed: &'a std::cell::Cell<bool>,
+    ) -> Self {
+        Resolver {
+            dialect,
+            default_schema,
+            lookup: super::catalog::Lookup {
+                catalog: catalog.filter(|_| dialect == Dialect::Postgres),
+                missed,
+            },
+        }
+    }
+}
+
 impl Resolver<'_> {
     /// Fold one identifier the way the database resolves table names.
     pub fn fold(&self, ident: &Ident) -> String {
