@@ -255,58 +255,91 @@ fn huge_and_deep_inputs_are_refused_or_handled() {
     let _ = analyse(Dialect::Sqlite, "shop", "main", &many);
 }
 
-/// Rough cost of one analysis of a typical ~200-character SELECT.
+/// Rough cost of one analysis of typical ~200-character SELECTs, and of the
+/// column-lineage step within it (lineage, then the result's field origins).
 /// `cargo test -p tollgate-sql --release --lib -- --ignored --nocapture bench`
 #[test]
 #[ignore = "micro-benchmark, run by hand in release mode"]
 fn bench_typical_select() {
-    let sql = "SELECT o.id, o.total, c.name, c.email FROM orders o JOIN customers c ON c.id = o.customer_id \
-               WHERE o.created_at > now() - interval '7 days' AND o.status IN ('paid', 'shipped') ORDER BY o.total DESC LIMIT 50";
-    let n = 20_000;
-    let parse_only = std::time::Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(parse(Dialect::Postgres, std::hint::black_box(sql)).unwrap());
+    let lists = crate::origins::ColumnLists::from_schema(
+        &serde_json::json!({"tables": [
+            {"schema": "public", "name": "orders", "columns": [{"name": "id"}, {"name": "total"},
+                {"name": "customer_id"}, {"name": "created_at"}, {"name": "status"}]},
+            {"schema": "public", "name": "customers", "columns": [{"name": "id"}, {"name": "name"},
+                {"name": "email"}, {"name": "ssn"}, {"name": "city"}]}
+        ]}),
+        false,
+    );
+    for sql in [
+        "SELECT o.id, o.total, c.name, c.email FROM orders o JOIN customers c ON c.id = o.customer_id \
+         WHERE o.created_at > now() - interval '7 days' AND o.status IN ('paid', 'shipped') ORDER BY o.total DESC LIMIT 50",
+        "SELECT replace(c.email, '@', ' at ') AS e, encode(c.email::bytea, 'hex') AS h, \
+         substr(c.ssn, 1, 3) || '+' || substr(c.ssn, 5) AS s, count(*) OVER (PARTITION BY c.city) AS n \
+         FROM customers c WHERE c.id > 10",
+        "WITH recent AS (SELECT * FROM orders WHERE status = 'paid') SELECT c.*, r.total FROM recent r \
+         JOIN customers c ON c.id = r.customer_id UNION ALL SELECT c.*, 0 FROM customers c LIMIT 20",
+    ] {
+        bench_one(sql, &lists);
     }
-    let parse_only = parse_only.elapsed();
-    let full = std::time::Instant::now();
-    for _ in 0..n {
+}
+
+fn bench_one(sql: &str, lists: &crate::origins::ColumnLists) {
+    let n = 20_000;
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    let time = |f: &mut dyn FnMut()| {
+        let at = std::time::Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        per(at.elapsed())
+    };
+    let parse_only = time(&mut || {
+        std::hint::black_box(parse(Dialect::Postgres, std::hint::black_box(sql)).unwrap());
+    });
+    let full = time(&mut || {
         std::hint::black_box(
-            analyse(
+            super::analyse_with(
                 Dialect::Postgres,
                 "shop",
                 "public",
+                None,
+                lists,
                 std::hint::black_box(sql),
             )
             .unwrap(),
         );
-    }
-    let full = full.elapsed();
+    });
     let parsed = parse(Dialect::Postgres, sql).unwrap();
     let missed = std::cell::Cell::new(false);
-    let resolver = super::names::Resolver {
-        dialect: Dialect::Postgres,
-        default_schema: "public",
-        lookup: super::catalog::Lookup {
-            catalog: None,
-            missed: &missed,
-        },
-    };
-    let lineage = std::time::Instant::now();
-    for _ in 0..n {
+    let resolver = super::names::Resolver::new(Dialect::Postgres, "public", None, &missed);
+    let lineage = time(&mut || {
         std::hint::black_box(super::lineage::lineage(
             std::hint::black_box(&parsed[0]),
             resolver,
+            lists,
+        ));
+    });
+    let l = super::lineage::lineage(&parsed[0], resolver, lists);
+    let width = l.outputs.len();
+    let driver = vec![None; width];
+    let origins = time(&mut || {
+        std::hint::black_box(crate::origins::result_origins(
+            std::hint::black_box(&l),
+            width,
+            &driver,
+            lists,
             &(),
         ));
-    }
-    let lineage = lineage.elapsed();
-    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    });
     println!(
-        "{} chars: parse {:.1} µs, full analysis {:.1} µs per call (of which column lineage {:.1} µs)",
+        "{} chars: parse {:.1} µs, full analysis {:.1} µs per call (of which column lineage {:.1} µs); \
+         result field origins {:.2} µs per result ({} columns)",
         sql.len(),
-        per(parse_only),
-        per(full),
-        per(lineage)
+        parse_only,
+        full,
+        lineage,
+        origins,
+        width
     );
 }
 
