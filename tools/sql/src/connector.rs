@@ -101,6 +101,10 @@ pub struct SqlConnector {
     columns: std::sync::RwLock<Option<(Arc<ColumnLists>, Instant)>>,
     /// DDL ran through this connection since the column lists were read.
     columns_stale: AtomicBool,
+    /// When the last read of the column lists found the target unreachable
+    /// (and why, redacted): a call right behind it fails at once with the
+    /// same error instead of waiting out a second connection timeout.
+    columns_down: std::sync::Mutex<Option<(Instant, String)>>,
     /// Columns classified as holding a sensitive type: `(schema, table,
     /// column)` → type name. Masked whole like a column rule.
     classification: std::sync::RwLock<Arc<Classification>>,
@@ -113,6 +117,10 @@ pub type Classification = std::collections::HashMap<(String, String, String), St
 const NAMES_TTL: Duration = Duration::from_secs(30);
 /// A name missing from a catalog at least this old makes it read again.
 const NAMES_MISS_REFRESH: Duration = Duration::from_secs(1);
+
+/// A call this soon after the column-list read found the target unreachable
+/// fails with that error instead of trying to connect again.
+const DOWN_RECHECK: Duration = Duration::from_secs(2);
 
 /// Distinct SQL texts whose analysis a connection keeps.
 const ANALYSIS_CACHE_ENTRIES: usize = 1024;
@@ -194,6 +202,7 @@ impl SqlConnector {
             names_stale: AtomicBool::new(false),
             columns: std::sync::RwLock::new(None),
             columns_stale: AtomicBool::new(false),
+            columns_down: std::sync::Mutex::new(None),
             classification: Default::default(),
         })
     }
@@ -459,14 +468,33 @@ impl SqlConnector {
                 if let Ok(mut g) = self.columns.write() {
                     *g = Some((Arc::new(lists), Instant::now()));
                 }
+                if let Ok(mut down) = self.columns_down.lock() {
+                    *down = None;
+                }
                 self.analyses.clear();
             }
-            Err(e) => tracing::debug!(
-                connection = %self.info.name,
-                error = %self.redactor.clean(e.to_string()),
-                "cannot read the column lists; a `*` counts as every column of its table"
-            ),
+            Err(e) => {
+                let error = self.redactor.clean(e.to_string());
+                tracing::debug!(
+                    connection = %self.info.name,
+                    error = %error,
+                    "cannot read the column lists; a `*` counts as every column of its table"
+                );
+                if let (ExecuteError::Unavailable(why), Ok(mut down)) =
+                    (e, self.columns_down.lock())
+                {
+                    *down = Some((Instant::now(), self.redactor.clean(why)));
+                }
+            }
         }
+    }
+
+    /// The target was found unreachable by the column-list read just before
+    /// this call (within [`DOWN_RECHECK`]): the error to return at once.
+    fn just_found_down(&self) -> Option<ExecuteError> {
+        let down = self.columns_down.lock().ok()?;
+        let (at, why) = down.as_ref()?;
+        (at.elapsed() < DOWN_RECHECK).then(|| ExecuteError::Unavailable(why.clone()))
     }
 
     /// Where the columns of `views` come from: each view's defining query,
@@ -741,6 +769,9 @@ impl Connector for SqlConnector {
             .ok_or_else(|| ExecuteError::Other("plan was not made by the SQL connector".into()))?;
         match call {
             SqlCall::Query(q) => {
+                if let Some(e) = self.just_found_down() {
+                    return Err(e);
+                }
                 let mut q = q.clone();
                 // The database's read-only wall stands whenever policy saw a
                 // read-only call or the connection is configured read-only.
