@@ -191,6 +191,8 @@ pub struct ClassificationReport {
     /// Fields not sampled because of their type (dates, booleans, short
     /// numbers...).
     pub skipped_fields: u64,
+    /// Fields whose sample failed (they keep their earlier classification).
+    pub failed_fields: u64,
     /// False when the time budget ran out before every field was sampled
     /// (fields not reached keep their earlier classification).
     pub complete: bool,
@@ -221,6 +223,11 @@ impl Classifier {
     /// Sample at all (pins apply either way).
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Some field is pinned (pins apply even when sampling is off).
+    pub fn has_pins(&self) -> bool {
+        !self.pins.is_empty()
     }
 
     /// Non-null values to read per field.

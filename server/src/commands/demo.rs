@@ -234,6 +234,13 @@ pub async fn run(
         token("audra", "auditors")?,
     );
     let gateway = app::gateway(&config).await?;
+    // The demo's columns are classified before its first call is served:
+    // `hex(email)` comes back masked with no rule configured.
+    let first = crate::classify::spawn(
+        gateway.clone(),
+        crate::classify::classifier(&config, &gateway)?,
+    );
+    let _ = first.await;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let banner = {
         let config_path = config_path.clone();

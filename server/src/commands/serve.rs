@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::http::router;
 use crate::mcp::McpHandler;
 use crate::state::AppState;
-use crate::{app, logging};
+use crate::{app, classify, logging};
 
 /// Load the config and serve until Ctrl-C / SIGTERM.
 pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -27,6 +27,8 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
         config.logging.level.as_deref(),
     );
     let gateway = app::gateway(&config).await?;
+    // In the background: calls are served while the first run samples.
+    let _first = classify::spawn(gateway.clone(), classify::classifier(&config, &gateway)?);
     if stdio {
         serve_stdio(&config, gateway).await
     } else {
