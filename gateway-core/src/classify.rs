@@ -148,6 +148,10 @@ pub struct Tally {
     pub hits: BTreeMap<String, u64>,
 }
 
+fn dotted<S: serde::Serializer>(f: &FieldPath, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(f)
+}
+
 /// Why a field is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,7 +167,9 @@ pub enum ClassifiedBy {
 /// One classified field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldClass {
-    /// The family's name of the field (`public.customers.email`).
+    /// The family's name of the field (`public.customers.email`), recorded
+    /// dotted.
+    #[serde(serialize_with = "dotted")]
     pub field: FieldPath,
     /// Type its values are masked as.
     #[serde(rename = "type")]

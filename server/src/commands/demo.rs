@@ -209,6 +209,19 @@ pub async fn prepare(listen: &str, data_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(config)
 }
 
+/// The demo's gateway, once its columns are classified (classification then
+/// runs again every interval in the background): its first call already
+/// gets `hex(email)` masked, with no rule configured.
+pub async fn gateway(config: &Config) -> anyhow::Result<std::sync::Arc<gateway_core::Gateway>> {
+    let gateway = app::gateway(config).await?;
+    let first = crate::classify::spawn(
+        gateway.clone(),
+        crate::classify::classifier(config, &gateway)?,
+    );
+    let _ = first.await;
+    Ok(gateway)
+}
+
 /// Prepare, print the banner, serve.
 pub async fn run(
     listen: &str,
@@ -233,14 +246,7 @@ pub async fn run(
         token("rita", "reviewers")?,
         token("audra", "auditors")?,
     );
-    let gateway = app::gateway(&config).await?;
-    // The demo's columns are classified before its first call is served:
-    // `hex(email)` comes back masked with no rule configured.
-    let first = crate::classify::spawn(
-        gateway.clone(),
-        crate::classify::classifier(&config, &gateway)?,
-    );
-    let _ = first.await;
+    let gateway = gateway(&config).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let banner = {
         let config_path = config_path.clone();

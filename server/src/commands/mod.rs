@@ -4,7 +4,7 @@
 mod audit;
 mod check;
 pub mod demo;
-mod masking;
+pub mod masking;
 mod policy_schema;
 mod policy_test;
 mod review;

@@ -893,6 +893,29 @@ mod tests {
         assert!(p.review.runs.is_empty());
     }
 
+    #[tokio::test]
+    async fn a_failed_classification_keeps_the_previous_one() {
+        use gateway_core::classify::Classifier;
+        use gateway_core::mask::{ClassificationConfig, Masker};
+        // Nothing listens on the connector's port.
+        let c = connector();
+        let mut previous = Classification::new();
+        previous.insert(
+            ("public".into(), "customers".into(), "email".into()),
+            "EMAIL".into(),
+        );
+        c.set_classification(previous.clone());
+        let config: ClassificationConfig =
+            serde_json::from_value(json!({"timeout": "3s"})).unwrap();
+        let classifier = Classifier::new(&config, Arc::new(Masker::default())).unwrap();
+        assert!(c.classify(&classifier).await.is_err());
+        assert_eq!(*c.classification(), previous);
+        assert_eq!(
+            c.classified("public", "customers", "email").as_deref(),
+            Some("EMAIL")
+        );
+    }
+
     #[test]
     fn refused_sql_is_refused_every_time_and_never_cached() {
         let c = connector();
