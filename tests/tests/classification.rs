@@ -334,3 +334,149 @@ async fn the_demo_leaks_no_hex_email_on_its_first_call() {
         }
     }
 }
+
+/// Luhn-valid public test card numbers, stored as BIGINT.
+const CARDS: [u64; 4] = [
+    4111111111111111,
+    5555555555554444,
+    4012888888881881,
+    6011111111111117,
+];
+
+/// The fixture of the server families: customers with an email, an SSN
+/// and a card number held as a bigint.
+fn server_fixture() -> String {
+    let mut sql = String::from(
+        "CREATE TABLE customers (id INT PRIMARY KEY, email VARCHAR(100), ssn VARCHAR(20), \
+         city VARCHAR(40), card BIGINT, note VARCHAR(100));\n",
+    );
+    for (i, (email, ssn, city, _, _)) in fixture().into_iter().enumerate() {
+        sql.push_str(&format!(
+            "INSERT INTO customers VALUES ({}, '{email}', '{ssn}', '{city}', {}, {});\n",
+            i + 1,
+            CARDS[i % 4],
+            if i % 5 == 0 { "'call back'" } else { "NULL" }
+        ));
+    }
+    sql
+}
+
+/// With no rule, after classification, `sql` (first three columns derived
+/// from email/SSN/card, the fourth a bare unflagged column) comes back
+/// masked through the gateway on a `kind` connection at `url`.
+async fn server_family(kind: &str, url: &str, sql: &str) {
+    let dir = TempDir::new("classify-family").unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/test.cedar"), POLICY).unwrap();
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[server]
+data_dir = "data"
+
+[auth]
+hs256_secret = "classification-test-secret-0123456789"
+
+[policy]
+dir = "policies"
+
+[[connection]]
+name = "shop"
+kind = "{kind}"
+url = "{url}"
+"#
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&path).expect("config");
+    let gw = tollgate_server::app::gateway(&config)
+        .await
+        .expect("gateway");
+    let plain = tollgate_tests::connector(kind, "shop", json!({"url": url}));
+    let raw = tollgate_tests::query(&*plain, sql, json!([]))
+        .await
+        .unwrap();
+    let raw_rows = raw["rows"].as_array().unwrap().clone();
+    assert_eq!(raw_rows.len(), 20, "{raw}");
+    let classifier = tollgate_server::classify::classifier(&config, &gw).unwrap();
+    let runs = tollgate_server::classify::run_once(&gw, &classifier).await;
+    let report = runs[0].result.as_ref().unwrap().as_ref().unwrap();
+    let types: Vec<(String, String)> = report
+        .classified
+        .iter()
+        .map(|f| (f.field.segments()[2].clone(), f.type_name.clone()))
+        .collect();
+    for want in [
+        ("email", "EMAIL"),
+        ("ssn", "US_SSN"),
+        ("card", "CREDIT_CARD"),
+    ] {
+        assert!(
+            types.contains(&(want.0.into(), want.1.into())),
+            "{kind}: {types:?}"
+        );
+    }
+    assert!(
+        !types.iter().any(|(c, _)| c == "city" || c == "note"),
+        "{kind}: {types:?}"
+    );
+    let got = rows(&gw, "shop", sql).await;
+    for (g, r) in got["rows"].as_array().unwrap().iter().zip(&raw_rows) {
+        assert_eq!(g[0], json!("[EMAIL]"), "{kind}: {g}");
+        assert_eq!(g[1], json!("[EMAIL]"), "{kind}: {g}");
+        assert_eq!(g[2], json!("[US_SSN]"), "{kind}: {g}");
+        assert_eq!(g[3], json!("[CREDIT_CARD]"), "{kind}: {g}");
+        for i in 0..4 {
+            assert_ne!(g[i], r[i], "{kind}: raw value leaked: {g}");
+        }
+        assert_eq!(g[4], r[4], "{kind}: an unflagged column stays raw");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_classified_columns_are_masked_without_rules() {
+    let server = tollgate_tests::PgServer::start().expect("start PostgreSQL");
+    let url = server
+        .create_database("shop", &server_fixture())
+        .expect("fixture");
+    server_family(
+        "postgres",
+        &url,
+        "SELECT encode(convert_to(email, 'UTF8'), 'hex'), upper(email), \
+         substr(ssn, 1, 3) || substr(ssn, 5), card + 0, city FROM customers ORDER BY id",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_classified_columns_are_masked_without_rules() {
+    let server = tollgate_tests::MariaDbServer::start().expect("start MariaDB");
+    let url = server
+        .create_database("shop", &server_fixture())
+        .expect("fixture");
+    server_family(
+        "mysql",
+        &url,
+        "SELECT hex(email), upper(email), concat(substr(ssn, 1, 3), substr(ssn, 5)), \
+         card + 0, city FROM customers ORDER BY id",
+    )
+    .await;
+}
+
+#[test]
+fn check_refuses_a_bad_classification_section() {
+    let dir = TempDir::new("classify-check").unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/test.cedar"), POLICY).unwrap();
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &path,
+        "[masking.classification]\nthreshold = 1.5\nexempt = [\"nodot\"]\n",
+    )
+    .unwrap();
+    let config = Config::load(&path).expect("parses; check validates");
+    let errs = tollgate_server::app::check(&config).join("\n");
+    assert!(errs.contains("classification: threshold"), "{errs}");
+    assert!(errs.contains(":1:"), "points at the section: {errs}");
+}

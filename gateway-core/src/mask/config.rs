@@ -277,13 +277,28 @@ fn minute() -> HumanDuration {
 
 /// Fields chosen by connection and field name: `"conn.schema.table.column"`
 /// (globs; the connection is up to the first dot) or a table.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldSelector {
     /// `"shop.public.customers.email"`, `"*.*.*.notes"`.
     Dotted(String),
     /// `{connection = "shop", column = "public.customers.email"}`.
     Table(SelectorTable),
+}
+
+impl<'de> Deserialize<'de> for FieldSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // By hand rather than untagged: a typo in the table form is reported
+        // as the unknown key it is.
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(FieldSelector::Dotted(s)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(FieldSelector::Table)
+                .map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom(
+                "must be \"connection.field\" or {connection, column}",
+            )),
+        }
+    }
 }
 
 /// The table form of a [`FieldSelector`].
