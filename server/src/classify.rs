@@ -42,9 +42,10 @@ pub struct ConnectionRun {
 
 /// Classify every connection once (concurrently), record each run in the
 /// audit log, and return the runs. Nothing runs when classification is off
-/// and nothing is pinned.
+/// and nothing is pinned, or when masking itself is off (`[masking]
+/// enabled = false`: nothing would be masked, so nothing is read).
 pub async fn run_once(gateway: &Gateway, classifier: &Classifier) -> Vec<ConnectionRun> {
-    if !classifier.enabled() && !classifier.has_pins() {
+    if !gateway.masker().is_enabled() || (!classifier.enabled() && !classifier.has_pins()) {
         return Vec::new();
     }
     let runs = futures::future::join_all(

@@ -414,6 +414,11 @@ impl Masker {
         counts
     }
 
+    /// Masking is on (`[masking] enabled`, the default).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Where sensitive data is in `text`, without masking it.
     pub fn detect(&self, text: &str) -> Vec<Finding> {
         if !self.enabled {

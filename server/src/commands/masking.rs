@@ -21,6 +21,10 @@ pub async fn classify(path: &Path, log_format: Option<&str>) -> anyhow::Result<E
     );
     let gateway = app::gateway(&config).await?;
     let classifier = classify::classifier(&config, &gateway)?;
+    if !gateway.masker().is_enabled() {
+        println!("masking is off ([masking] enabled = false): nothing to classify");
+        return Ok(ExitCode::SUCCESS);
+    }
     if !classifier.enabled() && !classifier.has_pins() {
         println!(
             "classification is off ([masking.classification] enabled = false) and nothing is pinned"
