@@ -270,7 +270,217 @@ pub async fn classify(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use gateway_core::mask::{ClassificationConfig, Masker};
+    use serde_json::json;
+
     use super::*;
+    use crate::result::{ColumnDesc, QueryOutcome, RowSet};
+
+    /// An engine with a fixed schema and fixed column values; records the
+    /// statements it runs. A column named `broken` fails; `slow` sleeps.
+    struct Fake {
+        schema: Value,
+        values: Vec<(&'static str, Vec<Value>)>,
+        ran: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Engine for Fake {
+        async fn query(
+            &self,
+            call: &QueryCall,
+            caps: Caps,
+            stop: &ExecLimits,
+        ) -> Result<QueryOutcome, ExecuteError> {
+            let sql = call.statements[0].sql.clone();
+            assert!(call.read_only, "sampling runs read-only");
+            self.ran.lock().unwrap().push(sql.clone());
+            if sql.contains("\"broken\"") {
+                return Err(ExecuteError::Target("permission denied".into()));
+            }
+            if sql.contains("\"slow\"") {
+                let budget = stop.timeout.unwrap();
+                tokio::time::sleep(budget).await;
+                return Err(ExecuteError::Timeout(budget.as_millis() as u64));
+            }
+            let column = self
+                .values
+                .iter()
+                .find(|(c, _)| sql.contains(&format!("SELECT \"{c}\"")))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let mut set = RowSet::new(
+                vec![ColumnDesc {
+                    name: "c".into(),
+                    type_name: "text".into(),
+                }],
+                caps,
+            );
+            for v in column {
+                if !set.push(vec![v]) {
+                    break;
+                }
+            }
+            Ok(QueryOutcome {
+                rows: Some(set),
+                affected: 0,
+            })
+        }
+
+        async fn schema(&self, _: &SchemaCall, _: &ExecLimits) -> Result<Value, ExecuteError> {
+            Ok(self.schema.clone())
+        }
+    }
+
+    fn fake(columns: &[(&'static str, &str)], values: Vec<(&'static str, Vec<Value>)>) -> Fake {
+        let cols: Vec<Value> = columns
+            .iter()
+            .map(|(n, t)| json!({"name": n, "type": t}))
+            .collect();
+        Fake {
+            schema: json!({"tables": [{"schema": "public", "name": "people", "columns": cols}]}),
+            values,
+            ran: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn classifier(v: Value) -> Classifier {
+        let c: ClassificationConfig = serde_json::from_value(v).unwrap();
+        Classifier::new(&c, Arc::new(Masker::default())).unwrap()
+    }
+
+    fn k(c: &str) -> (String, String, String) {
+        key(Dialect::Postgres, "public", "people", c)
+    }
+
+    #[tokio::test]
+    async fn samples_judges_and_reads_no_exempt_pinned_or_skipped_column() {
+        let emails: Vec<Value> = (0..10)
+            .map(|i| json!(format!("p{i}@example.com")))
+            .collect();
+        let mut half: Vec<Value> = emails[..4].to_vec();
+        half.extend((0..6).map(|i| json!(format!("note {i}"))));
+        let engine = fake(
+            &[
+                ("email", "text"),
+                ("notes", "text"),
+                ("memo", "text"),
+                ("tax", "text"),
+                ("born", "date"),
+                ("age", "integer"),
+            ],
+            vec![("email", emails.clone()), ("notes", half), ("memo", emails)],
+        );
+        let c = classifier(json!({
+            "sample_rows": 7,
+            "exempt": ["shop.public.people.memo"],
+            "pin": [{"connection": "shop", "column": "public.people.tax", "type": "TAX_ID"}]
+        }));
+        let (map, report) = classify(
+            &engine,
+            &Redactor::default(),
+            Dialect::Postgres,
+            "shop",
+            &c,
+            &Classification::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(map.get(&k("email")).map(String::as_str), Some("EMAIL"));
+        assert_eq!(map.get(&k("tax")).map(String::as_str), Some("TAX_ID"));
+        // Only the first 7 notes are read: 4 emails of 7 values, >= 0.5.
+        assert_eq!(map.get(&k("notes")).map(String::as_str), Some("EMAIL"));
+        assert!(!map.contains_key(&k("memo")) && !map.contains_key(&k("born")));
+        assert_eq!(
+            (
+                report.fields,
+                report.sampled_fields,
+                report.exempt_fields,
+                report.skipped_fields
+            ),
+            (6, 2, 1, 2)
+        );
+        assert_eq!(report.sampled_values, 14, "at most sample_rows per column");
+        assert!(report.complete);
+        let ran = engine.ran.lock().unwrap().join("\n");
+        for never in ["memo", "tax", "born", "age"] {
+            assert!(
+                !ran.contains(&format!("\"{never}\"")),
+                "{never} was read: {ran}"
+            );
+        }
+        assert!(ran.contains("LIMIT 7"), "{ran}");
+    }
+
+    #[tokio::test]
+    async fn below_the_threshold_is_not_classified() {
+        let mut v: Vec<Value> = (0..3).map(|i| json!(format!("p{i}@example.com"))).collect();
+        v.extend((0..7).map(|i| json!(format!("note {i}"))));
+        let engine = fake(&[("notes", "text")], vec![("notes", v)]);
+        let (map, _) = classify(
+            &engine,
+            &Redactor::default(),
+            Dialect::Postgres,
+            "shop",
+            &classifier(json!({"threshold": 0.5})),
+            &Classification::new(),
+        )
+        .await
+        .unwrap();
+        assert!(map.is_empty(), "3/10 < 0.5: {map:?}");
+        let (map, _) = classify(
+            &engine,
+            &Redactor::default(),
+            Dialect::Postgres,
+            "shop",
+            &classifier(json!({"threshold": 0.3})),
+            &Classification::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(map.get(&k("notes")).map(String::as_str), Some("EMAIL"));
+    }
+
+    #[tokio::test]
+    async fn failed_and_unreached_columns_keep_their_previous_classification() {
+        let engine = fake(
+            &[
+                ("broken", "text"),
+                ("slow", "text"),
+                ("late", "text"),
+                ("gone", "text"),
+            ],
+            vec![],
+        );
+        let mut previous = Classification::new();
+        previous.insert(k("broken"), "EMAIL".into());
+        previous.insert(k("late"), "US_SSN".into());
+        let (map, report) = classify(
+            &engine,
+            &Redactor::default(),
+            Dialect::Postgres,
+            "shop",
+            &classifier(json!({"timeout": "200ms"})),
+            &previous,
+        )
+        .await
+        .unwrap();
+        // `broken` failed, `slow` used up the budget, `late` was never reached.
+        assert_eq!(map.get(&k("broken")).map(String::as_str), Some("EMAIL"));
+        assert_eq!(map.get(&k("late")).map(String::as_str), Some("US_SSN"));
+        assert!(!map.contains_key(&k("gone")));
+        assert_eq!(report.failed_fields, 1);
+        assert!(!report.complete);
+        assert!(
+            report
+                .classified
+                .iter()
+                .all(|f| f.by == ClassifiedBy::Previous)
+        );
+    }
 
     #[test]
     fn types_worth_sampling() {
