@@ -154,10 +154,12 @@ pub enum PolicyCommand {
 /// `tollgate masking ...`.
 #[derive(Debug, Subcommand)]
 pub enum MaskingCommand {
-    /// Sample every connection's columns now (as `serve` does at start and
-    /// every `[masking.classification] interval`) and print, per connection,
-    /// the columns found sensitive: type and hits/sampled, never a value. The
-    /// run is recorded in the audit log. Exit 1 when a connection failed.
+    /// Sample every connection's columns now and print the sensitive ones.
+    ///
+    /// Runs what `serve` runs at start and every `[masking.classification]
+    /// interval`, and prints per connection the columns found sensitive: type
+    /// and hits/sampled, never a value. The run is recorded in the audit log.
+    /// Exit 1 when a connection failed.
     #[command(after_help = "Example:\n  tollgate masking classify --config tollgate.toml")]
     Classify {
         #[command(flatten)]
