@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::AccessRequest;
+use crate::classify::{ClassificationReport, Classifier};
 use crate::review::ReviewSummary;
 
 /// A tool an agent sees, served by one connector kind for all its connections.
@@ -365,6 +366,21 @@ pub trait Connector: Send + Sync + 'static {
     /// stricter wins). Stops the target's work when `limits.cancel` fires or
     /// the time budget runs out.
     async fn execute(&self, plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError>;
+
+    /// Classify the connection's fields by sampling their values with the
+    /// credentials this connector holds (read-only, at most
+    /// [`Classifier::sample_rows`] non-null values per field, within
+    /// [`Classifier::timeout`]), judging them with `classifier`, and use the
+    /// result for masking from now on (classified fields are reported as
+    /// [`FieldOrigin::sensitive`]). Exempt fields are never read; pinned ones
+    /// are classified without reading. On error the previous classification
+    /// stays. Default: `Ok(None)`, the family has nothing to classify.
+    async fn classify(
+        &self,
+        _classifier: &Classifier,
+    ) -> Result<Option<ClassificationReport>, ExecuteError> {
+        Ok(None)
+    }
 }
 
 /// Builds connectors of one kind from their config section. The server holds

@@ -119,6 +119,11 @@ impl GatewayBuilder {
 }
 
 impl Gateway {
+    /// Every connection, by name.
+    pub fn connections(&self) -> impl Iterator<Item = &Arc<dyn Connector>> {
+        self.connections.values()
+    }
+
     /// Every tool an agent sees (built-ins first).
     pub fn tools(&self) -> &[ToolSpec] {
         &self.tools

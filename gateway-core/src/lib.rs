@@ -19,6 +19,7 @@ pub mod access;
 pub mod approval;
 pub mod audit;
 pub mod builtin;
+pub mod classify;
 pub mod connector;
 pub mod disclosure;
 pub mod duration;

@@ -50,7 +50,13 @@ pub fn check(config: &Config) -> Vec<String> {
         errs.extend(e.iter().map(ConfigError::to_string));
     }
     if let Err(e) = Masker::new(&config.masking) {
-        errs.push(config.error_near("[masking]", e.to_string()).to_string());
+        // Point at the subsection a classification problem is in.
+        let at = if e.0.starts_with("classification:") {
+            "classification"
+        } else {
+            "[masking]"
+        };
+        errs.push(config.error_near(at, e.to_string()).to_string());
     }
     if let Err(e) = authenticator(config) {
         errs.push(config.error_near("[auth]", e.to_string()).to_string());

@@ -109,6 +109,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Masking tools: classify the connections' columns by sampling them.
+    Masking {
+        /// What to do.
+        #[command(subcommand)]
+        command: MaskingCommand,
+    },
     /// Review calls waiting for human approval (list, show, approve, deny).
     Approvals {
         /// What to do.
@@ -142,6 +148,22 @@ pub enum PolicyCommand {
         /// `check`; the schema does not depend on it.
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
+    },
+}
+
+/// `tollgate masking ...`.
+#[derive(Debug, Subcommand)]
+pub enum MaskingCommand {
+    /// Sample every connection's columns now and print the sensitive ones.
+    ///
+    /// Runs what `serve` runs at start and every `[masking.classification]
+    /// interval`, and prints per connection the columns found sensitive: type
+    /// and hits/sampled, never a value. The run is recorded in the audit log.
+    /// Exit 1 when a connection failed.
+    #[command(after_help = "Example:\n  tollgate masking classify --config tollgate.toml")]
+    Classify {
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 

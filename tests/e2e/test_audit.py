@@ -1,6 +1,7 @@
 """Audit: one event per tool call, /api/audit for auditors only, the hash chain
 verified by `tollgate audit verify`, and a tampered row detected. Own server and
-data dir, so the counts are exact."""
+data dir, so the counts are exact. Classification runs (tool `masking.classify`,
+one per connection at start) are events of their own, holding no sampled value."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 
 import harness
 from conftest import call, mcp_client
+
+CLASSIFY = "masking.classify"
 
 CALLS = [
     # (mode, tool, arguments, expected decision)
@@ -55,7 +58,8 @@ def test_one_event_per_call(audited):
     assert get(s, "/api/audit", agent).status_code == 403
     r = get(s, "/api/audit", auditor)
     assert r.status_code == 200
-    events = sorted(r.json()["events"], key=lambda e: e["seq"])
+    every = sorted(r.json()["events"], key=lambda e: e["seq"])
+    events = [e for e in every if e["tool"] != CLASSIFY]
     assert len(events) == len(CALLS), [(e["tool"], e["decision"]) for e in events]
     for e, (_, tool, args, decision) in zip(events, CALLS):
         assert e["tool"] == tool
@@ -64,8 +68,8 @@ def test_one_event_per_call(audited):
         assert e["connection"] == args.get("connection")
         assert e["arguments"] == args
         assert {"id", "seq", "time", "requests", "outcome", "result_preview", "masked", "prev_hash", "hash"} <= e.keys()
-    assert [e["seq"] for e in events] == list(range(events[0]["seq"], events[0]["seq"] + len(CALLS)))
-    for prev, cur in zip(events, events[1:]):
+    assert [e["seq"] for e in every] == list(range(every[0]["seq"], every[0]["seq"] + len(every)))
+    for prev, cur in zip(every, every[1:]):
         assert cur["prev_hash"] == prev["hash"]
     # The forbid is named in the request decisions of the pg_read_file call.
     forbidden = events[3]
@@ -87,12 +91,31 @@ def test_filters_and_single_event(audited):
     assert get(s, "/api/audit?since=yesterday", auditor).status_code == 400
 
 
+def test_classification_runs_are_recorded_without_values(audited):
+    s, _, auditor = audited
+    r = get(s, f"/api/audit?tool={CLASSIFY}", auditor)
+    assert r.status_code == 200
+    runs = {e["connection"]: e for e in r.json()["events"]}
+    shop, down = runs["shop"], runs["down"]
+    assert shop["principal"] == {"sub": "tollgate", "groups": []}
+    assert shop["outcome"]["status"] == "ok"
+    classified = {f["field"]: f["type"] for f in shop["result_preview"]["classified"]}
+    assert classified.get("public.customers.email") == "EMAIL", classified
+    assert classified.get("public.customers.ssn") == "US_SSN", classified
+    assert "public.customers.name" not in classified
+    text = json.dumps(shop)
+    for value in ("ada.lovelace@example.com", "123-45-6789", "+1 415 555 0101"):
+        assert value not in text
+    # The target that is not running: recorded as failed.
+    assert down["outcome"]["status"] == "error" and down["decision"] == "error"
+
+
 def test_export_jsonl(audited):
     s, _, _ = audited
     r = s.cli("audit", "export", "--config", str(s.config), "--format", "jsonl")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-    assert [e["tool"] for e in lines] == [c[1] for c in CALLS]
+    assert [e["tool"] for e in lines if e["tool"] != CLASSIFY] == [c[1] for c in CALLS]
     assert s.pg.password not in r.stdout
 
 

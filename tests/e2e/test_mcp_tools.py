@@ -170,6 +170,27 @@ async def test_sql_schema(server, agent_token, mode):
         assert [col["name"] for col in r.structured_content["tables"][0]["columns"]] == ["id", "name", "email", "phone", "ssn"]
 
 
+async def test_classified_columns_mask_every_expression_without_rules(server, agent_token, mode):
+    """Issue #11, requirement 4: no [masking] rule names a column, yet values
+    computed from columns the start-up classification found sensitive come
+    back masked whole; columns it did not flag stay raw; sql_schema says so."""
+    sql = ("SELECT encode(convert_to(email, 'UTF8'), 'hex'), replace(email, '@', ' at '), "
+           "substr(ssn, 1, 3) || '+' || substr(ssn, 5), name FROM customers ORDER BY id")
+    async with mcp_client(server.mcp_url, agent_token, mode) as c:
+        r = await call(c, "sql_query", {"connection": "shop", "sql": sql})
+        assert not r.is_error, r.structured_content
+        rows = r.structured_content["rows"]
+        assert [row[:3] for row in rows] == [["[EMAIL]", "[EMAIL]", "[US_SSN]"]] * 5, rows
+        assert rows[0][3] == "Ada Lovelace"
+        assert "ada.lovelace" not in json.dumps(r.structured_content)
+        by = {(f["field"], f["by"]) for f in r.structured_content["masked_fields"]}
+        assert ("public.customers.email", "classification") in by, by
+        r = await call(c, "sql_schema", {"connection": "shop", "schema": "public", "table": "customers"})
+        cols = {col["name"]: col for col in r.structured_content["tables"][0]["columns"]}
+        assert cols["email"].get("classified") == "EMAIL" and cols["ssn"].get("classified") == "US_SSN"
+        assert "classified" not in cols["name"]
+
+
 async def test_sql_schema_lists_only_tables_the_caller_may_select(server, mode):
     token = server.token("olly", ["order-readers"])
     async with mcp_client(server.mcp_url, token, mode) as c:

@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::duration::HumanDuration;
+
 /// The `[masking]` section. `MaskConfig::default()` (no section at all) masks
 /// every built-in type with `redact`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MaskConfig {
     /// Master switch. `false` turns every detector and column rule off.
@@ -42,6 +44,10 @@ pub struct MaskConfig {
     /// Detectors defined by the deployment.
     #[serde(default)]
     pub custom: Vec<CustomDetector>,
+    /// `[masking.classification]`: which fields hold sensitive values,
+    /// found by sampling them (see [`crate::classify`]).
+    #[serde(default)]
+    pub classification: ClassificationConfig,
 }
 
 fn yes() -> bool {
@@ -63,6 +69,7 @@ impl Default for MaskConfig {
             columns: Vec::new(),
             fields: Vec::new(),
             custom: Vec::new(),
+            classification: ClassificationConfig::default(),
         }
     }
 }
@@ -196,4 +203,127 @@ pub enum Validator {
     Luhn,
     /// ISO 7064 mod-97 (IBAN rule: first four characters moved to the end).
     Mod97,
+}
+
+/// `[masking.classification]`: each connection samples a bounded number of
+/// values per field and marks the fields whose values the detectors flag as
+/// sensitive with that type; those are masked whole like a field rule, in
+/// every expression computed from them. See [`crate::classify`].
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationConfig {
+    /// Classify at all. Default true (pins still apply when false).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Non-null values sampled per field. Default 100, at most 10000.
+    #[serde(default = "hundred")]
+    pub sample_rows: u64,
+    /// Share (0 < t <= 1) of sampled values a type must be found in for the
+    /// field to be classified as that type. Default 0.5.
+    #[serde(default = "half")]
+    pub threshold: f64,
+    /// Sampled values a type must be found in, at least. Default 1.
+    #[serde(default = "one")]
+    pub min_hits: u64,
+    /// Classify again this often (the duration grammar). Default `1h`.
+    #[serde(default = "hour")]
+    pub interval: HumanDuration,
+    /// Time budget of one connection's run. Default `60s`.
+    #[serde(default = "minute")]
+    pub timeout: HumanDuration,
+    /// Fields never sampled nor classified: `"conn.schema.table.column"`
+    /// globs, or `{connection, column}` tables.
+    #[serde(default)]
+    pub exempt: Vec<FieldSelector>,
+    /// Fields always classified as a type, whatever they hold.
+    #[serde(default)]
+    pub pin: Vec<PinnedField>,
+}
+
+impl Default for ClassificationConfig {
+    fn default() -> Self {
+        ClassificationConfig {
+            enabled: true,
+            sample_rows: hundred(),
+            threshold: half(),
+            min_hits: one(),
+            interval: hour(),
+            timeout: minute(),
+            exempt: Vec::new(),
+            pin: Vec::new(),
+        }
+    }
+}
+
+fn hundred() -> u64 {
+    100
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn hour() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
+}
+
+fn minute() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+
+/// Fields chosen by connection and field name: `"conn.schema.table.column"`
+/// (globs; the connection is up to the first dot) or a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldSelector {
+    /// `"shop.public.customers.email"`, `"*.*.*.notes"`.
+    Dotted(String),
+    /// `{connection = "shop", column = "public.customers.email"}`.
+    Table(SelectorTable),
+}
+
+impl<'de> Deserialize<'de> for FieldSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // By hand rather than untagged: a typo in the table form is reported
+        // as the unknown key it is.
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(FieldSelector::Dotted(s)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(FieldSelector::Table)
+                .map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom(
+                "must be \"connection.field\" or {connection, column}",
+            )),
+        }
+    }
+}
+
+/// The table form of a [`FieldSelector`].
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SelectorTable {
+    /// Glob on the connection name; default `*`.
+    #[serde(default = "star")]
+    pub connection: String,
+    /// Glob on the field (`schema.table.column` for SQL), case-insensitive.
+    pub column: String,
+}
+
+/// `pin = [{connection, column, type}]`: fields classified as `type`
+/// without sampling.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedField {
+    /// Glob on the connection name; default `*`.
+    #[serde(default = "star")]
+    pub connection: String,
+    /// Glob on the field (`schema.table.column` for SQL), case-insensitive.
+    pub column: String,
+    /// Type name the field's values are masked as (`EMAIL`, `US_SSN`, a
+    /// custom type...).
+    #[serde(rename = "type")]
+    pub type_name: String,
 }

@@ -34,7 +34,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use self::config::{
-    ColumnRule, CustomDetector, FieldRule, MaskConfig, Strategy, TypeConfig, Validator,
+    ClassificationConfig, ColumnRule, CustomDetector, FieldRule, FieldSelector, MaskConfig,
+    PinnedField, SelectorTable, Strategy, TypeConfig, Validator,
 };
 pub use self::detect::{BUILTIN_TYPES, is_secret_key};
 use self::detect::{CustomSpec, Engine, SECRET, Span};
@@ -80,7 +81,7 @@ pub struct Masker {
     fields: Vec<fields::CompiledRule>,
 }
 
-fn is_type_name(s: &str) -> bool {
+pub(crate) fn is_type_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
@@ -101,6 +102,7 @@ impl Masker {
     /// and resolves `hash_key` (required when any strategy is `hash`).
     pub fn new(config: &MaskConfig) -> Result<Self, MaskConfigError> {
         let err = |m: String| MaskConfigError(m);
+        crate::classify::validate(&config.classification)?;
         let mut names: Vec<String> = BUILTIN_TYPES.iter().map(|s| s.to_string()).collect();
         for c in &config.custom {
             if !is_type_name(&c.name) {
@@ -410,6 +412,11 @@ impl Masker {
         let plan = self.plan_rows(scope, fields);
         self.mask_planned_row(&plan, row, &mut counts);
         counts
+    }
+
+    /// Masking is on (`[masking] enabled`, the default).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Where sensitive data is in `text`, without masking it.

@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 pub mod demo;
+pub mod masking;
 mod policy_schema;
 mod policy_test;
 mod review;
@@ -12,7 +13,7 @@ mod token;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, PolicyCommand};
+use crate::cli::{Cli, Command, MaskingCommand, PolicyCommand};
 use crate::config::Config;
 
 /// Load a config or print its `file:line:col: message` lines.
@@ -70,6 +71,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command: PolicyCommand::Schema { config },
         } => policy_schema::run(config.as_deref()),
         Command::Audit { command } => audit::run(command).await,
+        Command::Masking {
+            command: MaskingCommand::Classify { config },
+        } => masking::classify(&config.config, log_format.as_deref()).await,
         Command::Approvals { command } => review::run(command).await,
     }
 }

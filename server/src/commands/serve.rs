@@ -14,7 +14,10 @@ use crate::config::Config;
 use crate::http::router;
 use crate::mcp::McpHandler;
 use crate::state::AppState;
-use crate::{app, logging};
+use crate::{app, classify, logging};
+
+/// How long `serve` waits for the first classification before serving anyway.
+const FIRST_CLASSIFICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Load the config and serve until Ctrl-C / SIGTERM.
 pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -27,6 +30,20 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
         config.logging.level.as_deref(),
     );
     let gateway = app::gateway(&config).await?;
+    // Classification runs in the background; serving waits for its first
+    // run a little (most databases are sampled in well under a second), so
+    // that first calls find columns classified, but never long.
+    let first = classify::spawn(gateway.clone(), classify::classifier(&config, &gateway)?);
+    if tokio::time::timeout(FIRST_CLASSIFICATION_WAIT, first)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            wait_ms = FIRST_CLASSIFICATION_WAIT.as_millis() as u64,
+            "serving before the first classification finished; columns it has not \
+             classified yet are masked by rules and detectors only until it does"
+        );
+    }
     if stdio {
         serve_stdio(&config, gateway).await
     } else {

@@ -119,3 +119,46 @@ fn approval_ttl_takes_the_one_duration_grammar() {
     let errs = parse("[auth]\nleeway = \"10 parsecs\"\n").unwrap_err();
     assert_eq!((errs[0].line, errs[0].col), (2, 10), "{}", errs[0]);
 }
+
+#[test]
+fn masking_classification_section_parses_and_refuses_typos() {
+    let c = parse(
+        r#"
+[masking.classification]
+enabled = true
+sample_rows = 200
+threshold = 0.6
+min_hits = 2
+interval = "30m"
+timeout = "20s"
+exempt = ["shop.public.customers.notes", { connection = "*", column = "*.*.memo" }]
+pin = [{ connection = "shop", column = "public.customers.tax_id", type = "TAX_ID" }]
+"#,
+    )
+    .unwrap();
+    let k = &c.masking.classification;
+    assert_eq!((k.sample_rows, k.threshold, k.min_hits), (200, 0.6, 2));
+    assert_eq!(k.interval.0, Duration::from_secs(1800));
+    assert_eq!(k.exempt.len(), 2);
+    assert_eq!(k.pin[0].type_name, "TAX_ID");
+    // Defaults without the section.
+    let d = parse("").unwrap();
+    assert!(d.masking.classification.enabled);
+    assert_eq!(d.masking.classification.sample_rows, 100);
+    assert_eq!(d.masking.classification.threshold, 0.5);
+    // A typo is an error at its line.
+    let e = parse("\n[masking.classification]\nsample_row = 5\n").unwrap_err();
+    assert_eq!(e[0].line, 3, "{e:?}");
+    assert!(e[0].message.contains("sample_row"), "{e:?}");
+    let e = parse("[masking.classification]\ninterval = \"soon\"\n").unwrap_err();
+    assert!(e[0].message.contains("duration"), "{e:?}");
+    let e =
+        parse("[masking.classification]\npin = [{ column = \"a.b.c\", type = \"X\", typo = 1 }]\n")
+            .unwrap_err();
+    assert!(e[0].message.contains("typo"), "{e:?}");
+    let e = parse("[masking.classification]\nexempt = [{ column = \"a.b.c\", colum = \"x\" }]\n")
+        .unwrap_err();
+    assert!(e[0].message.contains("colum"), "{e:?}");
+    let e = parse("[masking.classification]\nexempt = [5]\n").unwrap_err();
+    assert!(e[0].message.contains("connection.field"), "{e:?}");
+}

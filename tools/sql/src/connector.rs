@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gateway_core::access::{AccessRequest, Resource};
+use gateway_core::classify::{ClassificationReport, Classifier};
 use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
     ExecuteError, ItemGuard, Plan, ToolOutput, ToolSpec,
@@ -596,6 +597,40 @@ impl SqlConnector {
             .unwrap_or_default()
     }
 
+    /// Add `classified: TYPE` to every classified column of a `sql_schema`
+    /// result.
+    fn annotate_schema(&self, value: &mut Value) {
+        let classification = self.classification();
+        if classification.is_empty() {
+            return;
+        }
+        let Some(tables) = value.get_mut("tables").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for t in tables {
+            let schema = t
+                .get("schema")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let table = t
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let Some(columns) = t.get_mut("columns").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for c in columns {
+                let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+                let k = crate::sampling::key(self.config.dialect, &schema, &table, name);
+                if let (Some(ty), Some(obj)) = (classification.get(&k), c.as_object_mut()) {
+                    obj.insert("classified".into(), Value::String(ty.clone()));
+                }
+            }
+        }
+    }
+
     /// `sql_schema` lists only tables the caller may `sql:select`: one guard
     /// per listed table (`/tables/<i>`), asking what `SELECT 1 FROM
     /// <schema>.<table>` would ask (so the context has the shape policies
@@ -825,11 +860,12 @@ impl Connector for SqlConnector {
                 })
             }
             SqlCall::Schema(s) => {
-                let value = self
+                let mut value = self
                     .engine
                     .schema(s, &limits)
                     .await
                     .map_err(|e| self.redactor.error(e))?;
+                self.annotate_schema(&mut value);
                 let items = value
                     .get("tables")
                     .and_then(Value::as_array)
@@ -846,6 +882,25 @@ impl Connector for SqlConnector {
                 })
             }
         }
+    }
+
+    async fn classify(
+        &self,
+        classifier: &Classifier,
+    ) -> Result<Option<ClassificationReport>, ExecuteError> {
+        let previous = self.classification();
+        let (classification, report) = crate::sampling::classify(
+            self.engine.as_ref(),
+            &self.redactor,
+            self.config.dialect,
+            &self.info.name,
+            classifier,
+            &previous,
+        )
+        .await
+        .map_err(|e| self.redactor.error(e))?;
+        self.set_classification(classification);
+        Ok(Some(report))
     }
 }
 
@@ -942,6 +997,29 @@ mod tests {
             .unwrap();
         assert_eq!(p.review.title, "read the columns of orders on shop");
         assert!(p.review.runs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_classification_keeps_the_previous_one() {
+        use gateway_core::classify::Classifier;
+        use gateway_core::mask::{ClassificationConfig, Masker};
+        // Nothing listens on the connector's port.
+        let c = connector();
+        let mut previous = Classification::new();
+        previous.insert(
+            ("public".into(), "customers".into(), "email".into()),
+            "EMAIL".into(),
+        );
+        c.set_classification(previous.clone());
+        let config: ClassificationConfig =
+            serde_json::from_value(json!({"timeout": "3s"})).unwrap();
+        let classifier = Classifier::new(&config, Arc::new(Masker::default())).unwrap();
+        assert!(c.classify(&classifier).await.is_err());
+        assert_eq!(*c.classification(), previous);
+        assert_eq!(
+            c.classified("public", "customers", "email").as_deref(),
+            Some("EMAIL")
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`connector`]: the [`gateway_core::Connector`] impl and the
 //!   [`SqlConnectorFactory`] the server registers (`SqlConnectorFactory::all()`).
 //! - [`affected`]: the per-call cap on rows changed (`max_affected_rows`).
+//! - [`sampling`]: classification of columns by sampling their values
+//!   (`[masking.classification]`), which masks them by lineage.
 //! - [`review`]: each statement cut into code and literal parts, so
 //!   reviewers see literals masked one by one.
 //! - [`vocabulary`]: the family's Cedar schema fragment and the resources
@@ -31,6 +33,7 @@ pub mod pg;
 pub mod prepared;
 pub mod result;
 pub mod review;
+pub mod sampling;
 pub mod scrub;
 pub mod sqlite;
 mod sqlx_common;

@@ -78,7 +78,7 @@ may only lower) and a byte cap are returned; `truncated` says when a cap cut the
         ToolSpec {
             name: SQL_SCHEMA.into(),
             description: "List the tables (and views) of a database connection with their columns: name, \
-database type, nullability and primary-key membership. Without `schema`, PostgreSQL lists every \
+database type, nullability and primary-key membership, and `classified` (a type such as EMAIL) on columns found to hold sensitive values, which come back masked. Without `schema`, PostgreSQL lists every \
 non-system schema, MySQL the connection's database and SQLite `main`. `table` narrows to one table. \
 Needs permission to connect; it reads the catalog, never table data, and lists only the tables you may \
 `sql:select` (others are left out as if they did not exist)."
@@ -108,7 +108,8 @@ Needs permission to connect; it reads the catalog, never table data, and lists o
                                     "name": {"type": "string"},
                                     "type": {"type": "string"},
                                     "nullable": {"type": "boolean"},
-                                    "primary_key": {"type": "boolean"}
+                                    "primary_key": {"type": "boolean"},
+                                    "classified": {"type": "string", "description": "Present when sampling found the column holds values of this sensitive type (EMAIL, US_SSN...): its values, and every value computed from it, come back masked."}
                                 },
                                 "required": ["name", "type", "nullable", "primary_key"]
                             }}
