@@ -20,6 +20,12 @@
 //! statement this module does not model yields no per-column lineage at all.
 //! Predicates (WHERE, JOIN ON, HAVING) are reads, not lineage: what they
 //! reveal is for policy to judge through [`Lineage::reads`].
+//!
+//! Views the catalog can define ([`ColumnCatalog::view`]) are followed like
+//! derived tables: a view column depends on what its defining expression
+//! reads (and on itself, so rules naming the view's columns still apply).
+//! A definition that does not parse, or views nested deeper than
+//! [`MAX_VIEW_DEPTH`], make the view opaque (every table involved).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -112,6 +118,15 @@ impl Lineage {
 pub trait ColumnCatalog {
     /// Column names in table order, folded; None when unknown.
     fn columns(&self, table: &TableRef) -> Option<Vec<String>>;
+
+    /// When `table` is a view: its defining query as the database reports it
+    /// (`SELECT ...`, or the whole `CREATE VIEW ... AS SELECT ...`), so that
+    /// lineage follows its columns to the tables under it. None for a table,
+    /// or a view whose definition is unknown (its columns are then sources
+    /// of their own, as a table's are).
+    fn view(&self, _table: &TableRef) -> Option<String> {
+        None
+    }
 }
 
 /// No catalog: every table's columns are unknown.
@@ -138,6 +153,7 @@ pub(crate) fn lineage(
         catalog,
         tables: BTreeSet::new(),
         reads: Deps::default(),
+        view_depth: 0,
     };
     let (outputs, exact) = match l.statement(statement, None) {
         Some(Shape { columns, exact }) => (columns, exact),
@@ -262,7 +278,12 @@ struct Lineager<'a> {
     tables: BTreeSet<TableRef>,
     /// Every column read anywhere.
     reads: Deps,
+    /// Views being expanded around the current point (their nesting).
+    view_depth: usize,
 }
+
+/// Views inside views followed at most this deep; deeper ones are opaque.
+pub const MAX_VIEW_DEPTH: usize = 8;
 
 /// `SELECT 1 FROM _`: its pieces replace subtrees already accounted for, so
 /// the generic visit does not walk them twice.
@@ -616,16 +637,78 @@ impl Lineager<'_> {
                         format!("{}.{}", table.schema, table.table),
                     ]
                 });
-                Relation {
-                    names,
-                    body: Body::Table { table, columns },
-                }
+                let body = match self.catalog.view(&table) {
+                    Some(definition) => self.view_body(&table, &definition, columns.as_deref()),
+                    None => Body::Table { table, columns },
+                };
+                Relation { names, body }
             }
             Err(_) => Relation {
                 names: alias_names.unwrap_or_default(),
                 body: Body::Opaque,
             },
         }
+    }
+
+    /// A view, followed through its definition: each column depends on
+    /// what its defining expression reads, and on the view's own column.
+    /// `columns` are the view's column names as the catalog lists them.
+    fn view_body(&mut self, view: &TableRef, definition: &str, columns: Option<&[String]>) -> Body {
+        if self.view_depth >= MAX_VIEW_DEPTH {
+            return Body::Opaque;
+        }
+        let parsed = super::parse(self.resolver.dialect, definition).ok();
+        let (query, listed) = match parsed.and_then(|p| p.into_iter().next()) {
+            Some(Statement::Query(q)) => (q, vec![]),
+            Some(Statement::CreateView(cv)) => {
+                let listed = cv.columns.iter().map(|c| self.fold(&c.name)).collect();
+                (cv.query, listed)
+            }
+            _ => return Body::Opaque,
+        };
+        self.view_depth += 1;
+        // The definition's names are the view's own: no scope of the statement.
+        let shape = self.query(&query, None);
+        self.view_depth -= 1;
+        let names: Option<Vec<String>> = match columns {
+            Some(c) => Some(c.to_vec()),
+            None if !listed.is_empty() => Some(listed),
+            None if shape.exact => Some(shape.columns.iter().map(|c| c.name.clone()).collect()),
+            None => None,
+        };
+        let Some(names) = names else {
+            // Neither the width nor the names are known.
+            return Body::Derived(shape);
+        };
+        let mut out = if shape.exact && shape.columns.len() == names.len() {
+            shape.columns
+        } else {
+            // Positions unknown: every view column may be any output.
+            let mut all = Deps::default();
+            for c in &shape.columns {
+                all.add(&c.deps);
+            }
+            names
+                .iter()
+                .map(|_| Column {
+                    name: String::new(),
+                    deps: all.clone(),
+                    bare: false,
+                    count_only: false,
+                })
+                .collect()
+        };
+        for (c, name) in out.iter_mut().zip(names) {
+            c.deps
+                .sources
+                .insert(Source::Column(view.clone(), name.clone()));
+            c.name = name;
+            c.bare = false;
+        }
+        Body::Derived(Shape {
+            columns: out,
+            exact: true,
+        })
     }
 
     /// The columns a relation yields to `*`.

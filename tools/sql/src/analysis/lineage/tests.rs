@@ -232,3 +232,178 @@ fn mysql_and_sqlite_fold_names() {
     );
     assert_eq!(cols(&s), vec![set(&["customers.ssn"])]);
 }
+
+/// The test catalog plus view definitions, as a connection reads them.
+struct WithViews {
+    tables: BTreeMap<TableRef, Vec<String>>,
+    views: BTreeMap<TableRef, String>,
+}
+
+impl ColumnCatalog for WithViews {
+    fn columns(&self, table: &TableRef) -> Option<Vec<String>> {
+        self.tables.get(table).cloned()
+    }
+    fn view(&self, table: &TableRef) -> Option<String> {
+        self.views.get(table).cloned()
+    }
+}
+
+fn with_views(schema: &str, views: &[(&str, &[&str], &str)]) -> WithViews {
+    let mut c = WithViews {
+        tables: catalog(),
+        views: BTreeMap::new(),
+    };
+    for (name, cols, def) in views {
+        c.tables.insert(
+            t(schema, name),
+            cols.iter().map(|s| s.to_string()).collect(),
+        );
+        c.views.insert(t(schema, name), def.to_string());
+    }
+    c
+}
+
+#[test]
+fn views_are_followed_to_their_tables() {
+    // PostgreSQL reports the query (fully qualified, as read with
+    // search_path = pg_catalog); the view's column names come from the catalog.
+    let pg = with_views(
+        "public",
+        &[
+            (
+                "contacts",
+                &["id", "mail", "tax_id"],
+                " SELECT customers.id, customers.email AS mail, customers.ssn AS tax_id FROM public.customers;",
+            ),
+            (
+                "email_hex",
+                &["id", "h"],
+                "SELECT id, encode(email::bytea, 'hex'::text) AS h FROM public.customers",
+            ),
+            // A view over a view.
+            (
+                "hex_again",
+                &["h2"],
+                "SELECT upper(h) AS h2 FROM public.email_hex",
+            ),
+        ],
+    );
+    let l = run_with(
+        Dialect::Postgres,
+        "SELECT tax_id, lower(mail) FROM contacts",
+        &pg,
+    );
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.ssn", "contacts.tax_id"]),
+            set(&["customers.email", "contacts.mail"])
+        ]
+    );
+    // Through a view the value is not the bare source column: partial does not fit.
+    assert!(!l.outputs[0].bare);
+    let l = run_with(Dialect::Postgres, "SELECT * FROM email_hex", &pg);
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "email_hex.id"]),
+            set(&["customers.email", "email_hex.h"])
+        ]
+    );
+    let l = run_with(Dialect::Postgres, "SELECT h2 FROM hex_again", &pg);
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.email", "email_hex.h", "hex_again.h2"])]
+    );
+    // What the view reads is read (policy's `columns`).
+    assert!(l.read_columns().contains("public.customers.email"));
+    // A qualified reference and an alias reach the view's columns too.
+    let l = run_with(
+        Dialect::Postgres,
+        "SELECT c.tax_id FROM public.contacts c",
+        &pg,
+    );
+    assert_eq!(cols(&l), vec![set(&["customers.ssn", "contacts.tax_id"])]);
+}
+
+#[test]
+fn sqlite_and_mysql_view_definitions() {
+    // SQLite keeps the CREATE VIEW text, column list included; its `*` is
+    // expanded when the view is read.
+    let lite = with_views(
+        "main",
+        &[
+            (
+                "renamed",
+                &["a", "b"],
+                "CREATE VIEW renamed(a, b) AS SELECT ssn, name FROM customers",
+            ),
+            (
+                "everything",
+                &["id", "name", "email", "ssn"],
+                "CREATE VIEW everything AS SELECT * FROM customers",
+            ),
+        ],
+    );
+    let l = run_with(Dialect::Sqlite, "SELECT b, a FROM renamed", &lite);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.name", "renamed.b"]),
+            set(&["customers.ssn", "renamed.a"])
+        ]
+    );
+    let l = run_with(Dialect::Sqlite, "SELECT email FROM everything", &lite);
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.email", "everything.email"])]
+    );
+    // MariaDB reports the query fully qualified and quoted.
+    let mut my = with_views(
+        "shop",
+        &[(
+            "contacts",
+            &["id", "mail"],
+            "select `shop`.`customers`.`id` AS `id`,`shop`.`customers`.`email` AS `mail` from `shop`.`customers`",
+        )],
+    );
+    for (table, cols) in catalog() {
+        my.tables.insert(t("shop", &table.table), cols);
+    }
+    let l = run_with(
+        Dialect::MySql,
+        "SELECT concat(mail, '!') FROM contacts",
+        &my,
+    );
+    assert_eq!(cols(&l), vec![set(&["customers.email", "contacts.mail"])]);
+}
+
+#[test]
+fn views_that_cannot_be_followed_are_opaque() {
+    let c = with_views(
+        "public",
+        &[
+            ("broken", &["x"], "SELECT FROM WHERE ((("),
+            // Defined in terms of itself: followed MAX_VIEW_DEPTH deep, then opaque.
+            ("looped", &["x"], "SELECT x FROM public.looped"),
+            // A definition wider than the catalog's list: every column may be any output.
+            ("drifted", &["a"], "SELECT ssn, name FROM public.customers"),
+        ],
+    );
+    for sql in ["SELECT x FROM broken", "SELECT x FROM looped"] {
+        let l = run_with(Dialect::Postgres, sql, &c);
+        let all = names(&l.all_sources());
+        assert!(
+            l.outputs.iter().all(|o| !o.sources.is_empty()),
+            "{sql}: {l:?}"
+        );
+        assert!(all.iter().any(|n| n.ends_with(".*")), "{sql}: {all:?}");
+    }
+    let l = run_with(Dialect::Postgres, "SELECT a FROM drifted", &c);
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.ssn", "customers.name", "drifted.a"])]
+    );
+}
