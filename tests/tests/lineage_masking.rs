@@ -29,39 +29,49 @@ use tollgate_tests::{MariaDbServer, PgServer, TempDir, connector, query};
 /// Cases per dialect the corpus must hold at least.
 const MIN_CASES: usize = 60;
 
-const CUSTOMERS: &[(i64, &str, &str, &str, Option<&str>, &str)] = &[
-    (
-        1,
-        "Ada Lovelace",
-        "ada.lovelace@example.com",
-        "123-45-6789",
-        Some("4111 1111 1111 1111"),
-        "London",
-    ),
-    (
-        2,
-        "Grace Hopper",
-        "grace.hopper@navy.example.org",
-        "234-56-7890",
-        Some("5500 0055 5555 5559"),
-        "Arlington",
-    ),
-    (
-        3,
-        "Alan Turing",
-        "alan.turing@example.net",
-        "345-67-8901",
-        Some("3400 0000 0000 009"),
-        "Wilmslow",
-    ),
-    (
-        4,
-        "Edsger Dijkstra",
-        "edsger.dijkstra@example.com",
-        "456-78-9012",
-        None,
-        "Nuenen",
-    ),
+/// One seeded customer; `email`, `ssn` and `card` are the sensitive values.
+struct Customer {
+    id: i64,
+    name: &'static str,
+    email: &'static str,
+    ssn: &'static str,
+    card: Option<&'static str>,
+    city: &'static str,
+}
+
+const CUSTOMERS: &[Customer] = &[
+    Customer {
+        id: 1,
+        name: "Ada Lovelace",
+        email: "ada.lovelace@example.com",
+        ssn: "123-45-6789",
+        card: Some("4111 1111 1111 1111"),
+        city: "London",
+    },
+    Customer {
+        id: 2,
+        name: "Grace Hopper",
+        email: "grace.hopper@navy.example.org",
+        ssn: "234-56-7890",
+        card: Some("5500 0055 5555 5559"),
+        city: "Arlington",
+    },
+    Customer {
+        id: 3,
+        name: "Alan Turing",
+        email: "alan.turing@example.net",
+        ssn: "345-67-8901",
+        card: Some("3400 0000 0000 009"),
+        city: "Wilmslow",
+    },
+    Customer {
+        id: 4,
+        name: "Edsger Dijkstra",
+        email: "edsger.dijkstra@example.com",
+        ssn: "456-78-9012",
+        card: None,
+        city: "Nuenen",
+    },
 ];
 
 const POLICY: &str = r#"
@@ -117,7 +127,15 @@ impl Dialect {
                 "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, amount {amount} NOT NULL, status {text} NOT NULL)"
             ),
         ];
-        for (id, name, email, ssn, card, city) in CUSTOMERS {
+        for Customer {
+            id,
+            name,
+            email,
+            ssn,
+            card,
+            city,
+        } in CUSTOMERS
+        {
             let card = card.map_or("NULL".to_string(), |c| format!("'{c}'"));
             out.push(format!(
                 "INSERT INTO customers VALUES ({id}, '{name}', '{email}', '{ssn}', {card}, '{city}')"
@@ -225,10 +243,10 @@ fn leak_forms() -> Vec<(String, String)> {
             out.push((format!("{what} digits"), digits));
         }
     };
-    for (_, _, email, ssn, card, _) in CUSTOMERS {
-        add("email", email);
-        add("ssn", ssn);
-        if let Some(card) = card {
+    for c in CUSTOMERS {
+        add("email", c.email);
+        add("ssn", c.ssn);
+        if let Some(card) = c.card {
             add("card", card);
         }
     }

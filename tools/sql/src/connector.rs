@@ -458,7 +458,17 @@ impl SqlConnector {
         match self.engine.schema(&SchemaCall::default(), &limits).await {
             Ok(schema) => {
                 let fold = self.config.dialect != Dialect::Postgres;
-                let lists = ColumnLists::from_schema(&schema, fold);
+                let mut lists = ColumnLists::from_schema(&schema, fold);
+                // Views are followed to their tables when their definitions
+                // can be read; otherwise their columns stand for themselves.
+                match self.engine.view_definitions(&limits).await {
+                    Ok(views) => lists = lists.with_views(views, fold),
+                    Err(e) => tracing::debug!(
+                        connection = %self.info.name,
+                        error = %self.redactor.clean(e.to_string()),
+                        "cannot read view definitions; a view's columns stand for themselves"
+                    ),
+                }
                 if let Ok(mut g) = self.columns.write() {
                     *g = Some((Arc::new(lists), Instant::now()));
                 }

@@ -25,6 +25,8 @@ use crate::analysis::lineage::{ColumnCatalog, Lineage, Source};
 #[derive(Debug, Clone, Default)]
 pub struct ColumnLists {
     tables: BTreeMap<TableRef, Vec<String>>,
+    /// Definitions of the views among them, keyed alike.
+    views: BTreeMap<TableRef, String>,
 }
 
 impl ColumnLists {
@@ -65,7 +67,26 @@ impl ColumnLists {
                 columns,
             );
         }
-        ColumnLists { tables }
+        ColumnLists {
+            tables,
+            views: BTreeMap::new(),
+        }
+    }
+
+    /// Add view definitions (keys folded as in [`ColumnLists::from_schema`]),
+    /// so lineage follows the views to their tables.
+    pub fn with_views(mut self, views: Vec<crate::engine::ViewDefinition>, fold: bool) -> Self {
+        let f = |s: String| if fold { s.to_lowercase() } else { s };
+        for v in views {
+            self.views.insert(
+                TableRef {
+                    schema: f(v.schema),
+                    table: f(v.name),
+                },
+                v.sql,
+            );
+        }
+        self
     }
 
     /// True when the lists hold `table`.
@@ -87,6 +108,9 @@ impl ColumnLists {
 impl ColumnCatalog for ColumnLists {
     fn columns(&self, table: &TableRef) -> Option<Vec<String>> {
         self.tables.get(table).cloned()
+    }
+    fn view(&self, table: &TableRef) -> Option<String> {
+        self.views.get(table).cloned()
     }
 }
 
