@@ -32,15 +32,15 @@ use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
-    Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint, JoinOperator,
+    ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias,
+    TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use super::names::{Resolver, idents, parse_table_literal};
-use super::{TableRef, functions};
+use super::{Dialect, TableRef, functions};
 
 /// Where an output value can come from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -255,6 +255,10 @@ enum Body {
 struct Scope<'p> {
     relations: Vec<Relation>,
     ctes: Vec<(String, Option<Shape>)>,
+    /// What a bare `*` yields when the FROM merges columns (`JOIN ... USING`,
+    /// `NATURAL JOIN`: the shared columns once, first); None: every
+    /// relation's columns in order.
+    star: Option<Shape>,
     /// Output columns of the SELECT, for ORDER BY / HAVING aliases.
     aliases: Vec<Column>,
     parent: Option<&'p Scope<'p>>,
@@ -303,6 +307,21 @@ static PLACEHOLDER: LazyLock<(Query, TableFactor)> = LazyLock::new(|| {
 impl Lineager<'_> {
     fn fold(&self, ident: &Ident) -> String {
         self.resolver.fold(ident)
+    }
+
+    /// The name the database probably gives an output without an alias,
+    /// folded like a name so references to it resolve.
+    fn derived_name(&self, e: &Expr) -> String {
+        match e {
+            Expr::Identifier(i) => self.fold(i),
+            Expr::CompoundIdentifier(parts) => {
+                parts.last().map(|i| self.fold(i)).unwrap_or_default()
+            }
+            Expr::Function(f) => f.name.0.last().map(|p| p.to_string()).unwrap_or_default(),
+            Expr::Cast { expr, .. } => self.derived_name(expr),
+            Expr::Nested(inner) => self.derived_name(inner),
+            _ => "?column?".into(),
+        }
     }
 
     /// Output shape of a statement; None when it is not modelled.
@@ -523,12 +542,70 @@ impl Lineager<'_> {
     /// Add the relations of a FROM list (and read their join constraints
     /// later, through the SELECT's generic visit).
     fn from(&mut self, from: &[TableWithJoins], scope: &mut Scope<'_>) {
+        let mut star = Shape {
+            columns: vec![],
+            exact: true,
+        };
+        let mut merged = false;
         for twj in from {
+            let start = scope.relations.len();
             self.factor(&twj.relation, scope);
+            let mut left = self.added_shape(&twj.relation, scope, start);
             for join in &twj.joins {
+                let start = scope.relations.len();
                 self.factor(&join.relation, scope);
+                let right = self.added_shape(&join.relation, scope, start);
+                left = match join_constraint(&join.join_operator) {
+                    Some(JoinConstraint::Using(names) | JoinConstraint::UsingAlias(names, _)) => {
+                        merged = true;
+                        let names: Vec<String> = names
+                            .iter()
+                            .filter_map(|n| idents(n).ok()?.last().map(|i| self.fold(i)))
+                            .collect();
+                        merge_shared(left, right, &names, self.resolver.dialect)
+                    }
+                    Some(JoinConstraint::Natural) => {
+                        merged = true;
+                        let names: Vec<String> = left
+                            .columns
+                            .iter()
+                            .filter(|c| right.columns.iter().any(|r| r.name == c.name))
+                            .map(|c| c.name.clone())
+                            .collect();
+                        let exact = left.exact && right.exact;
+                        let mut shape = merge_shared(left, right, &names, self.resolver.dialect);
+                        shape.exact &= exact;
+                        shape
+                    }
+                    _ => {
+                        left.exact &= right.exact;
+                        left.columns.extend(right.columns);
+                        left
+                    }
+                };
             }
+            star.exact &= left.exact;
+            star.columns.extend(left.columns);
         }
+        if merged {
+            scope.star = Some(star);
+        }
+    }
+
+    /// The columns `*` yields from what one FROM item added to `scope`
+    /// (relations from `start` on); a nested join counts as of unknown
+    /// width, which only matters when it meets `USING`/`NATURAL`.
+    fn added_shape(&self, factor: &TableFactor, scope: &Scope<'_>, start: usize) -> Shape {
+        let mut shape = Shape {
+            columns: vec![],
+            exact: !matches!(factor, TableFactor::NestedJoin { .. }),
+        };
+        for rel in &scope.relations[start..] {
+            let s = self.relation_shape(rel);
+            shape.exact &= s.exact;
+            shape.columns.extend(s.columns);
+        }
+        shape
     }
 
     fn factor(&mut self, factor: &TableFactor, scope: &mut Scope<'_>) {
@@ -771,10 +848,15 @@ impl Lineager<'_> {
                 SelectItem::Wildcard(opts) => {
                     let mut cols = vec![];
                     let mut exact = true;
-                    for rel in visible(scope) {
-                        let s = self.relation_shape(rel);
-                        exact &= s.exact;
-                        cols.extend(s.columns);
+                    if let Some(star) = &scope.star {
+                        exact = star.exact;
+                        cols.extend(star.columns.iter().cloned());
+                    } else {
+                        for rel in visible(scope) {
+                            let s = self.relation_shape(rel);
+                            exact &= s.exact;
+                            cols.extend(s.columns);
+                        }
                     }
                     out.exact &= exact && wildcard_plain(opts);
                     out.columns.extend(cols);
@@ -840,9 +922,10 @@ impl Lineager<'_> {
         let deps = self.expr(e, scope);
         let inner = strip_nested(e);
         Column {
+            // Folded as the database folds names, so references find it.
             name: alias
-                .map(|a| a.value.clone())
-                .unwrap_or_else(|| derived_name(inner)),
+                .map(|a| self.fold(a))
+                .unwrap_or_else(|| self.derived_name(inner)),
             bare: matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
                 && !deps.opaque,
             count_only: is_count(inner),
@@ -1249,15 +1332,78 @@ fn is_count(e: &Expr) -> bool {
     }
 }
 
-fn derived_name(e: &Expr) -> String {
-    match e {
-        Expr::Identifier(i) => i.value.clone(),
-        Expr::CompoundIdentifier(parts) => {
-            parts.last().map(|i| i.value.clone()).unwrap_or_default()
+/// The columns of a join that merges `names` (`USING`, `NATURAL`): each
+/// shared column once, depending on both sides. PostgreSQL and MySQL put
+/// the shared columns first, then the rest of the left, then the rest of
+/// the right; SQLite keeps the left's columns where they are and drops the
+/// shared ones from the right. A name missing on a side makes the width
+/// unknown.
+fn merge_shared(left: Shape, right: Shape, names: &[String], dialect: Dialect) -> Shape {
+    let mut exact = left.exact && right.exact;
+    let shared = |n: &str| {
+        let mut c = Column {
+            name: n.to_string(),
+            deps: Deps::default(),
+            bare: false,
+            count_only: false,
+        };
+        let mut sides = 0;
+        for side in [&left, &right] {
+            if let Some(x) = side.columns.iter().find(|x| x.name == n) {
+                c.deps.add(&x.deps);
+                sides += 1;
+            }
         }
-        Expr::Function(f) => f.name.0.last().map(|p| p.to_string()).unwrap_or_default(),
-        Expr::Cast { expr, .. } => derived_name(expr),
-        _ => "?column?".into(),
+        (c, sides == 2)
+    };
+    let mut columns = Vec::with_capacity(left.columns.len() + right.columns.len());
+    if dialect == Dialect::Sqlite {
+        for c in &left.columns {
+            if names.contains(&c.name) {
+                columns.push(shared(&c.name).0);
+            } else {
+                columns.push(c.clone());
+            }
+        }
+        for n in names {
+            exact &= shared(n).1;
+        }
+    } else {
+        for n in names {
+            let (c, both) = shared(n);
+            exact &= both;
+            columns.push(c);
+        }
+        columns.extend(
+            left.columns
+                .iter()
+                .filter(|c| !names.contains(&c.name))
+                .cloned(),
+        );
+    }
+    columns.extend(
+        right
+            .columns
+            .iter()
+            .filter(|c| !names.contains(&c.name))
+            .cloned(),
+    );
+    Shape { columns, exact }
+}
+
+/// The constraint of a join, for the kinds that have one.
+fn join_constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
+    match op {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::CrossJoin(c)
+        | JoinOperator::StraightJoin(c) => Some(c),
+        _ => None,
     }
 }
 

@@ -407,3 +407,99 @@ fn views_that_cannot_be_followed_are_opaque() {
         vec![set(&["customers.ssn", "customers.name", "drifted.a"])]
     );
 }
+
+#[test]
+fn joins_that_merge_columns_put_them_first_once() {
+    // `USING`: the shared column once, first, from both sides; then the rest
+    // of each side, so positions line up with what the database returns.
+    let l = run("SELECT * FROM customers JOIN orders USING (id)");
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "orders.id"]),
+            set(&["customers.name"]),
+            set(&["customers.email"]),
+            set(&["customers.ssn"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status"]),
+        ]
+    );
+    // NATURAL: every shared name.
+    let l =
+        run("SELECT * FROM orders o NATURAL JOIN (SELECT id, email AS status FROM customers) c");
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["orders.id", "customers.id"]),
+            set(&["orders.status", "customers.email"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+        ]
+    );
+    // SQLite keeps the left's order and drops the right's shared columns.
+    let l = run_with(
+        Dialect::Sqlite,
+        "SELECT * FROM customers JOIN orders USING (id)",
+        &catalog(),
+    );
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "orders.id"]),
+            set(&["customers.name"]),
+            set(&["customers.email"]),
+            set(&["customers.ssn"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status"]),
+        ]
+    );
+    let l = run_with(
+        Dialect::Sqlite,
+        "SELECT * FROM orders NATURAL JOIN (SELECT email AS status, id FROM customers) c",
+        &catalog(),
+    );
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["orders.id", "customers.id"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status", "customers.email"]),
+        ]
+    );
+    // A qualified star is the relation's own columns, shared ones included.
+    let l = run("SELECT o.* FROM customers JOIN orders o USING (id)");
+    assert_eq!(l.outputs.len(), 4);
+    // A shared column a side lacks, or a side of unknown width: positions unknown.
+    let l = run("SELECT * FROM customers JOIN mystery USING (id)");
+    assert!(!l.exact);
+    let l = run("SELECT * FROM customers JOIN orders USING (nope)");
+    assert!(!l.exact);
+}
+
+#[test]
+fn output_names_fold_like_references() {
+    // `AS N` is `n` to PostgreSQL, MySQL and SQLite alike.
+    for dialect in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite] {
+        let l = run_with(
+            dialect,
+            "SELECT n, e FROM (SELECT name AS N, Email FROM customers) s",
+            &{
+                let mut c = catalog();
+                for (table, cols) in catalog() {
+                    c.insert(t("shop", &table.table), cols);
+                }
+                c
+            },
+        );
+        assert_eq!(cols(&l)[0], set(&["customers.name"]), "{dialect:?}: {l:?}");
+    }
+    // A quoted PostgreSQL alias keeps its case: `n` does not name `"N"`.
+    let l = run("SELECT \"N\" FROM (SELECT name AS \"N\", ssn FROM customers) s");
+    assert_eq!(cols(&l), vec![set(&["customers.name"])]);
+}
