@@ -81,6 +81,12 @@ permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"con
 permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:select", resource);
 @id("agents-call-functions")
 permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:call", resource);
+@id("agents-ddl")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:ddl", resource);
+@id("agents-admin")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:admin", resource);
+@id("agents-insert")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:insert", resource);
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,6 +79,10 @@ pub struct Lineage {
     pub exact: bool,
     /// Every column read anywhere in the statement, predicates included.
     pub reads: BTreeSet<Source>,
+    /// What earlier statements of the same call read and may have left
+    /// behind for this one (a temporary table, a session variable): every
+    /// output depends on it too (see [`Lineage::carry`]).
+    pub carried: BTreeSet<Source>,
 }
 
 impl Source {
@@ -110,7 +114,24 @@ impl Lineage {
         if !self.exact {
             all.extend(self.reads.iter().cloned());
         }
+        all.extend(self.carried.iter().cloned());
         all
+    }
+
+    /// Make every output depend on `earlier`: what the statements before
+    /// this one in the same call read, when one of them could leave data
+    /// behind (wrote, or touched the session). A value computed there can
+    /// come back here through a table or variable lineage cannot follow.
+    /// A count still reveals no value.
+    pub fn carry(&mut self, earlier: &BTreeSet<Source>) {
+        if earlier.is_empty() {
+            return;
+        }
+        for o in &mut self.outputs {
+            o.sources.extend(earlier.iter().cloned());
+            o.bare = false;
+        }
+        self.carried.extend(earlier.iter().cloned());
     }
 }
 
@@ -191,6 +212,7 @@ pub(crate) fn lineage(
         outputs,
         exact,
         reads,
+        carried: BTreeSet::new(),
     }
 }
 
@@ -399,7 +421,18 @@ impl Lineager<'_> {
                 self.read_visit(&mut rest, &s);
                 Some(self.returning(returning.as_deref(), &s))
             }
-            _ => None,
+            _ => {
+                // Not modelled (DDL, SET, CALL...), but what it reads is read:
+                // `CREATE TABLE t AS SELECT ...`, `SET @x = (SELECT ...)` read
+                // their queries (and may hand the values to a later statement).
+                let mut copy = statement.clone();
+                let s = Scope {
+                    parent: scope,
+                    ..Default::default()
+                };
+                self.read_visit(&mut copy, &s);
+                None
+            }
         }
     }
 

@@ -175,6 +175,9 @@ pub fn analyse_with(
         requests: Vec::new(),
     };
     let count = parsed.len();
+    // What earlier statements that may leave data behind (writes, session
+    // state) read: later results may carry it (see `Lineage::carry`).
+    let mut carried = std::collections::BTreeSet::new();
     for (i, statement) in parsed.iter_mut().enumerate() {
         let at = |reason: String| {
             if many {
@@ -194,8 +197,12 @@ pub fn analyse_with(
             .apply(statement)
             .map_err(at)?;
         let executed = canonical(dialect, statement).map_err(at)?;
-        let lineage = lineage::lineage(statement, resolver, columns);
+        let mut lineage = lineage::lineage(statement, resolver, columns);
+        lineage.carry(&carried);
         let analysed = summarise(&walk, executed, lineage);
+        if !analysed.read_only || analysed.touches_session {
+            carried.extend(analysed.lineage.reads.iter().cloned());
+        }
         push_requests(&mut analysis.requests, connection, &analysed, walk.accesses);
         analysis.statements.push(analysed);
     }

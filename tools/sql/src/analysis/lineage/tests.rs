@@ -503,3 +503,78 @@ fn output_names_fold_like_references() {
     let l = run("SELECT \"N\" FROM (SELECT name AS \"N\", ssn FROM customers) s");
     assert_eq!(cols(&l), vec![set(&["customers.name"])]);
 }
+
+#[test]
+fn statements_not_modelled_still_read_their_queries() {
+    let l =
+        run("CREATE TEMP TABLE t AS SELECT id, encode(email::bytea, 'hex') AS h FROM customers");
+    assert!(!l.exact && l.outputs.is_empty());
+    let read = l.read_columns();
+    assert!(read.contains("public.customers.email"), "{read:?}");
+    let l = run_with(
+        Dialect::MySql,
+        "SET @x = (SELECT hex(ssn) FROM customers WHERE id = 1)",
+        &{
+            let mut c = catalog();
+            for (table, cols) in catalog() {
+                c.insert(t("shop", &table.table), cols);
+            }
+            c
+        },
+    );
+    assert!(l.read_columns().contains("shop.customers.ssn"), "{l:?}");
+}
+
+#[test]
+fn carried_sources_reach_every_output() {
+    let mut l = run("SELECT h, count(*) FROM t GROUP BY h");
+    let earlier: BTreeSet<Source> =
+        [Source::Column(t("public", "customers"), "email".into())].into();
+    l.carry(&earlier);
+    assert!(
+        l.outputs[0]
+            .sources
+            .contains(&earlier.iter().next().unwrap().clone())
+    );
+    assert!(!l.outputs[0].bare);
+    // A count still reveals no value; positions unknown still reach it.
+    assert!(l.outputs[1].count_only);
+    assert!(l.all_sources().is_superset(&earlier));
+}
+
+#[test]
+fn a_call_carries_what_side_effects_may_have_kept() {
+    let cat = {
+        let mut c = catalog();
+        for (table, cols) in catalog() {
+            c.insert(t("shop", &table.table), cols);
+        }
+        c
+    };
+    let analyse = |dialect: Dialect, schema: &str, sql: &str| {
+        crate::analysis::analyse_with(dialect, "shop", schema, None, &cat, sql)
+            .expect("analyses")
+            .statements
+    };
+    // A temporary table, then a read of it: its values came from customers.
+    let st = analyse(
+        Dialect::MySql,
+        "shop",
+        "CREATE TEMPORARY TABLE t AS SELECT hex(email) AS h FROM customers; SELECT h FROM t",
+    );
+    assert!(names(&st[1].lineage.outputs[0].sources).contains("customers.email"));
+    // A session variable set in one statement and read in the next.
+    let st = analyse(
+        Dialect::MySql,
+        "shop",
+        "SELECT @x := ssn FROM customers; SELECT @x",
+    );
+    assert!(names(&st[1].lineage.outputs[0].sources).contains("customers.ssn"));
+    // Reads with no side effect leave nothing behind.
+    let st = analyse(
+        Dialect::Postgres,
+        "public",
+        "SELECT ssn FROM customers; SELECT name FROM customers",
+    );
+    assert_eq!(cols(&st[1].lineage), vec![set(&["customers.name"])]);
+}
