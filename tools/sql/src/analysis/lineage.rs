@@ -582,12 +582,26 @@ impl Lineager<'_> {
         let mut merged = false;
         for twj in from {
             let start = scope.relations.len();
-            self.factor(&twj.relation, scope);
-            let mut left = self.added_shape(&twj.relation, scope, start);
+            let mut left = match self.factor(&twj.relation, scope) {
+                Some((shape, inner_merged)) => {
+                    merged |= inner_merged;
+                    shape
+                }
+                None => self.added_shape(scope, start),
+            };
             for join in &twj.joins {
                 let start = scope.relations.len();
-                self.factor(&join.relation, scope);
-                let right = self.added_shape(&join.relation, scope, start);
+                let right = match self.factor(&join.relation, scope) {
+                    Some((shape, inner_merged)) => {
+                        merged |= inner_merged;
+                        shape
+                    }
+                    None => self.added_shape(scope, start),
+                };
+                let right_join = matches!(
+                    join.join_operator,
+                    JoinOperator::Right(_) | JoinOperator::RightOuter(_)
+                );
                 left = match join_constraint(&join.join_operator) {
                     Some(JoinConstraint::Using(names) | JoinConstraint::UsingAlias(names, _)) => {
                         merged = true;
@@ -595,7 +609,7 @@ impl Lineager<'_> {
                             .iter()
                             .filter_map(|n| idents(n).ok()?.last().map(|i| self.fold(i)))
                             .collect();
-                        merge_shared(left, right, &names, self.resolver.dialect)
+                        merge_shared(left, right, &names, self.resolver.dialect, right_join)
                     }
                     Some(JoinConstraint::Natural) => {
                         merged = true;
@@ -606,7 +620,8 @@ impl Lineager<'_> {
                             .map(|c| c.name.clone())
                             .collect();
                         let exact = left.exact && right.exact;
-                        let mut shape = merge_shared(left, right, &names, self.resolver.dialect);
+                        let mut shape =
+                            merge_shared(left, right, &names, self.resolver.dialect, right_join);
                         shape.exact &= exact;
                         shape
                     }
@@ -626,12 +641,11 @@ impl Lineager<'_> {
     }
 
     /// The columns `*` yields from what one FROM item added to `scope`
-    /// (relations from `start` on); a nested join counts as of unknown
-    /// width, which only matters when it meets `USING`/`NATURAL`.
-    fn added_shape(&self, factor: &TableFactor, scope: &Scope<'_>, start: usize) -> Shape {
+    /// (relations from `start` on).
+    fn added_shape(&self, scope: &Scope<'_>, start: usize) -> Shape {
         let mut shape = Shape {
             columns: vec![],
-            exact: !matches!(factor, TableFactor::NestedJoin { .. }),
+            exact: true,
         };
         for rel in &scope.relations[start..] {
             let s = self.relation_shape(rel);
@@ -641,7 +655,10 @@ impl Lineager<'_> {
         shape
     }
 
-    fn factor(&mut self, factor: &TableFactor, scope: &mut Scope<'_>) {
+    /// Add the relations of one FROM item to `scope`. For a parenthesised
+    /// join: what its `*` yields, and whether it merges columns (`USING`).
+    fn factor(&mut self, factor: &TableFactor, scope: &mut Scope<'_>) -> Option<(Shape, bool)> {
+        let mut nested = None;
         match factor {
             TableFactor::Table {
                 name,
@@ -682,7 +699,23 @@ impl Lineager<'_> {
                     ..Default::default()
                 };
                 self.from(std::slice::from_ref(table_with_joins), &mut inner);
+                let merged = inner.star.take();
                 let relations = inner.relations;
+                nested = Some(match merged {
+                    Some(star) => (star, true),
+                    None => {
+                        let mut shape = Shape {
+                            columns: vec![],
+                            exact: true,
+                        };
+                        for r in &relations {
+                            let s = self.relation_shape(r);
+                            shape.exact &= s.exact;
+                            shape.columns.extend(s.columns);
+                        }
+                        (shape, false)
+                    }
+                });
                 if let Some(a) = alias {
                     let columns: Vec<Column> = relations
                         .iter()
@@ -712,6 +745,7 @@ impl Lineager<'_> {
                 });
             }
         }
+        nested
     }
 
     /// A named relation: a CTE in scope, or a base table.
@@ -1365,14 +1399,29 @@ fn is_count(e: &Expr) -> bool {
     }
 }
 
-/// The columns of a join that merges `names` (`USING`, `NATURAL`): each
-/// shared column once, depending on both sides. PostgreSQL and MySQL put
-/// the shared columns first, then the rest of the left, then the rest of
-/// the right; SQLite keeps the left's columns where they are and drops the
-/// shared ones from the right. A name missing on a side makes the width
-/// unknown.
-fn merge_shared(left: Shape, right: Shape, names: &[String], dialect: Dialect) -> Shape {
+/// The columns of a join that merges `names` (`USING`, `NATURAL`), as each
+/// database orders them: each shared column once, depending on both sides.
+/// PostgreSQL: the shared columns first in `names` order, then the rest of
+/// the left, then the rest of the right. MySQL/MariaDB: the same with the
+/// shared ones in the order of the first table, which is the right one for
+/// a `RIGHT JOIN` (whose own columns then come before the left's). SQLite:
+/// the left's columns where they are, then the right's not shared. A name
+/// missing on a side makes the width unknown.
+fn merge_shared(
+    left: Shape,
+    right: Shape,
+    names: &[String],
+    dialect: Dialect,
+    right_join: bool,
+) -> Shape {
     let mut exact = left.exact && right.exact;
+    for n in names {
+        let sides = [&left, &right]
+            .iter()
+            .filter(|side| side.columns.iter().any(|c| &c.name == n))
+            .count();
+        exact &= sides == 2;
+    }
     let shared = |n: &str| {
         let mut c = Column {
             name: n.to_string(),
@@ -1380,47 +1429,55 @@ fn merge_shared(left: Shape, right: Shape, names: &[String], dialect: Dialect) -
             bare: false,
             count_only: false,
         };
-        let mut sides = 0;
         for side in [&left, &right] {
             if let Some(x) = side.columns.iter().find(|x| x.name == n) {
                 c.deps.add(&x.deps);
-                sides += 1;
             }
         }
-        (c, sides == 2)
+        c
+    };
+    let is_shared = |c: &Column| names.contains(&c.name);
+    let unique = |side: &Shape| -> Vec<Column> {
+        side.columns
+            .iter()
+            .filter(|c| !is_shared(c))
+            .cloned()
+            .collect()
     };
     let mut columns = Vec::with_capacity(left.columns.len() + right.columns.len());
-    if dialect == Dialect::Sqlite {
-        for c in &left.columns {
-            if names.contains(&c.name) {
-                columns.push(shared(&c.name).0);
-            } else {
-                columns.push(c.clone());
+    match dialect {
+        Dialect::Sqlite => {
+            for c in &left.columns {
+                columns.push(if is_shared(c) {
+                    shared(&c.name)
+                } else {
+                    c.clone()
+                });
             }
+            columns.extend(unique(&right));
         }
-        for n in names {
-            exact &= shared(n).1;
+        Dialect::Postgres => {
+            columns.extend(names.iter().map(|n| shared(n)));
+            columns.extend(unique(&left));
+            columns.extend(unique(&right));
         }
-    } else {
-        for n in names {
-            let (c, both) = shared(n);
-            exact &= both;
-            columns.push(c);
+        Dialect::MySql => {
+            let (first, second) = if right_join {
+                (&right, &left)
+            } else {
+                (&left, &right)
+            };
+            let mut seen: Vec<&str> = vec![];
+            for c in first.columns.iter().filter(|c| is_shared(c)) {
+                if !seen.contains(&c.name.as_str()) {
+                    seen.push(&c.name);
+                    columns.push(shared(&c.name));
+                }
+            }
+            columns.extend(unique(first));
+            columns.extend(unique(second));
         }
-        columns.extend(
-            left.columns
-                .iter()
-                .filter(|c| !names.contains(&c.name))
-                .cloned(),
-        );
     }
-    columns.extend(
-        right
-            .columns
-            .iter()
-            .filter(|c| !names.contains(&c.name))
-            .cloned(),
-    );
     Shape { columns, exact }
 }
 

@@ -578,3 +578,51 @@ fn a_call_carries_what_side_effects_may_have_kept() {
     );
     assert_eq!(cols(&st[1].lineage), vec![set(&["customers.name"])]);
 }
+
+#[test]
+fn merged_columns_follow_each_dialects_order() {
+    let my = {
+        let mut c = catalog();
+        for (table, cols) in catalog() {
+            c.insert(t("shop", &table.table), cols);
+        }
+        c
+    };
+    // MariaDB: a RIGHT JOIN's first table is the right one: shared columns
+    // in its order, then its own, then the left's.
+    let l = run_with(
+        Dialect::MySql,
+        "SELECT * FROM customers RIGHT JOIN orders USING (id)",
+        &my,
+    );
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "orders.id"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status"]),
+            set(&["customers.name"]),
+            set(&["customers.email"]),
+            set(&["customers.ssn"]),
+        ]
+    );
+    // MariaDB orders shared columns as the first table has them, PostgreSQL
+    // as USING lists them.
+    let q = "SELECT * FROM (SELECT ssn AS b, name AS a FROM customers) x JOIN (SELECT name AS a, email AS b FROM customers) y USING (a, b)";
+    let names_of =
+        |l: &Lineage| -> Vec<String> { l.outputs.iter().map(|o| o.name.clone()).collect() };
+    assert_eq!(names_of(&run_with(Dialect::MySql, q, &my)), ["b", "a"]);
+    assert_eq!(names_of(&run(q)), ["a", "b"]);
+    // A parenthesised join that merges columns keeps its shape outside.
+    let l = run("SELECT * FROM (customers JOIN orders USING (id))");
+    assert!(l.exact);
+    assert_eq!(l.outputs.len(), 7);
+    assert_eq!(cols(&l)[4], set(&["orders.customer_id"]));
+    let l = run(
+        "SELECT * FROM (customers JOIN orders USING (id)) JOIN orders o2 ON o2.id = customers.id",
+    );
+    assert!(l.exact);
+    assert_eq!(l.outputs.len(), 11);
+}
