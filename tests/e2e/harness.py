@@ -368,3 +368,93 @@ statement_timeout = "5s"
         token = out.strip()
         assert token.count(".") == 2 and "\n" not in token, f"`tollgate token` printed more than a token: {out!r}"
         return token
+
+
+def mariadb_binary(name: str) -> str:
+    for d in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"):
+        path = os.path.join(d, name)
+        if os.access(path, os.X_OK):
+            return path
+    raise RuntimeError(f"MariaDB binary `{name}` not found: run `apt-get install -y mariadb-server` "
+                       "(or `bash tests/install-deps.sh` as root)")
+
+
+@contextlib.contextmanager
+def running_mariadb():
+    """A started throwaway MariaDB, removed afterwards (as tests/src/mariadb.rs does)."""
+    m = MariaDb()
+    try:
+        m.start()
+        yield m
+    finally:
+        m.cleanup()
+
+
+class MariaDb:
+    """mariadb-install-db + mariadbd on a free loopback port and a private socket
+    in a temp dir; root over the socket only, a password user for TCP."""
+
+    def __init__(self) -> None:
+        self.install = mariadb_binary("mariadb-install-db")
+        self.server = mariadb_binary("mariadbd")
+        self.admin = mariadb_binary("mariadb-admin")
+        self.client = mariadb_binary("mariadb")
+        self.dir = Path(tempfile.mkdtemp(prefix="tollgate-e2e-maria-"))
+        self.port = free_port()
+        self.sock = self.dir / "mysqld.sock"
+        self.user = "shop_app"
+        self.password = "mariaSecret-" + secrets.token_hex(12)
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, db: str) -> str:
+        return f"mysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{db}?ssl-mode=disabled"
+
+    def start(self) -> "MariaDb":
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "mysql", "mysql")
+        data = self.dir / "data"
+        subprocess.run([self.install, "--no-defaults", "--user=mysql", "--auth-root-authentication-method=socket",
+                        "--skip-test-db", f"--datadir={data}"], check=True, capture_output=True, text=True)
+        self.proc = subprocess.Popen(
+            [self.server, "--no-defaults", "--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve",
+             "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin",
+             f"--datadir={data}", f"--port={self.port}", f"--socket={self.sock}",
+             f"--pid-file={self.dir / 'mysqld.pid'}", f"--log-error={self.dir / 'error.log'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            ok = subprocess.run([self.admin, "--no-defaults", f"--socket={self.sock}", "-uroot", "ping"],
+                                capture_output=True).returncode == 0
+            if ok:
+                break
+            if self.proc.poll() is not None:
+                log = (self.dir / "error.log").read_text(errors="replace") if (self.dir / "error.log").exists() else ""
+                raise RuntimeError(f"mariadbd exited with {self.proc.returncode}:\n{log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("mariadbd did not answer within 30 s")
+            time.sleep(0.1)
+        self.root_sql(f"CREATE USER '{self.user}'@'%' IDENTIFIED BY '{self.password}'; "
+                      f"GRANT ALL ON *.* TO '{self.user}'@'%';")
+        return self
+
+    def root_sql(self, sql: str, db: str | None = None) -> str:
+        """Run SQL as root over the private socket; tab-separated output."""
+        cmd = [self.client, "--no-defaults", f"--socket={self.sock}", "-uroot", "-N", "-B"]
+        if db:
+            cmd.append(db)
+        out = subprocess.run([*cmd, "-e", sql], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def cleanup(self) -> None:
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                subprocess.run([self.admin, "--no-defaults", f"--socket={self.sock}", "-uroot", "shutdown"],
+                               capture_output=True, timeout=30)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -34,6 +34,8 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "${PGBIN:-}" ] \
   || die "PostgreSQL server binaries missing: run 'bash tests/install-deps.sh' as root (apt-get install -y postgresql)"
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] \
+  || die "MariaDB server binaries missing (test_lineage_masking.py): run 'bash tests/install-deps.sh' as root (apt-get install -y mariadb-server)"
 
 # Python venv with the pinned requirements (re-installed when the file changes).
 stamp=$VENV/.requirements.sha256

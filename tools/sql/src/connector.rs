@@ -20,7 +20,7 @@ use gateway_core::review::ReviewSummary;
 use serde_json::{Map, Value, json};
 
 use crate::analysis::catalog::NameCatalog;
-use crate::analysis::{self, Dialect, TableRef};
+use crate::analysis::{self, Dialect};
 use crate::config::{SqlConfig, Target, kind_name};
 use crate::engine::{Engine, Redactor};
 use crate::origins::{self, ColumnLists, Sensitivity};
@@ -462,10 +462,17 @@ impl SqlConnector {
             Ok(schema) => {
                 let fold = self.config.dialect != Dialect::Postgres;
                 let mut lists = ColumnLists::from_schema(&schema, fold);
-                let views = ColumnLists::views_in(&schema, fold);
-                if !views.is_empty() {
-                    self.add_views(&mut lists, &views, &limits).await;
+                // Views are followed to their tables when their definitions
+                // can be read; otherwise they are opaque (see origins).
+                match self.engine.view_definitions(&limits).await {
+                    Ok(views) => lists = lists.with_views(views, fold),
+                    Err(e) => tracing::warn!(
+                        connection = %self.info.name,
+                        error = %self.redactor.clean(e.to_string()),
+                        "cannot read view definitions; every masking rule of the connection applies to view columns"
+                    ),
                 }
+                lists.mark_opaque_views(ColumnLists::views_in(&schema, fold), self.config.dialect);
                 if let Ok(mut g) = self.columns.write() {
                     *g = Some((Arc::new(lists), Instant::now()));
                 }
@@ -496,90 +503,6 @@ impl SqlConnector {
         let down = self.columns_down.lock().ok()?;
         let (at, why) = down.as_ref()?;
         (at.elapsed() < DOWN_RECHECK).then(|| ExecuteError::Unavailable(why.clone()))
-    }
-
-    /// Where the columns of `views` come from: each view's defining query,
-    /// read from the database's catalog and analysed for lineage. A view
-    /// whose definition cannot be read or analysed is recorded as opaque
-    /// (every rule of the connection meets its columns).
-    async fn add_views(&self, lists: &mut ColumnLists, views: &[TableRef], limits: &ExecLimits) {
-        let sql = match self.config.dialect {
-            Dialect::Postgres => {
-                "SELECT schemaname::text, viewname::text, definition FROM pg_catalog.pg_views \
-                 WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-            }
-            Dialect::MySql => {
-                "SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS \
-                 WHERE TABLE_SCHEMA = DATABASE()"
-            }
-            Dialect::Sqlite => "SELECT 'main', name, sql FROM sqlite_schema WHERE type = 'view'",
-        };
-        let call = QueryCall {
-            statements: vec![PreparedStatement {
-                kind: "select".into(),
-                tables: Vec::new(),
-                sql: sql.into(),
-                touches_session: false,
-                lineage: Default::default(),
-            }],
-            params: Vec::new(),
-            max_rows: None,
-            read_only: true,
-            max_affected: None,
-        };
-        let caps = Caps {
-            max_rows: 10_000,
-            max_bytes: 16 << 20,
-        };
-        let fold = self.config.dialect != Dialect::Postgres;
-        let f = |s: &str| {
-            if fold {
-                s.to_lowercase()
-            } else {
-                s.to_string()
-            }
-        };
-        let mut definitions = std::collections::BTreeMap::new();
-        match self.engine.query(&call, caps, limits).await {
-            Ok(outcome) => {
-                for row in outcome.rows.map(|r| r.rows).unwrap_or_default() {
-                    if let [Value::String(s), Value::String(n), Value::String(d)] = &row[..] {
-                        let view = TableRef {
-                            schema: f(s),
-                            table: f(n),
-                        };
-                        definitions.insert(view, d.clone());
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(
-                connection = %self.info.name,
-                error = %self.redactor.clean(e.to_string()),
-                "cannot read view definitions; every masking rule of the connection applies to view columns"
-            ),
-        }
-        let names = self.name_catalog();
-        for view in views {
-            // Views over views: analysed against the lists read so far, in
-            // any order; nesting resolves when origins are built.
-            let lineage = definitions.get(view).and_then(|d| {
-                analysis::view_lineage(
-                    self.config.dialect,
-                    &self.default_schema,
-                    names.as_deref(),
-                    &*lists,
-                    d,
-                )
-            });
-            if lineage.is_none() {
-                tracing::warn!(
-                    connection = %self.info.name,
-                    view = %format!("{}.{}", view.schema, view.table),
-                    "cannot analyse this view's definition; every masking rule of the connection applies to its columns"
-                );
-            }
-            lists.add_view(view.clone(), lineage);
-        }
     }
 
     /// Replace the connection's column classification (see [`Classification`]).

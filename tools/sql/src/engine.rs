@@ -32,6 +32,28 @@ pub trait Engine: Send + Sync + 'static {
     async fn name_catalog(&self) -> Result<Option<NameCatalog>, ExecuteError> {
         Ok(None)
     }
+    /// The definition of every view [`Engine::schema`] lists (unfiltered),
+    /// so that column lineage follows views to their tables; stops as
+    /// [`Engine::query`] does. A view missing here keeps its own columns as
+    /// sources.
+    async fn view_definitions(
+        &self,
+        _stop: &ExecLimits,
+    ) -> Result<Vec<ViewDefinition>, ExecuteError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A view's definition as its database reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDefinition {
+    /// Schema of the view, as `sql_schema` names it.
+    pub schema: String,
+    /// Name of the view.
+    pub name: String,
+    /// Its defining `SELECT` (PostgreSQL, MariaDB) or whole `CREATE VIEW`
+    /// statement (SQLite).
+    pub sql: String,
 }
 
 /// Removes every credential-bearing string (the URL, its password, its

@@ -23,7 +23,7 @@ use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement, TypeInfo
 
 use crate::affected::Tally;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
-use crate::engine::Engine;
+use crate::engine::{Engine, ViewDefinition};
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 use crate::sqlx_common::{bind_json, decimal, fill, map_common};
@@ -417,5 +417,44 @@ impl Engine for MySqlEngine {
             }
         }
         Ok(json!({ "tables": tables }))
+    }
+
+    async fn view_definitions(
+        &self,
+        stop: &ExecLimits,
+    ) -> Result<Vec<ViewDefinition>, ExecuteError> {
+        let limit = self.timeout + Duration::from_secs(2);
+        // Fully qualified, as the server stores it; empty without SHOW VIEW
+        // (the view is then opaque to lineage).
+        let rows = self
+            .guarded(limit, false, stop, async |conn| {
+                sqlx::query(
+                    "SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS \
+                     WHERE TABLE_SCHEMA = ?",
+                )
+                .bind(&self.database)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| self.map_err(e))
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let get = |i: usize| -> String {
+                    r.try_get_unchecked::<String, _>(i)
+                        .or_else(|_| {
+                            r.try_get_unchecked::<Vec<u8>, _>(i)
+                                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        })
+                        .unwrap_or_default()
+                };
+                ViewDefinition {
+                    schema: get(0),
+                    name: get(1),
+                    sql: get(2),
+                }
+            })
+            .collect())
     }
 }

@@ -25,13 +25,12 @@ use crate::analysis::lineage::{ColumnCatalog, Lineage, Source};
 #[derive(Debug, Clone, Default)]
 pub struct ColumnLists {
     tables: BTreeMap<TableRef, Vec<String>>,
-    /// Per view (see [`ColumnLists::add_view`]): the sources of each of its
-    /// columns, or None when its definition could not be read or analysed.
-    views: BTreeMap<TableRef, Option<Vec<BTreeSet<Source>>>>,
+    /// Definitions of the views among them, keyed alike.
+    views: BTreeMap<TableRef, String>,
+    /// Views whose definition could not be read or parsed: every masking
+    /// rule of the connection meets their columns.
+    opaque: BTreeSet<TableRef>,
 }
-
-/// Views nest at most this deep before a view counts as opaque.
-const VIEW_DEPTH: usize = 8;
 
 impl ColumnLists {
     /// From a `sql_schema` result (`{tables: [{schema, name, columns: [{name}]}]}`).
@@ -74,6 +73,7 @@ impl ColumnLists {
         ColumnLists {
             tables,
             views: BTreeMap::new(),
+            opaque: BTreeSet::new(),
         }
     }
 
@@ -93,30 +93,34 @@ impl ColumnLists {
         lists.tables.into_keys().collect()
     }
 
-    /// Record where the columns of `view` come from: the lineage of its
-    /// defining query (None: the definition could not be read or analysed,
-    /// and every rule of the connection meets the view's columns). Where the
-    /// lineage does not line up with the view's columns, each column depends
-    /// on every source of the query.
-    pub fn add_view(&mut self, view: TableRef, lineage: Option<Lineage>) {
-        let width = self.tables.get(&view).map_or(0, Vec::len);
-        let per_column = lineage.map(|l| {
-            if l.exact && l.outputs.len() == width {
-                l.outputs
-                    .into_iter()
-                    .map(|o| {
-                        if o.count_only {
-                            BTreeSet::new()
-                        } else {
-                            o.sources
-                        }
-                    })
-                    .collect()
-            } else {
-                vec![l.all_sources(); width]
+    /// Add view definitions (keys folded as in [`ColumnLists::from_schema`]),
+    /// so lineage follows the views to their tables.
+    pub fn with_views(mut self, views: Vec<crate::engine::ViewDefinition>, fold: bool) -> Self {
+        let f = |s: String| if fold { s.to_lowercase() } else { s };
+        for v in views {
+            self.views.insert(
+                TableRef {
+                    schema: f(v.schema),
+                    table: f(v.name),
+                },
+                v.sql,
+            );
+        }
+        self
+    }
+
+    /// Record as opaque each of `views` (from [`ColumnLists::views_in`])
+    /// whose definition is missing or does not parse in `dialect`.
+    pub fn mark_opaque_views(&mut self, views: Vec<TableRef>, dialect: crate::analysis::Dialect) {
+        for v in views {
+            let parses = self
+                .views
+                .get(&v)
+                .is_some_and(|d| crate::analysis::parse(dialect, d).is_ok_and(|p| p.len() == 1));
+            if !parses {
+                self.opaque.insert(v);
             }
-        });
-        self.views.insert(view, per_column);
+        }
     }
 
     /// True when the lists hold `table`.
@@ -138,6 +142,9 @@ impl ColumnLists {
 impl ColumnCatalog for ColumnLists {
     fn columns(&self, table: &TableRef) -> Option<Vec<String>> {
         self.tables.get(table).cloned()
+    }
+    fn view(&self, table: &TableRef) -> Option<String> {
+        self.views.get(table).cloned()
     }
 }
 
@@ -181,7 +188,7 @@ pub fn result_origins(
                 && let [Source::Column(t, c)] = o.sources.iter().collect::<Vec<_>>()[..]
             {
                 out.push(origin(&pointer, t, c, false, sensitivity));
-                under_view(&mut out, &pointer, t, c, columns, sensitivity, 0);
+                opaque_view(&mut out, &pointer, t, columns);
             } else {
                 for s in &o.sources {
                     derived(&mut out, &pointer, s, columns, sensitivity);
@@ -231,67 +238,38 @@ fn derived(
     columns: &ColumnLists,
     sensitivity: &dyn Sensitivity,
 ) {
-    derived_at(out, pointer, source, columns, sensitivity, 0);
-}
-
-fn derived_at(
-    out: &mut Vec<FieldOrigin>,
-    pointer: &str,
-    source: &Source,
-    columns: &ColumnLists,
-    sensitivity: &dyn Sensitivity,
-    depth: usize,
-) {
     match source {
         Source::Column(t, c) => {
             out.push(origin(pointer, t, c, true, sensitivity));
-            under_view(out, pointer, t, c, columns, sensitivity, depth);
+            opaque_view(out, pointer, t, columns);
         }
-        Source::AnyOf(t) => match columns.columns(t) {
-            Some(cols) => {
-                for c in cols {
-                    out.push(origin(pointer, t, &c, true, sensitivity));
-                    under_view(out, pointer, t, &c, columns, sensitivity, depth);
+        Source::AnyOf(t) => {
+            match columns.columns(t) {
+                Some(cols) => {
+                    for c in cols {
+                        out.push(origin(pointer, t, &c, true, sensitivity));
+                    }
                 }
+                None => out.push(FieldOrigin::derived_from(
+                    pointer,
+                    FieldPath::new([t.schema.as_str(), t.table.as_str()]),
+                )),
             }
-            None => out.push(FieldOrigin::derived_from(
-                pointer,
-                FieldPath::new([t.schema.as_str(), t.table.as_str()]),
-            )),
-        },
+            opaque_view(out, pointer, t, columns);
+        }
     }
 }
 
-/// When `t` is a view: the origins of its column `column` in the tables
-/// under it (derived: a view may compute it). A view whose definition is
-/// unknown, or nested too deep, meets every rule of the connection (an
-/// empty field is below every field).
-fn under_view(
-    out: &mut Vec<FieldOrigin>,
-    pointer: &str,
-    t: &TableRef,
-    column: &str,
-    columns: &ColumnLists,
-    sensitivity: &dyn Sensitivity,
-    depth: usize,
-) {
-    let Some(view) = columns.views.get(t) else {
-        return;
-    };
-    let sources = view.as_ref().and_then(|per_column| {
-        let i = columns.tables.get(t)?.iter().position(|c| c == column)?;
-        per_column.get(i)
-    });
-    match sources {
-        Some(sources) if depth < VIEW_DEPTH => {
-            for s in sources {
-                derived_at(out, pointer, s, columns, sensitivity, depth + 1);
-            }
-        }
-        _ => out.push(FieldOrigin::derived_from(
+/// A view the lineage could not follow (its definition could not be read
+/// or parsed) may hold any column of the connection: an empty field, below
+/// which every rule of the connection lies. Views lineage follows need
+/// nothing here: their columns' sources are the tables under them.
+fn opaque_view(out: &mut Vec<FieldOrigin>, pointer: &str, t: &TableRef, columns: &ColumnLists) {
+    if columns.opaque.contains(t) {
+        out.push(FieldOrigin::derived_from(
             pointer,
             FieldPath::new(std::iter::empty::<&str>()),
-        )),
+        ));
     }
 }
 
@@ -438,42 +416,47 @@ mod tests {
             {"schema": "main", "name": "contacts", "kind": "view", "columns": [
                 {"name": "who"}, {"name": "mail"}]},
             {"schema": "main", "name": "mailing", "kind": "view", "columns": [{"name": "m"}]},
-            {"schema": "main", "name": "opaque", "kind": "view", "columns": [{"name": "x"}]}
+            {"schema": "main", "name": "opaque", "kind": "view", "columns": [{"name": "x"}]},
+            {"schema": "main", "name": "unread", "kind": "view", "columns": [{"name": "y"}]}
         ]});
-        let mut lists = ColumnLists::from_schema(&schema, true);
-        assert_eq!(ColumnLists::views_in(&schema, true).len(), 3);
-        let view = |sql: &str, lists: &ColumnLists| {
-            analysis::view_lineage(Dialect::Sqlite, "main", None, lists, sql)
-        };
-        let contacts = view(
-            "CREATE VIEW contacts AS SELECT id AS who, lower(email) AS mail FROM customers",
-            &lists,
-        );
-        let mailing = view(
-            "CREATE VIEW mailing AS SELECT upper(mail) AS m FROM contacts",
-            &lists,
-        );
-        assert!(contacts.is_some() && mailing.is_some());
-        let t = |n: &str| TableRef {
+        let def = |name: &str, sql: &str| crate::engine::ViewDefinition {
             schema: "main".into(),
-            table: n.into(),
+            name: name.into(),
+            sql: sql.into(),
         };
-        lists.add_view(t("contacts"), contacts);
-        lists.add_view(t("mailing"), mailing);
-        lists.add_view(t("opaque"), view("not a view at all", &lists));
+        let mut lists = ColumnLists::from_schema(&schema, true).with_views(
+            vec![
+                def(
+                    "contacts",
+                    "CREATE VIEW contacts AS SELECT id AS who, lower(email) AS mail FROM customers",
+                ),
+                def(
+                    "mailing",
+                    "CREATE VIEW mailing AS SELECT upper(mail) AS m FROM contacts",
+                ),
+                def("opaque", "this is not SQL"),
+            ],
+            true,
+        );
+        let views = ColumnLists::views_in(&schema, true);
+        assert_eq!(views.len(), 4);
+        lists.mark_opaque_views(views, Dialect::Sqlite);
         // A view over a view over the table: the email is found two levels down.
         let got = origins_of("SELECT m FROM mailing", 1, &lists);
         assert!(got.contains(&o(0, "main.customers.email", true)), "{got:?}");
+        assert!(!got.contains(&o(0, "", true)), "{got:?}");
         let got = origins_of("SELECT * FROM contacts", 2, &lists);
         assert!(got.contains(&o(1, "main.customers.email", true)), "{got:?}");
-        assert!(got.contains(&o(0, "main.customers.id", true)), "{got:?}");
         assert!(
             !got.iter()
                 .any(|(p, f, _)| p == "/rows/*/0" && f.ends_with("email")),
             "{got:?}"
         );
-        // An opaque view: an empty field, below which every rule lies.
-        let got = origins_of("SELECT x FROM opaque", 1, &lists);
-        assert!(got.contains(&o(0, "", true)), "{got:?}");
+        // A view whose definition does not parse, or could not be read:
+        // an empty field, below which every rule lies.
+        for sql in ["SELECT x FROM opaque", "SELECT upper(y) FROM unread"] {
+            let got = origins_of(sql, 1, &lists);
+            assert!(got.contains(&o(0, "", true)), "{sql}: {got:?}");
+        }
     }
 }

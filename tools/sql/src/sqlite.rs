@@ -31,7 +31,7 @@ use sqlx::{AssertSqlSafe, Column, Executor, Row, SqlSafeStr, Statement, TypeInfo
 
 use crate::affected::Tally;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
-use crate::engine::Engine;
+use crate::engine::{Engine, ViewDefinition};
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 use crate::sqlx_common::{bind_json, fill, map_common};
@@ -489,5 +489,29 @@ impl Engine for SqliteEngine {
             }
         }
         Ok(json!({ "tables": tables }))
+    }
+
+    async fn view_definitions(
+        &self,
+        stop: &ExecLimits,
+    ) -> Result<Vec<ViewDefinition>, ExecuteError> {
+        let rows = self
+            .guarded(true, false, stop, async |conn| {
+                sqlx::query(
+                    "SELECT name, sql FROM sqlite_schema WHERE type = 'view' AND sql IS NOT NULL",
+                )
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| self.map_err(e))
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ViewDefinition {
+                schema: "main".into(),
+                name: r.try_get(0).unwrap_or_default(),
+                sql: r.try_get(1).unwrap_or_default(),
+            })
+            .collect())
     }
 }

@@ -20,21 +20,27 @@
 //! statement this module does not model yields no per-column lineage at all.
 //! Predicates (WHERE, JOIN ON, HAVING) are reads, not lineage: what they
 //! reveal is for policy to judge through [`Lineage::reads`].
+//!
+//! Views the catalog can define ([`ColumnCatalog::view`]) are followed like
+//! derived tables: a view column depends on what its defining expression
+//! reads (and on itself, so rules naming the view's columns still apply).
+//! A definition that does not parse, or views nested deeper than
+//! [`MAX_VIEW_DEPTH`], make the view opaque (every table involved).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
-    Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint, JoinOperator,
+    ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias,
+    TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use super::names::{Resolver, idents, parse_table_literal};
-use super::{TableRef, functions};
+use super::{Dialect, TableRef, functions};
 
 /// Where an output value can come from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,6 +79,10 @@ pub struct Lineage {
     pub exact: bool,
     /// Every column read anywhere in the statement, predicates included.
     pub reads: BTreeSet<Source>,
+    /// What earlier statements of the same call read and may have left
+    /// behind for this one (a temporary table, a session variable): every
+    /// output depends on it too (see [`Lineage::carry`]).
+    pub carried: BTreeSet<Source>,
 }
 
 impl Source {
@@ -104,7 +114,24 @@ impl Lineage {
         if !self.exact {
             all.extend(self.reads.iter().cloned());
         }
+        all.extend(self.carried.iter().cloned());
         all
+    }
+
+    /// Make every output depend on `earlier`: what the statements before
+    /// this one in the same call read, when one of them could leave data
+    /// behind (wrote, or touched the session). A value computed there can
+    /// come back here through a table or variable lineage cannot follow.
+    /// A count still reveals no value.
+    pub fn carry(&mut self, earlier: &BTreeSet<Source>) {
+        if earlier.is_empty() {
+            return;
+        }
+        for o in &mut self.outputs {
+            o.sources.extend(earlier.iter().cloned());
+            o.bare = false;
+        }
+        self.carried.extend(earlier.iter().cloned());
     }
 }
 
@@ -112,6 +139,15 @@ impl Lineage {
 pub trait ColumnCatalog {
     /// Column names in table order, folded; None when unknown.
     fn columns(&self, table: &TableRef) -> Option<Vec<String>>;
+
+    /// When `table` is a view: its defining query as the database reports it
+    /// (`SELECT ...`, or the whole `CREATE VIEW ... AS SELECT ...`), so that
+    /// lineage follows its columns to the tables under it. None for a table,
+    /// or a view whose definition is unknown (its columns are then sources
+    /// of their own, as a table's are).
+    fn view(&self, _table: &TableRef) -> Option<String> {
+        None
+    }
 }
 
 /// No catalog: every table's columns are unknown.
@@ -138,6 +174,7 @@ pub(crate) fn lineage(
         catalog,
         tables: BTreeSet::new(),
         reads: Deps::default(),
+        view_depth: 0,
     };
     let (outputs, exact) = match l.statement(statement, None) {
         Some(Shape { columns, exact }) => (columns, exact),
@@ -175,6 +212,7 @@ pub(crate) fn lineage(
         outputs,
         exact,
         reads,
+        carried: BTreeSet::new(),
     }
 }
 
@@ -239,6 +277,10 @@ enum Body {
 struct Scope<'p> {
     relations: Vec<Relation>,
     ctes: Vec<(String, Option<Shape>)>,
+    /// What a bare `*` yields when the FROM merges columns (`JOIN ... USING`,
+    /// `NATURAL JOIN`: the shared columns once, first); None: every
+    /// relation's columns in order.
+    star: Option<Shape>,
     /// Output columns of the SELECT, for ORDER BY / HAVING aliases.
     aliases: Vec<Column>,
     parent: Option<&'p Scope<'p>>,
@@ -262,7 +304,12 @@ struct Lineager<'a> {
     tables: BTreeSet<TableRef>,
     /// Every column read anywhere.
     reads: Deps,
+    /// Views being expanded around the current point (their nesting).
+    view_depth: usize,
 }
+
+/// Views inside views followed at most this deep; deeper ones are opaque.
+pub const MAX_VIEW_DEPTH: usize = 8;
 
 /// `SELECT 1 FROM _`: its pieces replace subtrees already accounted for, so
 /// the generic visit does not walk them twice.
@@ -282,6 +329,21 @@ static PLACEHOLDER: LazyLock<(Query, TableFactor)> = LazyLock::new(|| {
 impl Lineager<'_> {
     fn fold(&self, ident: &Ident) -> String {
         self.resolver.fold(ident)
+    }
+
+    /// The name the database probably gives an output without an alias,
+    /// folded like a name so references to it resolve.
+    fn derived_name(&self, e: &Expr) -> String {
+        match e {
+            Expr::Identifier(i) => self.fold(i),
+            Expr::CompoundIdentifier(parts) => {
+                parts.last().map(|i| self.fold(i)).unwrap_or_default()
+            }
+            Expr::Function(f) => f.name.0.last().map(|p| p.to_string()).unwrap_or_default(),
+            Expr::Cast { expr, .. } => self.derived_name(expr),
+            Expr::Nested(inner) => self.derived_name(inner),
+            _ => "?column?".into(),
+        }
     }
 
     /// Output shape of a statement; None when it is not modelled.
@@ -359,7 +421,18 @@ impl Lineager<'_> {
                 self.read_visit(&mut rest, &s);
                 Some(self.returning(returning.as_deref(), &s))
             }
-            _ => None,
+            _ => {
+                // Not modelled (DDL, SET, CALL...), but what it reads is read:
+                // `CREATE TABLE t AS SELECT ...`, `SET @x = (SELECT ...)` read
+                // their queries (and may hand the values to a later statement).
+                let mut copy = statement.clone();
+                let s = Scope {
+                    parent: scope,
+                    ..Default::default()
+                };
+                self.read_visit(&mut copy, &s);
+                None
+            }
         }
     }
 
@@ -502,15 +575,90 @@ impl Lineager<'_> {
     /// Add the relations of a FROM list (and read their join constraints
     /// later, through the SELECT's generic visit).
     fn from(&mut self, from: &[TableWithJoins], scope: &mut Scope<'_>) {
+        let mut star = Shape {
+            columns: vec![],
+            exact: true,
+        };
+        let mut merged = false;
         for twj in from {
-            self.factor(&twj.relation, scope);
+            let start = scope.relations.len();
+            let mut left = match self.factor(&twj.relation, scope) {
+                Some((shape, inner_merged)) => {
+                    merged |= inner_merged;
+                    shape
+                }
+                None => self.added_shape(scope, start),
+            };
             for join in &twj.joins {
-                self.factor(&join.relation, scope);
+                let start = scope.relations.len();
+                let right = match self.factor(&join.relation, scope) {
+                    Some((shape, inner_merged)) => {
+                        merged |= inner_merged;
+                        shape
+                    }
+                    None => self.added_shape(scope, start),
+                };
+                let right_join = matches!(
+                    join.join_operator,
+                    JoinOperator::Right(_) | JoinOperator::RightOuter(_)
+                );
+                left = match join_constraint(&join.join_operator) {
+                    Some(JoinConstraint::Using(names) | JoinConstraint::UsingAlias(names, _)) => {
+                        merged = true;
+                        let names: Vec<String> = names
+                            .iter()
+                            .filter_map(|n| idents(n).ok()?.last().map(|i| self.fold(i)))
+                            .collect();
+                        merge_shared(left, right, &names, self.resolver.dialect, right_join)
+                    }
+                    Some(JoinConstraint::Natural) => {
+                        merged = true;
+                        let names: Vec<String> = left
+                            .columns
+                            .iter()
+                            .filter(|c| right.columns.iter().any(|r| r.name == c.name))
+                            .map(|c| c.name.clone())
+                            .collect();
+                        let exact = left.exact && right.exact;
+                        let mut shape =
+                            merge_shared(left, right, &names, self.resolver.dialect, right_join);
+                        shape.exact &= exact;
+                        shape
+                    }
+                    _ => {
+                        left.exact &= right.exact;
+                        left.columns.extend(right.columns);
+                        left
+                    }
+                };
             }
+            star.exact &= left.exact;
+            star.columns.extend(left.columns);
+        }
+        if merged {
+            scope.star = Some(star);
         }
     }
 
-    fn factor(&mut self, factor: &TableFactor, scope: &mut Scope<'_>) {
+    /// The columns `*` yields from what one FROM item added to `scope`
+    /// (relations from `start` on).
+    fn added_shape(&self, scope: &Scope<'_>, start: usize) -> Shape {
+        let mut shape = Shape {
+            columns: vec![],
+            exact: true,
+        };
+        for rel in &scope.relations[start..] {
+            let s = self.relation_shape(rel);
+            shape.exact &= s.exact;
+            shape.columns.extend(s.columns);
+        }
+        shape
+    }
+
+    /// Add the relations of one FROM item to `scope`. For a parenthesised
+    /// join: what its `*` yields, and whether it merges columns (`USING`).
+    fn factor(&mut self, factor: &TableFactor, scope: &mut Scope<'_>) -> Option<(Shape, bool)> {
+        let mut nested = None;
         match factor {
             TableFactor::Table {
                 name,
@@ -551,7 +699,23 @@ impl Lineager<'_> {
                     ..Default::default()
                 };
                 self.from(std::slice::from_ref(table_with_joins), &mut inner);
+                let merged = inner.star.take();
                 let relations = inner.relations;
+                nested = Some(match merged {
+                    Some(star) => (star, true),
+                    None => {
+                        let mut shape = Shape {
+                            columns: vec![],
+                            exact: true,
+                        };
+                        for r in &relations {
+                            let s = self.relation_shape(r);
+                            shape.exact &= s.exact;
+                            shape.columns.extend(s.columns);
+                        }
+                        (shape, false)
+                    }
+                });
                 if let Some(a) = alias {
                     let columns: Vec<Column> = relations
                         .iter()
@@ -581,6 +745,7 @@ impl Lineager<'_> {
                 });
             }
         }
+        nested
     }
 
     /// A named relation: a CTE in scope, or a base table.
@@ -616,10 +781,11 @@ impl Lineager<'_> {
                         format!("{}.{}", table.schema, table.table),
                     ]
                 });
-                Relation {
-                    names,
-                    body: Body::Table { table, columns },
-                }
+                let body = match self.catalog.view(&table) {
+                    Some(definition) => self.view_body(&table, &definition, columns.as_deref()),
+                    None => Body::Table { table, columns },
+                };
+                Relation { names, body }
             }
             Err(_) => Relation {
                 names: alias_names.unwrap_or_default(),
@@ -636,6 +802,67 @@ impl Lineager<'_> {
         if let Body::Table { table, .. } = &rel.body {
             self.reads.sources.insert(Source::AnyOf(table.clone()));
         }
+    }
+
+    /// A view, followed through its definition: each column depends on
+    /// what its defining expression reads, and on the view's own column.
+    /// `columns` are the view's column names as the catalog lists them.
+    fn view_body(&mut self, view: &TableRef, definition: &str, columns: Option<&[String]>) -> Body {
+        if self.view_depth >= MAX_VIEW_DEPTH {
+            return Body::Opaque;
+        }
+        let parsed = super::parse(self.resolver.dialect, definition).ok();
+        let (query, listed) = match parsed.and_then(|p| p.into_iter().next()) {
+            Some(Statement::Query(q)) => (q, vec![]),
+            Some(Statement::CreateView(cv)) => {
+                let listed = cv.columns.iter().map(|c| self.fold(&c.name)).collect();
+                (cv.query, listed)
+            }
+            _ => return Body::Opaque,
+        };
+        self.view_depth += 1;
+        // The definition's names are the view's own: no scope of the statement.
+        let shape = self.query(&query, None);
+        self.view_depth -= 1;
+        let names: Option<Vec<String>> = match columns {
+            Some(c) => Some(c.to_vec()),
+            None if !listed.is_empty() => Some(listed),
+            None if shape.exact => Some(shape.columns.iter().map(|c| c.name.clone()).collect()),
+            None => None,
+        };
+        let Some(names) = names else {
+            // Neither the width nor the names are known.
+            return Body::Derived(shape);
+        };
+        let mut out = if shape.exact && shape.columns.len() == names.len() {
+            shape.columns
+        } else {
+            // Positions unknown: every view column may be any output.
+            let mut all = Deps::default();
+            for c in &shape.columns {
+                all.add(&c.deps);
+            }
+            names
+                .iter()
+                .map(|_| Column {
+                    name: String::new(),
+                    deps: all.clone(),
+                    bare: false,
+                    count_only: false,
+                })
+                .collect()
+        };
+        for (c, name) in out.iter_mut().zip(names) {
+            c.deps
+                .sources
+                .insert(Source::Column(view.clone(), name.clone()));
+            c.name = name;
+            c.bare = false;
+        }
+        Body::Derived(Shape {
+            columns: out,
+            exact: true,
+        })
     }
 
     /// The columns a relation yields to `*`.
@@ -700,9 +927,16 @@ impl Lineager<'_> {
                     let mut exact = true;
                     for rel in visible(scope) {
                         self.read_whole(rel);
-                        let s = self.relation_shape(rel);
-                        exact &= s.exact;
-                        cols.extend(s.columns);
+                    }
+                    if let Some(star) = &scope.star {
+                        exact = star.exact;
+                        cols.extend(star.columns.iter().cloned());
+                    } else {
+                        for rel in visible(scope) {
+                            let s = self.relation_shape(rel);
+                            exact &= s.exact;
+                            cols.extend(s.columns);
+                        }
                     }
                     out.exact &= exact && wildcard_plain(opts);
                     out.columns.extend(cols);
@@ -769,9 +1003,10 @@ impl Lineager<'_> {
         let deps = self.expr(e, scope);
         let inner = strip_nested(e);
         Column {
+            // Folded as the database folds names, so references find it.
             name: alias
-                .map(|a| a.value.clone())
-                .unwrap_or_else(|| derived_name(inner)),
+                .map(|a| self.fold(a))
+                .unwrap_or_else(|| self.derived_name(inner)),
             bare: matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
                 && !deps.opaque,
             count_only: is_count(inner),
@@ -1178,15 +1413,101 @@ fn is_count(e: &Expr) -> bool {
     }
 }
 
-fn derived_name(e: &Expr) -> String {
-    match e {
-        Expr::Identifier(i) => i.value.clone(),
-        Expr::CompoundIdentifier(parts) => {
-            parts.last().map(|i| i.value.clone()).unwrap_or_default()
+/// The columns of a join that merges `names` (`USING`, `NATURAL`), as each
+/// database orders them: each shared column once, depending on both sides.
+/// PostgreSQL: the shared columns first in `names` order, then the rest of
+/// the left, then the rest of the right. MySQL/MariaDB: the same with the
+/// shared ones in the order of the first table, which is the right one for
+/// a `RIGHT JOIN` (whose own columns then come before the left's). SQLite:
+/// the left's columns where they are, then the right's not shared. A name
+/// missing on a side makes the width unknown.
+fn merge_shared(
+    left: Shape,
+    right: Shape,
+    names: &[String],
+    dialect: Dialect,
+    right_join: bool,
+) -> Shape {
+    let mut exact = left.exact && right.exact;
+    for n in names {
+        let sides = [&left, &right]
+            .iter()
+            .filter(|side| side.columns.iter().any(|c| &c.name == n))
+            .count();
+        exact &= sides == 2;
+    }
+    let shared = |n: &str| {
+        let mut c = Column {
+            name: n.to_string(),
+            deps: Deps::default(),
+            bare: false,
+            count_only: false,
+        };
+        for side in [&left, &right] {
+            if let Some(x) = side.columns.iter().find(|x| x.name == n) {
+                c.deps.add(&x.deps);
+            }
         }
-        Expr::Function(f) => f.name.0.last().map(|p| p.to_string()).unwrap_or_default(),
-        Expr::Cast { expr, .. } => derived_name(expr),
-        _ => "?column?".into(),
+        c
+    };
+    let is_shared = |c: &Column| names.contains(&c.name);
+    let unique = |side: &Shape| -> Vec<Column> {
+        side.columns
+            .iter()
+            .filter(|c| !is_shared(c))
+            .cloned()
+            .collect()
+    };
+    let mut columns = Vec::with_capacity(left.columns.len() + right.columns.len());
+    match dialect {
+        Dialect::Sqlite => {
+            for c in &left.columns {
+                columns.push(if is_shared(c) {
+                    shared(&c.name)
+                } else {
+                    c.clone()
+                });
+            }
+            columns.extend(unique(&right));
+        }
+        Dialect::Postgres => {
+            columns.extend(names.iter().map(|n| shared(n)));
+            columns.extend(unique(&left));
+            columns.extend(unique(&right));
+        }
+        Dialect::MySql => {
+            let (first, second) = if right_join {
+                (&right, &left)
+            } else {
+                (&left, &right)
+            };
+            let mut seen: Vec<&str> = vec![];
+            for c in first.columns.iter().filter(|c| is_shared(c)) {
+                if !seen.contains(&c.name.as_str()) {
+                    seen.push(&c.name);
+                    columns.push(shared(&c.name));
+                }
+            }
+            columns.extend(unique(first));
+            columns.extend(unique(second));
+        }
+    }
+    Shape { columns, exact }
+}
+
+/// The constraint of a join, for the kinds that have one.
+fn join_constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
+    match op {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::CrossJoin(c)
+        | JoinOperator::StraightJoin(c) => Some(c),
+        _ => None,
     }
 }
 

@@ -168,6 +168,9 @@ pub fn analyse_with(
         requests: Vec::new(),
     };
     let count = parsed.len();
+    // What earlier statements that may leave data behind (writes, session
+    // state) read: later results may carry it (see `Lineage::carry`).
+    let mut carried = std::collections::BTreeSet::new();
     for (i, statement) in parsed.iter_mut().enumerate() {
         let at = |reason: String| {
             if many {
@@ -187,37 +190,17 @@ pub fn analyse_with(
             .apply(statement)
             .map_err(at)?;
         let executed = canonical(dialect, statement).map_err(at)?;
-        let lineage = lineage::lineage(statement, resolver, columns);
+        let mut lineage = lineage::lineage(statement, resolver, columns);
+        lineage.carry(&carried);
         let analysed = summarise(&walk, executed, lineage);
+        if !analysed.read_only || analysed.touches_session {
+            carried.extend(analysed.lineage.reads.iter().cloned());
+        }
         push_requests(&mut analysis.requests, connection, &analysed, walk.accesses);
         analysis.statements.push(analysed);
     }
     analysis.missed_catalog = missed.get();
     Ok(analysis)
-}
-
-/// The column lineage of a view's defining query, as the database stores it
-/// (`CREATE VIEW v AS q`, or `q` alone), names resolved as in a statement of
-/// the connection; None when it is not exactly one query sqlparser reads.
-pub fn view_lineage(
-    dialect: Dialect,
-    default_schema: &str,
-    catalog: Option<&catalog::NameCatalog>,
-    columns: &dyn lineage::ColumnCatalog,
-    definition: &str,
-) -> Option<lineage::Lineage> {
-    let parsed = parse(dialect, definition).ok()?;
-    let [statement] = &parsed[..] else {
-        return None;
-    };
-    let query = match statement {
-        Statement::CreateView(v) => Statement::Query(v.query.clone()),
-        Statement::Query(_) => statement.clone(),
-        _ => return None,
-    };
-    let missed = std::cell::Cell::new(false);
-    let resolver = Resolver::new(dialect, default_schema, catalog, &missed);
-    Some(lineage::lineage(&query, resolver, columns))
 }
 
 /// Parse in the connection's dialect; the error is sqlparser's message (with line and column).

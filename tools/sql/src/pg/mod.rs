@@ -37,7 +37,7 @@ pub use tls::TlsMode;
 use crate::affected::Tally;
 use crate::analysis::catalog::NameCatalog;
 use crate::config::{CONNECT_TIMEOUT, SqlConfig};
-use crate::engine::{Engine, query_pairs};
+use crate::engine::{Engine, ViewDefinition, query_pairs};
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 
@@ -648,6 +648,36 @@ impl PgEngine {
         result
     }
 
+    /// Every view's definition, fully qualified: read with only
+    /// `pg_catalog` on the search path, `pg_get_viewdef` names every other
+    /// relation with its schema, so lineage resolves it without a path.
+    async fn read_view_definitions(&self) -> Result<Vec<ViewDefinition>, ExecuteError> {
+        let mut client = self.client().await?;
+        let txn = self.begin(&mut client, true).await?;
+        txn.batch_execute("SET LOCAL search_path = pg_catalog")
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let rows = txn
+            .query(
+                "SELECT n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid) \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'",
+                &[],
+            )
+            .await
+            .map_err(|e| self.map_err(e))?;
+        txn.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ViewDefinition {
+                schema: r.get(0),
+                name: r.get(1),
+                sql: r.get::<_, Option<String>>(2).unwrap_or_default(),
+            })
+            .collect())
+    }
+
     async fn describe(&self, call: &SchemaCall) -> Result<Value, ExecuteError> {
         let mut client = self.client().await?;
         let txn = self.begin(&mut client, true).await?;
@@ -824,6 +854,19 @@ impl Engine for PgEngine {
         let limit = self.timeout + CONNECT_TIMEOUT * 2;
         tokio::select! {
             r = self.describe(call) => r,
+            e = stop.stopped(started, Some(stop.timeout_within(limit))) => Err(e),
+        }
+    }
+
+    async fn view_definitions(
+        &self,
+        stop: &ExecLimits,
+    ) -> Result<Vec<ViewDefinition>, ExecuteError> {
+        stop.check()?;
+        let started = tokio::time::Instant::now();
+        let limit = self.timeout + CONNECT_TIMEOUT * 2;
+        tokio::select! {
+            r = self.read_view_definitions() => r,
             e = stop.stopped(started, Some(stop.timeout_within(limit))) => Err(e),
         }
     }

@@ -232,3 +232,397 @@ fn mysql_and_sqlite_fold_names() {
     );
     assert_eq!(cols(&s), vec![set(&["customers.ssn"])]);
 }
+
+/// The test catalog plus view definitions, as a connection reads them.
+struct WithViews {
+    tables: BTreeMap<TableRef, Vec<String>>,
+    views: BTreeMap<TableRef, String>,
+}
+
+impl ColumnCatalog for WithViews {
+    fn columns(&self, table: &TableRef) -> Option<Vec<String>> {
+        self.tables.get(table).cloned()
+    }
+    fn view(&self, table: &TableRef) -> Option<String> {
+        self.views.get(table).cloned()
+    }
+}
+
+fn with_views(schema: &str, views: &[(&str, &[&str], &str)]) -> WithViews {
+    let mut c = WithViews {
+        tables: catalog(),
+        views: BTreeMap::new(),
+    };
+    for (name, cols, def) in views {
+        c.tables.insert(
+            t(schema, name),
+            cols.iter().map(|s| s.to_string()).collect(),
+        );
+        c.views.insert(t(schema, name), def.to_string());
+    }
+    c
+}
+
+#[test]
+fn views_are_followed_to_their_tables() {
+    // PostgreSQL reports the query (fully qualified, as read with
+    // search_path = pg_catalog); the view's column names come from the catalog.
+    let pg = with_views(
+        "public",
+        &[
+            (
+                "contacts",
+                &["id", "mail", "tax_id"],
+                " SELECT customers.id, customers.email AS mail, customers.ssn AS tax_id FROM public.customers;",
+            ),
+            (
+                "email_hex",
+                &["id", "h"],
+                "SELECT id, encode(email::bytea, 'hex'::text) AS h FROM public.customers",
+            ),
+            // A view over a view.
+            (
+                "hex_again",
+                &["h2"],
+                "SELECT upper(h) AS h2 FROM public.email_hex",
+            ),
+        ],
+    );
+    let l = run_with(
+        Dialect::Postgres,
+        "SELECT tax_id, lower(mail) FROM contacts",
+        &pg,
+    );
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.ssn", "contacts.tax_id"]),
+            set(&["customers.email", "contacts.mail"])
+        ]
+    );
+    // Through a view the value is not the bare source column: partial does not fit.
+    assert!(!l.outputs[0].bare);
+    let l = run_with(Dialect::Postgres, "SELECT * FROM email_hex", &pg);
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "email_hex.id"]),
+            set(&["customers.email", "email_hex.h"])
+        ]
+    );
+    let l = run_with(Dialect::Postgres, "SELECT h2 FROM hex_again", &pg);
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.email", "email_hex.h", "hex_again.h2"])]
+    );
+    // What the view reads is read (policy's `columns`).
+    assert!(l.read_columns().contains("public.customers.email"));
+    // A qualified reference and an alias reach the view's columns too.
+    let l = run_with(
+        Dialect::Postgres,
+        "SELECT c.tax_id FROM public.contacts c",
+        &pg,
+    );
+    assert_eq!(cols(&l), vec![set(&["customers.ssn", "contacts.tax_id"])]);
+}
+
+#[test]
+fn sqlite_and_mysql_view_definitions() {
+    // SQLite keeps the CREATE VIEW text, column list included; its `*` is
+    // expanded when the view is read.
+    let lite = with_views(
+        "main",
+        &[
+            (
+                "renamed",
+                &["a", "b"],
+                "CREATE VIEW renamed(a, b) AS SELECT ssn, name FROM customers",
+            ),
+            (
+                "everything",
+                &["id", "name", "email", "ssn"],
+                "CREATE VIEW everything AS SELECT * FROM customers",
+            ),
+        ],
+    );
+    let l = run_with(Dialect::Sqlite, "SELECT b, a FROM renamed", &lite);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.name", "renamed.b"]),
+            set(&["customers.ssn", "renamed.a"])
+        ]
+    );
+    let l = run_with(Dialect::Sqlite, "SELECT email FROM everything", &lite);
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.email", "everything.email"])]
+    );
+    // MariaDB reports the query fully qualified and quoted.
+    let mut my = with_views(
+        "shop",
+        &[(
+            "contacts",
+            &["id", "mail"],
+            "select `shop`.`customers`.`id` AS `id`,`shop`.`customers`.`email` AS `mail` from `shop`.`customers`",
+        )],
+    );
+    for (table, cols) in catalog() {
+        my.tables.insert(t("shop", &table.table), cols);
+    }
+    let l = run_with(
+        Dialect::MySql,
+        "SELECT concat(mail, '!') FROM contacts",
+        &my,
+    );
+    assert_eq!(cols(&l), vec![set(&["customers.email", "contacts.mail"])]);
+}
+
+#[test]
+fn views_that_cannot_be_followed_are_opaque() {
+    let c = with_views(
+        "public",
+        &[
+            ("broken", &["x"], "SELECT FROM WHERE ((("),
+            // Defined in terms of itself: followed MAX_VIEW_DEPTH deep, then opaque.
+            ("looped", &["x"], "SELECT x FROM public.looped"),
+            // A definition wider than the catalog's list: every column may be any output.
+            ("drifted", &["a"], "SELECT ssn, name FROM public.customers"),
+        ],
+    );
+    for sql in ["SELECT x FROM broken", "SELECT x FROM looped"] {
+        let l = run_with(Dialect::Postgres, sql, &c);
+        let all = names(&l.all_sources());
+        assert!(
+            l.outputs.iter().all(|o| !o.sources.is_empty()),
+            "{sql}: {l:?}"
+        );
+        assert!(all.iter().any(|n| n.ends_with(".*")), "{sql}: {all:?}");
+    }
+    let l = run_with(Dialect::Postgres, "SELECT a FROM drifted", &c);
+    assert_eq!(
+        cols(&l),
+        vec![set(&["customers.ssn", "customers.name", "drifted.a"])]
+    );
+}
+
+#[test]
+fn joins_that_merge_columns_put_them_first_once() {
+    // `USING`: the shared column once, first, from both sides; then the rest
+    // of each side, so positions line up with what the database returns.
+    let l = run("SELECT * FROM customers JOIN orders USING (id)");
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "orders.id"]),
+            set(&["customers.name"]),
+            set(&["customers.email"]),
+            set(&["customers.ssn"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status"]),
+        ]
+    );
+    // NATURAL: every shared name.
+    let l =
+        run("SELECT * FROM orders o NATURAL JOIN (SELECT id, email AS status FROM customers) c");
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["orders.id", "customers.id"]),
+            set(&["orders.status", "customers.email"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+        ]
+    );
+    // SQLite keeps the left's order and drops the right's shared columns.
+    let l = run_with(
+        Dialect::Sqlite,
+        "SELECT * FROM customers JOIN orders USING (id)",
+        &catalog(),
+    );
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "orders.id"]),
+            set(&["customers.name"]),
+            set(&["customers.email"]),
+            set(&["customers.ssn"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status"]),
+        ]
+    );
+    let l = run_with(
+        Dialect::Sqlite,
+        "SELECT * FROM orders NATURAL JOIN (SELECT email AS status, id FROM customers) c",
+        &catalog(),
+    );
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["orders.id", "customers.id"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status", "customers.email"]),
+        ]
+    );
+    // A qualified star is the relation's own columns, shared ones included.
+    let l = run("SELECT o.* FROM customers JOIN orders o USING (id)");
+    assert_eq!(l.outputs.len(), 4);
+    // A shared column a side lacks, or a side of unknown width: positions unknown.
+    let l = run("SELECT * FROM customers JOIN mystery USING (id)");
+    assert!(!l.exact);
+    let l = run("SELECT * FROM customers JOIN orders USING (nope)");
+    assert!(!l.exact);
+}
+
+#[test]
+fn output_names_fold_like_references() {
+    // `AS N` is `n` to PostgreSQL, MySQL and SQLite alike.
+    for dialect in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite] {
+        let l = run_with(
+            dialect,
+            "SELECT n, e FROM (SELECT name AS N, Email FROM customers) s",
+            &{
+                let mut c = catalog();
+                for (table, cols) in catalog() {
+                    c.insert(t("shop", &table.table), cols);
+                }
+                c
+            },
+        );
+        assert_eq!(cols(&l)[0], set(&["customers.name"]), "{dialect:?}: {l:?}");
+    }
+    // A quoted PostgreSQL alias keeps its case: `n` does not name `"N"`.
+    let l = run("SELECT \"N\" FROM (SELECT name AS \"N\", ssn FROM customers) s");
+    assert_eq!(cols(&l), vec![set(&["customers.name"])]);
+}
+
+#[test]
+fn statements_not_modelled_still_read_their_queries() {
+    let l =
+        run("CREATE TEMP TABLE t AS SELECT id, encode(email::bytea, 'hex') AS h FROM customers");
+    assert!(!l.exact && l.outputs.is_empty());
+    let read = l.read_columns();
+    assert!(read.contains("public.customers.email"), "{read:?}");
+    let l = run_with(
+        Dialect::MySql,
+        "SET @x = (SELECT hex(ssn) FROM customers WHERE id = 1)",
+        &{
+            let mut c = catalog();
+            for (table, cols) in catalog() {
+                c.insert(t("shop", &table.table), cols);
+            }
+            c
+        },
+    );
+    assert!(l.read_columns().contains("shop.customers.ssn"), "{l:?}");
+}
+
+#[test]
+fn carried_sources_reach_every_output() {
+    let mut l = run("SELECT h, count(*) FROM t GROUP BY h");
+    let earlier: BTreeSet<Source> =
+        [Source::Column(t("public", "customers"), "email".into())].into();
+    l.carry(&earlier);
+    assert!(
+        l.outputs[0]
+            .sources
+            .contains(&earlier.iter().next().unwrap().clone())
+    );
+    assert!(!l.outputs[0].bare);
+    // A count still reveals no value; positions unknown still reach it.
+    assert!(l.outputs[1].count_only);
+    assert!(l.all_sources().is_superset(&earlier));
+}
+
+#[test]
+fn a_call_carries_what_side_effects_may_have_kept() {
+    let cat = {
+        let mut c = catalog();
+        for (table, cols) in catalog() {
+            c.insert(t("shop", &table.table), cols);
+        }
+        c
+    };
+    let analyse = |dialect: Dialect, schema: &str, sql: &str| {
+        crate::analysis::analyse_with(dialect, "shop", schema, None, &cat, sql)
+            .expect("analyses")
+            .statements
+    };
+    // A temporary table, then a read of it: its values came from customers.
+    let st = analyse(
+        Dialect::MySql,
+        "shop",
+        "CREATE TEMPORARY TABLE t AS SELECT hex(email) AS h FROM customers; SELECT h FROM t",
+    );
+    assert!(names(&st[1].lineage.outputs[0].sources).contains("customers.email"));
+    // A session variable set in one statement and read in the next.
+    let st = analyse(
+        Dialect::MySql,
+        "shop",
+        "SELECT @x := ssn FROM customers; SELECT @x",
+    );
+    assert!(names(&st[1].lineage.outputs[0].sources).contains("customers.ssn"));
+    // Reads with no side effect leave nothing behind.
+    let st = analyse(
+        Dialect::Postgres,
+        "public",
+        "SELECT ssn FROM customers; SELECT name FROM customers",
+    );
+    assert_eq!(cols(&st[1].lineage), vec![set(&["customers.name"])]);
+}
+
+#[test]
+fn merged_columns_follow_each_dialects_order() {
+    let my = {
+        let mut c = catalog();
+        for (table, cols) in catalog() {
+            c.insert(t("shop", &table.table), cols);
+        }
+        c
+    };
+    // MariaDB: a RIGHT JOIN's first table is the right one: shared columns
+    // in its order, then its own, then the left's.
+    let l = run_with(
+        Dialect::MySql,
+        "SELECT * FROM customers RIGHT JOIN orders USING (id)",
+        &my,
+    );
+    assert!(l.exact);
+    assert_eq!(
+        cols(&l),
+        vec![
+            set(&["customers.id", "orders.id"]),
+            set(&["orders.customer_id"]),
+            set(&["orders.amount"]),
+            set(&["orders.status"]),
+            set(&["customers.name"]),
+            set(&["customers.email"]),
+            set(&["customers.ssn"]),
+        ]
+    );
+    // MariaDB orders shared columns as the first table has them, PostgreSQL
+    // as USING lists them.
+    let q = "SELECT * FROM (SELECT ssn AS b, name AS a FROM customers) x JOIN (SELECT name AS a, email AS b FROM customers) y USING (a, b)";
+    let names_of =
+        |l: &Lineage| -> Vec<String> { l.outputs.iter().map(|o| o.name.clone()).collect() };
+    assert_eq!(names_of(&run_with(Dialect::MySql, q, &my)), ["b", "a"]);
+    assert_eq!(names_of(&run(q)), ["a", "b"]);
+    // A parenthesised join that merges columns keeps its shape outside.
+    let l = run("SELECT * FROM (customers JOIN orders USING (id))");
+    assert!(l.exact);
+    assert_eq!(l.outputs.len(), 7);
+    assert_eq!(cols(&l)[4], set(&["orders.customer_id"]));
+    let l = run(
+        "SELECT * FROM (customers JOIN orders USING (id)) JOIN orders o2 ON o2.id = customers.id",
+    );
+    assert!(l.exact);
+    assert_eq!(l.outputs.len(), 11);
+}
