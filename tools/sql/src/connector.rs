@@ -488,9 +488,13 @@ impl SqlConnector {
                     error = %error,
                     "cannot read the column lists; a `*` counts as every column of its table"
                 );
-                if let (ExecuteError::Unavailable(why), Ok(mut down)) =
-                    (e, self.columns_down.lock())
-                {
+                // A server that refused or timed out the connection (not a
+                // SQLite file, which a read-only open cannot create yet).
+                if let (ExecuteError::Unavailable(why), Ok(mut down), true) = (
+                    e,
+                    self.columns_down.lock(),
+                    self.config.dialect != Dialect::Sqlite,
+                ) {
                     *down = Some((Instant::now(), self.redactor.clean(why)));
                 }
             }
