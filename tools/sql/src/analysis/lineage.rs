@@ -34,7 +34,7 @@ use std::sync::LazyLock;
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint, JoinOperator,
     ObjectName, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias,
-    TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
+    TableFactor, TableWithJoins, Value, Visit, Visitor,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -367,7 +367,7 @@ impl Lineager<'_> {
                 let mut rest = ins.clone();
                 rest.source = None;
                 let returning = rest.returning.take();
-                self.read_visit(&mut rest, &s);
+                self.read_visit(&rest, &s);
                 Some(self.returning(returning.as_deref(), &s))
             }
             Statement::Update(up) => {
@@ -391,7 +391,7 @@ impl Lineager<'_> {
                 {
                     blank_factors(f);
                 }
-                self.read_visit(&mut rest, &s);
+                self.read_visit(&rest, &s);
                 Some(self.returning(returning.as_deref(), &s))
             }
             Statement::Delete(del) => {
@@ -418,19 +418,18 @@ impl Lineager<'_> {
                     blank_factors(using);
                 }
                 rest.tables.clear();
-                self.read_visit(&mut rest, &s);
+                self.read_visit(&rest, &s);
                 Some(self.returning(returning.as_deref(), &s))
             }
             _ => {
                 // Not modelled (DDL, SET, CALL...), but what it reads is read:
                 // `CREATE TABLE t AS SELECT ...`, `SET @x = (SELECT ...)` read
                 // their queries (and may hand the values to a later statement).
-                let mut copy = statement.clone();
                 let s = Scope {
                     parent: scope,
                     ..Default::default()
                 };
-                self.read_visit(&mut copy, &s);
+                self.read_visit(statement, &s);
                 None
             }
         }
@@ -496,7 +495,7 @@ impl Lineager<'_> {
                 let mut rest = (**select).clone();
                 rest.projection.clear();
                 blank_factors(&mut rest.from);
-                self.read_visit(&mut rest, &s);
+                self.read_visit(&rest, &s);
                 self.read_tail(query, &s);
                 shape
             }
@@ -734,8 +733,7 @@ impl Lineager<'_> {
             other => {
                 // Table functions, UNNEST, JSON_TABLE, PIVOT...: their rows
                 // cannot be followed. Whatever they read is a read.
-                let mut copy = other.clone();
-                self.read_visit(&mut copy, scope);
+                self.read_visit(other, scope);
                 let names = factor_alias(other)
                     .map(|a| vec![self.fold(&a.name)])
                     .unwrap_or_default();
@@ -1016,24 +1014,25 @@ impl Lineager<'_> {
 
     /// What an expression's value depends on (its reads are recorded too).
     fn expr(&mut self, e: &Expr, scope: &Scope<'_>) -> Deps {
-        let mut copy = e.clone();
         let mut v = ExprDeps {
             l: self,
             scope,
             deps: Deps::default(),
+            nested: 0,
         };
-        let _ = copy.visit(&mut v);
+        let _ = e.visit(&mut v);
         let deps = v.deps;
         self.reads.add(&deps);
         deps
     }
 
     /// Record as reads every column reference in `node` (resolved in `scope`).
-    fn read_visit<T: VisitMut>(&mut self, node: &mut T, scope: &Scope<'_>) {
+    fn read_visit<T: Visit>(&mut self, node: &T, scope: &Scope<'_>) {
         let mut v = ExprDeps {
             l: self,
             scope,
             deps: Deps::default(),
+            nested: 0,
         };
         let _ = node.visit(&mut v);
         let deps = v.deps;
@@ -1042,9 +1041,9 @@ impl Lineager<'_> {
 
     /// ORDER BY, LIMIT, OFFSET, FETCH of a query are reads.
     fn read_tail(&mut self, q: &Query, scope: &Scope<'_>) {
-        self.read_visit(&mut q.order_by.clone(), scope);
-        self.read_visit(&mut q.limit_clause.clone(), scope);
-        self.read_visit(&mut q.fetch.clone(), scope);
+        self.read_visit(&q.order_by, scope);
+        self.read_visit(&q.limit_clause, scope);
+        self.read_visit(&q.fetch, scope);
     }
 
     fn read_shape(&mut self, shape: &Shape) {
@@ -1200,31 +1199,44 @@ impl Lineager<'_> {
     }
 }
 
-/// The generic expression visit: column references resolve in `scope`;
-/// subqueries are walked on their own (their outputs feed the value) and
-/// then replaced so the visit does not descend into them again.
+/// The generic expression visit (read-only: nothing is copied): column
+/// references resolve in `scope`; a subquery is walked on its own (its
+/// outputs feed the value) and the visit then passes through it without
+/// reading its expressions again (`nested`).
 struct ExprDeps<'x, 'a, 's> {
     l: &'x mut Lineager<'a>,
     scope: &'x Scope<'s>,
     deps: Deps,
+    /// Depth inside subqueries already accounted for.
+    nested: usize,
 }
 
-impl VisitorMut for ExprDeps<'_, '_, '_> {
+impl Visitor for ExprDeps<'_, '_, '_> {
     type Break = ();
 
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        let shape = self.l.query(query, Some(self.scope));
-        for c in &shape.columns {
-            self.deps.add(&c.deps);
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if self.nested == 0 {
+            let shape = self.l.query(query, Some(self.scope));
+            for c in &shape.columns {
+                self.deps.add(&c.deps);
+            }
+            if !shape.exact {
+                self.deps.opaque = true;
+            }
         }
-        if !shape.exact {
-            self.deps.opaque = true;
-        }
-        *query = PLACEHOLDER.0.clone();
+        self.nested += 1;
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.nested -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if self.nested > 0 {
+            return ControlFlow::Continue(());
+        }
         match expr {
             Expr::Identifier(i) => {
                 let d = self.l.column(std::slice::from_ref(i), self.scope);
