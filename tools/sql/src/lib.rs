@@ -27,6 +27,7 @@ pub mod analysis;
 pub mod config;
 pub mod connector;
 pub mod engine;
+pub mod listing;
 pub mod mysql;
 pub mod origins;
 pub mod pg;

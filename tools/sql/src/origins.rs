@@ -35,41 +35,12 @@ pub struct ColumnLists {
 impl ColumnLists {
     /// From a `sql_schema` result (`{tables: [{schema, name, columns: [{name}]}]}`).
     pub fn from_schema(schema: &Value, fold: bool) -> Self {
-        let f = |s: &str| {
-            if fold {
-                s.to_lowercase()
-            } else {
-                s.to_string()
-            }
-        };
-        let mut tables = BTreeMap::new();
-        for t in schema
-            .get("tables")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let (Some(s), Some(n)) = (
-                t.get("schema").and_then(Value::as_str),
-                t.get("name").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            let columns = t
-                .get("columns")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.get("name").and_then(Value::as_str).map(f))
-                .collect();
-            tables.insert(
-                TableRef {
-                    schema: f(s),
-                    table: f(n),
-                },
-                columns,
-            );
-        }
+        let tables = crate::listing::tables(schema)
+            .map(|t| {
+                let columns = t.columns.iter().map(|(c, _)| fold_name(c, fold)).collect();
+                (table_ref(&t, fold), columns)
+            })
+            .collect();
         ColumnLists {
             tables,
             views: BTreeMap::new(),
@@ -80,31 +51,21 @@ impl ColumnLists {
     /// The views among the tables of a `sql_schema` result (`kind: "view"`),
     /// keyed as [`ColumnLists::from_schema`] keys them.
     pub fn views_in(schema: &Value, fold: bool) -> Vec<TableRef> {
-        let lists = ColumnLists::from_schema(
-            &serde_json::json!({"tables": schema
-                .get("tables")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|t| t.get("kind").and_then(Value::as_str) == Some("view"))
-                .collect::<Vec<_>>()}),
-            fold,
-        );
-        lists.tables.into_keys().collect()
+        crate::listing::tables(schema)
+            .filter(|t| t.kind == "view")
+            .map(|t| table_ref(&t, fold))
+            .collect()
     }
 
     /// Add view definitions (keys folded as in [`ColumnLists::from_schema`]),
     /// so lineage follows the views to their tables.
     pub fn with_views(mut self, views: Vec<crate::engine::ViewDefinition>, fold: bool) -> Self {
-        let f = |s: String| if fold { s.to_lowercase() } else { s };
         for v in views {
-            self.views.insert(
-                TableRef {
-                    schema: f(v.schema),
-                    table: f(v.name),
-                },
-                v.sql,
-            );
+            let view = TableRef {
+                schema: fold_name(&v.schema, fold),
+                table: fold_name(&v.name, fold),
+            };
+            self.views.insert(view, v.sql);
         }
         self
     }
@@ -145,6 +106,23 @@ impl ColumnCatalog for ColumnLists {
     }
     fn view(&self, table: &TableRef) -> Option<String> {
         self.views.get(table).cloned()
+    }
+}
+
+/// A name as the lists key it: folded to lower case where the database
+/// compares names so (MySQL, SQLite).
+fn fold_name(s: &str, fold: bool) -> String {
+    if fold {
+        s.to_lowercase()
+    } else {
+        s.to_string()
+    }
+}
+
+fn table_ref(t: &crate::listing::ListedTable<'_>, fold: bool) -> TableRef {
+    TableRef {
+        schema: fold_name(t.schema, fold),
+        table: fold_name(t.name, fold),
     }
 }
 

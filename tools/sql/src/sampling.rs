@@ -43,40 +43,19 @@ pub struct SchemaColumn {
 
 /// The columns of a `sql_schema` result (`{tables: [{schema, name, columns: [{name, type}]}]}`).
 pub fn schema_columns(schema: &Value) -> Vec<SchemaColumn> {
-    let mut out = Vec::new();
-    for t in schema
-        .get("tables")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (Some(s), Some(n)) = (
-            t.get("schema").and_then(Value::as_str),
-            t.get("name").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        for c in t
-            .get("columns")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(name) = c.get("name").and_then(Value::as_str) {
-                out.push(SchemaColumn {
-                    schema: s.to_string(),
-                    table: n.to_string(),
-                    column: name.to_string(),
-                    type_name: c
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                });
-            }
-        }
-    }
-    out
+    crate::listing::tables(schema)
+        .flat_map(|t| {
+            t.columns
+                .iter()
+                .map(move |(column, type_name)| SchemaColumn {
+                    schema: t.schema.to_string(),
+                    table: t.name.to_string(),
+                    column: column.to_string(),
+                    type_name: type_name.to_string(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The classification key of a column: as the analysis names it
