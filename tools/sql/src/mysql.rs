@@ -385,14 +385,7 @@ impl Engine for MySqlEngine {
         let mut tables: Vec<Value> = Vec::new();
         let mut key = (String::new(), String::new());
         for r in rows {
-            let get = |i: usize| -> String {
-                r.try_get_unchecked::<String, _>(i)
-                    .or_else(|_| {
-                        r.try_get_unchecked::<Vec<u8>, _>(i)
-                            .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    })
-                    .unwrap_or_default()
-            };
+            let get = |i: usize| text_at(&r, i);
             let flag = |i: usize| {
                 r.try_get_unchecked::<i64, _>(i)
                     .map(|v| v != 0)
@@ -441,14 +434,7 @@ impl Engine for MySqlEngine {
         Ok(rows
             .iter()
             .map(|r| {
-                let get = |i: usize| -> String {
-                    r.try_get_unchecked::<String, _>(i)
-                        .or_else(|_| {
-                            r.try_get_unchecked::<Vec<u8>, _>(i)
-                                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        })
-                        .unwrap_or_default()
-                };
+                let get = |i: usize| text_at(r, i);
                 ViewDefinition {
                     schema: get(0),
                     name: get(1),
@@ -457,4 +443,15 @@ impl Engine for MySqlEngine {
             })
             .collect())
     }
+}
+
+/// Column `i` of a catalog row as text: information_schema columns come
+/// back as strings or as binary strings depending on the server.
+fn text_at(r: &sqlx::mysql::MySqlRow, i: usize) -> String {
+    r.try_get_unchecked::<String, _>(i)
+        .or_else(|_| {
+            r.try_get_unchecked::<Vec<u8>, _>(i)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        })
+        .unwrap_or_default()
 }
