@@ -12,6 +12,8 @@ if [ ! -x "$BIN/kube-apiserver" ]; then
   command -v go >/dev/null 2>&1 || need+=(golang-go)
   command -v make >/dev/null 2>&1 || need+=(make)
   command -v rsync >/dev/null 2>&1 || need+=(rsync)
+  command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)   # apt-get source unpacks with it
+  command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq

@@ -581,3 +581,125 @@ impl Connector for K8sConnector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gateway_core::connector::ExecLimits;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::kinds::KindInfo;
+
+    /// A connection to a loopback port that accepts and never answers (the
+    /// TLS handshake hangs), with a catalog that knows ConfigMaps.
+    async fn hanging() -> (K8sConnector, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cfg = K8sConfig::parse(
+            "c",
+            &json!({"server": format!("https://127.0.0.1:{port}"), "token": "t0k3n", "timeout": "30s"}),
+        )
+        .unwrap();
+        let c = K8sConnector::new(cfg);
+        *c.catalog.write().unwrap() = Some(Arc::new(Catalog::new(vec![KindInfo {
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            singular: "configmap".into(),
+            short_names: vec!["cm".into()],
+            group: String::new(),
+            version: "v1".into(),
+            namespaced: true,
+            verbs: vec!["get".into(), "list".into()],
+        }])));
+        (c, listener)
+    }
+
+    fn limits(timeout: Option<Duration>, cancel: CancellationToken) -> ExecLimits {
+        ExecLimits {
+            max_items: None,
+            max_bytes: 1 << 20,
+            max_affected: None,
+            timeout,
+            cancel,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hanging_server_meets_the_timeout_and_the_cancellation() {
+        let (c, _listener) = hanging().await;
+        let plan = c
+            .analyse(
+                "k8s_list",
+                &json!({"connection": "c", "kind": "cm", "namespace": "a"}),
+            )
+            .unwrap();
+        let started = std::time::Instant::now();
+        let e = c
+            .execute(
+                &plan,
+                limits(Some(Duration::from_millis(300)), CancellationToken::new()),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ExecuteError::Timeout(300)), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let cancel = CancellationToken::new();
+        let fire = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            fire.cancel();
+        });
+        let e = c.execute(&plan, limits(None, cancel)).await.unwrap_err();
+        assert!(matches!(e, ExecuteError::Cancelled), "{e}");
+    }
+
+    #[test]
+    fn requests_follow_the_contract() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (c, _l) = rt.block_on(hanging());
+        let list = c
+            .analyse("k8s_list", &json!({"connection": "c", "kind": "configmaps", "namespace": "shop", "label_selector": "app=web,tier!=db"}))
+            .unwrap();
+        assert_eq!(list.requests.len(), 1);
+        let r = &list.requests[0];
+        assert_eq!(r.action, "k8s:list");
+        assert_eq!(r.resource.entity_uid(), r#"Tollgate::Namespace::"c/shop""#);
+        assert_eq!(
+            r.context["labels"],
+            gateway_core::access::ContextValue::StringSet(["app=web".to_string()].into())
+        );
+        let get = c
+            .analyse("k8s_get", &json!({"connection": "c", "kind": "ConfigMap", "name": "x.y", "namespace": "shop"}))
+            .unwrap();
+        assert_eq!(
+            get.requests[0].resource.entity_uid(),
+            r#"Tollgate::K8sObject::"c/shop/ConfigMap/x.y""#
+        );
+        // Across namespaces: no request up front, guards per item after.
+        let all = c
+            .analyse("k8s_list", &json!({"connection": "c", "kind": "cm"}))
+            .unwrap();
+        assert!(all.requests.is_empty());
+        for (args, code) in [
+            (
+                json!({"connection": "c", "kind": "cm", "name": "a/b", "namespace": "shop"}),
+                "invalid",
+            ),
+            (
+                json!({"connection": "c", "kind": "cm", "name": "a"}),
+                "invalid",
+            ),
+            (
+                json!({"connection": "c", "kind": "Widget", "name": "a", "namespace": "shop"}),
+                "unknown kind",
+            ),
+            (
+                json!({"connection": "c", "kind": "cm", "name": "a", "namespace": "shop", "extra": 1}),
+                "invalid",
+            ),
+        ] {
+            let e = c.analyse("k8s_get", &args).unwrap_err().to_string();
+            assert!(e.contains(code), "{args}: {e}");
+        }
+    }
+}
