@@ -32,6 +32,10 @@ permit (principal, action == Tollgate::Action::"connect", resource);
 permit (principal in Tollgate::Group::"agents",
         action in [Tollgate::Action::"k8s:get", Tollgate::Action::"k8s:list"],
         resource in Tollgate::Namespace::"k8s/shop");
+@id("agents-read-shop-all")
+permit (principal in Tollgate::Group::"agents",
+        action == Tollgate::Action::"k8s:list",
+        resource in Tollgate::Namespace::"k8s-all/shop");
 @id("admins-read")
 permit (principal in Tollgate::Group::"admins",
         action in [Tollgate::Action::"k8s:get", Tollgate::Action::"k8s:list"],
@@ -72,6 +76,13 @@ token = "${{file:{admin}}}"
 namespaces = ["shop", "web", "bulk"]
 max_items = 600
 timeout = "20s"
+
+[[connection]]
+name = "k8s-all"
+kind = "kubernetes"
+server = "{url}"
+ca_file = "{ca}"
+token = "${{file:{admin}}}"
 
 [[connection]]
 name = "k8s-reader"
@@ -378,6 +389,27 @@ async fn kubernetes_reads_through_the_whole_gateway() {
         all_admin.structured
     );
 
+    // A connection without `namespaces`: one cluster-wide list, each item
+    // guarded by its namespace.
+    let wide = call(
+        &agent,
+        "k8s_list",
+        json!({"connection": "k8s-all", "kind": "ConfigMap", "label_selector": "app=web"}),
+    )
+    .await;
+    assert!(!wide.is_error, "{}", wide.structured);
+    let namespaces: Vec<&str> = wide.structured["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, vec!["shop"], "{}", wide.structured);
+    assert!(
+        !wide.structured.to_string().contains("hidden"),
+        "the caller is not told"
+    );
+
     // Policy denial on a namespace.
     let web = call(
         &agent,
@@ -491,6 +523,26 @@ async fn kubernetes_reads_through_the_whole_gateway() {
         .map(|i| i["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 505, "no item twice");
+
+    // The gateway's byte cap ends a list early, marked truncated.
+    let factory = tollgate_server::connectors::factories()
+        .into_iter()
+        .find(|f| f.kind() == "kubernetes")
+        .expect("the kubernetes family is compiled in");
+    let table: Value = serde_json::to_value(
+        toml::from_str::<toml::Table>(&text).unwrap()["connection"][0].clone(),
+    )
+    .unwrap();
+    let direct = factory.build("k8s", &table).expect("builds");
+    let args = json!({"connection": "k8s", "kind": "ConfigMap", "namespace": "bulk"});
+    direct.prepare("k8s_list", &args).await;
+    let plan = direct.analyse("k8s_list", &args).unwrap();
+    let mut small = tollgate_tests::limits();
+    small.max_bytes = 20_000;
+    let out = direct.execute(&plan, small).await.expect("capped list");
+    let n = out.value["items"].as_array().unwrap().len();
+    assert!(out.truncated && n > 10 && n < 510, "{n} items");
+    assert!(out.value["items"].to_string().len() <= 20_000);
 
     // The cluster's own RBAC: a restricted token is refused by the API
     // server, as a target error that names no credential.

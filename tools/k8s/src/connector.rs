@@ -353,7 +353,8 @@ impl K8sConnector {
             .then_some(self.cfg.namespaces.as_ref())
             .flatten();
         let mut items: Vec<Value> = Vec::new();
-        let mut bytes = 0usize;
+        // `[` and `]` of the array.
+        let mut bytes = 2usize;
         let mut truncated = false;
         'targets: for (t, ns) in targets.iter().enumerate() {
             let url = DynamicObject::url_path(&ar, *ns);
@@ -400,7 +401,8 @@ impl K8sConnector {
                             continue;
                         }
                     }
-                    let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
+                    // The item and its separator in the `items` array.
+                    let size = serde_json::to_vec(&item).map_or(0, |v| v.len()) + 1;
                     if bytes + size > byte_cap {
                         truncated = true;
                         break 'targets;
