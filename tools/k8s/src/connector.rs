@@ -245,6 +245,13 @@ impl K8sConnector {
                 )
             }
         };
+        // What the review names: the namespace(s) or, cluster-scoped, none.
+        let touched: Vec<String> = match &scope {
+            Scope::Namespace(ns) => vec![format!("namespace {ns}")],
+            Scope::Namespaces(list) => list.iter().map(|ns| format!("namespace {ns}")).collect(),
+            Scope::All => vec!["every namespace".into()],
+            Scope::Cluster => vec![],
+        };
         let mut code = format!("list {}", kind.api_resource().plural);
         for (k, v) in [("labels", &label_selector), ("fields", &field_selector)] {
             if let Some(v) = v {
@@ -252,7 +259,7 @@ impl K8sConnector {
             }
         }
         Ok(Plan {
-            review: review(&title, "list", code),
+            review: review(&title, "list", code, touched),
             requests,
             read_only: true,
             prepared: Box::new(Prepared::List {
@@ -305,7 +312,12 @@ impl K8sConnector {
         };
         Ok(Plan {
             requests: vec![ctx.request("k8s:get", resource)],
-            review: review(&format!("get {place}"), "get", format!("get {place}")),
+            review: review(
+                &format!("get {place}"),
+                "get",
+                format!("get {place}"),
+                vec![place.clone()],
+            ),
             read_only: true,
             prepared: Box::new(Prepared::Get {
                 kind,
@@ -495,15 +507,15 @@ fn typed(obj: Value, api_version: &str, kind: &str) -> Value {
     obj
 }
 
-fn review(title: &str, label: &str, code: String) -> ReviewSummary {
+fn review(title: &str, label: &str, code: String, resources: Vec<String>) -> ReviewSummary {
     ReviewSummary {
         title: title.to_string(),
         runs: vec![ReviewItem {
             label: label.into(),
-            resources: vec![],
+            resources: resources.clone(),
             text: ReviewText::code(code),
         }],
-        resources: vec![],
+        resources,
         diff: None,
     }
 }
