@@ -18,3 +18,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 echo "install-deps: postgresql $(ls /usr/lib/postgresql | tr '\n' ' ')and $(mariadbd --version 2>/dev/null | awk '{print $3}') present"
+# etcd + a kube-apiserver built from Debian's source package, cached under
+# ~/.cache/tollgate-kube (the first build takes several minutes).
+bash "$(dirname "$0")/install-kube.sh"

@@ -1,6 +1,6 @@
 //! The one list of enabled connector kinds, and the only place of the
 //! server that names a family. Each family sits behind a cargo feature of
-//! this crate (`sql`, on by default); adding a family is one feature in
+//! this crate (`sql` and `kubernetes`, on by default); adding a family is one feature in
 //! Cargo.toml plus one line here, and touches no core file. A build without
 //! a family's feature refuses its kinds as unknown.
 
@@ -16,7 +16,7 @@ static REGISTERED: Mutex<Vec<Arc<dyn ConnectorFactory>>> = Mutex::new(Vec::new()
 /// Every connector kind this process knows: the families compiled in, then
 /// any added with [`register`].
 pub fn factories() -> Vec<Arc<dyn ConnectorFactory>> {
-    #[allow(unused_mut, reason = "empty without the sql feature")]
+    #[allow(unused_mut, reason = "empty without the family features")]
     let mut all: Vec<Arc<dyn ConnectorFactory>> = vec![];
     #[cfg(feature = "sql")]
     {
@@ -25,6 +25,8 @@ pub fn factories() -> Vec<Arc<dyn ConnectorFactory>> {
         all.push(Arc::new(Sql::mysql()));
         all.push(Arc::new(Sql::sqlite()));
     }
+    #[cfg(feature = "kubernetes")]
+    all.push(Arc::new(tollgate_k8s::K8sConnectorFactory));
     all.extend(
         REGISTERED
             .lock()

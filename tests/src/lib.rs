@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod depot;
+pub mod kube;
 pub mod mariadb;
 pub mod pg;
 pub mod util;

@@ -1,0 +1,324 @@
+//! A throwaway Kubernetes API server: etcd and kube-apiserver on free
+//! loopback ports in a temp dir, with an openssl CA and serving certificate
+//! (SAN IP:127.0.0.1), a service-account key pair, a static token file with
+//! an admin token (`system:masters`) and a restricted token (no bindings:
+//! RBAC refuses it everything a test does not grant), and RBAC
+//! authorization. Stopped and deleted on drop.
+//!
+//! Binaries: `etcd` (apt-get install -y etcd-server) and `kube-apiserver`
+//! built by `tests/install-kube.sh` into `~/.cache/tollgate-kube/bin`
+//! (`TOLLGATE_KUBE_BIN` overrides the directory). Missing binaries fail the
+//! test with that hint, never skip it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::util::{TempDir, free_port, random_password, retry_start, run};
+
+/// A running throwaway API server.
+pub struct KubeServer {
+    dir: TempDir,
+    etcd: Child,
+    apiserver: Child,
+    port: u16,
+    admin: String,
+    restricted: String,
+    /// How long certificates + etcd + apiserver to ready took.
+    pub start_time: Duration,
+}
+
+impl std::fmt::Debug for KubeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeServer")
+            .field("dir", &self.dir)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+const HINT: &str = "run `bash tests/install-kube.sh` as root (installs etcd-server and golang-go, \
+                    builds kube-apiserver from Debian's source package into ~/.cache/tollgate-kube/bin)";
+
+/// The directory holding `kube-apiserver`.
+pub fn kube_bin() -> anyhow::Result<PathBuf> {
+    let dir = match std::env::var_os("TOLLGATE_KUBE_BIN") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+            .join(".cache/tollgate-kube/bin"),
+    };
+    if !dir.join("kube-apiserver").is_file() {
+        bail!("kube-apiserver not found in {}: {HINT}", dir.display());
+    }
+    Ok(dir)
+}
+
+/// `etcd` on PATH.
+fn etcd_bin() -> anyhow::Result<PathBuf> {
+    for d in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(d).join("etcd");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("etcd not found on PATH: {HINT}")
+}
+
+fn certificates(dir: &Path) -> anyhow::Result<()> {
+    let openssl = |args: &[&str]| {
+        run(Command::new("openssl").current_dir(dir).args(args))
+            .context("openssl (apt-get install -y openssl)")
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=tollgate test kube CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=kube-apiserver",
+    ])?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "server.ext",
+    ])?;
+    openssl(&["genrsa", "-out", "sa.key", "2048"])?;
+    openssl(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
+    Ok(())
+}
+
+fn spawn(cmd: &mut Command, log: &Path) -> anyhow::Result<Child> {
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("spawn {:?}", cmd.get_program()))
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+impl KubeServer {
+    /// Start etcd and kube-apiserver and wait until `/readyz` answers.
+    pub async fn start() -> anyhow::Result<Self> {
+        let etcd = etcd_bin()?;
+        let bin = kube_bin()?;
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once(&etcd, &bin).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start kube-apiserver")))
+    }
+
+    async fn start_once(etcd: &Path, bin: &Path) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let dir = TempDir::new("kube")?;
+        let d = dir.path();
+        certificates(d)?;
+        let (admin, restricted) = (
+            format!("admin-{}", random_password()),
+            format!("reader-{}", random_password()),
+        );
+        std::fs::write(
+            d.join("tokens.csv"),
+            format!(
+                "{admin},admin,uid-admin,\"system:masters\"\n{restricted},reader,uid-reader,\"readers\"\n"
+            ),
+        )?;
+        let (client, peer) = (free_port(), free_port());
+        let etcd_child = retry_start("etcd", || {
+            spawn(
+                Command::new(etcd)
+                    .arg("--name=t")
+                    .arg(format!("--data-dir={}", d.join("etcd").display()))
+                    .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
+                    .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
+                    .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+                    .arg(format!(
+                        "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+                    ))
+                    .arg(format!("--initial-cluster=t=http://127.0.0.1:{peer}"))
+                    .arg("--unsafe-no-fsync"),
+                &d.join("etcd.log"),
+            )
+        })?;
+        let port = free_port();
+        let p = |f: &str| d.join(f).display().to_string();
+        let apiserver = spawn(
+            Command::new(bin.join("kube-apiserver"))
+                .arg(format!("--etcd-servers=http://127.0.0.1:{client}"))
+                .arg("--bind-address=127.0.0.1")
+                .arg("--advertise-address=127.0.0.1")
+                .arg(format!("--secure-port={port}"))
+                .arg("--insecure-port=0")
+                .arg(format!("--tls-cert-file={}", p("server.pem")))
+                .arg(format!("--tls-private-key-file={}", p("server.key")))
+                .arg(format!("--client-ca-file={}", p("ca.pem")))
+                .arg(format!("--token-auth-file={}", p("tokens.csv")))
+                .arg("--authorization-mode=RBAC")
+                .arg("--service-account-issuer=https://kubernetes.default.svc")
+                .arg(format!("--service-account-key-file={}", p("sa.pub")))
+                .arg(format!(
+                    "--service-account-signing-key-file={}",
+                    p("sa.key")
+                ))
+                .arg("--service-cluster-ip-range=10.96.0.0/24")
+                .arg("--endpoint-reconciler-type=none")
+                .arg("--allow-privileged=true")
+                .arg(format!("--cert-dir={}", p("certs"))),
+            &d.join("apiserver.log"),
+        );
+        let mut etcd_child = etcd_child;
+        let apiserver = match apiserver {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = etcd_child.kill();
+                let _ = etcd_child.wait();
+                return Err(e);
+            }
+        };
+        let mut server = KubeServer {
+            dir,
+            etcd: etcd_child,
+            apiserver,
+            port,
+            admin,
+            restricted,
+            start_time: Duration::ZERO,
+        };
+        let http = server.http()?;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(Some(status)) = server.apiserver.try_wait() {
+                bail!(
+                    "kube-apiserver exited ({status}):\n{}\netcd:\n{}",
+                    tail(&server.dir.path().join("apiserver.log")),
+                    tail(&server.dir.path().join("etcd.log"))
+                );
+            }
+            let ready = http
+                .get(format!("{}/readyz", server.url()))
+                .bearer_auth(&server.admin)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-apiserver not ready after 90 s:\n{}",
+                    tail(&server.dir.path().join("apiserver.log"))
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        server.start_time = started.elapsed();
+        Ok(server)
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that signed the serving certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The token of user `admin` (group `system:masters`).
+    pub fn admin_token(&self) -> &str {
+        &self.admin
+    }
+
+    /// The token of user `reader` (group `readers`; nothing is bound to it).
+    pub fn restricted_token(&self) -> &str {
+        &self.restricted
+    }
+
+    /// An HTTP client trusting the server's CA.
+    pub fn http(&self) -> anyhow::Result<reqwest::Client> {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(self.ca_file())?)?;
+        Ok(reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .tls_built_in_root_certs(false)
+            .build()?)
+    }
+
+    /// POST `body` to `path` as admin (create an object); fails unless 2xx.
+    pub async fn create(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let r = self
+            .http()?
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(&self.admin)
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+impl Drop for KubeServer {
+    fn drop(&mut self) {
+        for child in [&mut self.apiserver, &mut self.etcd] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

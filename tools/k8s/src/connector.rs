@@ -1,0 +1,719 @@
+//! The Kubernetes connector: analysis of `k8s_list` / `k8s_get` into the
+//! contract's requests (names checked before policy, the kind resolved
+//! through discovery, the connection's namespaces enforced), and their
+//! execution on the API server within the item, byte and time caps.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gateway_core::access::Resource;
+use gateway_core::connector::{
+    AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, ItemGuard, Plan,
+    ToolOutput, ToolSpec,
+};
+use gateway_core::review::{ReviewItem, ReviewSummary, ReviewText};
+use kube::api::{DynamicObject, GetParams, ListParams};
+use kube::core::Resource as _;
+use serde_json::{Map, Value, json};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::client;
+use crate::config::K8sConfig;
+use crate::kinds::{self, Catalog, KindInfo};
+use crate::names;
+use crate::origins;
+use crate::tools::{self, GetArgs, ListArgs};
+use crate::vocabulary::{self, ReadContext};
+
+/// Items asked for per page of a list.
+const PAGE: u64 = 500;
+/// A miss refreshes discovery at most this often.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// Longest selector accepted.
+const MAX_SELECTOR: usize = 1024;
+
+/// One Kubernetes connection.
+pub struct K8sConnector {
+    info: ConnectionInfo,
+    cfg: K8sConfig,
+    client: OnceCell<kube::Client>,
+    catalog: RwLock<Option<Arc<Catalog>>>,
+    refreshed: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Where a list looks.
+#[derive(Debug, Clone)]
+enum Scope {
+    /// One namespace.
+    Namespace(String),
+    /// The connection's namespaces, each guarded.
+    Namespaces(Vec<String>),
+    /// Every namespace (one cluster-wide list), each item guarded.
+    All,
+    /// A cluster-scoped kind.
+    Cluster,
+}
+
+/// What `analyse` hands `execute`.
+enum Prepared {
+    List {
+        kind: KindInfo,
+        scope: Scope,
+        label_selector: Option<String>,
+        field_selector: Option<String>,
+        limit: Option<u64>,
+    },
+    Get {
+        kind: KindInfo,
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+fn selector(s: Option<String>, what: &str) -> Result<Option<String>, AnalysisError> {
+    match s {
+        Some(s) if s.len() > MAX_SELECTOR || s.chars().any(char::is_control) => {
+            Err(AnalysisError::InvalidArguments(format!(
+                "`{what}` is too long or holds control characters"
+            )))
+        }
+        s => Ok(s.filter(|s| !s.trim().is_empty())),
+    }
+}
+
+/// The `key=value` equality terms of a label selector.
+fn selector_labels(s: Option<&str>) -> BTreeSet<String> {
+    s.unwrap_or("")
+        .split(',')
+        .filter_map(|t| {
+            let t = t.trim();
+            if t.contains("!=") {
+                return None;
+            }
+            let (k, v) = t.split_once("==").or_else(|| t.split_once('='))?;
+            Some(format!("{}={}", k.trim(), v.trim()))
+        })
+        .collect()
+}
+
+impl K8sConnector {
+    /// A connector for a validated config (connects on first use).
+    pub fn new(cfg: K8sConfig) -> Self {
+        K8sConnector {
+            info: ConnectionInfo {
+                name: cfg.name.clone(),
+                kind: "kubernetes".into(),
+                description: cfg.description.clone(),
+            },
+            cfg,
+            client: OnceCell::new(),
+            catalog: RwLock::new(None),
+            refreshed: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn client(&self) -> Result<&kube::Client, ExecuteError> {
+        self.client
+            .get_or_try_init(|| async { client::build(&self.cfg) })
+            .await
+    }
+
+    fn catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Read discovery again unless that was done less than
+    /// [`REFRESH_EVERY`] ago. Failures leave the old catalog.
+    async fn refresh(&self) {
+        let mut last = self.refreshed.lock().await;
+        if last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let Ok(client) = self.client().await else {
+            return;
+        };
+        let budget = self.cfg.timeout.min(Duration::from_secs(10));
+        match tokio::time::timeout(budget, kinds::discover(client)).await {
+            Ok(Ok(c)) => {
+                *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(c));
+            }
+            Ok(Err(e)) => tracing::warn!(
+                connection = %self.info.name,
+                error = %client::target_error(e, &self.cfg.token),
+                "kubernetes discovery failed"
+            ),
+            Err(_) => {
+                tracing::warn!(connection = %self.info.name, "kubernetes discovery timed out")
+            }
+        }
+    }
+
+    fn namespace_allowed(&self, ns: &str) -> Result<(), AnalysisError> {
+        names::namespace(ns).map_err(|e| AnalysisError::InvalidArguments(e.to_string()))?;
+        match &self.cfg.namespaces {
+            Some(set) if !set.contains(ns) => Err(AnalysisError::InvalidArguments(format!(
+                "namespace `{ns}` is outside the namespaces of connection `{}`",
+                self.info.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn resolve(&self, spec: &str, verb: &str) -> Result<KindInfo, AnalysisError> {
+        let catalog = self.catalog().ok_or_else(|| {
+            AnalysisError::Unanalysable(
+                "the cluster's API discovery could not be read, so the kind cannot be resolved"
+                    .into(),
+            )
+        })?;
+        let kind = catalog
+            .resolve(spec)
+            .map_err(|e| AnalysisError::Unanalysable(e.to_string()))?;
+        if !kind.serves(verb) {
+            return Err(AnalysisError::Unanalysable(format!(
+                "kind `{}` does not serve `{verb}`",
+                kind.kind
+            )));
+        }
+        Ok(kind.clone())
+    }
+
+    fn analyse_list(&self, a: ListArgs) -> Result<Plan, AnalysisError> {
+        if let Some(ns) = &a.namespace {
+            self.namespace_allowed(ns)?;
+        }
+        if a.limit == Some(0) {
+            return Err(AnalysisError::InvalidArguments(
+                "`limit` must be at least 1".into(),
+            ));
+        }
+        let label_selector = selector(a.label_selector, "label_selector")?;
+        let field_selector = selector(a.field_selector, "field_selector")?;
+        let kind = self.resolve(&a.kind, "list")?;
+        let conn = &self.info.name;
+        let labels = selector_labels(label_selector.as_deref());
+        let (scope, requests, title) = match (&a.namespace, kind.namespaced) {
+            (Some(_), false) => {
+                return Err(AnalysisError::InvalidArguments(format!(
+                    "kind `{}` is cluster-scoped: leave out `namespace`",
+                    kind.kind
+                )));
+            }
+            (Some(ns), true) => {
+                let ctx = ReadContext {
+                    kind: &kind.kind,
+                    group: &kind.group,
+                    namespace: ns,
+                    name: "",
+                    labels,
+                };
+                (
+                    Scope::Namespace(ns.clone()),
+                    vec![ctx.request("k8s:list", vocabulary::namespace(conn, ns))],
+                    format!("list {} in namespace {ns}", kind.kind),
+                )
+            }
+            // Across namespaces: each namespace's items are guarded by a
+            // request about that namespace (decided after the list).
+            (None, true) => (
+                match &self.cfg.namespaces {
+                    Some(set) => Scope::Namespaces(set.iter().cloned().collect()),
+                    None => Scope::All,
+                },
+                vec![],
+                format!("list {} in every permitted namespace", kind.kind),
+            ),
+            (None, false) => {
+                let ctx = ReadContext {
+                    kind: &kind.kind,
+                    group: &kind.group,
+                    namespace: "",
+                    name: "",
+                    labels,
+                };
+                (
+                    Scope::Cluster,
+                    vec![ctx.request("k8s:list", Resource::connection(conn))],
+                    format!("list {} (cluster-scoped)", kind.kind),
+                )
+            }
+        };
+        // What the review names: the namespace(s) or, cluster-scoped, none.
+        let touched: Vec<String> = match &scope {
+            Scope::Namespace(ns) => vec![format!("namespace {ns}")],
+            Scope::Namespaces(list) => list.iter().map(|ns| format!("namespace {ns}")).collect(),
+            Scope::All => vec!["every namespace".into()],
+            Scope::Cluster => vec![],
+        };
+        let mut code = format!("list {}", kind.api_resource().plural);
+        for (k, v) in [("labels", &label_selector), ("fields", &field_selector)] {
+            if let Some(v) = v {
+                code.push_str(&format!(" {k}: {v}"));
+            }
+        }
+        Ok(Plan {
+            review: review(&title, "list", code, touched),
+            requests,
+            read_only: true,
+            prepared: Box::new(Prepared::List {
+                kind,
+                scope,
+                label_selector,
+                field_selector,
+                limit: a.limit,
+            }),
+        })
+    }
+
+    fn analyse_get(&self, a: GetArgs) -> Result<Plan, AnalysisError> {
+        names::object_name(&a.name).map_err(|e| AnalysisError::InvalidArguments(e.to_string()))?;
+        if let Some(ns) = &a.namespace {
+            self.namespace_allowed(ns)?;
+        }
+        let kind = self.resolve(&a.kind, "get")?;
+        let conn = &self.info.name;
+        let namespace = match (&a.namespace, kind.namespaced) {
+            (Some(_), false) => {
+                return Err(AnalysisError::InvalidArguments(format!(
+                    "kind `{}` is cluster-scoped: leave out `namespace`",
+                    kind.kind
+                )));
+            }
+            (None, true) => {
+                return Err(AnalysisError::InvalidArguments(format!(
+                    "kind `{}` is namespaced: `namespace` is required",
+                    kind.kind
+                )));
+            }
+            (ns, _) => ns.clone(),
+        };
+        // The Namespace objects a connection may touch are its namespaces.
+        if kind.kind == "Namespace" && kind.group.is_empty() {
+            self.namespace_allowed(&a.name)?;
+        }
+        let ctx = ReadContext {
+            kind: &kind.kind,
+            group: &kind.group,
+            namespace: namespace.as_deref().unwrap_or(""),
+            name: &a.name,
+            labels: BTreeSet::new(),
+        };
+        let resource = vocabulary::object(conn, namespace.as_deref(), &kind.kind, &a.name);
+        let place = match &namespace {
+            Some(ns) => format!("{}/{ns}/{}", kind.kind, a.name),
+            None => format!("{}/{}", kind.kind, a.name),
+        };
+        Ok(Plan {
+            requests: vec![ctx.request("k8s:get", resource)],
+            review: review(
+                &format!("get {place}"),
+                "get",
+                format!("get {place}"),
+                vec![place.clone()],
+            ),
+            read_only: true,
+            prepared: Box::new(Prepared::Get {
+                kind,
+                namespace,
+                name: a.name,
+            }),
+        })
+    }
+
+    fn guard(&self, kind: &KindInfo, ns: &str, pointer: String) -> ItemGuard {
+        let ctx = ReadContext {
+            kind: &kind.kind,
+            group: &kind.group,
+            namespace: ns,
+            name: "",
+            labels: BTreeSet::new(),
+        };
+        ItemGuard {
+            pointer,
+            request: ctx.request("k8s:list", vocabulary::namespace(&self.info.name, ns)),
+        }
+    }
+
+    async fn list(
+        &self,
+        kind: &KindInfo,
+        scope: &Scope,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+        limit: Option<u64>,
+        limits: &ExecLimits,
+    ) -> Result<ToolOutput, ExecuteError> {
+        let client = self.client().await?;
+        let cap = limits
+            .items_within(self.cfg.max_items)
+            .min(limit.unwrap_or(u64::MAX));
+        let byte_cap = limits.max_bytes;
+        let ar = kind.api_resource();
+        let targets: Vec<Option<&str>> = match scope {
+            Scope::Namespace(ns) => vec![Some(ns.as_str())],
+            Scope::Namespaces(list) => list.iter().map(|n| Some(n.as_str())).collect(),
+            Scope::All | Scope::Cluster => vec![None],
+        };
+        let only_namespaces = (kind.kind == "Namespace" && kind.group.is_empty())
+            .then_some(self.cfg.namespaces.as_ref())
+            .flatten();
+        let mut items: Vec<Value> = Vec::new();
+        // `[` and `]` of the array.
+        let mut bytes = 2usize;
+        let mut truncated = false;
+        'targets: for (t, ns) in targets.iter().enumerate() {
+            let url = DynamicObject::url_path(&ar, *ns);
+            let mut cont: Option<String> = None;
+            loop {
+                let remaining = cap.saturating_sub(items.len() as u64);
+                let lp = ListParams {
+                    label_selector: label_selector.map(str::to_string),
+                    field_selector: field_selector.map(str::to_string),
+                    limit: Some(u32::try_from(remaining.min(PAGE)).unwrap_or(500)),
+                    continue_token: cont.take(),
+                    ..Default::default()
+                };
+                let req = kube::core::Request::new(&url)
+                    .list(&lp)
+                    .map_err(|e| ExecuteError::Other(format!("cannot build the request: {e}")))?;
+                let mut page: Value = client
+                    .request(req)
+                    .await
+                    .map_err(|e| client::target_error(e, &self.cfg.token))?;
+                cont = page
+                    .pointer("/metadata/continue")
+                    .and_then(Value::as_str)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string);
+                let page_items = match page.get_mut("items").map(Value::take) {
+                    Some(Value::Array(list)) => list,
+                    Some(Value::Null) | None => Vec::new(),
+                    Some(_) => {
+                        return Err(ExecuteError::Other(
+                            "the API server sent a list without items".into(),
+                        ));
+                    }
+                };
+                for item in page_items {
+                    if items.len() as u64 >= cap {
+                        truncated = true;
+                        break 'targets;
+                    }
+                    let item = typed(item, &ar.api_version, &ar.kind);
+                    if let Some(set) = only_namespaces {
+                        let name = item.pointer("/metadata/name").and_then(Value::as_str);
+                        if !name.is_some_and(|n| set.contains(n)) {
+                            continue;
+                        }
+                    }
+                    // The item and its separator in the `items` array.
+                    let size = serde_json::to_vec(&item).map_or(0, |v| v.len()) + 1;
+                    if bytes + size > byte_cap {
+                        truncated = true;
+                        break 'targets;
+                    }
+                    bytes += size;
+                    items.push(item);
+                }
+                if items.len() as u64 >= cap {
+                    if cont.is_some() || t + 1 < targets.len() {
+                        truncated = true;
+                    }
+                    break 'targets;
+                }
+                if cont.is_none() {
+                    break;
+                }
+            }
+        }
+        let mut field_origins = Vec::new();
+        let mut item_guards = Vec::new();
+        let guarded = matches!(scope, Scope::Namespaces(_) | Scope::All);
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
+            if guarded {
+                // A namespaced item without a namespace is not shown.
+                let Some(ns) = item.pointer("/metadata/namespace").and_then(Value::as_str) else {
+                    continue;
+                };
+                item_guards.push(self.guard(kind, ns, format!("/items/{}", kept.len())));
+            }
+            origins::of_object(&format!("/items/{}", kept.len()), &item, &mut field_origins);
+            kept.push(item);
+        }
+        let n = kept.len() as u64;
+        Ok(ToolOutput {
+            value: json!({"items": kept, "truncated": truncated}),
+            items: Some(n),
+            item_list: Some("/items".into()),
+            truncated,
+            field_origins,
+            item_guards,
+        })
+    }
+
+    async fn get(
+        &self,
+        kind: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<ToolOutput, ExecuteError> {
+        let client = self.client().await?;
+        let ar = kind.api_resource();
+        let req = kube::core::Request::new(DynamicObject::url_path(&ar, namespace))
+            .get(name, &GetParams::default())
+            .map_err(|e| ExecuteError::Other(format!("cannot build the request: {e}")))?;
+        let obj: Value = client
+            .request(req)
+            .await
+            .map_err(|e| client::target_error(e, &self.cfg.token))?;
+        let obj = typed(obj, &ar.api_version, &ar.kind);
+        let mut field_origins = Vec::new();
+        origins::of_object("/object", &obj, &mut field_origins);
+        Ok(ToolOutput {
+            value: json!({"object": obj}),
+            items: Some(1),
+            item_list: None,
+            truncated: false,
+            field_origins,
+            item_guards: vec![],
+        })
+    }
+}
+
+/// The object with `apiVersion` and `kind` first (list items lack them)
+/// and `managedFields` dropped.
+fn typed(obj: Value, api_version: &str, kind: &str) -> Value {
+    let Value::Object(map) = obj else {
+        return obj;
+    };
+    let mut out = Map::with_capacity(map.len() + 2);
+    out.insert("apiVersion".into(), json!(api_version));
+    out.insert("kind".into(), json!(kind));
+    for (k, v) in map {
+        if k != "apiVersion" && k != "kind" {
+            out.insert(k, v);
+        }
+    }
+    let mut obj = Value::Object(out);
+    origins::strip(&mut obj);
+    obj
+}
+
+fn review(title: &str, label: &str, code: String, resources: Vec<String>) -> ReviewSummary {
+    ReviewSummary {
+        title: title.to_string(),
+        runs: vec![ReviewItem {
+            label: label.into(),
+            resources: resources.clone(),
+            text: ReviewText::code(code),
+        }],
+        resources,
+        diff: None,
+    }
+}
+
+/// The `kind` argument of a call, when it has one.
+fn kind_arg(args: &Value) -> Option<&str> {
+    args.get("kind").and_then(Value::as_str)
+}
+
+#[async_trait]
+impl Connector for K8sConnector {
+    fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        tools::specs()
+    }
+
+    /// Refresh discovery when the call's kind is not in the cached catalog
+    /// (or there is none yet).
+    async fn prepare(&self, _tool: &str, args: &Value) {
+        let Some(spec) = kind_arg(args) else {
+            return;
+        };
+        let known = self.catalog().is_some_and(|c| c.resolve(spec).is_ok());
+        if !known {
+            self.refresh().await;
+        }
+    }
+
+    fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError> {
+        match tool {
+            "k8s_list" => self.analyse_list(tools::parse(args)?),
+            "k8s_get" => self.analyse_get(tools::parse(args)?),
+            other => Err(AnalysisError::UnknownTool(other.into())),
+        }
+    }
+
+    async fn execute(&self, plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
+        let Some(p) = plan.prepared.downcast_ref::<Prepared>() else {
+            return Err(ExecuteError::Other("not a kubernetes plan".into()));
+        };
+        limits.check()?;
+        let started = Instant::now();
+        let budget = limits.timeout_within(self.cfg.timeout);
+        let work = async {
+            match p {
+                Prepared::List {
+                    kind,
+                    scope,
+                    label_selector,
+                    field_selector,
+                    limit,
+                } => {
+                    self.list(
+                        kind,
+                        scope,
+                        label_selector.as_deref(),
+                        field_selector.as_deref(),
+                        *limit,
+                        &limits,
+                    )
+                    .await
+                }
+                Prepared::Get {
+                    kind,
+                    namespace,
+                    name,
+                } => self.get(kind, namespace.as_deref(), name).await,
+            }
+        };
+        // Dropping the request closes its connection: the server stops.
+        tokio::select! {
+            r = work => r,
+            e = limits.stopped(started, Some(budget)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_core::connector::ExecLimits;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::kinds::KindInfo;
+
+    /// A connection to a loopback port that accepts and never answers (the
+    /// TLS handshake hangs), with a catalog that knows ConfigMaps.
+    async fn hanging() -> (K8sConnector, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cfg = K8sConfig::parse(
+            "c",
+            &json!({"server": format!("https://127.0.0.1:{port}"), "token": "t0k3n", "timeout": "30s"}),
+        )
+        .unwrap();
+        let c = K8sConnector::new(cfg);
+        *c.catalog.write().unwrap() = Some(Arc::new(Catalog::new(vec![KindInfo {
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            singular: "configmap".into(),
+            short_names: vec!["cm".into()],
+            group: String::new(),
+            version: "v1".into(),
+            namespaced: true,
+            verbs: vec!["get".into(), "list".into()],
+        }])));
+        (c, listener)
+    }
+
+    fn limits(timeout: Option<Duration>, cancel: CancellationToken) -> ExecLimits {
+        ExecLimits {
+            max_items: None,
+            max_bytes: 1 << 20,
+            max_affected: None,
+            timeout,
+            cancel,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hanging_server_meets_the_timeout_and_the_cancellation() {
+        let (c, _listener) = hanging().await;
+        let plan = c
+            .analyse(
+                "k8s_list",
+                &json!({"connection": "c", "kind": "cm", "namespace": "a"}),
+            )
+            .unwrap();
+        let started = std::time::Instant::now();
+        let e = c
+            .execute(
+                &plan,
+                limits(Some(Duration::from_millis(300)), CancellationToken::new()),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ExecuteError::Timeout(300)), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let cancel = CancellationToken::new();
+        let fire = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            fire.cancel();
+        });
+        let e = c.execute(&plan, limits(None, cancel)).await.unwrap_err();
+        assert!(matches!(e, ExecuteError::Cancelled), "{e}");
+    }
+
+    #[test]
+    fn requests_follow_the_contract() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (c, _l) = rt.block_on(hanging());
+        let list = c
+            .analyse("k8s_list", &json!({"connection": "c", "kind": "configmaps", "namespace": "shop", "label_selector": "app=web,tier!=db"}))
+            .unwrap();
+        assert_eq!(list.requests.len(), 1);
+        let r = &list.requests[0];
+        assert_eq!(r.action, "k8s:list");
+        assert_eq!(r.resource.entity_uid(), r#"Tollgate::Namespace::"c/shop""#);
+        assert_eq!(
+            r.context["labels"],
+            gateway_core::access::ContextValue::StringSet(["app=web".to_string()].into())
+        );
+        let get = c
+            .analyse("k8s_get", &json!({"connection": "c", "kind": "ConfigMap", "name": "x.y", "namespace": "shop"}))
+            .unwrap();
+        assert_eq!(
+            get.requests[0].resource.entity_uid(),
+            r#"Tollgate::K8sObject::"c/shop/ConfigMap/x.y""#
+        );
+        // Across namespaces: no request up front, guards per item after.
+        let all = c
+            .analyse("k8s_list", &json!({"connection": "c", "kind": "cm"}))
+            .unwrap();
+        assert!(all.requests.is_empty());
+        for (args, code) in [
+            (
+                json!({"connection": "c", "kind": "cm", "name": "a/b", "namespace": "shop"}),
+                "invalid",
+            ),
+            (
+                json!({"connection": "c", "kind": "cm", "name": "a"}),
+                "invalid",
+            ),
+            (
+                json!({"connection": "c", "kind": "Widget", "name": "a", "namespace": "shop"}),
+                "unknown kind",
+            ),
+            (
+                json!({"connection": "c", "kind": "cm", "name": "a", "namespace": "shop", "extra": 1}),
+                "invalid",
+            ),
+        ] {
+            let e = c.analyse("k8s_get", &args).unwrap_err().to_string();
+            assert!(e.contains(code), "{args}: {e}");
+        }
+    }
+}
