@@ -725,9 +725,18 @@ async fn kubernetes_reads_through_the_whole_gateway() {
         json!({"connection": "k8s", "kind": "Deployment", "name": "web", "namespace": "shop", "replicas": 4}),
     )
     .await;
-    let CallOutcome::Pending(_) = &paused.outcome else {
+    let CallOutcome::Pending(pending) = &paused.outcome else {
         panic!("expected a pending approval: {}", paused.structured);
     };
+    assert_eq!(pending.reviewers, vec!["reviewers".to_string()]);
+    let stored = gateway
+        .approvals()
+        .and_then(|g| g.service())
+        .expect("approval service")
+        .get_for(&pending.approval_id, &agent, false)
+        .await
+        .expect("the requester sees the approval");
+    assert_eq!(stored.review.title, "scale deployment shop/web to 4");
     assert_eq!(replicas(&admin).await, json!(0));
     // A namespace policy does not permit: denied.
     let denied = call(
