@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use gateway_core::Principal;
 use gateway_core::approval::CallContext;
-use gateway_core::outcome::CallResult;
+use gateway_core::outcome::{CallOutcome, CallResult};
 use serde_json::{Value, json};
 use tollgate_server::config::Config;
 use tollgate_server::state::AppState;
@@ -45,6 +45,13 @@ permit (principal in Tollgate::Group::"admins", action == Tollgate::Action::"unm
 when { ["K8S_SECRET", "SECRET"].containsAll(context.types) };
 @id("auditors")
 permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read", resource == Tollgate::Audit::"log");
+@id("admins-scale-shop")
+permit (principal in Tollgate::Group::"admins", action == Tollgate::Action::"k8s:scale",
+        resource in Tollgate::Namespace::"k8s/shop");
+@id("agents-scale-reviewed")
+@approval("reviewers")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"k8s:scale",
+        resource in Tollgate::Namespace::"k8s/shop");
 "#;
 
 fn config_text(port: u16, secret: &str, kube: &KubeServer, dir: &std::path::Path) -> String {
@@ -564,6 +571,221 @@ async fn kubernetes_reads_through_the_whole_gateway() {
         refused.structured
     );
     eprintln!("RBAC refusal: {}", refused.structured["error"]);
+
+    // Events: filtered by the involved object's kind (resolved through
+    // discovery) and name; messages pass the detectors.
+    for (ns, kind, name, reason, message, ts) in [
+        (
+            "shop",
+            "Deployment",
+            "web",
+            "ScalingReplicaSet",
+            "Scaled up, contact bob.roe@example.com",
+            "2026-01-02T03:04:05Z",
+        ),
+        (
+            "shop",
+            "ConfigMap",
+            "settings",
+            "Updated",
+            "settings changed",
+            "2026-01-02T03:04:06Z",
+        ),
+        (
+            "web",
+            "ConfigMap",
+            "settings",
+            "Updated",
+            "settings changed in web",
+            "2026-01-02T03:04:07Z",
+        ),
+    ] {
+        kube.create(
+            &format!("/api/v1/namespaces/{ns}/events"),
+            &json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": format!("{name}.{reason}").to_ascii_lowercase()},
+                "involvedObject": {"kind": kind, "name": name, "namespace": ns,
+                    "apiVersion": if kind == "Deployment" { "apps/v1" } else { "v1" }},
+                "reason": reason, "message": message, "type": "Warning", "count": 3,
+                "firstTimestamp": ts, "lastTimestamp": ts,
+                "source": {"component": "tollgate-test"}}),
+        )
+        .await
+        .unwrap();
+    }
+    let all_events = call(
+        &agent,
+        "k8s_events",
+        json!({"connection": "k8s", "namespace": "shop"}),
+    )
+    .await;
+    assert!(!all_events.is_error, "{}", all_events.structured);
+    assert_eq!(
+        all_events.structured["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        all_events.structured
+    );
+    let dep_events = call(
+        &agent,
+        "k8s_events",
+        json!({"connection": "k8s", "namespace": "shop", "kind": "deploy", "name": "web"}),
+    )
+    .await;
+    assert!(!dep_events.is_error, "{}", dep_events.structured);
+    let items = dep_events.structured["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", dep_events.structured);
+    let e = &items[0];
+    assert_eq!(e["object"], "Deployment/web");
+    assert_eq!(
+        (&e["type"], &e["reason"], &e["count"], &e["last_seen"]),
+        (
+            &json!("Warning"),
+            &json!("ScalingReplicaSet"),
+            &json!(3),
+            &json!("2026-01-02T03:04:05Z")
+        )
+    );
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Scaled up") && !msg.contains("bob.roe@example.com"),
+        "{msg}"
+    );
+    let cm_events = call(
+        &agent,
+        "k8s_events",
+        json!({"connection": "k8s", "namespace": "shop", "kind": "ConfigMap"}),
+    )
+    .await;
+    assert_eq!(
+        cm_events.structured["items"][0]["object"], "ConfigMap/settings",
+        "{}",
+        cm_events.structured
+    );
+    assert_eq!(cm_events.structured["items"].as_array().unwrap().len(), 1);
+    let web_events = call(
+        &agent,
+        "k8s_events",
+        json!({"connection": "k8s", "namespace": "web"}),
+    )
+    .await;
+    assert_eq!(
+        web_events.structured["error"]["code"], "denied",
+        "{}",
+        web_events.structured
+    );
+    eprintln!("events: {}", dep_events.structured);
+
+    // Scale: an admin scales the Deployment in shop; the object confirms it.
+    let replicas = async |who: &Principal| -> Value {
+        let r = gateway
+            .call(
+                who,
+                "k8s_get",
+                json!({"connection": "k8s", "kind": "Deployment", "name": "web", "namespace": "shop"}),
+                &CallContext::default(),
+            )
+            .await;
+        assert!(!r.is_error, "{}", r.structured);
+        r.structured["object"]["spec"]["replicas"].clone()
+    };
+    assert_eq!(replicas(&admin).await, json!(2));
+    let scaled = call(
+        &admin,
+        "k8s_scale",
+        json!({"connection": "k8s", "kind": "deployments.apps", "name": "web", "namespace": "shop", "replicas": 5}),
+    )
+    .await;
+    assert!(!scaled.is_error, "{}", scaled.structured);
+    let counts = |r: &CallResult| {
+        (
+            r.structured["before"].clone(),
+            r.structured["after"].clone(),
+        )
+    };
+    assert_eq!(
+        counts(&scaled),
+        (json!(2), json!(5)),
+        "{}",
+        scaled.structured
+    );
+    assert_eq!(replicas(&admin).await, json!(5));
+    let down = call(
+        &admin,
+        "k8s_scale",
+        json!({"connection": "k8s", "kind": "Deployment", "name": "web", "namespace": "shop", "replicas": 0}),
+    )
+    .await;
+    assert_eq!(counts(&down), (json!(5), json!(0)), "{}", down.structured);
+    assert_eq!(replicas(&admin).await, json!(0));
+    // An agent's scale waits for reviewers; nothing changes meanwhile.
+    let paused = call(
+        &agent,
+        "k8s_scale",
+        json!({"connection": "k8s", "kind": "Deployment", "name": "web", "namespace": "shop", "replicas": 4}),
+    )
+    .await;
+    let CallOutcome::Pending(pending) = &paused.outcome else {
+        panic!("expected a pending approval: {}", paused.structured);
+    };
+    assert_eq!(pending.reviewers, vec!["reviewers".to_string()]);
+    let stored = gateway
+        .approvals()
+        .and_then(|g| g.service())
+        .expect("approval service")
+        .get_for(&pending.approval_id, &agent, false)
+        .await
+        .expect("the requester sees the approval");
+    assert_eq!(stored.review.title, "scale deployment shop/web to 4");
+    assert_eq!(replicas(&admin).await, json!(0));
+    // A namespace policy does not permit: denied.
+    let denied = call(
+        &admin,
+        "k8s_scale",
+        json!({"connection": "k8s", "kind": "Deployment", "name": "web", "namespace": "web", "replicas": 1}),
+    )
+    .await;
+    assert_eq!(
+        denied.structured["error"]["code"], "denied",
+        "{}",
+        denied.structured
+    );
+    // Refused before policy: no approval is asked for them.
+    for (kind, n) in [
+        ("Deployment", json!(10001)),
+        ("Deployment", json!(-1)),
+        ("Deployment", json!(1.5)),
+    ] {
+        let r = call(
+            &agent,
+            "k8s_scale",
+            json!({"connection": "k8s", "kind": kind, "name": "web", "namespace": "shop", "replicas": n}),
+        )
+        .await;
+        assert_eq!(
+            r.structured["error"]["code"], "invalid_arguments",
+            "{n}: {}",
+            r.structured
+        );
+    }
+    let cm = call(
+        &agent,
+        "k8s_scale",
+        json!({"connection": "k8s", "kind": "ConfigMap", "name": "settings", "namespace": "shop", "replicas": 1}),
+    )
+    .await;
+    assert!(
+        cm.is_error && !matches!(cm.outcome, CallOutcome::Pending(_)),
+        "{}",
+        cm.structured
+    );
+    assert!(
+        cm.structured.to_string().contains("no scale subresource"),
+        "{}",
+        cm.structured
+    );
+    assert_eq!(replicas(&admin).await, json!(0));
+    eprintln!("scale refusal: {}", cm.structured["error"]);
 
     // The audit record: masked, with the family's entity ids; no token
     // anywhere; the chain verifies.

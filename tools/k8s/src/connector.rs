@@ -1,5 +1,5 @@
-//! The Kubernetes connector: analysis of `k8s_list` / `k8s_get` into the
-//! contract's requests (names checked before policy, the kind resolved
+//! The Kubernetes connector: analysis of `k8s_list`, `k8s_get`,
+//! `k8s_events` and `k8s_scale` into the contract's requests (names checked before policy, the kind resolved
 //! through discovery, the connection's namespaces enforced), and their
 //! execution on the API server within the item, byte and time caps.
 
@@ -14,7 +14,7 @@ use gateway_core::connector::{
     ToolOutput, ToolSpec,
 };
 use gateway_core::review::{ReviewItem, ReviewSummary, ReviewText};
-use kube::api::{DynamicObject, GetParams, ListParams};
+use kube::api::{DynamicObject, GetParams, ListParams, Patch, PatchParams};
 use kube::core::Resource as _;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
@@ -25,7 +25,7 @@ use crate::config::K8sConfig;
 use crate::kinds::{self, Catalog, KindInfo};
 use crate::names;
 use crate::origins;
-use crate::tools::{self, GetArgs, ListArgs};
+use crate::tools::{self, EventsArgs, GetArgs, ListArgs, ScaleArgs};
 use crate::vocabulary::{self, ReadContext};
 
 /// Items asked for per page of a list.
@@ -71,7 +71,21 @@ enum Prepared {
         namespace: Option<String>,
         name: String,
     },
+    Events {
+        event: KindInfo,
+        namespace: String,
+        field_selector: Option<String>,
+    },
+    Scale {
+        kind: KindInfo,
+        namespace: String,
+        name: String,
+        replicas: i64,
+    },
 }
+
+/// The kinds `k8s_scale` serves: group `apps`, with a scale subresource.
+const SCALABLE: [&str; 3] = ["Deployment", "StatefulSet", "ReplicaSet"];
 
 fn selector(s: Option<String>, what: &str) -> Result<Option<String>, AnalysisError> {
     match s {
@@ -327,6 +341,114 @@ impl K8sConnector {
         })
     }
 
+    fn analyse_events(&self, a: EventsArgs) -> Result<Plan, AnalysisError> {
+        self.namespace_allowed(&a.namespace)?;
+        if let Some(name) = &a.name {
+            names::object_name(name).map_err(|e| AnalysisError::InvalidArguments(e.to_string()))?;
+        }
+        let about = a
+            .kind
+            .as_deref()
+            .map(|k| self.resolve(k, "get"))
+            .transpose()?;
+        let event = self.resolve("events", "list")?;
+        if !event.group.is_empty() {
+            return Err(AnalysisError::Unanalysable(
+                "the cluster serves no core v1 Event".into(),
+            ));
+        }
+        let ns = &a.namespace;
+        let mut terms = Vec::new();
+        if let Some(k) = &about {
+            terms.push(format!("involvedObject.kind={}", k.kind));
+        }
+        if let Some(n) = &a.name {
+            terms.push(format!("involvedObject.name={n}"));
+        }
+        let field_selector = (!terms.is_empty()).then(|| terms.join(","));
+        let ctx = ReadContext {
+            kind: "Event",
+            group: "",
+            namespace: ns,
+            name: a.name.as_deref().unwrap_or(""),
+            labels: BTreeSet::new(),
+        };
+        let of = match (&about, &a.name) {
+            (Some(k), Some(n)) => format!(" of {}/{n}", k.kind),
+            (Some(k), None) => format!(" of {} objects", k.kind),
+            (None, Some(n)) => format!(" of objects named {n}"),
+            (None, None) => String::new(),
+        };
+        let mut code = "list events".to_string();
+        if let Some(fs) = &field_selector {
+            code.push_str(&format!(" fields: {fs}"));
+        }
+        Ok(Plan {
+            requests: vec![ctx.request("k8s:list", vocabulary::namespace(&self.info.name, ns))],
+            review: review(
+                &format!("events{of} in namespace {ns}"),
+                "events",
+                code,
+                vec![format!("namespace {ns}")],
+            ),
+            read_only: true,
+            prepared: Box::new(Prepared::Events {
+                event,
+                namespace: ns.clone(),
+                field_selector,
+            }),
+        })
+    }
+
+    fn analyse_scale(&self, a: ScaleArgs) -> Result<Plan, AnalysisError> {
+        if !(0..=tools::MAX_REPLICAS).contains(&a.replicas) {
+            return Err(AnalysisError::InvalidArguments(format!(
+                "`replicas` must be between 0 and {}",
+                tools::MAX_REPLICAS
+            )));
+        }
+        names::object_name(&a.name).map_err(|e| AnalysisError::InvalidArguments(e.to_string()))?;
+        self.namespace_allowed(&a.namespace)?;
+        let kind = self.resolve(&a.kind, "get")?;
+        if kind.group != "apps" || !SCALABLE.contains(&kind.kind.as_str()) || !kind.namespaced {
+            return Err(AnalysisError::Unanalysable(format!(
+                "kind `{}` has no scale subresource k8s_scale serves (Deployments, StatefulSets and ReplicaSets only)",
+                kind.kind
+            )));
+        }
+        let (ns, name, n) = (&a.namespace, &a.name, a.replicas);
+        let ctx = ReadContext {
+            kind: &kind.kind,
+            group: &kind.group,
+            namespace: ns,
+            name,
+            labels: BTreeSet::new(),
+        };
+        let resource = vocabulary::object(&self.info.name, Some(ns), &kind.kind, name);
+        // The current count is read at execution: the review names only
+        // the wanted one.
+        let title = format!(
+            "scale {} {ns}/{name} to {n}",
+            kind.kind.to_ascii_lowercase()
+        );
+        Ok(Plan {
+            requests: vec![ctx.request("k8s:scale", resource)],
+            review: review(
+                &title,
+                "scale",
+                title.clone(),
+                vec![format!("{}/{ns}/{name}", kind.kind)],
+            ),
+            read_only: false,
+            prepared: Box::new(Prepared::Scale {
+                kind,
+                namespace: ns.clone(),
+                name: name.clone(),
+                replicas: n,
+            }),
+        })
+    }
+
     fn guard(&self, kind: &KindInfo, ns: &str, pointer: String) -> ItemGuard {
         let ctx = ReadContext {
             kind: &kind.kind,
@@ -459,6 +581,109 @@ impl K8sConnector {
         })
     }
 
+    /// The namespace's events (a capped list), each as the contract's
+    /// summary; messages are plain strings, so the detectors see them.
+    async fn events(
+        &self,
+        event: &KindInfo,
+        namespace: &str,
+        field_selector: Option<&str>,
+        limits: &ExecLimits,
+    ) -> Result<ToolOutput, ExecuteError> {
+        let scope = Scope::Namespace(namespace.to_string());
+        let out = self
+            .list(event, &scope, None, field_selector, None, limits)
+            .await?;
+        let str_at = |e: &Value, p: &str| e.pointer(p).and_then(Value::as_str).map(str::to_string);
+        let mut items: Vec<Value> = out
+            .value
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let last_seen = [
+                    "/lastTimestamp",
+                    "/eventTime",
+                    "/series/lastObservedTime",
+                    "/firstTimestamp",
+                    "/metadata/creationTimestamp",
+                ]
+                .iter()
+                .find_map(|p| str_at(e, p));
+                let count = e
+                    .get("count")
+                    .and_then(Value::as_u64)
+                    .or_else(|| e.pointer("/series/count").and_then(Value::as_u64))
+                    .unwrap_or(1);
+                json!({
+                    "type": str_at(e, "/type"),
+                    "reason": str_at(e, "/reason"),
+                    "message": str_at(e, "/message"),
+                    "object": format!(
+                        "{}/{}",
+                        str_at(e, "/involvedObject/kind").unwrap_or_default(),
+                        str_at(e, "/involvedObject/name").unwrap_or_default()
+                    ),
+                    "count": count,
+                    "last_seen": last_seen,
+                })
+            })
+            .collect();
+        // Oldest first, like kubectl (RFC 3339 UTC sorts as text).
+        items.sort_by(|a, b| a["last_seen"].as_str().cmp(&b["last_seen"].as_str()));
+        Ok(ToolOutput {
+            value: json!({"items": items, "truncated": out.truncated}),
+            items: out.items,
+            item_list: Some("/items".into()),
+            truncated: out.truncated,
+            field_origins: vec![],
+            item_guards: vec![],
+        })
+    }
+
+    /// Read the scale subresource, then merge-patch its `spec.replicas`.
+    async fn scale(
+        &self,
+        kind: &KindInfo,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+    ) -> Result<ToolOutput, ExecuteError> {
+        let client = self.client().await?;
+        let ar = kind.api_resource();
+        let request = kube::core::Request::new(DynamicObject::url_path(&ar, Some(namespace)));
+        let build = |e: kube::core::request::Error| {
+            ExecuteError::Other(format!("cannot build the request: {e}"))
+        };
+        let count = |s: &Value| {
+            s.pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        let current: Value = client
+            .request(request.get_subresource("scale", name).map_err(build)?)
+            .await
+            .map_err(|e| client::target_error(e, &self.cfg.token))?;
+        let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+        let after: Value = client
+            .request(
+                request
+                    .patch_subresource("scale", name, &PatchParams::default(), &patch)
+                    .map_err(build)?,
+            )
+            .await
+            .map_err(|e| client::target_error(e, &self.cfg.token))?;
+        Ok(ToolOutput {
+            value: json!({"before": count(&current), "after": count(&after)}),
+            items: Some(1),
+            item_list: None,
+            truncated: false,
+            field_origins: vec![],
+            item_guards: vec![],
+        })
+    }
+
     async fn get(
         &self,
         kind: &KindInfo,
@@ -537,11 +762,18 @@ impl Connector for K8sConnector {
 
     /// Refresh discovery when the call's kind is not in the cached catalog
     /// (or there is none yet).
-    async fn prepare(&self, _tool: &str, args: &Value) {
-        let Some(spec) = kind_arg(args) else {
+    async fn prepare(&self, tool: &str, args: &Value) {
+        // Events resolve the Event kind as well as the optional `kind`.
+        let specs: Vec<&str> = kind_arg(args)
+            .into_iter()
+            .chain((tool == "k8s_events").then_some("events"))
+            .collect();
+        if specs.is_empty() {
             return;
-        };
-        let known = self.catalog().is_some_and(|c| c.resolve(spec).is_ok());
+        }
+        let known = self
+            .catalog()
+            .is_some_and(|c| specs.iter().all(|s| c.resolve(s).is_ok()));
         if !known {
             self.refresh().await;
         }
@@ -551,6 +783,8 @@ impl Connector for K8sConnector {
         match tool {
             "k8s_list" => self.analyse_list(tools::parse(args)?),
             "k8s_get" => self.analyse_get(tools::parse(args)?),
+            "k8s_events" => self.analyse_events(tools::parse(args)?),
+            "k8s_scale" => self.analyse_scale(tools::parse(args)?),
             other => Err(AnalysisError::UnknownTool(other.into())),
         }
     }
@@ -586,6 +820,20 @@ impl Connector for K8sConnector {
                     namespace,
                     name,
                 } => self.get(kind, namespace.as_deref(), name).await,
+                Prepared::Events {
+                    event,
+                    namespace,
+                    field_selector,
+                } => {
+                    self.events(event, namespace, field_selector.as_deref(), &limits)
+                        .await
+                }
+                Prepared::Scale {
+                    kind,
+                    namespace,
+                    name,
+                    replicas,
+                } => self.scale(kind, namespace, name, *replicas).await,
             }
         };
         // Dropping the request closes its connection: the server stops.
@@ -615,16 +863,38 @@ mod tests {
         )
         .unwrap();
         let c = K8sConnector::new(cfg);
-        *c.catalog.write().unwrap() = Some(Arc::new(Catalog::new(vec![KindInfo {
-            kind: "ConfigMap".into(),
-            plural: "configmaps".into(),
-            singular: "configmap".into(),
-            short_names: vec!["cm".into()],
-            group: String::new(),
-            version: "v1".into(),
-            namespaced: true,
-            verbs: vec!["get".into(), "list".into()],
-        }])));
+        *c.catalog.write().unwrap() = Some(Arc::new(Catalog::new(vec![
+            KindInfo {
+                kind: "ConfigMap".into(),
+                plural: "configmaps".into(),
+                singular: "configmap".into(),
+                short_names: vec!["cm".into()],
+                group: String::new(),
+                version: "v1".into(),
+                namespaced: true,
+                verbs: vec!["get".into(), "list".into()],
+            },
+            KindInfo {
+                kind: "Event".into(),
+                plural: "events".into(),
+                singular: "event".into(),
+                short_names: vec!["ev".into()],
+                group: String::new(),
+                version: "v1".into(),
+                namespaced: true,
+                verbs: vec!["get".into(), "list".into()],
+            },
+            KindInfo {
+                kind: "Deployment".into(),
+                plural: "deployments".into(),
+                singular: "deployment".into(),
+                short_names: vec!["deploy".into()],
+                group: "apps".into(),
+                version: "v1".into(),
+                namespaced: true,
+                verbs: vec!["get".into(), "list".into(), "patch".into()],
+            },
+        ])));
         (c, listener)
     }
 
@@ -714,6 +984,59 @@ mod tests {
         ] {
             let e = c.analyse("k8s_get", &args).unwrap_err().to_string();
             assert!(e.contains(code), "{args}: {e}");
+        }
+    }
+
+    #[test]
+    fn events_and_scale_follow_the_contract() {
+        use gateway_core::access::ContextValue;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (c, _l) = rt.block_on(hanging());
+        let ev = c
+            .analyse(
+                "k8s_events",
+                &json!({"connection": "c", "namespace": "shop", "kind": "deploy", "name": "web"}),
+            )
+            .unwrap();
+        assert_eq!(ev.requests.len(), 1);
+        let r = &ev.requests[0];
+        assert_eq!(r.action, "k8s:list");
+        assert_eq!(r.resource.entity_uid(), r#"Tollgate::Namespace::"c/shop""#);
+        assert_eq!(r.context["kind"], ContextValue::String("Event".into()));
+        let Some(Prepared::Events { field_selector, .. }) = ev.prepared.downcast_ref::<Prepared>()
+        else {
+            panic!("not an events plan");
+        };
+        assert_eq!(
+            field_selector.as_deref(),
+            Some("involvedObject.kind=Deployment,involvedObject.name=web")
+        );
+        let sc = c
+            .analyse("k8s_scale", &json!({"connection": "c", "kind": "deployments.apps", "name": "web", "namespace": "shop", "replicas": 3}))
+            .unwrap();
+        let r = &sc.requests[0];
+        assert_eq!(r.action, "k8s:scale");
+        assert_eq!(
+            r.resource.entity_uid(),
+            r#"Tollgate::K8sObject::"c/shop/Deployment/web""#
+        );
+        assert_eq!(r.context["group"], ContextValue::String("apps".into()));
+        assert!(!sc.read_only);
+        assert_eq!(sc.review.title, "scale deployment shop/web to 3");
+        for (args, code) in [
+            (json!({"replicas": -1}), "between 0 and 10000"),
+            (json!({"replicas": 10001}), "between 0 and 10000"),
+            (json!({"replicas": 1.5}), "invalid"),
+            (json!({"replicas": "2"}), "invalid"),
+            (json!({"kind": "ConfigMap"}), "no scale subresource"),
+            (json!({"name": "../x"}), "invalid"),
+        ] {
+            let mut full = json!({"connection": "c", "kind": "Deployment", "name": "web", "namespace": "shop", "replicas": 1});
+            for (k, v) in args.as_object().unwrap() {
+                full[k] = v.clone();
+            }
+            let e = c.analyse("k8s_scale", &full).unwrap_err().to_string();
+            assert!(e.contains(code), "{full}: {e}");
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The read tools this step serves (`k8s_list`, `k8s_get`): their input and
-//! output schemas, and their arguments parsed strictly (unknown keys and
+//! The tools this family serves (`k8s_list`, `k8s_get`, `k8s_events`,
+//! `k8s_scale`): their input and output schemas, and their arguments parsed strictly (unknown keys and
 //! wrong types refused, so nothing an agent passes is silently ignored).
 
 use gateway_core::connector::{AnalysisError, ToolSpec};
@@ -39,6 +39,41 @@ pub struct GetArgs {
     /// Namespace (namespaced kinds).
     pub namespace: Option<String>,
 }
+
+/// `k8s_events` arguments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsArgs {
+    /// Routed by the gateway.
+    #[allow(dead_code, reason = "read by the router")]
+    pub connection: String,
+    /// The namespace whose events are listed.
+    pub namespace: String,
+    /// Only events about objects of this kind (resolved through discovery).
+    pub kind: Option<String>,
+    /// Only events about objects of this name.
+    pub name: Option<String>,
+}
+
+/// `k8s_scale` arguments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleArgs {
+    /// Routed by the gateway.
+    #[allow(dead_code, reason = "read by the router")]
+    pub connection: String,
+    /// Deployment, StatefulSet or ReplicaSet (any kubectl spelling).
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The wanted replica count (checked to be within 0..=10000).
+    pub replicas: i64,
+}
+
+/// Highest replica count `k8s_scale` accepts.
+pub const MAX_REPLICAS: i64 = 10_000;
 
 /// Parse a tool's arguments.
 pub fn parse<T: for<'de> Deserialize<'de>>(args: &Value) -> Result<T, AnalysisError> {
@@ -105,6 +140,66 @@ pub fn specs() -> Vec<ToolSpec> {
                 "required": ["object"]
             })),
             read_only: true,
+        },
+        ToolSpec {
+            name: "k8s_events".into(),
+            description: "List the events of one namespace, optionally only those about one kind and/or name of object. Messages pass the detectors.".into(),
+            input_schema: object(json!({
+                "type": "object",
+                "properties": {
+                    "connection": conn,
+                    "namespace": {"type": "string"},
+                    "kind": {"type": "string", "description": "Only events about objects of this kind (what kubectl accepts)."},
+                    "name": {"type": "string", "description": "Only events about objects of this name."}
+                },
+                "required": ["connection", "namespace"],
+                "additionalProperties": false
+            })),
+            output_schema: object(json!({
+                "type": "object",
+                "properties": {
+                    "items": {"type": "array", "items": {
+                        "type": "object",
+                        "properties": {
+                            "type": {"type": ["string", "null"]},
+                            "reason": {"type": ["string", "null"]},
+                            "message": {"type": ["string", "null"]},
+                            "object": {"type": "string", "description": "`Kind/name` of the object the event is about."},
+                            "count": {"type": "integer"},
+                            "last_seen": {"type": ["string", "null"]}
+                        },
+                        "required": ["type", "reason", "message", "object", "count", "last_seen"]
+                    }},
+                    "truncated": {"type": "boolean"}
+                },
+                "required": ["items"]
+            })),
+            read_only: true,
+        },
+        ToolSpec {
+            name: "k8s_scale".into(),
+            description: "Set the replica count of a Deployment, StatefulSet or ReplicaSet through its scale subresource.".into(),
+            input_schema: object(json!({
+                "type": "object",
+                "properties": {
+                    "connection": conn,
+                    "kind": {"type": "string", "description": "Deployment, StatefulSet or ReplicaSet (what kubectl accepts)."},
+                    "name": {"type": "string"},
+                    "namespace": {"type": "string"},
+                    "replicas": {"type": "integer", "minimum": 0, "maximum": MAX_REPLICAS}
+                },
+                "required": ["connection", "kind", "name", "namespace", "replicas"],
+                "additionalProperties": false
+            })),
+            output_schema: object(json!({
+                "type": "object",
+                "properties": {
+                    "before": {"type": "integer"},
+                    "after": {"type": "integer"}
+                },
+                "required": ["before", "after"]
+            })),
+            read_only: false,
         },
     ]
 }

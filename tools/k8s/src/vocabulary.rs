@@ -36,8 +36,9 @@ pub fn object(connection: &str, ns: Option<&str>, kind: &str, name: &str) -> Res
     }
 }
 
-/// The context of a read request (`k8s:get`, `k8s:list`): every key of
-/// `K8sContext`, the write-only ones empty.
+/// The context of a request that carries no object body (`k8s:get`,
+/// `k8s:list`, `k8s:scale`): every key of `K8sContext`, the ones that
+/// describe an applied object empty.
 #[derive(Debug, Clone, Default)]
 pub struct ReadContext<'a> {
     /// Resolved Kind.
