@@ -11,6 +11,7 @@ pub mod depot;
 pub mod kube;
 pub mod mariadb;
 pub mod pg;
+pub mod stdio;
 pub mod util;
 
 pub use mariadb::MariaDbServer;

@@ -837,10 +837,6 @@ fn child_server() {
 /// the cluster's RBAC: its log holds neither token nor any Secret value.
 #[test]
 fn trace_log_holds_no_token_or_secret_value() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
-    use std::time::Instant;
-
     tollgate_server::init_crypto();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let kube = rt
@@ -885,60 +881,7 @@ fn trace_log_holds_no_token_or_secret_value() {
     let config = dir.path().join("tollgate.toml");
     std::fs::write(&config, text).unwrap();
     let log_path = dir.path().join("server.log");
-    let args = [
-        "tollgate",
-        "serve",
-        "--stdio",
-        "--config",
-        config.to_str().unwrap(),
-    ];
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_server", "--exact", "--nocapture", "--test-threads=1"])
-        .env("TOLLGATE_CHILD_ARGS", serde_json::to_string(&args).unwrap())
-        .env("RUST_LOG", "trace")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("spawn server");
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let json = line.find('{').map_or("", |i| &line[i..]);
-            if let Ok(v) = serde_json::from_str::<Value>(json)
-                && v.get("jsonrpc").is_some()
-                && tx.send(v).is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut send = |v: Value| {
-        writeln!(stdin, "{v}").unwrap();
-        stdin.flush().unwrap();
-    };
-    let reply = |id: i64| -> Value {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(30) {
-            if let Ok(v) = rx.recv_timeout(Duration::from_secs(1))
-                && v["id"] == id
-            {
-                return v;
-            }
-        }
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        panic!("no reply to request {id}; server log:\n{log}");
-    };
-    send(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "k8s-log", "version": "1"}}}),
-    );
-    reply(1);
-    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let mut server = tollgate_tests::stdio::StdioServer::start(&config, &log_path, "k8s-log");
     let calls = [
         (
             "k8s_list",
@@ -964,29 +907,13 @@ fn trace_log_holds_no_token_or_secret_value() {
     let mut replies = String::new();
     for (i, (tool, args)) in calls.into_iter().enumerate() {
         let id = 10 + i as i64;
-        send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": tool, "arguments": args}}));
-        let r = reply(id);
+        let r = server.call(id, tool, args);
         assert!(r.get("result").is_some(), "{r}");
         replies.push_str(&r.to_string());
     }
     assert!(replies.contains("[K8S_SECRET]"), "{replies}");
     assert!(replies.contains("forbidden"), "{replies}");
-    drop(stdin);
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.wait();
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        log.contains("TRACE") || log.contains("DEBUG"),
-        "the server did not log at debug/trace, so this test proves nothing:\n{log}"
-    );
+    let log = server.finish();
     let b64 = "UzNjcjN0LVZhbHVlLTQy";
     for (what, secret) in [
         ("admin token", kube.admin_token()),
