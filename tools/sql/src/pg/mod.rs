@@ -44,6 +44,8 @@ use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 /// How long a statement cancelled on the server may take to end before its
 /// session is dropped instead of rolled back and reused.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// A statement still running this long after a cancel request gets another.
+const CANCEL_RESEND: Duration = Duration::from_millis(300);
 
 /// Rows fetched per portal round trip at most: the default cap + 1, so a
 /// read under the default cap is always one Execute (which lets a read-only
@@ -835,11 +837,21 @@ impl Engine for PgEngine {
                 // backend would otherwise run on (and hold its locks) after
                 // the caller is gone. Then let the call end cleanly, so its
                 // transaction rolls back before the session is reused.
-                if let Err(err) = cancel.cancel_query(self.tls.clone()).await {
-                    tracing::warn!(error = %err, "could not cancel a PostgreSQL statement");
-                }
-                if tokio::time::timeout(CANCEL_GRACE, &mut work).await.is_err() {
-                    tracing::warn!("a cancelled PostgreSQL statement did not end within the grace period");
+                // A cancel request is best effort: one that lands between two
+                // commands of a pipelined call stops the earlier one only.
+                // Send it again until the work ends or the grace runs out.
+                let deadline = tokio::time::Instant::now() + CANCEL_GRACE;
+                loop {
+                    if let Err(err) = cancel.cancel_query(self.tls.clone()).await {
+                        tracing::warn!(error = %err, "could not cancel a PostgreSQL statement");
+                    }
+                    if tokio::time::timeout(CANCEL_RESEND, &mut work).await.is_ok() {
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::warn!("a cancelled PostgreSQL statement did not end within the grace period");
+                        break;
+                    }
                 }
                 Err(e)
             }
