@@ -88,16 +88,6 @@ impl ColumnLists {
     pub fn knows(&self, table: &TableRef) -> bool {
         self.tables.contains_key(table)
     }
-
-    /// Number of tables described.
-    pub fn len(&self) -> usize {
-        self.tables.len()
-    }
-
-    /// True when no table is described.
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
-    }
 }
 
 impl ColumnCatalog for ColumnLists {

@@ -311,9 +311,9 @@ struct Lineager<'a> {
 /// Views inside views followed at most this deep; deeper ones are opaque.
 pub const MAX_VIEW_DEPTH: usize = 8;
 
-/// `SELECT 1 FROM _`: its pieces replace subtrees already accounted for, so
-/// the generic visit does not walk them twice.
-static PLACEHOLDER: LazyLock<(Query, TableFactor)> = LazyLock::new(|| {
+/// The relation of `SELECT 1 FROM _`: it replaces FROM entries already in
+/// scope, so the generic read visit does not walk them twice.
+static PLACEHOLDER: LazyLock<TableFactor> = LazyLock::new(|| {
     let parsed =
         Parser::parse_sql(&GenericDialect {}, "SELECT 1 FROM _").expect("placeholder parses");
     let Some(Statement::Query(q)) = parsed.into_iter().next() else {
@@ -322,8 +322,7 @@ static PLACEHOLDER: LazyLock<(Query, TableFactor)> = LazyLock::new(|| {
     let SetExpr::Select(s) = q.body.as_ref() else {
         unreachable!("placeholder is a select")
     };
-    let factor = s.from[0].relation.clone();
-    (*q, factor)
+    s.from[0].relation.clone()
 });
 
 impl Lineager<'_> {
@@ -1375,13 +1374,13 @@ fn blank_factors(from: &mut [TableWithJoins]) {
 fn blank(factor: &mut TableFactor) {
     match factor {
         TableFactor::Table { args: None, .. } | TableFactor::Derived { .. } => {
-            *factor = PLACEHOLDER.1.clone();
+            *factor = PLACEHOLDER.clone();
         }
         TableFactor::NestedJoin {
             table_with_joins, ..
         } => blank_factors(std::slice::from_mut(table_with_joins)),
         // Opaque factors were read where they were met.
-        _ => *factor = PLACEHOLDER.1.clone(),
+        _ => *factor = PLACEHOLDER.clone(),
     }
 }
 
