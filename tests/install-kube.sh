@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs etcd + Go and builds kube-apiserver from Debian's `kubernetes` source package (v1.20.2),
-# offline (the tree carries vendor/). The binary is cached under ~/.cache/tollgate-kube/ and only
-# built when missing (~8 min on 2 cores). Run as root (CI does, through tests/install-deps.sh).
+# Installs etcd + Go and builds kube-apiserver and kube-controller-manager from Debian's
+# `kubernetes` source package (v1.20.2), offline (the tree carries vendor/). The binaries are cached
+# under ~/.cache/tollgate-kube/ and only built when missing (~10 min on 2 cores). Run as root (CI does, through tests/install-deps.sh).
 set -euo pipefail
 CACHE="${TOLLGATE_KUBE_CACHE:-$HOME/.cache/tollgate-kube}"
 BIN="$CACHE/bin"
 export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
-if [ ! -x "$BIN/kube-apiserver" ]; then
+built() { [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; }
+if ! built; then
   command -v go >/dev/null 2>&1 || need+=(golang-go)
   command -v make >/dev/null 2>&1 || need+=(make)
   command -v rsync >/dev/null 2>&1 || need+=(rsync)
@@ -19,8 +20,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ -x "$BIN/kube-apiserver" ]; then
-  echo "install-kube: kube-apiserver cached at $BIN ($("$BIN/kube-apiserver" --version 2>/dev/null))"
+if built; then
+  echo "install-kube: kube-apiserver and kube-controller-manager cached at $BIN ($("$BIN/kube-apiserver" --version 2>/dev/null))"
   exit 0
 fi
 start=$(date +%s)
@@ -37,8 +38,8 @@ apt-get "${APTO[@]}" source --download-only kubernetes
 dpkg-source --no-check -x kubernetes_*.dsc >/dev/null
 cd kubernetes-*/
 KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 KUBE_GIT_TREE_STATE=clean CGO_ENABLED=0 \
-  make WHAT="cmd/kube-apiserver"
+  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
 mkdir -p "$BIN"
-cp _output/bin/kube-apiserver "$BIN/"
+cp _output/bin/kube-apiserver _output/bin/kube-controller-manager "$BIN/"
 cd "$CACHE" && rm -rf "$CACHE/src" "$A"
-echo "install-kube: built kube-apiserver in $(( $(date +%s) - start ))s, $(du -h "$BIN/kube-apiserver" | cut -f1)"
+echo "install-kube: built kube-apiserver and kube-controller-manager in $(( $(date +%s) - start ))s, $(du -ch "$BIN"/* | tail -1 | cut -f1)"
