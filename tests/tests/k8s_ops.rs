@@ -367,6 +367,7 @@ async fn restart_and_delete_through_the_whole_gateway() {
         200
     );
     // For real: gone.
+    let started = std::time::Instant::now();
     let gone = call(
         &admin,
         "k8s_delete",
@@ -374,6 +375,10 @@ async fn restart_and_delete_through_the_whole_gateway() {
     )
     .await;
     assert!(!gone.is_error, "{}", gone.structured);
+    eprintln!(
+        "k8s_delete through the gateway (read for review, read, delete): {:?}",
+        started.elapsed()
+    );
     assert_eq!(gone.structured["deleted"]["metadata"]["name"], "doomed");
     assert_eq!(gone.structured["dry_run"], false);
     assert_eq!(
