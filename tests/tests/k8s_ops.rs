@@ -313,6 +313,35 @@ async fn restart_and_delete_through_the_whole_gateway() {
         ds_obj["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
         ds.structured["restarted_at"]
     );
+    // Missing, or paused (as kubectl refuses it): nothing is patched.
+    kube.create(
+        "/apis/apps/v1/namespaces/shop/deployments",
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "held"},
+            "spec": {"paused": true, "replicas": 0, "selector": {"matchLabels": {"app": "held"}},
+                "template": {"metadata": {"labels": {"app": "held"}},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]}}}}),
+    )
+    .await
+    .unwrap();
+    for (name, says) in [
+        ("nope", "Deployment/shop/nope not found"),
+        ("held", "is paused"),
+    ] {
+        let r = call(
+            &admin,
+            "k8s_restart",
+            json!({"connection": "k8s", "kind": "Deployment", "name": name, "namespace": "shop"}),
+        )
+        .await;
+        assert!(
+            r.is_error && r.structured.to_string().contains(says),
+            "{name}: {}",
+            r.structured
+        );
+    }
+    let (_, held) = get(&kube, "/apis/apps/v1/namespaces/shop/deployments/held").await;
+    assert_eq!(held["metadata"]["generation"], json!(1), "{held}");
     // Other kinds are denied at analysis, with the reason.
     let cm = call(
         &admin,
