@@ -553,7 +553,9 @@ async fn restart_and_delete_through_the_whole_gateway() {
             gateway.call(&agent, "k8s_delete", swap, &ctx).await
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Time for the waiting call to read the object and start waiting (a
+    // few ms); had it read the replacement, the delete would go through.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     delete_directly(&kube, "/api/v1/namespaces/shop/configmaps/swap").await;
     let replacement = configmap(&kube, "shop", "swap", json!({})).await;
     gate.approve(&p.approval_id, &rita, None).await.unwrap();
