@@ -201,5 +201,7 @@ pub fn specs() -> Vec<ToolSpec> {
             })),
             read_only: false,
         },
+        crate::connector::ops::restart_spec(),
+        crate::connector::ops::delete_spec(),
     ]
 }
