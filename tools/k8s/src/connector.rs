@@ -987,6 +987,34 @@ mod tests {
         assert!(matches!(e, ExecuteError::Cancelled), "{e}");
     }
 
+    #[tokio::test]
+    async fn an_impersonating_connection_refuses_a_caller_it_cannot_send() {
+        let (mut c, _listener) = hanging().await;
+        c.cfg.impersonate = true;
+        let plan = c
+            .analyse(
+                "k8s_list",
+                &json!({"connection": "c", "kind": "cm", "namespace": "a"}),
+            )
+            .unwrap();
+        let run = |caller: Option<gateway_core::Principal>| {
+            let mut l = limits(Some(Duration::from_secs(3)), CancellationToken::new());
+            l.caller = caller;
+            c.execute(&plan, l)
+        };
+        // Refused at once, before the (hanging) server is asked.
+        let e = run(None).await.unwrap_err().to_string();
+        assert!(e.contains("has no caller"), "{e}");
+        let e = run(Some(gateway_core::Principal {
+            sub: "al\rice".into(),
+            groups: vec![],
+        }))
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be impersonated"), "{e}");
+    }
+
     #[test]
     fn requests_follow_the_contract() {
         let rt = tokio::runtime::Runtime::new().unwrap();
