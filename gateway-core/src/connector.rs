@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::AccessRequest;
 use crate::classify::{ClassificationReport, Classifier};
+use crate::identity::Principal;
 use crate::review::ReviewSummary;
 
 /// A tool an agent sees, served by one connector kind for all its connections.
@@ -95,6 +96,14 @@ pub struct ExecLimits {
     /// its work on the target when it fires (cancels the running statement,
     /// ends the remote process) and returns [`ExecuteError::Cancelled`].
     pub cancel: CancellationToken,
+    /// Who the call runs for (the verified caller), for connectors that
+    /// pass the caller on to a target that authorises on its own (e.g.
+    /// Kubernetes impersonation, so the cluster's RBAC applies as well).
+    /// Family-neutral: the core only carries it; most connectors ignore it
+    /// and run as their connection's own identity. None: no caller is
+    /// known (internal work such as sampling); a connector that needs one
+    /// must refuse the call rather than run as itself.
+    pub caller: Option<Principal>,
 }
 
 impl ExecLimits {

@@ -145,6 +145,7 @@ impl Gateway {
             cancel: ctx
                 .cancellation
                 .map_or_else(Default::default, |c| c.child_token()),
+            caller: Some(principal.clone()),
         };
         // A caller that already went away gets nothing run on its behalf.
         if let Err(e) = limits.check() {

@@ -363,6 +363,49 @@ impl KubeServer {
         &self.restricted
     }
 
+    /// Mint a client certificate signed by the test CA (which the server
+    /// trusts for client auth): CN=`user`, one O= per group. Returns the
+    /// paths of the certificate and key PEM files.
+    pub fn client_cert(&self, user: &str, groups: &[&str]) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let d = self.dir.path();
+        let (key, csr, crt) = (
+            format!("{user}.key"),
+            format!("{user}.csr"),
+            format!("{user}.pem"),
+        );
+        let subj: String = std::iter::once(format!("/CN={user}"))
+            .chain(groups.iter().map(|g| format!("/O={g}")))
+            .collect();
+        let ext = format!("{user}.ext");
+        std::fs::write(d.join(&ext), "extendedKeyUsage=clientAuth\n")?;
+        for args in [
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                &subj,
+            ][..],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &crt,
+                "-extfile",
+                &ext,
+            ][..],
+        ] {
+            run(Command::new("openssl").current_dir(d).args(args)).context("openssl")?;
+        }
+        Ok((d.join(crt), d.join(key)))
+    }
+
     /// An HTTP client trusting the server's CA.
     pub fn http(&self) -> anyhow::Result<reqwest::Client> {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(self.ca_file())?)?;

@@ -33,6 +33,7 @@ pub fn limits() -> ExecLimits {
         max_affected: None,
         timeout: None,
         cancel: Default::default(),
+        caller: None,
     }
 }
 

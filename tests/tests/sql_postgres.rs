@@ -194,6 +194,7 @@ async fn postgres_end_to_end() {
                 max_affected: None,
                 timeout: None,
                 cancel: Default::default(),
+                caller: None,
             },
         )
         .await

@@ -1,16 +1,16 @@
-//! The kube client of a connection: the configured server, CA and token, and
-//! the errors of the target mapped to the gateway's, with any trace of the
+//! The kube client of a connection: the configured server, CA and
+//! credentials (a bearer token or a client certificate for mTLS), and the
+//! errors of the target mapped to the gateway's, with any trace of the
 //! token scrubbed from their text.
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use gateway_core::connector::ExecuteError;
 use gateway_core::secret::Secret;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use secrecy::SecretString;
 
-use crate::config::K8sConfig;
+use crate::config::{Auth, K8sConfig};
 
 /// How long connecting to the API server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,22 +18,29 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Build the client (needs a Tokio runtime: kube spawns its buffer task).
 pub fn build(cfg: &K8sConfig) -> Result<kube::Client, ExecuteError> {
     let mut c = kube::Config::new(cfg.server.clone());
-    if let Some(pem) = &cfg.ca_pem {
-        let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-            .map(|c| c.map(|c| c.to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| ExecuteError::Other("the connection's CA is not valid PEM".into()))?;
-        if certs.is_empty() {
-            return Err(ExecuteError::Other(
-                "the connection's CA holds no certificate".into(),
-            ));
+    c.root_cert = cfg.ca.clone();
+    c.tls_server_name = cfg.tls_server_name.clone();
+    match &cfg.auth {
+        Auth::Token => {
+            c.auth_info.token = Some(SecretString::from(cfg.token.expose().to_string()));
         }
-        c.root_cert = Some(certs);
+        Auth::ClientCert { cert_pem, key_pem } => {
+            // kube reads the identity from base64 `-data`, as in a kubeconfig.
+            let b64 = &base64::engine::general_purpose::STANDARD;
+            c.auth_info.client_certificate_data = Some(b64.encode(cert_pem));
+            c.auth_info.client_key_data = Some(SecretString::from(b64.encode(key_pem.expose())));
+        }
     }
-    c.auth_info.token = Some(SecretString::from(cfg.token.expose().to_string()));
     c.connect_timeout = Some(CONNECT_TIMEOUT);
     c.read_timeout = Some(cfg.timeout);
-    kube::Client::try_from(c).map_err(|e| target_error(e, &cfg.token))
+    // Never an error text of kube's here: an identity error may describe
+    // the key.
+    kube::Client::try_from(c).map_err(|e| match e {
+        kube::Error::RustlsTls(_) => ExecuteError::Other(
+            "the connection's client certificate, key or CA cannot be used for TLS".into(),
+        ),
+        e => target_error(e, &cfg.token),
+    })
 }
 
 /// Replace every occurrence of the token in `text`.

@@ -16,12 +16,14 @@ use gateway_core::connector::{
 use gateway_core::review::{ReviewItem, ReviewSummary, ReviewText};
 use kube::api::{DynamicObject, GetParams, ListParams, Patch, PatchParams};
 use kube::core::Resource as _;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::client;
 use crate::config::K8sConfig;
+use crate::impersonation::{self, ImpersonationError};
 use crate::kinds::{self, Catalog, KindInfo};
 use crate::names;
 use crate::origins;
@@ -141,6 +143,56 @@ impl K8sConnector {
             .await
     }
 
+    /// Send one tool request and read its JSON answer: every request of
+    /// a tool goes through here (or [`Self::as_caller`] and
+    /// [`Self::refused`] for a request read otherwise), so impersonation
+    /// and error mapping apply to each one.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        mut req: http::Request<Vec<u8>>,
+        limits: &ExecLimits,
+    ) -> Result<T, ExecuteError> {
+        let client = self.client().await?;
+        self.as_caller(&mut req, limits)?;
+        client
+            .request(req)
+            .await
+            .map_err(|e| self.refused(e, limits))
+    }
+
+    /// With `impersonate = true`, make `req` act as the call's caller
+    /// (refused when there is none or it cannot be sent as a header).
+    pub(crate) fn as_caller<B>(
+        &self,
+        req: &mut http::Request<B>,
+        limits: &ExecLimits,
+    ) -> Result<(), ExecuteError> {
+        if !self.cfg.impersonate {
+            return Ok(());
+        }
+        let caller = limits.caller.as_ref().ok_or_else(|| {
+            ExecuteError::Other(ImpersonationError::NoCaller(self.info.name.clone()).to_string())
+        })?;
+        let headers =
+            impersonation::headers(caller).map_err(|e| ExecuteError::Other(e.to_string()))?;
+        impersonation::apply(req, &headers);
+        Ok(())
+    }
+
+    /// The gateway's error for a failed tool request; with impersonation,
+    /// an RBAC refusal names the user the cluster refused.
+    pub(crate) fn refused(&self, e: kube::Error, limits: &ExecLimits) -> ExecuteError {
+        match (e, limits.caller.as_ref()) {
+            (kube::Error::Api(s), Some(caller)) if self.cfg.impersonate && s.code == 403 => {
+                ExecuteError::Target(client::scrub(
+                    format!("the cluster refused user {}: {}", caller.sub, s.message),
+                    &self.cfg.token,
+                ))
+            }
+            (e, _) => client::target_error(e, &self.cfg.token),
+        }
+    }
+
     fn catalog(&self) -> Option<Arc<Catalog>> {
         self.catalog
             .read()
@@ -149,7 +201,9 @@ impl K8sConnector {
     }
 
     /// Read discovery again unless that was done less than
-    /// [`REFRESH_EVERY`] ago. Failures leave the old catalog.
+    /// [`REFRESH_EVERY`] ago. Failures leave the old catalog. Discovery
+    /// runs as the connection's own identity, never impersonated: the kinds
+    /// a cluster serves are the same for every caller.
     async fn refresh(&self) {
         let mut last = self.refreshed.lock().await;
         if last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
@@ -478,7 +532,6 @@ impl K8sConnector {
         limit: Option<u64>,
         limits: &ExecLimits,
     ) -> Result<ToolOutput, ExecuteError> {
-        let client = self.client().await?;
         let cap = limits
             .items_within(self.cfg.max_items)
             .min(limit.unwrap_or(u64::MAX));
@@ -511,10 +564,7 @@ impl K8sConnector {
                 let req = kube::core::Request::new(&url)
                     .list(&lp)
                     .map_err(|e| ExecuteError::Other(format!("cannot build the request: {e}")))?;
-                let mut page: Value = client
-                    .request(req)
-                    .await
-                    .map_err(|e| client::target_error(e, &self.cfg.token))?;
+                let mut page: Value = self.send(req, limits).await?;
                 cont = page
                     .pointer("/metadata/continue")
                     .and_then(Value::as_str)
@@ -655,8 +705,8 @@ impl K8sConnector {
         namespace: &str,
         name: &str,
         replicas: i64,
+        limits: &ExecLimits,
     ) -> Result<ToolOutput, ExecuteError> {
-        let client = self.client().await?;
         let ar = kind.api_resource();
         let request = kube::core::Request::new(DynamicObject::url_path(&ar, Some(namespace)));
         let build = |e: kube::core::request::Error| {
@@ -667,19 +717,21 @@ impl K8sConnector {
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
         };
-        let current: Value = client
-            .request(request.get_subresource("scale", name).map_err(build)?)
-            .await
-            .map_err(|e| client::target_error(e, &self.cfg.token))?;
+        let current: Value = self
+            .send(
+                request.get_subresource("scale", name).map_err(build)?,
+                limits,
+            )
+            .await?;
         let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
-        let after: Value = client
-            .request(
+        let after: Value = self
+            .send(
                 request
                     .patch_subresource("scale", name, &PatchParams::default(), &patch)
                     .map_err(build)?,
+                limits,
             )
-            .await
-            .map_err(|e| client::target_error(e, &self.cfg.token))?;
+            .await?;
         Ok(ToolOutput {
             value: json!({"before": count(&current), "after": count(&after)}),
             items: Some(1),
@@ -695,16 +747,13 @@ impl K8sConnector {
         kind: &KindInfo,
         namespace: Option<&str>,
         name: &str,
+        limits: &ExecLimits,
     ) -> Result<ToolOutput, ExecuteError> {
-        let client = self.client().await?;
         let ar = kind.api_resource();
         let req = kube::core::Request::new(DynamicObject::url_path(&ar, namespace))
             .get(name, &GetParams::default())
             .map_err(|e| ExecuteError::Other(format!("cannot build the request: {e}")))?;
-        let obj: Value = client
-            .request(req)
-            .await
-            .map_err(|e| client::target_error(e, &self.cfg.token))?;
+        let obj: Value = self.send(req, limits).await?;
         let obj = typed(obj, &ar.api_version, &ar.kind);
         let mut field_origins = Vec::new();
         origins::of_object("/object", &obj, &mut field_origins);
@@ -830,7 +879,7 @@ impl Connector for K8sConnector {
                     kind,
                     namespace,
                     name,
-                } => self.get(kind, namespace.as_deref(), name).await,
+                } => self.get(kind, namespace.as_deref(), name, &limits).await,
                 Prepared::Events {
                     event,
                     namespace,
@@ -844,9 +893,9 @@ impl Connector for K8sConnector {
                     namespace,
                     name,
                     replicas,
-                } => self.scale(kind, namespace, name, *replicas).await,
-                Prepared::Restart(r) => self.restart(r).await,
-                Prepared::Delete(d) => self.delete(d).await,
+                } => self.scale(kind, namespace, name, *replicas, &limits).await,
+                Prepared::Restart(r) => self.restart(r, &limits).await,
+                Prepared::Delete(d) => self.delete(d, &limits).await,
             }
         };
         // Dropping the request closes its connection: the server stops.
@@ -918,6 +967,7 @@ mod tests {
             max_affected: None,
             timeout,
             cancel,
+            caller: None,
         }
     }
 
@@ -948,6 +998,34 @@ mod tests {
         });
         let e = c.execute(&plan, limits(None, cancel)).await.unwrap_err();
         assert!(matches!(e, ExecuteError::Cancelled), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_impersonating_connection_refuses_a_caller_it_cannot_send() {
+        let (mut c, _listener) = hanging().await;
+        c.cfg.impersonate = true;
+        let plan = c
+            .analyse(
+                "k8s_list",
+                &json!({"connection": "c", "kind": "cm", "namespace": "a"}),
+            )
+            .unwrap();
+        let run = |caller: Option<gateway_core::Principal>| {
+            let mut l = limits(Some(Duration::from_secs(3)), CancellationToken::new());
+            l.caller = caller;
+            c.execute(&plan, l)
+        };
+        // Refused at once, before the (hanging) server is asked.
+        let e = run(None).await.unwrap_err().to_string();
+        assert!(e.contains("has no caller"), "{e}");
+        let e = run(Some(gateway_core::Principal {
+            sub: "al\rice".into(),
+            groups: vec![],
+        }))
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be impersonated"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Tollgate's Kubernetes family: typed, governed tools on a cluster's API
 //! (kube-rs), never a kubectl string. `kind = "kubernetes"` connections
-//! (server, CA, token; optional `namespaces`, `max_items`, `timeout`), the
+//! (server + CA + token or client certificate, or a kubeconfig context;
+//! optional `impersonate`, `namespaces`, `max_items`, `timeout`), the
 //! tools `k8s_list`, `k8s_get`, `k8s_events` and `k8s_scale`, kinds resolved through API
 //! discovery, names checked before policy, one request per object or
 //! namespace (the contract's `Namespace` / `K8sObject` resources), and the
@@ -9,7 +10,9 @@
 pub mod client;
 pub mod config;
 pub mod connector;
+pub mod impersonation;
 pub mod kinds;
+pub mod kubeconfig;
 pub mod names;
 pub mod origins;
 pub mod tools;

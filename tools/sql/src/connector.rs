@@ -457,6 +457,7 @@ impl SqlConnector {
             max_affected: None,
             timeout: Some(Duration::from_secs(10)),
             cancel: Default::default(),
+            caller: None,
         };
         match self.engine.schema(&SchemaCall::default(), &limits).await {
             Ok(schema) => {

@@ -118,6 +118,7 @@ fn limits(budget: Duration) -> ExecLimits {
         max_affected: None,
         timeout: Some(budget),
         cancel: Default::default(),
+        caller: None,
     }
 }
 

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use gateway_core::access::ContextValue;
 use gateway_core::connector::FieldPath;
-use gateway_core::connector::{AnalysisError, ExecuteError, Plan, ToolOutput, ToolSpec};
+use gateway_core::connector::{
+    AnalysisError, ExecLimits, ExecuteError, Plan, ToolOutput, ToolSpec,
+};
 use gateway_core::review::{ReviewItem, ReviewSummary, ReviewText, TextPart};
 use kube::api::{
     DeleteParams, DynamicObject, GetParams, Patch, PatchParams, Preconditions, PropagationPolicy,
@@ -297,33 +299,47 @@ impl K8sConnector {
             return;
         };
         let budget = self.cfg.timeout.min(Duration::from_secs(10));
-        let seen =
-            match tokio::time::timeout(budget, self.read(&kind, ns.as_deref(), &a.name)).await {
-                Ok(Ok(obj)) => Seen::Found(identity(&obj)),
-                Ok(Err(ReadError::Missing)) => Seen::Missing,
-                Ok(Err(ReadError::Failed(e))) => Seen::Unreadable(e.to_string()),
-                Err(_) => Seen::Unreadable("the API server did not answer in time".into()),
-            };
+        let seen = match tokio::time::timeout(
+            budget,
+            self.read(&kind, ns.as_deref(), &a.name, None),
+        )
+        .await
+        {
+            Ok(Ok(obj)) => Seen::Found(identity(&obj)),
+            Ok(Err(ReadError::Missing)) => Seen::Missing,
+            Ok(Err(ReadError::Failed(e))) => Seen::Unreadable(e.to_string()),
+            Err(_) => Seen::Unreadable("the API server did not answer in time".into()),
+        };
         self.snapshots
             .put(Snapshots::key(&kind, ns.as_deref(), &a.name), seen);
     }
 
-    /// GET one object.
+    /// GET one object: as the call's caller when `limits` are given (an
+    /// impersonating connection), as the connection itself for the review
+    /// read of `prepare` (which knows no caller).
     async fn read(
         &self,
         kind: &KindInfo,
         ns: Option<&str>,
         name: &str,
+        limits: Option<&ExecLimits>,
     ) -> Result<Value, ReadError> {
         let client = self.client().await.map_err(ReadError::Failed)?;
-        let req = kube::core::Request::new(DynamicObject::url_path(&kind.api_resource(), ns))
+        let mut req = kube::core::Request::new(DynamicObject::url_path(&kind.api_resource(), ns))
             .get(name, &GetParams::default())
             .map_err(|e| ReadError::Failed(build_error(e)))?;
+        if let Some(limits) = limits {
+            self.as_caller(&mut req, limits)
+                .map_err(ReadError::Failed)?;
+        }
         client.request::<Value>(req).await.map_err(|e| {
             if is_status(&e, 404) {
                 ReadError::Missing
             } else {
-                ReadError::Failed(client::target_error(e, &self.cfg.token))
+                ReadError::Failed(match limits {
+                    Some(limits) => self.refused(e, limits),
+                    None => client::target_error(e, &self.cfg.token),
+                })
             }
         })
     }
@@ -425,9 +441,16 @@ impl K8sConnector {
     }
 
     /// `rollout restart`: annotate the pod template with the time now.
-    pub(super) async fn restart(&self, r: &Restart) -> Result<ToolOutput, ExecuteError> {
+    pub(super) async fn restart(
+        &self,
+        r: &Restart,
+        limits: &ExecLimits,
+    ) -> Result<ToolOutput, ExecuteError> {
         let at = place(&r.kind, Some(&r.namespace), &r.name);
-        let current = match self.read(&r.kind, Some(&r.namespace), &r.name).await {
+        let current = match self
+            .read(&r.kind, Some(&r.namespace), &r.name, Some(limits))
+            .await
+        {
             Ok(obj) => obj,
             Err(ReadError::Missing) => {
                 return Err(ExecuteError::Target(format!(
@@ -441,7 +464,6 @@ impl K8sConnector {
                 "{at} is paused: resume its rollout first; nothing was restarted"
             )));
         }
-        let client = self.client().await?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let patch = Patch::Merge(
             json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}),
@@ -452,10 +474,7 @@ impl K8sConnector {
         ))
         .patch(&r.name, &PatchParams::default(), &patch)
         .map_err(build_error)?;
-        let after: Value = client
-            .request(req)
-            .await
-            .map_err(|e| client::target_error(e, &self.cfg.token))?;
+        let after: Value = self.send(req, limits).await?;
         Ok(ToolOutput {
             value: json!({
                 "kind": r.kind.kind,
@@ -474,10 +493,14 @@ impl K8sConnector {
 
     /// Read the object, check it is the one reviewed, delete exactly that
     /// version of it (uid + resourceVersion preconditions).
-    pub(super) async fn delete(&self, d: &Delete) -> Result<ToolOutput, ExecuteError> {
+    pub(super) async fn delete(
+        &self,
+        d: &Delete,
+        limits: &ExecLimits,
+    ) -> Result<ToolOutput, ExecuteError> {
         let ns = d.namespace.as_deref();
         let at = place(&d.kind, ns, &d.name);
-        let current = match self.read(&d.kind, ns, &d.name).await {
+        let current = match self.read(&d.kind, ns, &d.name, Some(limits)).await {
             Ok(obj) => obj,
             Err(ReadError::Missing) => {
                 return Err(ExecuteError::Target(format!(
@@ -525,9 +548,10 @@ impl K8sConnector {
             }),
         };
         let client = self.client().await?;
-        let req = kube::core::Request::new(DynamicObject::url_path(&d.kind.api_resource(), ns))
+        let mut req = kube::core::Request::new(DynamicObject::url_path(&d.kind.api_resource(), ns))
             .delete(&d.name, &dp)
             .map_err(build_error)?;
+        self.as_caller(&mut req, limits)?;
         // The answer is the object (finalizers pending) or a Status (a dry
         // run, or gone): either way the result is the object read above.
         client.request::<Value>(req).await.map_err(|e| {
@@ -538,7 +562,7 @@ impl K8sConnector {
             } else if is_status(&e, 404) {
                 ExecuteError::Target(format!("{at} was deleted meanwhile by someone else"))
             } else {
-                client::target_error(e, &self.cfg.token)
+                self.refused(e, limits)
             }
         })?;
         let ar = d.kind.api_resource();
