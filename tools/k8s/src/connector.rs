@@ -82,6 +82,8 @@ enum Prepared {
         name: String,
         replicas: i64,
     },
+    Logs(crate::logs::Prepared),
+    Exec(crate::exec::Prepared),
 }
 
 /// The kinds `k8s_scale` serves: group `apps`, with a scale subresource.
@@ -785,6 +787,18 @@ impl Connector for K8sConnector {
             "k8s_get" => self.analyse_get(tools::parse(args)?),
             "k8s_events" => self.analyse_events(tools::parse(args)?),
             "k8s_scale" => self.analyse_scale(tools::parse(args)?),
+            "k8s_logs" => crate::logs::analyse(
+                &self.info.name,
+                self.cfg.namespaces.as_ref(),
+                tools::parse(args)?,
+                |p| Box::new(Prepared::Logs(p)),
+            ),
+            "k8s_exec" => crate::exec::analyse(
+                &self.info.name,
+                self.cfg.namespaces.as_ref(),
+                tools::parse(args)?,
+                |p| Box::new(Prepared::Exec(p)),
+            ),
             other => Err(AnalysisError::UnknownTool(other.into())),
         }
     }
@@ -834,6 +848,19 @@ impl Connector for K8sConnector {
                     name,
                     replicas,
                 } => self.scale(kind, namespace, name, *replicas).await,
+                Prepared::Logs(p) => {
+                    crate::logs::run(self.client().await?, &self.cfg.token, p, &limits).await
+                }
+                Prepared::Exec(p) => {
+                    crate::exec::run(
+                        self.client().await?,
+                        &self.cfg.token,
+                        self.cfg.timeout,
+                        p,
+                        &limits,
+                    )
+                    .await
+                }
             }
         };
         // Dropping the request closes its connection: the server stops.

@@ -9,9 +9,12 @@
 pub mod client;
 pub mod config;
 pub mod connector;
+pub mod exec;
 pub mod kinds;
+pub mod logs;
 pub mod names;
 pub mod origins;
+pub mod pod;
 pub mod tools;
 pub mod vocabulary;
 

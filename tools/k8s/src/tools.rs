@@ -201,5 +201,7 @@ pub fn specs() -> Vec<ToolSpec> {
             })),
             read_only: false,
         },
+        crate::logs::spec(),
+        crate::exec::spec(),
     ]
 }
