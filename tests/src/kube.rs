@@ -150,8 +150,21 @@ fn certificates(dir: &Path) -> anyhow::Result<()> {
             "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj,
         ])?;
         openssl(&[
-            "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-out", &pem, "-extfile", &ext,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
         ])?;
     }
     openssl(&["genrsa", "-out", "sa.key", "2048"])?;
@@ -245,7 +258,10 @@ impl KubeServer {
                 .arg("--service-cluster-ip-range=10.96.0.0/24")
                 .arg("--endpoint-reconciler-type=none")
                 .arg("--allow-privileged=true")
-                .arg(format!("--kubelet-client-certificate={}", p("kubelet-client.pem")))
+                .arg(format!(
+                    "--kubelet-client-certificate={}",
+                    p("kubelet-client.pem")
+                ))
                 .arg(format!("--kubelet-client-key={}", p("kubelet-client.key")))
                 .arg("--kubelet-preferred-address-types=InternalIP")
                 .arg(format!("--cert-dir={}", p("certs"))),

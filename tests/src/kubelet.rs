@@ -166,7 +166,11 @@ impl FakeKubelet {
             .send()
             .await?;
         let code = r.status();
-        anyhow::ensure!(code.is_success(), "node status: {code}: {}", r.text().await?);
+        anyhow::ensure!(
+            code.is_success(),
+            "node status: {code}: {}",
+            r.text().await?
+        );
         Ok(())
     }
 }
@@ -205,17 +209,19 @@ fn tls_config(dir: &Path) -> anyhow::Result<rustls::ServerConfig> {
     for c in CertificateDer::pem_file_iter(dir.join("ca.pem"))? {
         roots.add(c?)?;
     }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()?;
-    let certs = CertificateDer::pem_file_iter(dir.join("kubelet.pem"))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
+    let certs =
+        CertificateDer::pem_file_iter(dir.join("kubelet.pem"))?.collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(dir.join("kubelet.key"))?;
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
+    rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .context("kubelet certificate")?)
+        .context("kubelet certificate")
 }
 
 /// `%XX` and `+` decoded.
@@ -307,7 +313,9 @@ where
             let key = headers.get("sec-websocket-key").cloned();
             let v4 = offered.split(',').any(|p| p.trim() == "v4.channel.k8s.io");
             let (Some(key), true) = (key, v4) else {
-                let body = format!("fake kubelet: a v4.channel.k8s.io WebSocket is required, offered `{offered}`");
+                let body = format!(
+                    "fake kubelet: a v4.channel.k8s.io WebSocket is required, offered `{offered}`"
+                );
                 let resp = format!(
                     "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -365,7 +373,10 @@ fn logs(st: &Shared, target: &str, params: &[(String, String)]) -> Vec<u8> {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         kept = kept.split_off(kept.len().saturating_sub(n));
     }
-    let mut body: Vec<u8> = kept.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect();
+    let mut body: Vec<u8> = kept
+        .iter()
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect();
     if let Some(n) = get("limitBytes") {
         body.truncate(usize::try_from(n).unwrap_or(usize::MAX));
     }
@@ -412,7 +423,14 @@ where
             }
         }
         ["yes", rest @ ..] => {
-            let line = format!("{}\n", if rest.is_empty() { "y".to_string() } else { rest.join(" ") });
+            let line = format!(
+                "{}\n",
+                if rest.is_empty() {
+                    "y".to_string()
+                } else {
+                    rest.join(" ")
+                }
+            );
             let chunk = line.repeat(16 * 1024 / line.len() + 1);
             loop {
                 tokio::select! {

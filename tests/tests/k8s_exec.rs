@@ -96,10 +96,7 @@ async fn ended(kubelet: &FakeKubelet, n: usize) -> kubelet::ExecRecord {
         {
             return e.clone();
         }
-        assert!(
-            Instant::now() < deadline,
-            "exec {n} never ended: {execs:?}"
-        );
+        assert!(Instant::now() < deadline, "exec {n} never ended: {execs:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -293,7 +290,10 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     // outside the connection's list, bad names.
     let before = kubelet.requests().len();
     for (args, want) in [
-        (logs(json!({"namespace": "other"})), "outside the namespaces"),
+        (
+            logs(json!({"namespace": "other"})),
+            "outside the namespaces",
+        ),
         (logs(json!({"pod": "../etc"})), "not a valid"),
         (logs(json!({"container": "--all"})), "not a valid"),
     ] {
@@ -325,7 +325,10 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     let echo = call(
         &agent,
         "k8s_exec",
-        exec(json!(["echo", "hello", "from app"]), json!({"container": "app"})),
+        exec(
+            json!(["echo", "hello", "from app"]),
+            json!({"container": "app"}),
+        ),
     )
     .await;
     assert!(!echo.is_error, "{}", echo.structured);
@@ -342,7 +345,10 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     let three = call(
         &agent,
         "k8s_exec",
-        exec(json!(["sh", "-c", "echo out; echo err >&2; exit 3"]), json!({})),
+        exec(
+            json!(["sh", "-c", "echo out; echo err >&2; exit 3"]),
+            json!({}),
+        ),
     )
     .await;
     assert!(!three.is_error, "{}", three.structured);
@@ -356,14 +362,20 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     let out = env.structured["stdout"].as_str().unwrap();
     let (_, env_secret) = FakeKubelet::ENV[0];
     assert!(!out.contains(env_secret), "env secret shown: {out}");
-    assert!(out.contains("DB_PASSWORD=[SECRET]") && out.contains("LOG_LEVEL=debug"), "{out}");
+    assert!(
+        out.contains("DB_PASSWORD=[SECRET]") && out.contains("LOG_LEVEL=debug"),
+        "{out}"
+    );
 
     // A program that does not exist: the kubelet's message, as an error.
     let missing = call(&agent, "k8s_exec", exec(json!(["nosuchprog"]), json!({}))).await;
     assert!(missing.is_error, "{}", missing.structured);
     assert_eq!(missing.structured["error"]["code"], "target_error");
     assert!(
-        missing.structured.to_string().contains("executable file not found"),
+        missing
+            .structured
+            .to_string()
+            .contains("executable file not found"),
         "{}",
         missing.structured
     );
@@ -380,7 +392,11 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     .await;
     let took = started.elapsed();
     assert!(slow.is_error, "{}", slow.structured);
-    assert_eq!(slow.structured["error"]["code"], "timeout", "{}", slow.structured);
+    assert_eq!(
+        slow.structured["error"]["code"], "timeout",
+        "{}",
+        slow.structured
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let sleep = ended(&kubelet, n + 1).await;
     assert_eq!(sleep.argv, ["sleep", "30"]);
@@ -440,17 +456,42 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     let before = (kubelet.requests().len(), kubelet.execs().len());
     for (who, args, code) in [
         (&agent, exec(json!([]), json!({})), "invalid_arguments"),
-        (&agent, exec(json!(["id"]), json!({"namespace": "other"})), "invalid_arguments"),
-        (&agent, exec(json!(["id"]), json!({"pod": "web/../x"})), "invalid_arguments"),
-        (&agent, exec(json!(["id"]), json!({"tty": true})), "invalid_arguments"),
-        (&agent, exec(json!(["rm", "-rf", "/data"]), json!({})), "denied"),
+        (
+            &agent,
+            exec(json!(["id"]), json!({"namespace": "other"})),
+            "invalid_arguments",
+        ),
+        (
+            &agent,
+            exec(json!(["id"]), json!({"pod": "web/../x"})),
+            "invalid_arguments",
+        ),
+        (
+            &agent,
+            exec(json!(["id"]), json!({"tty": true})),
+            "invalid_arguments",
+        ),
+        (
+            &agent,
+            exec(json!(["rm", "-rf", "/data"]), json!({})),
+            "denied",
+        ),
         (&visitor, exec(json!(["id"]), json!({})), "denied"),
     ] {
         let r = call(who, "k8s_exec", args.clone()).await;
         assert!(r.is_error, "{args}: {}", r.structured);
-        assert_eq!(r.structured["error"]["code"], code, "{args}: {}", r.structured);
+        assert_eq!(
+            r.structured["error"]["code"], code,
+            "{args}: {}",
+            r.structured
+        );
     }
-    let forbidden = call(&agent, "k8s_exec", exec(json!(["rm", "-rf", "/data"]), json!({}))).await;
+    let forbidden = call(
+        &agent,
+        "k8s_exec",
+        exec(json!(["rm", "-rf", "/data"]), json!({})),
+    )
+    .await;
     assert_eq!(
         forbidden.structured["error"]["policies"],
         json!(["no-rm"]),
@@ -475,7 +516,10 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
         .await
         .unwrap();
     let audit = events.to_string();
-    assert!(audit.contains("k8s:exec") && audit.contains("k8s:logs"), "{audit}");
+    assert!(
+        audit.contains("k8s:exec") && audit.contains("k8s:logs"),
+        "{audit}"
+    );
     assert!(
         audit.contains(r#"Tollgate::K8sObject::\"k8s/shop/Pod/web\""#),
         "{audit}"
@@ -491,7 +535,10 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
             !text.contains(kube.admin_token()),
             "the admin token leaked: {text}"
         );
-        assert!(!text.contains(LOG_SECRET) && !text.contains(env_secret), "{text}");
+        assert!(
+            !text.contains(LOG_SECRET) && !text.contains(env_secret),
+            "{text}"
+        );
     }
     let config_arg = config_path.to_str().unwrap();
     assert_eq!(
