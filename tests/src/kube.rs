@@ -3,7 +3,9 @@
 //! (SAN IP:127.0.0.1), a service-account key pair, a static token file with
 //! an admin token (`system:masters`) and a restricted token (no bindings:
 //! RBAC refuses it everything a test does not grant), and RBAC
-//! authorization. Stopped and deleted on drop.
+//! authorization. The API server presents a kubelet client certificate
+//! signed by the same CA, and `kubelet.pem`/`kubelet.key` serve a fake
+//! kubelet (tests/src/kubelet.rs). Stopped and deleted on drop.
 //!
 //! Binaries: `etcd` (apt-get install -y etcd-server) and `kube-apiserver`
 //! built by `tests/install-kube.sh` into `~/.cache/tollgate-kube/bin`

@@ -57,6 +57,7 @@ pub struct ExecRecord {
 struct State {
     logs: HashMap<String, Vec<(SystemTime, String)>>,
     requests: Vec<String>,
+    heads: Vec<String>,
     execs: Vec<ExecRecord>,
 }
 
@@ -136,6 +137,11 @@ impl FakeKubelet {
     /// Every request it received (`path?query`), in order.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).requests.clone()
+    }
+
+    /// The head (request line and headers) of every request, in order.
+    pub fn heads(&self) -> Vec<String> {
+        lock(&self.state).heads.clone()
     }
 
     /// Every exec it ran, in order.
@@ -284,7 +290,11 @@ where
         .filter_map(|h| h.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    lock(&st).requests.push(target.to_string());
+    {
+        let mut s = lock(&st);
+        s.requests.push(target.to_string());
+        s.heads.push(head.join("\n"));
+    }
     let (path, q) = target.split_once('?').unwrap_or((target, ""));
     let params = query(q);
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();

@@ -540,6 +540,14 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
             "{text}"
         );
     }
+    // Nor does the kubelet see it: the API server authenticates it with its
+    // own client certificate.
+    let heads = kubelet.heads();
+    assert!(heads.len() >= 10, "{heads:?}");
+    assert!(
+        heads.iter().all(|h| !h.contains(kube.admin_token())),
+        "the token reached the kubelet"
+    );
     let config_arg = config_path.to_str().unwrap();
     assert_eq!(
         cli(&["tollgate", "audit", "verify", "--config", config_arg]).await,
