@@ -6,7 +6,8 @@
 //! and streams the answer back.
 //!
 //! It serves `GET /containerLogs/{ns}/{pod}/{container}` (logs the test
-//! registered, honouring `tailLines`, `sinceSeconds` and `limitBytes`) and
+//! registered, honouring `tailLines`, `sinceSeconds`, `limitBytes` and
+//! `previous`) and
 //! `/exec/{ns}/{pod}/{container}?command=..` as a WebSocket speaking
 //! `v4.channel.k8s.io` (first byte of each binary message: 1 stdout, 2
 //! stderr, 3 the exit Status JSON), running a few commands itself: `echo`,
@@ -124,7 +125,8 @@ impl FakeKubelet {
         self.port
     }
 
-    /// Add a log line of `ns/pod/container`, logged `age` ago.
+    /// Add a log line of `ns/pod/container` (`ns/pod/container#previous`:
+    /// of its previous instance), logged `age` ago.
     pub fn log(&self, target: &str, age: Duration, line: &str) {
         let at = SystemTime::now() - age;
         lock(&self.state)
@@ -300,7 +302,12 @@ where
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         ["containerLogs", ns, pod, container] => {
-            let body = logs(&st, &format!("{ns}/{pod}/{container}"), &params);
+            let previous = params.iter().any(|(k, v)| k == "previous" && v == "true");
+            let key = format!(
+                "{ns}/{pod}/{container}{}",
+                if previous { "#previous" } else { "" }
+            );
+            let body = logs(&st, &key, &params);
             let resp = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()

@@ -136,6 +136,11 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
         Duration::from_secs(1),
         &format!("connecting as app with password={LOG_SECRET} to db"),
     );
+    kubelet.log(
+        "shop/web/app#previous",
+        Duration::from_secs(7200),
+        "crashed: out of memory",
+    );
     // ~300 KB: past the gateway's 64 KiB cap.
     for i in 0..3000 {
         kubelet.log(
@@ -259,6 +264,11 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
         requests.iter().any(|r| r.contains("sinceSeconds=60")),
         "{requests:?}"
     );
+
+    // `previous`: the last terminated instance's log.
+    let prev = call(&agent, "k8s_logs", logs(json!({"previous": true}))).await;
+    assert!(!prev.is_error, "{}", prev.structured);
+    assert_eq!(prev.structured["text"], "crashed: out of memory\n");
 
     // The byte cap: 300 KB of log, 64 KiB returned, truncated.
     let big = call(
