@@ -7,8 +7,7 @@
 //!
 //! It serves `GET /containerLogs/{ns}/{pod}/{container}` (logs the test
 //! registered, honouring `tailLines`, `sinceSeconds`, `limitBytes` and
-//! `previous`) and
-//! `/exec/{ns}/{pod}/{container}?command=..` as a WebSocket speaking
+//! `previous`) and `/exec/{ns}/{pod}/{container}?command=..` as a WebSocket speaking
 //! `v4.channel.k8s.io` (first byte of each binary message: 1 stdout, 2
 //! stderr, 3 the exit Status JSON), running a few commands itself: `echo`,
 //! `env` (prints [`FakeKubelet::ENV`], a credential among them), `sh -c`
@@ -17,9 +16,10 @@
 //! start, end, whether the stream closed before the command ended) is
 //! recorded for the test to check.
 //!
-//! What it does not prove: how a real kubelet and container runtime end a
-//! process whose stream closed (here the command is simulated and "ends"
-//! when its stream closes), nor TTYs, stdin or the v5 protocol.
+//! What it does not prove: what a real kubelet and container runtime do
+//! with a process whose stream closed (here the simulated command ends when
+//! its stream closes; containerd and CRI-O over runc usually leave a
+//! non-TTY exec running), nor TTYs, stdin or the v5 protocol.
 
 use std::collections::HashMap;
 use std::path::Path;
