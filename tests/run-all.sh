@@ -28,13 +28,15 @@ grep -q "test result:" target/cargo-test.log
 BIN=target/debug/tollgate
 step "tollgate check on every example config"
 # Secret references of the examples, set to throwaway values: `check` resolves them.
-export SHOP_DATABASE_URL="postgres://tollgate@127.0.0.1:1/shop" TOLLGATE_MASK_KEY="check-only-key"
+export SHOP_DATABASE_URL="postgres://tollgate@127.0.0.1:1/shop" TOLLGATE_MASK_KEY="check-only-key" \
+  K8S_TOKEN="check-only-token" K8S_CA_PEM="$(printf -- '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')"
 for cfg in examples/*/tollgate.toml; do
   "$BIN" check --config "$cfg"
 done
 
 step "policy tests (policies/tests)"
 "$BIN" policy test --config examples/policies/tollgate.toml
+"$BIN" policy test --config examples/kubernetes/tollgate.toml
 
 step "end-to-end through the official MCP Python SDK and the conformance suite"
 bash tests/e2e/run.sh

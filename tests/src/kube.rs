@@ -3,12 +3,14 @@
 //! (SAN IP:127.0.0.1), a service-account key pair, a static token file with
 //! an admin token (`system:masters`) and a restricted token (no bindings:
 //! RBAC refuses it everything a test does not grant), and RBAC
-//! authorization. The API server presents a kubelet client certificate
-//! signed by the same CA, and `kubelet.pem`/`kubelet.key` serve a fake
-//! kubelet (tests/src/kubelet.rs). Stopped and deleted on drop.
+//! authorization. [`KubeServer::start_with_controllers`] also runs
+//! kube-controller-manager (Deployments get ReplicaSets and pods, namespaces
+//! their `default` ServiceAccount). The API server presents a kubelet client
+//! certificate signed by the same CA, and `kubelet.pem`/`kubelet.key` serve
+//! a fake kubelet (tests/src/kubelet.rs). Stopped and deleted on drop.
 //!
-//! Binaries: `etcd` (apt-get install -y etcd-server) and `kube-apiserver`
-//! built by `tests/install-kube.sh` into `~/.cache/tollgate-kube/bin`
+//! Binaries: `etcd` (apt-get install -y etcd-server), `kube-apiserver` and
+//! `kube-controller-manager` built by `tests/install-kube.sh` into `~/.cache/tollgate-kube/bin`
 //! (`TOLLGATE_KUBE_BIN` overrides the directory). Missing binaries fail the
 //! test with that hint, never skip it.
 
@@ -26,6 +28,7 @@ pub struct KubeServer {
     dir: TempDir,
     etcd: Child,
     apiserver: Child,
+    controllers: Option<Child>,
     port: u16,
     admin: String,
     restricted: String,
@@ -43,7 +46,7 @@ impl std::fmt::Debug for KubeServer {
 }
 
 const HINT: &str = "run `bash tests/install-kube.sh` as root (installs etcd-server and golang-go, \
-                    builds kube-apiserver from Debian's source package into ~/.cache/tollgate-kube/bin)";
+                    builds kube-apiserver and kube-controller-manager from Debian's source package into ~/.cache/tollgate-kube/bin)";
 
 /// The directory holding `kube-apiserver`.
 pub fn kube_bin() -> anyhow::Result<PathBuf> {
@@ -193,11 +196,28 @@ fn tail(path: &Path) -> String {
 impl KubeServer {
     /// Start etcd and kube-apiserver and wait until `/readyz` answers.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_all(false).await
+    }
+
+    /// [`KubeServer::start`], then kube-controller-manager (all controllers
+    /// but nodelifecycle), ready once it made namespace `default`'s
+    /// ServiceAccount.
+    pub async fn start_with_controllers() -> anyhow::Result<Self> {
+        Self::start_all(true).await
+    }
+
+    async fn start_all(controllers: bool) -> anyhow::Result<Self> {
         let etcd = etcd_bin()?;
         let bin = kube_bin()?;
+        if controllers && !bin.join("kube-controller-manager").is_file() {
+            bail!(
+                "kube-controller-manager not found in {}: {HINT}",
+                bin.display()
+            );
+        }
         let mut last = None;
         for _ in 0..3 {
-            match Self::start_once(&etcd, &bin).await {
+            match Self::start_once(&etcd, &bin, controllers).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -205,7 +225,7 @@ impl KubeServer {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start kube-apiserver")))
     }
 
-    async fn start_once(etcd: &Path, bin: &Path) -> anyhow::Result<Self> {
+    async fn start_once(etcd: &Path, bin: &Path, controllers: bool) -> anyhow::Result<Self> {
         let started = Instant::now();
         let dir = TempDir::new("kube")?;
         let d = dir.path();
@@ -282,6 +302,7 @@ impl KubeServer {
             dir,
             etcd: etcd_child,
             apiserver,
+            controllers: None,
             port,
             admin,
             restricted,
@@ -314,8 +335,63 @@ impl KubeServer {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        if controllers {
+            server.start_controllers(bin).await?;
+        }
         server.start_time = started.elapsed();
         Ok(server)
+    }
+
+    /// kube-controller-manager as admin, through a kubeconfig in the temp dir.
+    async fn start_controllers(&mut self, bin: &Path) -> anyhow::Result<()> {
+        let d = self.dir.path().to_path_buf();
+        let p = |f: &str| d.join(f).display().to_string();
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\n\
+             users:\n- name: admin\n  user: {{token: \"{}\"}}\ncontexts:\n- name: t\n  context: {{cluster: t, user: admin}}\ncurrent-context: t\n",
+            self.url(),
+            p("ca.pem"),
+            self.admin
+        );
+        std::fs::write(d.join("controllers.kubeconfig"), kubeconfig)?;
+        self.controllers = Some(spawn(
+            Command::new(bin.join("kube-controller-manager"))
+                .arg(format!("--kubeconfig={}", p("controllers.kubeconfig")))
+                .args(["--leader-elect=false", "--port=0", "--secure-port=0"])
+                .arg("--controllers=*,-nodelifecycle")
+                .arg(format!(
+                    "--service-account-private-key-file={}",
+                    p("sa.key")
+                ))
+                .arg(format!("--root-ca-file={}", p("ca.pem")))
+                .arg("--use-service-account-credentials=false"),
+            &d.join("controllers.log"),
+        )?);
+        let http = self.http()?;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let sa = format!(
+            "{}/api/v1/namespaces/default/serviceaccounts/default",
+            self.url()
+        );
+        loop {
+            if let Some(Ok(Some(status))) = self.controllers.as_mut().map(Child::try_wait) {
+                bail!(
+                    "kube-controller-manager exited ({status}):\n{}",
+                    tail(&d.join("controllers.log"))
+                );
+            }
+            let r = http.get(&sa).bearer_auth(&self.admin).send().await;
+            if r.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-controller-manager made no ServiceAccount in 90 s:\n{}",
+                    tail(&d.join("controllers.log"))
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// `https://127.0.0.1:<port>`.
@@ -373,7 +449,8 @@ impl KubeServer {
 
 impl Drop for KubeServer {
     fn drop(&mut self) {
-        for child in [&mut self.apiserver, &mut self.etcd] {
+        let controllers = self.controllers.iter_mut();
+        for child in controllers.chain([&mut self.apiserver, &mut self.etcd]) {
             let _ = child.kill();
             let _ = child.wait();
         }

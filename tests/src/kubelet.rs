@@ -525,20 +525,25 @@ fn shell(script: &str) -> Run {
     run
 }
 
-/// Create namespace `ns` with its `default` ServiceAccount (there is no
-/// controller manager to make it).
+/// Create namespace `ns` with its `default` ServiceAccount (made here
+/// unless a controller manager made it first).
 pub async fn namespace(kube: &KubeServer, ns: &str) -> anyhow::Result<()> {
     kube.create(
         "/api/v1/namespaces",
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
     )
     .await?;
-    kube.create(
-        &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
-        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
-    )
-    .await?;
-    Ok(())
+    let sa = kube
+        .create(
+            &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+            &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+        )
+        .await;
+    match sa {
+        // A controller manager may have made it first.
+        Err(e) if e.to_string().contains("409") => Ok(()),
+        r => r.map(drop),
+    }
 }
 
 /// Create pod `ns/name` bound to node `node`, with these containers.

@@ -11,6 +11,7 @@ pub mod depot;
 pub mod kube;
 pub mod kubelet;
 pub mod mariadb;
+pub mod mcp_stdio;
 pub mod pg;
 pub mod stdio;
 pub mod util;

@@ -905,9 +905,8 @@ fn trace_log_holds_no_token_or_secret_value() {
         ),
     ];
     let mut replies = String::new();
-    for (i, (tool, args)) in calls.into_iter().enumerate() {
-        let id = 10 + i as i64;
-        let r = server.call(id, tool, args);
+    for (tool, args) in calls {
+        let r = server.call(tool, args);
         assert!(r.get("result").is_some(), "{r}");
         replies.push_str(&r.to_string());
     }

@@ -28,6 +28,8 @@ use crate::origins;
 use crate::tools::{self, EventsArgs, GetArgs, ListArgs, ScaleArgs};
 use crate::vocabulary::{self, ReadContext};
 
+pub(crate) mod ops;
+
 /// Items asked for per page of a list.
 const PAGE: u64 = 500;
 /// A miss refreshes discovery at most this often.
@@ -42,6 +44,7 @@ pub struct K8sConnector {
     client: OnceCell<kube::Client>,
     catalog: RwLock<Option<Arc<Catalog>>>,
     refreshed: tokio::sync::Mutex<Option<Instant>>,
+    snapshots: ops::Snapshots,
 }
 
 /// Where a list looks.
@@ -82,6 +85,8 @@ enum Prepared {
         name: String,
         replicas: i64,
     },
+    Restart(ops::Restart),
+    Delete(ops::Delete),
     Logs(crate::logs::Prepared),
     Exec(crate::exec::Prepared),
 }
@@ -128,6 +133,7 @@ impl K8sConnector {
             client: OnceCell::new(),
             catalog: RwLock::new(None),
             refreshed: tokio::sync::Mutex::new(None),
+            snapshots: ops::Snapshots::default(),
         }
     }
 
@@ -779,6 +785,9 @@ impl Connector for K8sConnector {
         if !known {
             self.refresh().await;
         }
+        if tool == "k8s_delete" {
+            self.read_for_review(args).await;
+        }
     }
 
     fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError> {
@@ -787,6 +796,8 @@ impl Connector for K8sConnector {
             "k8s_get" => self.analyse_get(tools::parse(args)?),
             "k8s_events" => self.analyse_events(tools::parse(args)?),
             "k8s_scale" => self.analyse_scale(tools::parse(args)?),
+            "k8s_restart" => self.analyse_restart(args),
+            "k8s_delete" => self.analyse_delete(args),
             "k8s_logs" => crate::logs::analyse(
                 &self.info.name,
                 self.cfg.namespaces.as_ref(),
@@ -848,6 +859,8 @@ impl Connector for K8sConnector {
                     name,
                     replicas,
                 } => self.scale(kind, namespace, name, *replicas).await,
+                Prepared::Restart(r) => self.restart(r).await,
+                Prepared::Delete(d) => self.delete(d).await,
                 Prepared::Logs(p) => {
                     crate::logs::run(self.client().await?, &self.cfg.token, p, &limits).await
                 }

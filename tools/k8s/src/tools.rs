@@ -201,6 +201,8 @@ pub fn specs() -> Vec<ToolSpec> {
             })),
             read_only: false,
         },
+        crate::connector::ops::restart_spec(),
+        crate::connector::ops::delete_spec(),
         crate::logs::spec(),
         crate::exec::spec(),
     ]
