@@ -238,7 +238,9 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     assert_eq!(all.structured["truncated"], false);
 
     // tail_lines and since_seconds reach the kubelet and are honoured.
+    let t = Instant::now();
     let tail = call(&agent, "k8s_logs", logs(json!({"tail_lines": 2}))).await;
+    eprintln!("k8s_logs (tail 2) took {:?}", t.elapsed());
     assert!(!tail.is_error, "{}", tail.structured);
     let text = tail.structured["text"].as_str().unwrap();
     assert_eq!(text.lines().collect::<Vec<_>>()[0], "new line 2", "{text}");
@@ -332,6 +334,7 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
         }
         a
     };
+    let t = Instant::now();
     let echo = call(
         &agent,
         "k8s_exec",
@@ -341,6 +344,7 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
         ),
     )
     .await;
+    eprintln!("k8s_exec (echo) took {:?}", t.elapsed());
     assert!(!echo.is_error, "{}", echo.structured);
     assert_eq!(echo.structured["exit_code"], 0, "{}", echo.structured);
     assert_eq!(echo.structured["stdout"], "hello from app\n");
