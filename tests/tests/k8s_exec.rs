@@ -394,6 +394,31 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
         missing.structured
     );
 
+    // The API server's own refusals come back as target errors.
+    for (args, want) in [
+        (exec(json!(["id"]), json!({"pod": "ghost"})), "not found"),
+        (
+            exec(json!(["id"]), json!({"pod": "multi"})),
+            "a container name must be specified",
+        ),
+        (
+            exec(json!(["id"]), json!({"container": "nope"})),
+            "not valid for pod",
+        ),
+    ] {
+        let r = call(&agent, "k8s_exec", args.clone()).await;
+        assert_eq!(
+            r.structured["error"]["code"], "target_error",
+            "{args}: {}",
+            r.structured
+        );
+        assert!(
+            r.structured.to_string().contains(want),
+            "{args}: {}",
+            r.structured
+        );
+    }
+
     // The timeout ends the command: the kubelet saw its stream close
     // about when the budget ran out, long before `sleep 30` would end.
     let n = kubelet.execs().len();
