@@ -122,6 +122,10 @@ pub struct FakeConnector {
     pub last_limits: Mutex<Option<ExecLimits>>,
     /// Set when a `HANG` execution was told to stop (and stopped).
     pub stopped: AtomicBool,
+    /// The state of the fake target, shown in every review (as a family
+    /// whose review reads the target shows it): changing it changes what
+    /// the same arguments would do.
+    pub target: Mutex<String>,
 }
 
 impl FakeConnector {
@@ -136,6 +140,7 @@ impl FakeConnector {
             executed: AtomicUsize::new(0),
             payload: payload.into(),
             last_limits: Mutex::new(None),
+            target: Mutex::new(String::new()),
             stopped: AtomicBool::new(false),
         }
     }
@@ -204,7 +209,10 @@ impl Connector for FakeConnector {
                 context: ctx(sql, has_where),
             }],
             review: ReviewSummary {
-                title: format!("{action} on main.t"),
+                title: format!(
+                    "{action} on main.t{}",
+                    self.target.lock().map(|t| t.clone()).unwrap_or_default()
+                ),
                 runs: vec![ReviewItem {
                     label: action.into(),
                     resources: vec!["main.t".into()],

@@ -385,13 +385,17 @@ impl ApprovalService {
                     "approval {id} was given for other arguments; nothing was executed"
                 ));
             }
-            return Ok(a);
+            return same_review(a, ticket);
         }
+        // An open approval of these arguments whose review no longer matches
+        // (the target changed since it was asked) is left alone: a new one
+        // is asked for what the call would do now.
         if let Some(a) = self
             .store
             .find_open(&ticket.requester.sub, &ticket.tool, &hash)
             .await
             .map_err(|e| e.to_string())?
+            .filter(|a| a.review == ticket.review)
         {
             return Ok(a);
         }
@@ -624,4 +628,21 @@ impl ApprovalGate for ApprovalService {
             Err(e) => tracing::error!(approval = id, error = %e, "cannot record execution"),
         }
     }
+}
+
+/// An approval binds what the reviewers saw, not only the arguments: the same
+/// arguments may do something else by the time the call runs (a family whose
+/// review reads the target, e.g. a Kubernetes delete naming the object's uid,
+/// or an apply's server-side diff). A call whose fresh review differs from the
+/// approved one is refused; nothing runs.
+fn same_review(a: Approval, ticket: &ApprovalTicket) -> Result<Approval, String> {
+    if a.review == ticket.review {
+        return Ok(a);
+    }
+    Err(format!(
+        "approval {} was given for what these arguments did when it was asked; what they would do \
+         now has a different review (the target changed), so nothing was executed: call again \
+         without approval_id to ask for an approval of what it would do now",
+        a.id
+    ))
 }

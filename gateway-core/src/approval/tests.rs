@@ -292,6 +292,34 @@ async fn policy_changed_to_deny_after_approval_runs_nothing() {
 }
 
 #[tokio::test]
+async fn an_approval_covers_what_was_reviewed_not_a_changed_target() {
+    let f = fx(POLICY);
+    let id = id_of(&delete(&f, "write").await);
+    for who in ["alice", "bob"] {
+        f.gate
+            .approve(&id, &p(who, &["reviewers"]), None)
+            .await
+            .unwrap();
+    }
+    // Same arguments, but the target changed after the reviewers decided
+    // (e.g. the object to delete was replaced): the approval does not cover it.
+    *f.conn.target.lock().unwrap() = " (replaced)".into();
+    let r = wait(&f, &id).await;
+    assert!(r.is_error, "{r:?}");
+    let message = r.structured["error"]["message"].as_str().unwrap();
+    assert!(message.contains("different review"), "{message}");
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 0);
+    // Calling again asks for a new approval of what it would do now.
+    let fresh = id_of(&delete(&f, "write").await);
+    assert_ne!(fresh, id);
+    // Back to what was reviewed: the first approval runs, once.
+    f.conn.target.lock().unwrap().clear();
+    let r = wait(&f, &id).await;
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn expired_approval_is_refused() {
     let f = fx(POLICY);
     let id = id_of(&delete(&f, "write").await);
