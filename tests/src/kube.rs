@@ -5,7 +5,9 @@
 //! RBAC refuses it everything a test does not grant), and RBAC
 //! authorization. [`KubeServer::start_with_controllers`] also runs
 //! kube-controller-manager (Deployments get ReplicaSets and pods, namespaces
-//! their `default` ServiceAccount). Stopped and deleted on drop.
+//! their `default` ServiceAccount). The API server presents a kubelet client
+//! certificate signed by the same CA, and `kubelet.pem`/`kubelet.key` serve
+//! a fake kubelet (tests/src/kubelet.rs). Stopped and deleted on drop.
 //!
 //! Binaries: `etcd` (apt-get install -y etcd-server), `kube-apiserver` and
 //! `kube-controller-manager` built by `tests/install-kube.sh` into `~/.cache/tollgate-kube/bin`
@@ -127,6 +129,49 @@ fn certificates(dir: &Path) -> anyhow::Result<()> {
         "-extfile",
         "server.ext",
     ])?;
+    // The fake kubelet's serving certificate and the client certificate the
+    // API server presents to kubelets (tests/src/kubelet.rs requires it).
+    for (name, cn, ext) in [
+        (
+            "kubelet",
+            "fake-kubelet",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "kubelet-client",
+            "kube-apiserver-kubelet-client",
+            "extendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext)?;
+        let subj = format!("/CN={cn}");
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj,
+        ])?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ])?;
+    }
     openssl(&["genrsa", "-out", "sa.key", "2048"])?;
     openssl(&["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
     Ok(())
@@ -235,6 +280,12 @@ impl KubeServer {
                 .arg("--service-cluster-ip-range=10.96.0.0/24")
                 .arg("--endpoint-reconciler-type=none")
                 .arg("--allow-privileged=true")
+                .arg(format!(
+                    "--kubelet-client-certificate={}",
+                    p("kubelet-client.pem")
+                ))
+                .arg(format!("--kubelet-client-key={}", p("kubelet-client.key")))
+                .arg("--kubelet-preferred-address-types=InternalIP")
                 .arg(format!("--cert-dir={}", p("certs"))),
             &d.join("apiserver.log"),
         );
@@ -346,6 +397,12 @@ impl KubeServer {
     /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's directory: `ca.pem`, and `kubelet.pem`/`kubelet.key`
+    /// for a fake kubelet (tests/src/kubelet.rs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The CA that signed the serving certificate.

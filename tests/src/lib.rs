@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod depot;
 pub mod kube;
+pub mod kubelet;
 pub mod mariadb;
 pub mod mcp_stdio;
 pub mod pg;

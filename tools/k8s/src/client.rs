@@ -17,7 +17,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Build the client (needs a Tokio runtime: kube spawns its buffer task).
 pub fn build(cfg: &K8sConfig) -> Result<kube::Client, ExecuteError> {
+    build_as(cfg, None)
+}
+
+/// Build a client that acts as `caller` (kube sends `Impersonate-User` and
+/// one `Impersonate-Group` per group with every request), or as the
+/// connection itself when None.
+pub fn build_as(
+    cfg: &K8sConfig,
+    caller: Option<&gateway_core::Principal>,
+) -> Result<kube::Client, ExecuteError> {
     let mut c = kube::Config::new(cfg.server.clone());
+    if let Some(caller) = caller {
+        c.auth_info.impersonate = Some(caller.sub.clone());
+        c.auth_info.impersonate_groups = (!caller.groups.is_empty()).then(|| caller.groups.clone());
+    }
     c.root_cert = cfg.ca.clone();
     c.tls_server_name = cfg.tls_server_name.clone();
     match &cfg.auth {

@@ -89,6 +89,8 @@ enum Prepared {
     },
     Restart(ops::Restart),
     Delete(ops::Delete),
+    Logs(crate::logs::Prepared),
+    Exec(crate::exec::Prepared),
 }
 
 /// The kinds `k8s_scale` serves: group `apps`, with a scale subresource.
@@ -191,6 +193,25 @@ impl K8sConnector {
             }
             (e, _) => client::target_error(e, &self.cfg.token),
         }
+    }
+
+    /// The client for a call whose requests kube-rs builds itself (log
+    /// streams, exec): the shared one, or with `impersonate = true` one that
+    /// acts as the call's caller (built per call; kube adds the
+    /// `Impersonate-*` headers to every request it sends).
+    pub(crate) async fn client_for(
+        &self,
+        limits: &ExecLimits,
+    ) -> Result<kube::Client, ExecuteError> {
+        if !self.cfg.impersonate {
+            return self.client().await.cloned();
+        }
+        let caller = limits.caller.as_ref().ok_or_else(|| {
+            ExecuteError::Other(ImpersonationError::NoCaller(self.info.name.clone()).to_string())
+        })?;
+        // The same checks as the headers of `send` (refused, never sent).
+        impersonation::headers(caller).map_err(|e| ExecuteError::Other(e.to_string()))?;
+        client::build_as(&self.cfg, Some(caller))
     }
 
     fn catalog(&self) -> Option<Arc<Catalog>> {
@@ -845,6 +866,18 @@ impl Connector for K8sConnector {
             "k8s_scale" => self.analyse_scale(tools::parse(args)?),
             "k8s_restart" => self.analyse_restart(args),
             "k8s_delete" => self.analyse_delete(args),
+            "k8s_logs" => crate::logs::analyse(
+                &self.info.name,
+                self.cfg.namespaces.as_ref(),
+                tools::parse(args)?,
+                |p| Box::new(Prepared::Logs(p)),
+            ),
+            "k8s_exec" => crate::exec::analyse(
+                &self.info.name,
+                self.cfg.namespaces.as_ref(),
+                tools::parse(args)?,
+                |p| Box::new(Prepared::Exec(p)),
+            ),
             other => Err(AnalysisError::UnknownTool(other.into())),
         }
     }
@@ -896,6 +929,14 @@ impl Connector for K8sConnector {
                 } => self.scale(kind, namespace, name, *replicas, &limits).await,
                 Prepared::Restart(r) => self.restart(r, &limits).await,
                 Prepared::Delete(d) => self.delete(d, &limits).await,
+                Prepared::Logs(p) => {
+                    let client = self.client_for(&limits).await?;
+                    crate::logs::run(&client, &self.cfg.token, p, &limits).await
+                }
+                Prepared::Exec(p) => {
+                    let client = self.client_for(&limits).await?;
+                    crate::exec::run(&client, &self.cfg.token, self.cfg.timeout, p, &limits).await
+                }
             }
         };
         // Dropping the request closes its connection: the server stops.

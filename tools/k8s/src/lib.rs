@@ -2,7 +2,9 @@
 //! (kube-rs), never a kubectl string. `kind = "kubernetes"` connections
 //! (server + CA + token or client certificate, or a kubeconfig context;
 //! optional `impersonate`, `namespaces`, `max_items`, `timeout`), the
-//! tools `k8s_list`, `k8s_get`, `k8s_events` and `k8s_scale`, kinds resolved through API
+//! tools `k8s_list`, `k8s_get`, `k8s_events`, `k8s_scale`, `k8s_restart`
+//! and `k8s_delete` (`connector::ops`), `k8s_logs` ([`logs`]) and `k8s_exec`
+//! ([`exec`], on the pod addressed through [`pod`]), kinds resolved through API
 //! discovery, names checked before policy, one request per object or
 //! namespace (the contract's `Namespace` / `K8sObject` resources), and the
 //! field origins that mask Secret values as `K8S_SECRET`.
@@ -10,11 +12,14 @@
 pub mod client;
 pub mod config;
 pub mod connector;
+pub mod exec;
 pub mod impersonation;
 pub mod kinds;
 pub mod kubeconfig;
+pub mod logs;
 pub mod names;
 pub mod origins;
+pub mod pod;
 pub mod tools;
 pub mod vocabulary;
 

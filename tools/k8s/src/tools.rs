@@ -203,5 +203,7 @@ pub fn specs() -> Vec<ToolSpec> {
         },
         crate::connector::ops::restart_spec(),
         crate::connector::ops::delete_spec(),
+        crate::logs::spec(),
+        crate::exec::spec(),
     ]
 }
