@@ -87,6 +87,7 @@ enum Prepared {
     },
     Restart(ops::Restart),
     Delete(ops::Delete),
+    Apply(crate::apply::ApplyPlan),
 }
 
 /// The kinds `k8s_scale` serves: group `apps`, with a scale subresource.
@@ -769,6 +770,16 @@ impl Connector for K8sConnector {
     /// Refresh discovery when the call's kind is not in the cached catalog
     /// (or there is none yet).
     async fn prepare(&self, tool: &str, args: &Value) {
+        if tool == "k8s_apply" {
+            let specs = crate::apply::kind_specs(args);
+            if !self
+                .catalog()
+                .is_some_and(|c| specs.iter().all(|s| c.resolve(s).is_ok()))
+            {
+                self.refresh().await;
+            }
+            return;
+        }
         // Events resolve the Event kind as well as the optional `kind`.
         let specs: Vec<&str> = kind_arg(args)
             .into_iter()
@@ -796,6 +807,13 @@ impl Connector for K8sConnector {
             "k8s_scale" => self.analyse_scale(tools::parse(args)?),
             "k8s_restart" => self.analyse_restart(args),
             "k8s_delete" => self.analyse_delete(args),
+            "k8s_apply" => crate::apply::analyse(
+                &self.info.name,
+                self.catalog().as_deref(),
+                self.cfg.namespaces.as_ref(),
+                tools::parse(args)?,
+            )
+            .map(|a| a.into_plan(|p| Box::new(Prepared::Apply(p)))),
             other => Err(AnalysisError::UnknownTool(other.into())),
         }
     }
@@ -807,6 +825,13 @@ impl Connector for K8sConnector {
         limits.check()?;
         let started = Instant::now();
         let budget = limits.timeout_within(self.cfg.timeout);
+        // Apply keeps its own time: a stop between its objects reports
+        // what was applied.
+        if let Prepared::Apply(a) = p {
+            let map = |e| client::target_error(e, &self.cfg.token);
+            let client = self.client().await?;
+            return crate::apply::execute(client, &map, a, &limits, started, budget).await;
+        }
         let work = async {
             match p {
                 Prepared::List {
@@ -847,6 +872,7 @@ impl Connector for K8sConnector {
                 } => self.scale(kind, namespace, name, *replicas).await,
                 Prepared::Restart(r) => self.restart(r).await,
                 Prepared::Delete(d) => self.delete(d).await,
+                Prepared::Apply(_) => Err(ExecuteError::Other("apply runs above".into())),
             }
         };
         // Dropping the request closes its connection: the server stops.

@@ -203,5 +203,6 @@ pub fn specs() -> Vec<ToolSpec> {
         },
         crate::connector::ops::restart_spec(),
         crate::connector::ops::delete_spec(),
+        crate::apply::spec(),
     ]
 }
