@@ -181,7 +181,11 @@ async fn apply_through_the_whole_gateway() {
             .unwrap(),
     );
     let audrey = auth
-        .mint_hs256("audrey", &["auditors".to_string()], Duration::from_secs(600))
+        .mint_hs256(
+            "audrey",
+            &["auditors".to_string()],
+            Duration::from_secs(600),
+        )
         .unwrap();
     let state = AppState {
         gateway: gateway.clone(),
@@ -220,14 +224,20 @@ async fn apply_through_the_whole_gateway() {
         seen.push(r.structured.to_string());
         r
     };
-    let apply = |manifest: &str| json!({"connection": "k8s", "manifest": manifest, "namespace": "shop"});
+    let apply =
+        |manifest: &str| json!({"connection": "k8s", "manifest": manifest, "namespace": "shop"});
     let cm_path = "/api/v1/namespaces/shop/configmaps/settings";
     let dep_path = "/apis/apps/v1/namespaces/shop/deployments/web";
 
     // Create: both objects created, really there, owned by `tollgate`.
     let created = call(&admin, apply(APP)).await;
     assert!(!created.is_error, "{}", created.structured);
-    assert_eq!(actions(&created), ["created", "created"], "{}", created.structured);
+    assert_eq!(
+        actions(&created),
+        ["created", "created"],
+        "{}",
+        created.structured
+    );
     let whole = entry(&created, 0, "");
     assert_eq!(whole["op"], "add");
     assert_eq!(whole["after"]["data"]["mode"], "fast");
@@ -241,29 +251,50 @@ async fn apply_through_the_whole_gateway() {
         .map(|m| m["manager"].as_str().unwrap())
         .collect();
     assert_eq!(managers, ["tollgate"]);
-    assert!(live(&kube, dep_path).await.is_some(), "the Deployment exists");
+    assert!(
+        live(&kube, dep_path).await.is_some(),
+        "the Deployment exists"
+    );
     eprintln!("created: {}", created.structured);
 
     // The same again: unchanged, empty diffs.
     let again = call(&admin, apply(APP)).await;
     assert!(!again.is_error, "{}", again.structured);
-    assert_eq!(actions(&again), ["unchanged", "unchanged"], "{}", again.structured);
+    assert_eq!(
+        actions(&again),
+        ["unchanged", "unchanged"],
+        "{}",
+        again.structured
+    );
     assert_eq!(again.structured["objects"][0]["diff"], json!([]));
 
     // A change: configured, the diff names it.
-    let changed_text = APP.replace("mode: fast", "mode: slow").replace("nginx:1.25", "nginx:1.27");
+    let changed_text = APP
+        .replace("mode: fast", "mode: slow")
+        .replace("nginx:1.25", "nginx:1.27");
     let changed = call(&admin, apply(&changed_text)).await;
     assert!(!changed.is_error, "{}", changed.structured);
-    assert_eq!(actions(&changed), ["configured", "configured"], "{}", changed.structured);
+    assert_eq!(
+        actions(&changed),
+        ["configured", "configured"],
+        "{}",
+        changed.structured
+    );
     let mode = entry(&changed, 0, "/data/mode");
     assert_eq!(
         (&mode["op"], &mode["before"], &mode["after"]),
         (&json!("replace"), &json!("fast"), &json!("slow"))
     );
     let image = entry(&changed, 1, "/spec/template/spec/containers/0/image");
-    assert_eq!((&image["before"], &image["after"]), (&json!("nginx:1.25"), &json!("nginx:1.27")));
     assert_eq!(
-        changed.structured["objects"][0]["diff"].as_array().unwrap().len(),
+        (&image["before"], &image["after"]),
+        (&json!("nginx:1.25"), &json!("nginx:1.27"))
+    );
+    assert_eq!(
+        changed.structured["objects"][0]["diff"]
+            .as_array()
+            .unwrap()
+            .len(),
         1,
         "noise (resourceVersion, managedFields...) is not a change: {}",
         changed.structured
@@ -280,11 +311,16 @@ async fn apply_through_the_whole_gateway() {
     assert_eq!(actions(&dried), ["configured", "unchanged"]);
     assert_eq!(entry(&dried, 0, "/data/mode")["after"], "dry");
     assert_eq!(live(&kube, cm_path).await.unwrap()["data"]["mode"], "slow");
-    let mut dry_new = apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: never}\ndata: {a: b}\n");
+    let mut dry_new =
+        apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: never}\ndata: {a: b}\n");
     dry_new["dry_run"] = json!(true);
     let dried_new = call(&admin, dry_new).await;
     assert_eq!(actions(&dried_new), ["created"], "{}", dried_new.structured);
-    assert!(live(&kube, "/api/v1/namespaces/shop/configmaps/never").await.is_none());
+    assert!(
+        live(&kube, "/api/v1/namespaces/shop/configmaps/never")
+            .await
+            .is_none()
+    );
 
     // A Secret through stringData: no value, plain or base64, in the diff.
     let secret_text = format!(
@@ -295,33 +331,68 @@ async fn apply_through_the_whole_gateway() {
     assert_eq!(actions(&sec), ["created"]);
     let text = sec.structured.to_string();
     assert!(!text.contains(PASSWORD) && !text.contains(B64), "{text}");
-    assert!(!text.contains(PLAIN_VALUE) && !text.contains(PLAIN_B64), "{text}");
-    assert_eq!(entry(&sec, 0, "")["after"]["data"]["password"], "[K8S_SECRET]", "{text}");
-    assert_eq!(entry(&sec, 0, "")["after"]["data"]["endpoint"], "[K8S_SECRET]", "{text}");
-    let stored = live(&kube, "/api/v1/namespaces/shop/secrets/db").await.unwrap();
-    assert_eq!(stored["data"]["password"], B64, "the apply really stored it");
+    assert!(
+        !text.contains(PLAIN_VALUE) && !text.contains(PLAIN_B64),
+        "{text}"
+    );
+    assert_eq!(
+        entry(&sec, 0, "")["after"]["data"]["password"],
+        "[K8S_SECRET]",
+        "{text}"
+    );
+    assert_eq!(
+        entry(&sec, 0, "")["after"]["data"]["endpoint"],
+        "[K8S_SECRET]",
+        "{text}"
+    );
+    let stored = live(&kube, "/api/v1/namespaces/shop/secrets/db")
+        .await
+        .unwrap();
+    assert_eq!(
+        stored["data"]["password"], B64,
+        "the apply really stored it"
+    );
     // A new value: the diff shows that it changed, not what to.
     let rotated = call(&admin, apply(&secret_text.replace(PASSWORD, NEW_PASSWORD))).await;
     assert!(!rotated.is_error, "{}", rotated.structured);
     let text = rotated.structured.to_string();
-    assert!(!text.contains(PASSWORD) && !text.contains(B64) && !text.contains(NEW_PASSWORD), "{text}");
+    assert!(
+        !text.contains(PASSWORD) && !text.contains(B64) && !text.contains(NEW_PASSWORD),
+        "{text}"
+    );
     let pw = entry(&rotated, 0, "/data/password");
-    assert_eq!((&pw["before"], &pw["after"]), (&json!("[K8S_SECRET]"), &json!("[K8S_SECRET]")), "{text}");
+    assert_eq!(
+        (&pw["before"], &pw["after"]),
+        (&json!("[K8S_SECRET]"), &json!("[K8S_SECRET]")),
+        "{text}"
+    );
     eprintln!("secret rotated: {}", rotated.structured);
 
     // Policy forbids pod_security flags: a privileged DaemonSet is denied
     // and not created.
     let ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: node-agent}\nspec:\n  selector: {matchLabels: {app: na}}\n  template:\n    metadata: {labels: {app: na}}\n    spec:\n      containers:\n      - name: a\n        image: busybox:1.36\n        securityContext: {privileged: true}\n";
     let denied = call(&admin, apply(ds)).await;
-    assert_eq!(denied.structured["error"]["code"], "denied", "{}", denied.structured);
-    assert!(live(&kube, "/apis/apps/v1/namespaces/shop/daemonsets/node-agent").await.is_none());
+    assert_eq!(
+        denied.structured["error"]["code"], "denied",
+        "{}",
+        denied.structured
+    );
+    assert!(
+        live(&kube, "/apis/apps/v1/namespaces/shop/daemonsets/node-agent")
+            .await
+            .is_none()
+    );
     eprintln!("privileged DaemonSet: {}", denied.structured["error"]);
 
     // A cluster-admin binding hidden in the third document: the whole
     // manifest is denied, nothing of it created.
     let hidden = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\ndata: {a: b}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: helper}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: helper-view}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: helper, namespace: shop}]\n";
     let denied = call(&admin, apply(hidden)).await;
-    assert_eq!(denied.structured["error"]["code"], "denied", "{}", denied.structured);
+    assert_eq!(
+        denied.structured["error"]["code"], "denied",
+        "{}",
+        denied.structured
+    );
     for path in [
         "/api/v1/namespaces/shop/configmaps/first",
         "/api/v1/namespaces/shop/serviceaccounts/helper",
@@ -330,10 +401,26 @@ async fn apply_through_the_whole_gateway() {
         assert!(live(&kube, path).await.is_none(), "{path} was created");
     }
     // The same manifest binding `view` is applied whole.
-    let view = call(&admin, apply(&hidden.replace("name: cluster-admin", "name: view"))).await;
-    assert_eq!(actions(&view), ["created", "created", "created"], "{}", view.structured);
+    let view = call(
+        &admin,
+        apply(&hidden.replace("name: cluster-admin", "name: view")),
+    )
+    .await;
+    assert_eq!(
+        actions(&view),
+        ["created", "created", "created"],
+        "{}",
+        view.structured
+    );
     assert_eq!(view.structured["objects"][2]["namespace"], Value::Null);
-    assert!(live(&kube, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/helper-view").await.is_some());
+    assert!(
+        live(
+            &kube,
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/helper-view"
+        )
+        .await
+        .is_some()
+    );
 
     // Outside the connection's namespaces, bad names, unknown kinds:
     // refused before policy.
@@ -348,29 +435,68 @@ async fn apply_through_the_whole_gateway() {
             "invalid_arguments",
             "outside",
         ),
-        (apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '--server=x'}\n"), "invalid_arguments", "not a valid"),
-        (apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../x}\n"), "invalid_arguments", "not a valid"),
-        (apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a/b}\n"), "invalid_arguments", "not a valid"),
-        (apply("apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n"), "", "unknown kind `Widget`"),
-        (apply("apiVersion: v1\nkind: ConfigMap\nmetadata: [\n"), "", "cannot be parsed"),
+        (
+            apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '--server=x'}\n"),
+            "invalid_arguments",
+            "not a valid",
+        ),
+        (
+            apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../x}\n"),
+            "invalid_arguments",
+            "not a valid",
+        ),
+        (
+            apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a/b}\n"),
+            "invalid_arguments",
+            "not a valid",
+        ),
+        (
+            apply("apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n"),
+            "",
+            "unknown kind `Widget`",
+        ),
+        (
+            apply("apiVersion: v1\nkind: ConfigMap\nmetadata: [\n"),
+            "",
+            "cannot be parsed",
+        ),
     ] {
         let r = call(&admin, args.clone()).await;
         assert!(r.is_error, "{args}: {}", r.structured);
         assert!(!matches!(r.outcome, CallOutcome::Pending(_)));
         if !code.is_empty() {
-            assert_eq!(r.structured["error"]["code"], code, "{args}: {}", r.structured);
+            assert_eq!(
+                r.structured["error"]["code"], code,
+                "{args}: {}",
+                r.structured
+            );
         }
-        assert!(r.structured.to_string().contains(needle), "{args}: {}", r.structured);
+        assert!(
+            r.structured.to_string().contains(needle),
+            "{args}: {}",
+            r.structured
+        );
     }
-    assert!(live(&kube, "/api/v1/namespaces/other/configmaps/x").await.is_none());
+    assert!(
+        live(&kube, "/api/v1/namespaces/other/configmaps/x")
+            .await
+            .is_none()
+    );
 
     // A dry run that fails on the second object: nothing applied.
     let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok-1}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: no-selector}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: x}]\n";
     let failed = call(&admin, apply(broken)).await;
     assert!(failed.is_error, "{}", failed.structured);
     let msg = failed.structured["error"].to_string();
-    assert!(msg.contains("Deployment/shop/no-selector") && msg.contains("nothing was applied"), "{msg}");
-    assert!(live(&kube, "/api/v1/namespaces/shop/configmaps/ok-1").await.is_none());
+    assert!(
+        msg.contains("Deployment/shop/no-selector") && msg.contains("nothing was applied"),
+        "{msg}"
+    );
+    assert!(
+        live(&kube, "/api/v1/namespaces/shop/configmaps/ok-1")
+            .await
+            .is_none()
+    );
     eprintln!("failed dry run: {msg}");
 
     // A field another manager owns: a conflict, not taken over.
@@ -380,10 +506,27 @@ async fn apply_through_the_whole_gateway() {
     )
     .await
     .unwrap();
-    let conflict = call(&admin, apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: theirs}\ndata: {owner: us}\n")).await;
+    let conflict = call(
+        &admin,
+        apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: theirs}\ndata: {owner: us}\n"),
+    )
+    .await;
     assert!(conflict.is_error, "{}", conflict.structured);
-    assert!(conflict.structured.to_string().to_lowercase().contains("conflict"), "{}", conflict.structured);
-    assert_eq!(live(&kube, "/api/v1/namespaces/shop/configmaps/theirs").await.unwrap()["data"]["owner"], "them");
+    assert!(
+        conflict
+            .structured
+            .to_string()
+            .to_lowercase()
+            .contains("conflict"),
+        "{}",
+        conflict.structured
+    );
+    assert_eq!(
+        live(&kube, "/api/v1/namespaces/shop/configmaps/theirs")
+            .await
+            .unwrap()["data"]["owner"],
+        "them"
+    );
     eprintln!("conflict: {}", conflict.structured["error"]);
 
     // An agent's apply waits for reviewers; the review shows the object
@@ -404,9 +547,19 @@ async fn apply_through_the_whole_gateway() {
         .expect("the requester sees the approval");
     assert_eq!(stored.review.title, "apply Secret/shop/agent-db");
     let review = serde_json::to_string(&stored.review).unwrap();
-    assert!(review.contains(r#"\"endpoint\": \"[K8S_SECRET]\""#), "{review}");
-    assert!(!review.contains(PASSWORD) && !review.contains(B64) && !review.contains(PLAIN_VALUE), "{review}");
-    assert!(live(&kube, "/api/v1/namespaces/shop/secrets/agent-db").await.is_none());
+    assert!(
+        review.contains(r#"\"endpoint\": \"[K8S_SECRET]\""#),
+        "{review}"
+    );
+    assert!(
+        !review.contains(PASSWORD) && !review.contains(B64) && !review.contains(PLAIN_VALUE),
+        "{review}"
+    );
+    assert!(
+        live(&kube, "/api/v1/namespaces/shop/secrets/agent-db")
+            .await
+            .is_none()
+    );
     seen.push(review);
 
     // The audit record: the diffs are there, masked; no Secret value and
@@ -421,13 +574,22 @@ async fn apply_through_the_whole_gateway() {
         .await
         .unwrap();
     let audit = events.to_string();
-    assert!(audit.contains("/data/mode"), "the diff is in the audit record");
-    assert!(audit.contains(r#"Tollgate::K8sObject::\"k8s//ClusterRoleBinding/helper-view\""#), "{audit}");
+    assert!(
+        audit.contains("/data/mode"),
+        "the diff is in the audit record"
+    );
+    assert!(
+        audit.contains(r#"Tollgate::K8sObject::\"k8s//ClusterRoleBinding/helper-view\""#),
+        "{audit}"
+    );
     // (The manifest argument itself is masked by the detectors only: the
     // `password:` lines are, the `endpoint:` value is not; results, diffs
     // and reviews are masked by field.)
     for text in &seen {
-        assert!(!text.contains(PLAIN_VALUE) && !text.contains(PLAIN_B64), "{text}");
+        assert!(
+            !text.contains(PLAIN_VALUE) && !text.contains(PLAIN_B64),
+            "{text}"
+        );
     }
     for (what, s) in [
         ("the Secret value", PASSWORD),

@@ -145,7 +145,12 @@ fn outside(ns: &str, connection: &str) -> AnalysisError {
 }
 
 /// The request about one object, with every key of `K8sContext`.
-fn request(connection: &str, o: &ApplyObject, labels: &BTreeSet<String>, dry_run: bool) -> AccessRequest {
+fn request(
+    connection: &str,
+    o: &ApplyObject,
+    labels: &BTreeSet<String>,
+    dry_run: bool,
+) -> AccessRequest {
     let s = |v: &str| ContextValue::String(v.to_string());
     let context: BTreeMap<String, ContextValue> = [
         ("kind", s(&o.kind.kind)),
@@ -209,7 +214,8 @@ pub fn analyse(
     let mut requests = Vec::with_capacity(docs.len());
     let mut seen = BTreeSet::new();
     for doc in &docs {
-        let obj = manifest::object(doc).map_err(|e| AnalysisError::InvalidArguments(e.to_string()))?;
+        let obj =
+            manifest::object(doc).map_err(|e| AnalysisError::InvalidArguments(e.to_string()))?;
         let at = &obj.at;
         let api_version = doc.value["apiVersion"].as_str().unwrap_or_default();
         let info = catalog
@@ -699,7 +705,12 @@ pub async fn execute(
 
 /// The result: per object its action and diff, with field origins; diffs
 /// that do not fit `max_bytes` are left out (marked `diff_omitted`).
-fn output(plan: &ApplyPlan, lives: Vec<Option<Value>>, answers: Vec<Value>, max_bytes: usize) -> ToolOutput {
+fn output(
+    plan: &ApplyPlan,
+    lives: Vec<Option<Value>>,
+    answers: Vec<Value>,
+    max_bytes: usize,
+) -> ToolOutput {
     let mut objects = Vec::with_capacity(plan.objects.len());
     let mut field_origins = Vec::new();
     let mut bytes = 64usize;
@@ -724,7 +735,11 @@ fn output(plan: &ApplyPlan, lives: Vec<Option<Value>>, answers: Vec<Value>, max_
                 let mut bo = Vec::new();
                 origins::of_object("", &before, &mut bo);
                 let changes = diff(&before, &after);
-                let action = if changes.is_empty() { "unchanged" } else { "configured" };
+                let action = if changes.is_empty() {
+                    "unchanged"
+                } else {
+                    "configured"
+                };
                 (action, changes, bo)
             }
         };
@@ -743,10 +758,20 @@ fn output(plan: &ApplyPlan, lives: Vec<Option<Value>>, answers: Vec<Value>, max_
             for (j, c) in changes.iter().enumerate() {
                 let at = format!("/objects/{i}/diff/{j}");
                 if c.before.is_some() {
-                    value_origins(&before_origins, &c.path, &format!("{at}/before"), &mut field_origins);
+                    value_origins(
+                        &before_origins,
+                        &c.path,
+                        &format!("{at}/before"),
+                        &mut field_origins,
+                    );
                 }
                 if c.after.is_some() {
-                    value_origins(&after_origins, &c.path, &format!("{at}/after"), &mut field_origins);
+                    value_origins(
+                        &after_origins,
+                        &c.path,
+                        &format!("{at}/after"),
+                        &mut field_origins,
+                    );
                 }
             }
         } else {
@@ -782,7 +807,9 @@ mod tests {
             group: group.into(),
             version: "v1".into(),
             namespaced,
-            verbs: ["get", "list", "patch", "create"].map(String::from).to_vec(),
+            verbs: ["get", "list", "patch", "create"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 
@@ -793,7 +820,12 @@ mod tests {
             info("Namespace", "namespaces", "", false),
             info("Deployment", "deployments", "apps", true),
             info("DaemonSet", "daemonsets", "apps", true),
-            info("ClusterRoleBinding", "clusterrolebindings", "rbac.authorization.k8s.io", false),
+            info(
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                "rbac.authorization.k8s.io",
+                false,
+            ),
             info("Job", "jobs", "batch", true),
         ])
     }
@@ -828,7 +860,8 @@ mod tests {
             ]
         );
         assert!(a.requests.iter().all(|r| r.action == "k8s:apply"));
-        let set = |items: &[&str]| ContextValue::StringSet(items.iter().map(|s| s.to_string()).collect());
+        let set =
+            |items: &[&str]| ContextValue::StringSet(items.iter().map(|s| s.to_string()).collect());
         let dep = &a.requests[1].context;
         assert_eq!(dep["pod_security"], set(&["hostNetwork"]));
         assert_eq!(dep["images"], set(&["nginx:1.25"]));
@@ -841,9 +874,18 @@ mod tests {
         assert_eq!(crb["namespace"], ContextValue::String(String::new()));
         // The body sent carries the namespace the request names.
         assert_eq!(a.plan.objects[0].body["metadata"]["namespace"], "shop");
-        assert!(a.review.title.starts_with("apply 3 objects: ConfigMap/shop/a"), "{}", a.review.title);
+        assert!(
+            a.review
+                .title
+                .starts_with("apply 3 objects: ConfigMap/shop/a"),
+            "{}",
+            a.review.title
+        );
         let dep_review = a.review.runs[1].text.joined();
-        assert!(dep_review.contains("# pod_security: hostNetwork"), "{dep_review}");
+        assert!(
+            dep_review.contains("# pod_security: hostNetwork"),
+            "{dep_review}"
+        );
     }
 
     #[test]
@@ -871,9 +913,20 @@ mod tests {
             assert!(e.contains(needle), "{manifest} {ns:?}: {e}");
         }
         // Without discovery nothing can be placed.
-        let e = analyse("c", None, None, ApplyArgs {
-            connection: "c".into(), manifest: cm("{name: a}"), namespace: Some("shop".into()), dry_run: false,
-        }).err().unwrap().to_string();
+        let e = analyse(
+            "c",
+            None,
+            None,
+            ApplyArgs {
+                connection: "c".into(),
+                manifest: cm("{name: a}"),
+                namespace: Some("shop".into()),
+                dry_run: false,
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("discovery"), "{e}");
     }
 
@@ -881,7 +934,10 @@ mod tests {
     fn diffs_name_each_change() {
         let before = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v", "gone": "g"}, "list": [1, 2]});
         let after = json!({"metadata": {"name": "a", "labels": {"x": "2"}}, "data": {"k": "v", "new/key": "n"}, "list": [1]});
-        let d: Vec<(String, &str)> = diff(&before, &after).into_iter().map(|c| (c.path, c.op)).collect();
+        let d: Vec<(String, &str)> = diff(&before, &after)
+            .into_iter()
+            .map(|c| (c.path, c.op))
+            .collect();
         assert_eq!(
             d,
             vec![
@@ -903,31 +959,83 @@ mod tests {
         let mut of = Vec::new();
         origins::of_object("", &secret, &mut of);
         let sensitive = |out: &[FieldOrigin]| -> Vec<(String, Option<String>)> {
-            out.iter().filter(|o| o.sensitive.is_some()).map(|o| (o.pointer.clone(), o.sensitive.clone())).collect()
+            out.iter()
+                .filter(|o| o.sensitive.is_some())
+                .map(|o| (o.pointer.clone(), o.sensitive.clone()))
+                .collect()
         };
         // A whole object added.
         let mut out = Vec::new();
         value_origins(&of, "", "/objects/0/diff/0/after", &mut out);
-        assert_eq!(sensitive(&out), vec![
-            ("/objects/0/diff/0/after/data/password".into(), Some("K8S_SECRET".into())),
-            ("/objects/0/diff/0/after/data/user".into(), Some("K8S_SECRET".into())),
-        ]);
+        assert_eq!(
+            sensitive(&out),
+            vec![
+                (
+                    "/objects/0/diff/0/after/data/password".into(),
+                    Some("K8S_SECRET".into())
+                ),
+                (
+                    "/objects/0/diff/0/after/data/user".into(),
+                    Some("K8S_SECRET".into())
+                ),
+            ]
+        );
         // One value replaced: the value is the sensitive field itself.
         let mut out = Vec::new();
         value_origins(&of, "/data/password", "/t", &mut out);
-        assert_eq!(sensitive(&out), vec![("/t".into(), Some("K8S_SECRET".into()))]);
+        assert_eq!(
+            sensitive(&out),
+            vec![("/t".into(), Some("K8S_SECRET".into()))]
+        );
         // A map that holds sensitive values.
         let mut out = Vec::new();
         value_origins(&of, "/data", "/t", &mut out);
         assert_eq!(sensitive(&out).len(), 2);
-        assert!(out.iter().any(|o| o.pointer == "/t" && o.field == FieldPath::new(["Secret", "data"])));
+        assert!(
+            out.iter()
+                .any(|o| o.pointer == "/t" && o.field == FieldPath::new(["Secret", "data"]))
+        );
         // A value below a plain field: the field extended by the keys.
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a/b": "x"}});
         let mut of = Vec::new();
         origins::of_object("", &cm, &mut of);
         let mut out = Vec::new();
         value_origins(&of, "/data/a~1b", "/t", &mut out);
-        assert_eq!(out, vec![FieldOrigin::new("/t", FieldPath::new(["ConfigMap", "data", "a/b"]))]);
+        assert_eq!(
+            out,
+            vec![FieldOrigin::new(
+                "/t",
+                FieldPath::new(["ConfigMap", "data", "a/b"])
+            )]
+        );
+        // The last-applied annotation in an added annotation map, and an
+        // env credential in an added env list, of any kind.
+        let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d",
+            "annotations": {origins::LAST_APPLIED: "{}", "note": "n"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x",
+                "env": [{"name": "MODE", "value": "m"}, {"name": "API_TOKEN", "value": "t"}]}]}}}});
+        let mut of = Vec::new();
+        origins::of_object("", &dep, &mut of);
+        let mut out = Vec::new();
+        value_origins(&of, "/metadata/annotations", "/a", &mut out);
+        value_origins(&of, "/spec/template/spec/containers/0/env", "/e", &mut out);
+        value_origins(
+            &of,
+            "/spec/template/spec/containers/0/env/1/value",
+            "/v",
+            &mut out,
+        );
+        assert_eq!(
+            sensitive(&out),
+            vec![
+                (
+                    "/a/kubectl.kubernetes.io~1last-applied-configuration".into(),
+                    Some("K8S_SECRET".into())
+                ),
+                ("/e/1/value".into(), Some("SECRET".into())),
+                ("/v".into(), Some("SECRET".into())),
+            ]
+        );
     }
 
     #[test]
@@ -935,7 +1043,10 @@ mod tests {
         let a = run("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d, namespace: shop}\nspec: {}\n", None).unwrap();
         let o = &a.plan.objects[0];
         let answer = json!({"spec": {"template": {"spec": {"hostPID": true}}}});
-        assert_eq!(unasked(o, None, &answer).as_deref(), Some("pod_security `hostPID`"));
+        assert_eq!(
+            unasked(o, None, &answer).as_deref(),
+            Some("pod_security `hostPID`")
+        );
         // Already on the live object: not something this apply asks for.
         assert_eq!(unasked(o, Some(&answer), &answer), None);
         assert_eq!(unasked(o, None, &json!({"spec": {}})), None);

@@ -228,9 +228,8 @@ pub fn parse(text: &str) -> Result<Vec<Doc>, ManifestError> {
         // JSON, or YAML in flow style.
         match parse_json(trimmed) {
             Ok(v) => vec![v],
-            Err(json) => parse_yaml(text).map_err(|_| {
-                ManifestError::Syntax(format!("not valid JSON ({json}) nor YAML"))
-            })?,
+            Err(json) => parse_yaml(text)
+                .map_err(|_| ManifestError::Syntax(format!("not valid JSON ({json}) nor YAML")))?,
         }
     } else {
         parse_yaml(text)?
@@ -305,9 +304,8 @@ pub struct Object {
 
 fn valid_group(g: &str) -> bool {
     g.len() <= 253
-        && g.split('.').all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+        && g.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 fn valid_version(v: &str) -> bool {
@@ -611,7 +609,11 @@ mod tests {
                 "CronJob",
                 json!({"spec": {"jobTemplate": {"spec": {"template": tpl}}}}),
             ),
-            ("", "ReplicationController", json!({"spec": {"template": tpl}})),
+            (
+                "",
+                "ReplicationController",
+                json!({"spec": {"template": tpl}}),
+            ),
             ("", "PodTemplate", json!({"template": tpl})),
         ]
     }
@@ -634,8 +636,14 @@ mod tests {
                 "privileged",
                 json!({"containers": [c(json!({"securityContext": {"windowsOptions": {"hostProcess": true}}}))]}),
             ),
-            ("hostPID", json!({"hostPID": true, "containers": [c(json!({}))]})),
-            ("hostIPC", json!({"hostIPC": true, "containers": [c(json!({}))]})),
+            (
+                "hostPID",
+                json!({"hostPID": true, "containers": [c(json!({}))]}),
+            ),
+            (
+                "hostIPC",
+                json!({"hostIPC": true, "containers": [c(json!({}))]}),
+            ),
             (
                 "hostNetwork",
                 json!({"hostNetwork": true, "containers": [c(json!({}))]}),
@@ -697,6 +705,25 @@ mod tests {
     }
 
     #[test]
+    fn yaml_scalars_read_as_the_api_server_reads_them() {
+        // YAML 1.1 booleans (what kubectl's YAML reader resolves): the value
+        // is sent as the JSON boolean analysed here.
+        let docs = parse("spec:\n  hostNetwork: yes\n  containers:\n  - name: a\n    image: x\n    securityContext: {privileged: on, runAsUser: 0x0}\n").unwrap();
+        let f = features("", "Pod", &docs[0].value).unwrap();
+        assert_eq!(
+            f.pod_security,
+            set(&["hostNetwork", "privileged", "runAsRoot"])
+        );
+        assert_eq!(docs[0].value["spec"]["hostNetwork"], json!(true));
+        // A quoted "true" is a string the server refuses; still flagged.
+        let docs = parse("spec: {hostPID: \"true\"}\n").unwrap();
+        assert_eq!(
+            features("", "Pod", &docs[0].value).unwrap().pod_security,
+            set(&["hostPID"])
+        );
+    }
+
+    #[test]
     fn bindings_name_their_role() {
         let crb = json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}});
         let f = features("rbac.authorization.k8s.io", "ClusterRoleBinding", &crb).unwrap();
@@ -749,7 +776,10 @@ subjects:
         let objs: Vec<Object> = docs.iter().map(|d| object(d).unwrap()).collect();
         assert_eq!(objs[0].labels, set(&["app=web"]));
         assert_eq!(objs[0].namespace.as_deref(), Some("shop"));
-        assert_eq!((objs[1].group.as_str(), objs[1].version.as_str()), ("apps", "v1"));
+        assert_eq!(
+            (objs[1].group.as_str(), objs[1].version.as_str()),
+            ("apps", "v1")
+        );
         let third = &objs[2];
         assert_eq!(third.at, "document 3", "empty documents are not counted");
         let f = features(&third.group, &third.kind, &third.body).unwrap();
@@ -775,7 +805,10 @@ subjects:
         let flow = parse("{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}").unwrap();
         assert_eq!(flow[0].value["kind"], "ConfigMap");
         let nested = parse(r#"[[{"kind": "x"}]]"#).unwrap_err();
-        assert!(nested.to_string().contains("list inside a list"), "{nested}");
+        assert!(
+            nested.to_string().contains("list inside a list"),
+            "{nested}"
+        );
     }
 
     #[test]
@@ -810,28 +843,66 @@ subjects:
             .collect();
         assert_eq!(parse(&many), Err(ManifestError::TooMany));
         // A parse error quotes none of the manifest's values.
-        let e = parse("password: S3cr3t-Value-42\n  bad: [\n").unwrap_err().to_string();
+        let e = parse("password: S3cr3t-Value-42\n  bad: [\n")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("S3cr3t"), "{e}");
     }
 
     #[test]
     fn required_fields_and_names() {
         let check = |yaml: &str| object(&parse(yaml).unwrap()[0]).map(|_| ());
-        assert_eq!(check("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n"), Ok(()));
+        assert_eq!(
+            check("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n"),
+            Ok(())
+        );
         for (yaml, needle) in [
-            ("kind: ConfigMap\nmetadata: {name: a}\n", "`apiVersion` is missing"),
+            (
+                "kind: ConfigMap\nmetadata: {name: a}\n",
+                "`apiVersion` is missing",
+            ),
             ("apiVersion: v1\nmetadata: {name: a}\n", "`kind` is missing"),
             ("apiVersion: v1\nkind: ConfigMap\n", "`metadata` is missing"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: a-}\n", "`metadata.name` is missing"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 7}\n", "must be a string"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '--server=x'}\n", "not a valid Kubernetes name"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../x}\n", "not a valid Kubernetes name"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a/b}\n", "not a valid Kubernetes name"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: ../kube-system}\n", "metadata.namespace"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: 'a/b'}\n", "metadata.namespace"),
-            ("apiVersion: a/b/v1\nkind: ConfigMap\nmetadata: {name: a}\n", "apiVersion"),
-            ("apiVersion: v1\nkind: Config-Map\nmetadata: {name: a}\n", "kind"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {tier: 1}}\n", "label `tier`"),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: a-}\n",
+                "`metadata.name` is missing",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 7}\n",
+                "must be a string",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '--server=x'}\n",
+                "not a valid Kubernetes name",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../x}\n",
+                "not a valid Kubernetes name",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a/b}\n",
+                "not a valid Kubernetes name",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: ../kube-system}\n",
+                "metadata.namespace",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: 'a/b'}\n",
+                "metadata.namespace",
+            ),
+            (
+                "apiVersion: a/b/v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+                "apiVersion",
+            ),
+            (
+                "apiVersion: v1\nkind: Config-Map\nmetadata: {name: a}\n",
+                "kind",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {tier: 1}}\n",
+                "label `tier`",
+            ),
             ("- 1\n", "must be an object"),
         ] {
             let e = check(yaml).unwrap_err().to_string();
@@ -847,12 +918,18 @@ subjects:
         )
         .unwrap();
         let text = review_text(&docs[0].value);
-        assert!(!text.contains("hunter2") && !text.contains("aHVudGVyMg=="), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("aHVudGVyMg=="),
+            "{text}"
+        );
         assert!(text.contains("[K8S_SECRET]"), "{text}");
         let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
             "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x",
                 "env": [{"name": "DB_PASSWORD", "value": "pw-1"}, {"name": "MODE", "value": "m"}]}]}}}});
         let text = review_text(&dep);
-        assert!(!text.contains("pw-1") && text.contains("[SECRET]") && text.contains("\"m\""), "{text}");
+        assert!(
+            !text.contains("pw-1") && text.contains("[SECRET]") && text.contains("\"m\""),
+            "{text}"
+        );
     }
 }
