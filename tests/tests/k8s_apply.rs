@@ -230,7 +230,9 @@ async fn apply_through_the_whole_gateway() {
     let dep_path = "/apis/apps/v1/namespaces/shop/deployments/web";
 
     // Create: both objects created, really there, owned by `tollgate`.
+    let t = std::time::Instant::now();
     let created = call(&admin, apply(APP)).await;
+    let create_time = t.elapsed();
     assert!(!created.is_error, "{}", created.structured);
     assert_eq!(
         actions(&created),
@@ -258,7 +260,12 @@ async fn apply_through_the_whole_gateway() {
     eprintln!("created: {}", created.structured);
 
     // The same again: unchanged, empty diffs.
+    let t = std::time::Instant::now();
     let again = call(&admin, apply(APP)).await;
+    eprintln!(
+        "2 objects: create {create_time:?} (first call: discovery included), unchanged re-apply {:?}",
+        t.elapsed()
+    );
     assert!(!again.is_error, "{}", again.structured);
     assert_eq!(
         actions(&again),

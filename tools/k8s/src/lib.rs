@@ -1,7 +1,7 @@
 //! Tollgate's Kubernetes family: typed, governed tools on a cluster's API
 //! (kube-rs), never a kubectl string. `kind = "kubernetes"` connections
 //! (server, CA, token; optional `namespaces`, `max_items`, `timeout`), the
-//! tools `k8s_list`, `k8s_get`, `k8s_events`, `k8s_scale` and `k8s_apply`, kinds resolved through API
+//! tools `k8s_list`, `k8s_get`, `k8s_events` and `k8s_scale`, kinds resolved through API
 //! discovery, names checked before policy, one request per object or
 //! namespace (the contract's `Namespace` / `K8sObject` resources), and the
 //! field origins that mask Secret values as `K8S_SECRET`.
