@@ -506,6 +506,62 @@ async fn apply_through_the_whole_gateway() {
     );
     eprintln!("failed dry run: {msg}");
 
+    // An apply that fails after the dry runs passed: the error names what
+    // was applied and what was not. A quota allows one more ConfigMap in
+    // `web` (its status set by hand: no quota controller runs); dry runs
+    // consume no quota, so both pass; the second real create is refused.
+    kube.create(
+        "/api/v1/namespaces/web/resourcequotas",
+        &json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+            "spec": {"hard": {"configmaps": "1"}}}),
+    )
+    .await
+    .unwrap();
+    let r = kube
+        .http()
+        .unwrap()
+        .patch(format!(
+            "{}/api/v1/namespaces/web/resourcequotas/q/status",
+            kube.url()
+        ))
+        .bearer_auth(kube.admin_token())
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"status": {"hard": {"configmaps": "1"}, "used": {"configmaps": "0"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let two = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n";
+    let partial = call(
+        &admin,
+        json!({"connection": "k8s", "manifest": two, "namespace": "web"}),
+    )
+    .await;
+    assert!(partial.is_error, "{}", partial.structured);
+    let msg = partial.structured["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("target error: ConfigMap/web/two: the apply failed: ")
+            && msg.contains("exceeded quota")
+            && msg.ends_with(
+                "; applied before it: ConfigMap/web/one; not applied: ConfigMap/web/two"
+            ),
+        "{msg}"
+    );
+    assert!(
+        live(&kube, "/api/v1/namespaces/web/configmaps/one")
+            .await
+            .is_some()
+    );
+    assert!(
+        live(&kube, "/api/v1/namespaces/web/configmaps/two")
+            .await
+            .is_none()
+    );
+    eprintln!("partial apply: {msg}");
+
     // A field another manager owns: a conflict, not taken over.
     kube.create(
         "/api/v1/namespaces/shop/configmaps",
