@@ -623,7 +623,93 @@ async fn apply_through_the_whole_gateway() {
             .await
             .is_none()
     );
-    seen.push(review);
+    assert_eq!(
+        stored.review.diff.as_ref().map(|d| d.joined()).as_deref(),
+        Some("Secret/shop/agent-db: created (the object above, with the server's defaults)\n"),
+        "{review}"
+    );
+    let mut reviews = vec![review];
+
+    // The review holds the server's diff (read by dry runs before the
+    // approval is asked), values masked like results.
+    let service = gateway
+        .approvals()
+        .and_then(|g| g.service())
+        .expect("approval service");
+    let agent_change = APP
+        .replace("mode: fast", "mode: agent-mode")
+        .replace("nginx:1.25", "nginx:1.27");
+    let paused = call(&agent, apply(&agent_change)).await;
+    let CallOutcome::Pending(first) = &paused.outcome else {
+        panic!("expected a pending approval: {}", paused.structured);
+    };
+    let stored = service
+        .get_for(&first.approval_id, &agent, false)
+        .await
+        .unwrap();
+    let diff = stored
+        .review
+        .diff
+        .as_ref()
+        .map(|d| d.joined())
+        .unwrap_or_default();
+    assert_eq!(
+        diff,
+        "ConfigMap/shop/settings: configured\n  ~ /data/mode: \"slow\" -> \"agent-mode\"\nDeployment/shop/web: unchanged\n"
+    );
+    assert_eq!(live(&kube, cm_path).await.unwrap()["data"]["mode"], "slow");
+    // The live object changes: the same call asks for a new approval (the
+    // gateway binds an approval to its review).
+    let moved = call(
+        &admin,
+        apply(&changed_text.replace("mode: slow", "mode: moved")),
+    )
+    .await;
+    assert!(!moved.is_error, "{}", moved.structured);
+    let again = call(&agent, apply(&agent_change)).await;
+    let CallOutcome::Pending(second) = &again.outcome else {
+        panic!("expected a pending approval: {}", again.structured);
+    };
+    assert_ne!(first.approval_id, second.approval_id);
+    let stored = service
+        .get_for(&second.approval_id, &agent, false)
+        .await
+        .unwrap();
+    let diff = stored
+        .review
+        .diff
+        .as_ref()
+        .map(|d| d.joined())
+        .unwrap_or_default();
+    assert!(
+        diff.contains(r#"~ /data/mode: "moved" -> "agent-mode""#),
+        "{diff}"
+    );
+    // A Secret's rotation: the review says that it changes, not to what.
+    let paused = call(&agent, apply(&secret_text)).await;
+    let CallOutcome::Pending(rot) = &paused.outcome else {
+        panic!("expected a pending approval: {}", paused.structured);
+    };
+    let stored = service
+        .get_for(&rot.approval_id, &agent, false)
+        .await
+        .unwrap();
+    let review = serde_json::to_string(&stored.review).unwrap();
+    let diff = stored
+        .review
+        .diff
+        .as_ref()
+        .map(|d| d.joined())
+        .unwrap_or_default();
+    assert!(
+        diff.starts_with("Secret/shop/db: configured\n  ~ /data/password: "),
+        "{diff}"
+    );
+    for s in [PASSWORD, B64, NEW_PASSWORD, PLAIN_VALUE, PLAIN_B64] {
+        assert!(!review.contains(s), "{review}");
+    }
+    reviews.push(review);
+    eprintln!("review diff of a Secret rotation: {diff}");
 
     // The audit record: the diffs are there, masked; no Secret value and
     // no token anywhere.
@@ -648,7 +734,7 @@ async fn apply_through_the_whole_gateway() {
     // (The manifest argument itself is masked by the detectors only: the
     // `password:` lines are, the `endpoint:` value is not; results, diffs
     // and reviews are masked by field.)
-    for text in &seen {
+    for text in seen.iter().chain(&reviews) {
         assert!(
             !text.contains(PLAIN_VALUE) && !text.contains(PLAIN_B64),
             "{text}"
@@ -661,7 +747,7 @@ async fn apply_through_the_whole_gateway() {
         ("the admin token", kube.admin_token()),
     ] {
         assert!(!audit.contains(s), "{what} in the audit record");
-        for text in &seen {
+        for text in seen.iter().chain(&reviews) {
             assert!(!text.contains(s), "{what} in a result: {text}");
         }
     }

@@ -98,6 +98,11 @@ pub struct Analysed {
 }
 
 impl Analysed {
+    /// The apply plan.
+    pub fn plan(&self) -> &ApplyPlan {
+        &self.plan
+    }
+
     /// The gateway's plan, the connector wrapping the apply plan in its
     /// own prepared form.
     pub fn into_plan(
@@ -187,6 +192,7 @@ pub fn analyse(
     catalog: Option<&Catalog>,
     namespaces: Option<&BTreeSet<String>>,
     a: ApplyArgs,
+    review_diff: Option<String>,
 ) -> Result<Analysed, AnalysisError> {
     let allowed = |ns: &str| -> Result<(), AnalysisError> {
         names::namespace(ns).map_err(|e| AnalysisError::InvalidArguments(e.to_string()))?;
@@ -293,7 +299,8 @@ pub fn analyse(
         requests.push(request(connection, &o, &obj.labels, a.dry_run));
         objects.push(o);
     }
-    let review = review(&objects, a.dry_run);
+    let mut review = review(&objects, a.dry_run);
+    review.diff = review_diff.map(ReviewText::code);
     Ok(Analysed {
         requests,
         review,
@@ -305,8 +312,8 @@ pub fn analyse(
 }
 
 /// What reviewers see: each object as it will be sent (Secret values and
-/// env credentials replaced), with what policy was asked about. The
-/// server's diff is not known yet: it is in the result and the audit event.
+/// env credentials replaced), with what policy was asked about; the
+/// server's diff, when `prepare` could read it, is added by [`analyse`].
 fn review(objects: &[ApplyObject], dry_run: bool) -> ReviewSummary {
     let places: Vec<String> = objects.iter().map(ApplyObject::place).collect();
     let mut title = if places.len() == 1 {
@@ -791,6 +798,117 @@ fn output(
     }
 }
 
+/// How long a diff read by `prepare` may serve the review.
+const REVIEW_DIFF_TTL: Duration = Duration::from_secs(30);
+/// Review diffs kept at most (older ones dropped first).
+const MAX_REVIEW_DIFFS: usize = 256;
+
+/// The server's diffs read by `prepare` for the review, by call arguments
+/// (a hash with this process's random keys), for a short while. The
+/// gateway binds an approval to its review, so an approved call whose
+/// fresh diff differs (the live objects changed) is refused.
+#[derive(Default)]
+pub struct ReviewDiffs {
+    keys: std::hash::RandomState,
+    diffs: std::sync::Mutex<std::collections::HashMap<u64, (Instant, String)>>,
+}
+
+impl ReviewDiffs {
+    fn key(&self, args: &Value) -> u64 {
+        use std::hash::BuildHasher;
+        self.keys.hash_one(args.to_string())
+    }
+
+    /// The diff read for `args`, if fresh.
+    pub fn get(&self, args: &Value) -> Option<String> {
+        let map = self.diffs.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&self.key(args))
+            .filter(|(at, _)| at.elapsed() < REVIEW_DIFF_TTL)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// Read the live objects and the server's dry-run answers of `plan`
+    /// (nothing is changed) and keep the diff text for `args`. A failure
+    /// keeps nothing: the review then has no diff, and execution runs the
+    /// dry runs again before anything is applied.
+    pub async fn read(
+        &self,
+        client: &kube::Client,
+        err: ErrorMap<'_>,
+        plan: &ApplyPlan,
+        args: &Value,
+        budget: Duration,
+    ) {
+        let work = async {
+            let mut text = String::new();
+            for o in &plan.objects {
+                let live = get_live(client, err, o).await.ok()?;
+                let answer = server_apply(client, err, o, true).await.ok()?;
+                text.push_str(&render(o, live, answer));
+            }
+            Some(text)
+        };
+        let Ok(Some(text)) = tokio::time::timeout(budget, work).await else {
+            return;
+        };
+        let key = self.key(args);
+        let mut map = self.diffs.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (at, _)| at.elapsed() < REVIEW_DIFF_TTL);
+        if map.len() >= MAX_REVIEW_DIFFS
+            && let Some(oldest) = map.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| *k)
+        {
+            map.remove(&oldest);
+        }
+        map.insert(key, (Instant::now(), text));
+    }
+}
+
+/// A diff value as reviewers see it: the values its origins mark
+/// sensitive replaced by their type, compact JSON.
+fn shown(of: &[FieldOrigin], path: &str, value: &Value) -> String {
+    let mut found = Vec::new();
+    value_origins(of, path, "", &mut found);
+    let mut v = value.clone();
+    for o in found {
+        if let Some(t) = &o.sensitive
+            && let Some(slot) = v.pointer_mut(&o.pointer)
+        {
+            *slot = Value::String(format!("[{t}]"));
+        }
+    }
+    v.to_string()
+}
+
+/// One object's diff as review text: `<place>: <action>` and a line per
+/// change (`~ path: before -> after`, `+ path: after`, `- path: before`).
+fn render(o: &ApplyObject, live: Option<Value>, answer: Value) -> String {
+    let place = o.place();
+    let Some(live) = live else {
+        return format!("{place}: created (the object above, with the server's defaults)\n");
+    };
+    let (before, after) = (clean(live), clean(answer));
+    let changes = diff(&before, &after);
+    if changes.is_empty() {
+        return format!("{place}: unchanged\n");
+    }
+    let (mut bo, mut ao) = (Vec::new(), Vec::new());
+    origins::of_object("", &before, &mut bo);
+    origins::of_object("", &after, &mut ao);
+    let mut text = format!("{place}: configured\n");
+    for c in &changes {
+        let b = c.before.as_ref().map(|v| shown(&bo, &c.path, v));
+        let a = c.after.as_ref().map(|v| shown(&ao, &c.path, v));
+        let line = match (b, a) {
+            (Some(b), Some(a)) => format!("  ~ {}: {b} -> {a}\n", c.path),
+            (None, Some(a)) => format!("  + {}: {a}\n", c.path),
+            (Some(b), None) => format!("  - {}: {b}\n", c.path),
+            (None, None) => continue,
+        };
+        text.push_str(&line);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use gateway_core::connector::FieldPath;
@@ -842,6 +960,7 @@ mod tests {
                 namespace: namespace.map(str::to_string),
                 dry_run: false,
             },
+            None,
         )
     }
 
@@ -923,6 +1042,7 @@ mod tests {
                 namespace: Some("shop".into()),
                 dry_run: false,
             },
+            None,
         )
         .err()
         .unwrap()

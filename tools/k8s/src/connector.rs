@@ -45,6 +45,7 @@ pub struct K8sConnector {
     catalog: RwLock<Option<Arc<Catalog>>>,
     refreshed: tokio::sync::Mutex<Option<Instant>>,
     snapshots: ops::Snapshots,
+    apply_diffs: crate::apply::ReviewDiffs,
 }
 
 /// Where a list looks.
@@ -133,6 +134,7 @@ impl K8sConnector {
             catalog: RwLock::new(None),
             refreshed: tokio::sync::Mutex::new(None),
             snapshots: ops::Snapshots::default(),
+            apply_diffs: crate::apply::ReviewDiffs::default(),
         }
     }
 
@@ -778,6 +780,24 @@ impl Connector for K8sConnector {
             {
                 self.refresh().await;
             }
+            // The server's diff for the review, once names, namespaces and
+            // kinds are known to be fine (nothing is changed: dry runs).
+            let analysed = tools::parse(args).and_then(|a| {
+                crate::apply::analyse(
+                    &self.info.name,
+                    self.catalog().as_deref(),
+                    self.cfg.namespaces.as_ref(),
+                    a,
+                    None,
+                )
+            });
+            if let (Ok(a), Ok(client)) = (analysed, self.client().await) {
+                let map = |e| client::target_error(e, &self.cfg.token);
+                let budget = self.cfg.timeout.min(Duration::from_secs(10));
+                self.apply_diffs
+                    .read(client, &map, a.plan(), args, budget)
+                    .await;
+            }
             return;
         }
         // Events resolve the Event kind as well as the optional `kind`.
@@ -812,6 +832,7 @@ impl Connector for K8sConnector {
                 self.catalog().as_deref(),
                 self.cfg.namespaces.as_ref(),
                 tools::parse(args)?,
+                self.apply_diffs.get(args),
             )
             .map(|a| a.into_plan(|p| Box::new(Prepared::Apply(p)))),
             other => Err(AnalysisError::UnknownTool(other.into())),
