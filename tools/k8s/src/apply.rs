@@ -14,6 +14,8 @@
 //! live object and the server's answer, as JSON-pointer entries whose
 //! values carry field origins, so Secret values and the last-applied
 //! annotation are masked as `K8S_SECRET` and env credentials as `SECRET`.
+//! The approval's review shows the objects and, read by `prepare` with the
+//! same dry runs ([`ReviewDiffs`]), the server's diff.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
