@@ -47,6 +47,7 @@ pub struct K8sConnector {
     catalog: RwLock<Option<Arc<Catalog>>>,
     refreshed: tokio::sync::Mutex<Option<Instant>>,
     snapshots: ops::Snapshots,
+    apply_diffs: crate::apply::ReviewDiffs,
 }
 
 /// Where a list looks.
@@ -91,6 +92,7 @@ enum Prepared {
     Delete(ops::Delete),
     Logs(crate::logs::Prepared),
     Exec(crate::exec::Prepared),
+    Apply(crate::apply::ApplyPlan),
 }
 
 /// The kinds `k8s_scale` serves: group `apps`, with a scale subresource.
@@ -136,6 +138,7 @@ impl K8sConnector {
             catalog: RwLock::new(None),
             refreshed: tokio::sync::Mutex::new(None),
             snapshots: ops::Snapshots::default(),
+            apply_diffs: crate::apply::ReviewDiffs::default(),
         }
     }
 
@@ -839,6 +842,34 @@ impl Connector for K8sConnector {
     /// Refresh discovery when the call's kind is not in the cached catalog
     /// (or there is none yet).
     async fn prepare(&self, tool: &str, args: &Value) {
+        if tool == "k8s_apply" {
+            let specs = crate::apply::kind_specs(args);
+            if !self
+                .catalog()
+                .is_some_and(|c| specs.iter().all(|s| c.resolve(s).is_ok()))
+            {
+                self.refresh().await;
+            }
+            // The server's diff for the review, once names, namespaces and
+            // kinds are known to be fine (nothing is changed: dry runs).
+            let analysed = tools::parse(args).and_then(|a| {
+                crate::apply::analyse(
+                    &self.info.name,
+                    self.catalog().as_deref(),
+                    self.cfg.namespaces.as_ref(),
+                    a,
+                    None,
+                )
+            });
+            if let (Ok(a), Ok(client)) = (analysed, self.client().await) {
+                let map = |e| client::target_error(e, &self.cfg.token);
+                let budget = self.cfg.timeout.min(Duration::from_secs(10));
+                self.apply_diffs
+                    .read(client, &map, a.plan(), args, budget)
+                    .await;
+            }
+            return;
+        }
         // Events resolve the Event kind as well as the optional `kind`.
         let specs: Vec<&str> = kind_arg(args)
             .into_iter()
@@ -878,6 +909,14 @@ impl Connector for K8sConnector {
                 tools::parse(args)?,
                 |p| Box::new(Prepared::Exec(p)),
             ),
+            "k8s_apply" => crate::apply::analyse(
+                &self.info.name,
+                self.catalog().as_deref(),
+                self.cfg.namespaces.as_ref(),
+                tools::parse(args)?,
+                self.apply_diffs.get(args),
+            )
+            .map(|a| a.into_plan(|p| Box::new(Prepared::Apply(p)))),
             other => Err(AnalysisError::UnknownTool(other.into())),
         }
     }
@@ -889,6 +928,13 @@ impl Connector for K8sConnector {
         limits.check()?;
         let started = Instant::now();
         let budget = limits.timeout_within(self.cfg.timeout);
+        // Apply keeps its own time: a stop between its objects reports
+        // what was applied.
+        if let Prepared::Apply(a) = p {
+            let map = |e| self.refused(e, &limits);
+            let client = self.client_for(&limits).await?;
+            return crate::apply::execute(&client, &map, a, &limits, started, budget).await;
+        }
         let work = async {
             match p {
                 Prepared::List {
@@ -937,6 +983,7 @@ impl Connector for K8sConnector {
                     let client = self.client_for(&limits).await?;
                     crate::exec::run(&client, &self.cfg.token, self.cfg.timeout, p, &limits).await
                 }
+                Prepared::Apply(_) => Err(ExecuteError::Other("apply runs above".into())),
             }
         };
         // Dropping the request closes its connection: the server stops.

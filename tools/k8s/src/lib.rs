@@ -9,6 +9,7 @@
 //! namespace (the contract's `Namespace` / `K8sObject` resources), and the
 //! field origins that mask Secret values as `K8S_SECRET`.
 
+pub mod apply;
 pub mod client;
 pub mod config;
 pub mod connector;
@@ -17,6 +18,7 @@ pub mod impersonation;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod logs;
+pub mod manifest;
 pub mod names;
 pub mod origins;
 pub mod pod;

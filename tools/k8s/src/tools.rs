@@ -205,5 +205,6 @@ pub fn specs() -> Vec<ToolSpec> {
         crate::connector::ops::delete_spec(),
         crate::logs::spec(),
         crate::exec::spec(),
+        crate::apply::spec(),
     ]
 }
