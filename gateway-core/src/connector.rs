@@ -370,6 +370,16 @@ pub trait Connector: Send + Sync + 'static {
     /// I/O, nothing executes. Any doubt is an error (fail closed).
     fn analyse(&self, tool: &str, args: &Value) -> Result<Plan, AnalysisError>;
 
+    /// The call's arguments as the audit record and reviewers may show them,
+    /// when the family knows sensitive values inside an argument that the
+    /// detectors cannot recognise (a Kubernetes manifest's Secret `data`).
+    /// Called for every routed call, before analysis, whatever analysis then
+    /// says; the detectors still run over what it returns. Pure. Default:
+    /// None (the arguments as given).
+    fn recorded_arguments(&self, _tool: &str, _args: &Value) -> Option<Value> {
+        None
+    }
+
     /// Execute an analysed call with the credentials this connector holds,
     /// within `limits` and the connection's own configured caps (the
     /// stricter wins). Stops the target's work when `limits.cancel` fires or

@@ -74,6 +74,10 @@ impl Gateway {
             Err(e) => return self.finish(trace, Err(e)).await,
         };
         let connection = connector.info().name.clone();
+        // What the family knows must not be recorded as given.
+        if let Some(shown) = connector.recorded_arguments(tool, args) {
+            trace.replace_arguments(shown, &self.masker);
+        }
         // Analysis: what will this really do? Unanalysable input never runs.
         connector.prepare(tool, args).await;
         let plan = match self

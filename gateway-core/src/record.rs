@@ -57,6 +57,14 @@ impl Trace {
         }
     }
 
+    /// Record `arguments` (the family's rendering, see
+    /// [`crate::connector::Connector::recorded_arguments`]) in place of the
+    /// arguments as given, masked the same way.
+    pub fn replace_arguments(&mut self, mut arguments: Value, masker: &Masker) {
+        self.record.masked = masker.mask_value("", &mut arguments, &[]);
+        self.record.arguments = arguments;
+    }
+
     /// Who called.
     pub fn principal(&self) -> &Principal {
         &self.record.principal

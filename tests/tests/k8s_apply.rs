@@ -731,10 +731,14 @@ async fn apply_through_the_whole_gateway() {
         audit.contains(r#"Tollgate::K8sObject::\"k8s//ClusterRoleBinding/helper-view\""#),
         "{audit}"
     );
-    // (The manifest argument itself is masked by the detectors only: the
-    // `password:` lines are, the `endpoint:` value is not; results, diffs
-    // and reviews are masked by field.)
-    for text in seen.iter().chain(&reviews) {
+    // The manifest argument is recorded re-rendered from its objects with
+    // Secret values replaced (`Connector::recorded_arguments`): the value
+    // under `endpoint:`, which no detector recognises, is not there either.
+    assert!(
+        audit.contains(r#"\"endpoint\": \"[K8S_SECRET]\""#),
+        "the recorded manifest shows the Secret's keys, masked: {audit}"
+    );
+    for text in seen.iter().chain(&reviews).chain([&audit]) {
         assert!(
             !text.contains(PLAIN_VALUE) && !text.contains(PLAIN_B64),
             "{text}"

@@ -355,6 +355,27 @@ fn review(objects: &[ApplyObject], dry_run: bool) -> ReviewSummary {
     }
 }
 
+/// The arguments of a `k8s_apply` call as the audit record and reviewers
+/// show them: the manifest re-rendered from its parsed objects with Secret
+/// values, the last-applied annotation and env credentials replaced by
+/// their type (as results show them), whatever analysis then decides; a
+/// manifest that cannot be parsed is recorded by its size only (its text may
+/// hold Secret values no detector recognises).
+pub fn recorded_arguments(args: &Value) -> Option<Value> {
+    let text = args.get("manifest")?.as_str()?;
+    let shown = match manifest::parse(text) {
+        Ok(docs) => docs
+            .iter()
+            .map(|d| manifest::review_text(&d.value))
+            .collect::<Vec<_>>()
+            .join("\n---\n"),
+        Err(_) => format!("[manifest not parsed: {} bytes, not recorded]", text.len()),
+    };
+    let mut args = args.clone();
+    args["manifest"] = Value::String(shown);
+    Some(args)
+}
+
 /// The tool's spec.
 pub fn spec() -> ToolSpec {
     let object = |v: Value| match v {
@@ -916,6 +937,23 @@ mod tests {
     use gateway_core::connector::FieldPath;
 
     use super::*;
+
+    #[test]
+    fn recorded_arguments_hide_secret_values_and_unparsed_manifests() {
+        let args = json!({"connection": "c", "manifest":
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  endpoint: tcp://db.internal:5432/zq9x\n"});
+        let shown = recorded_arguments(&args).unwrap();
+        let text = shown["manifest"].as_str().unwrap();
+        assert!(text.contains("\"endpoint\": \"[K8S_SECRET]\""), "{text}");
+        assert!(!text.contains("zq9x"), "{text}");
+        let broken = json!({"manifest": "kind: Secret\nstringData: {endpoint: zq9x\n  - ["});
+        let shown = recorded_arguments(&broken).unwrap();
+        assert_eq!(
+            shown["manifest"],
+            "[manifest not parsed: 46 bytes, not recorded]"
+        );
+        assert!(recorded_arguments(&json!({"manifest": 3})).is_none());
+    }
     use crate::kinds::KindInfo;
 
     fn info(kind: &str, plural: &str, group: &str, namespaced: bool) -> KindInfo {

@@ -921,6 +921,12 @@ impl Connector for K8sConnector {
         }
     }
 
+    fn recorded_arguments(&self, tool: &str, args: &Value) -> Option<Value> {
+        (tool == "k8s_apply")
+            .then(|| crate::apply::recorded_arguments(args))
+            .flatten()
+    }
+
     async fn execute(&self, plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
         let Some(p) = plan.prepared.downcast_ref::<Prepared>() else {
             return Err(ExecuteError::Other("not a kubernetes plan".into()));
