@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod mariadb;
 pub mod mcp_stdio;
 pub mod pg;
+pub mod served;
 pub mod stdio;
 pub mod util;
 

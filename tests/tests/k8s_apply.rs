@@ -7,17 +7,14 @@
 //! a failed dry run applying nothing, a field owned by another manager
 //! refused as a conflict, and the approval's review of a manifest.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_core::Principal;
 use gateway_core::approval::CallContext;
 use gateway_core::outcome::{CallOutcome, CallResult};
 use serde_json::{Value, json};
-use tollgate_server::config::Config;
-use tollgate_server::state::AppState;
-use tollgate_tests::TempDir;
 use tollgate_tests::kube::KubeServer;
+use tollgate_tests::served::{Served, kube_connection};
 
 const PASSWORD: &str = "S3cr3t-Value-42";
 /// base64 of PASSWORD.
@@ -49,39 +46,6 @@ permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"k8s
 @id("auditors")
 permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read", resource == Tollgate::Audit::"log");
 "#;
-
-fn config_text(port: u16, secret: &str, kube: &KubeServer, dir: &std::path::Path) -> String {
-    let admin = dir.join("admin.token");
-    std::fs::write(&admin, kube.admin_token()).unwrap();
-    format!(
-        r#"[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-data_dir = "data"
-
-[auth]
-hs256_secret = "${{file:{secret}}}"
-
-[policy]
-dir = "policies"
-
-[approval]
-wait_seconds = 0
-
-[[connection]]
-name = "k8s"
-kind = "kubernetes"
-server = "{url}"
-ca_file = "{ca}"
-token = "${{file:{admin}}}"
-namespaces = ["shop", "web"]
-timeout = "20s"
-"#,
-        url = kube.url(),
-        ca = kube.ca_file().display(),
-        admin = admin.display(),
-    )
-}
 
 /// GET an object straight from the API server as admin: None on 404.
 async fn live(kube: &KubeServer, path: &str) -> Option<Value> {
@@ -157,48 +121,20 @@ async fn apply_through_the_whole_gateway() {
         .await
         .unwrap();
     }
-    let dir = TempDir::new("k8s-apply").unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/k8s.cedar"), POLICY).unwrap();
-    let secret = dir.path().join("secret.key").to_str().unwrap().to_string();
-    std::fs::write(&secret, "k8s-apply-test-secret-0123456789abcdef").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config_path = dir.path().join("tollgate.toml");
-    std::fs::write(
-        &config_path,
-        config_text(addr.port(), &secret, &kube, dir.path()),
-    )
-    .unwrap();
-    let config = Config::load(&config_path).expect("config loads");
-    assert_eq!(tollgate_server::app::check(&config), Vec::<String>::new());
-    let gateway = tollgate_server::app::gateway(&config)
-        .await
-        .expect("gateway");
-    let auth = Arc::new(
-        tollgate_server::app::authenticator(&config)
-            .unwrap()
-            .unwrap(),
-    );
-    let audrey = auth
-        .mint_hs256(
-            "audrey",
-            &["auditors".to_string()],
-            Duration::from_secs(600),
+    let served = Served::start("k8s-apply", POLICY, "", |dir| {
+        format!(
+            "[approval]\nwait_seconds = 0\n\n{}",
+            kube_connection(
+                &kube,
+                dir,
+                "k8s",
+                "namespaces = [\"shop\", \"web\"]\ntimeout = \"20s\""
+            )
         )
-        .unwrap();
-    let state = AppState {
-        gateway: gateway.clone(),
-        auth: auth.clone(),
-        public_url: format!("http://{addr}"),
-        issuer: None,
-    };
-    let app = tollgate_server::http::router(
-        state,
-        vec!["127.0.0.1".into(), addr.to_string()],
-        Default::default(),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    })
+    .await;
+    let (addr, gateway) = (served.addr, served.gateway.clone());
+    let audrey = served.token("audrey", &["auditors"]);
 
     let admin = Principal {
         sub: "ada".into(),

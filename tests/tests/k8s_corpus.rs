@@ -5,7 +5,6 @@
 //! result, error or audit record may hold a Secret value (raw or base64) or
 //! the connection's token.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,9 +12,8 @@ use gateway_core::Principal;
 use gateway_core::approval::CallContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate_server::config::Config;
-use tollgate_tests::TempDir;
 use tollgate_tests::kube::KubeServer;
+use tollgate_tests::served::{Served, kube_connection};
 
 const SECRET_VALUE: &str = "Corpus-S3cret-9f7Q";
 const ENV_SECRET: &str = "corpus-env-hunter2-41";
@@ -124,38 +122,6 @@ async fn seed(kube: &KubeServer) {
     .unwrap();
 }
 
-fn config_text(kube: &KubeServer, dir: &std::path::Path) -> String {
-    let token = dir.join("admin.token");
-    std::fs::write(&token, kube.admin_token()).unwrap();
-    let conn = format!(
-        "kind = \"kubernetes\"\nserver = \"{}\"\nca_file = \"{}\"\ntoken = \"${{file:{}}}\"\n",
-        kube.url(),
-        kube.ca_file().display(),
-        token.display()
-    );
-    format!(
-        r#"[server]
-data_dir = "data"
-
-[auth]
-hs256_secret = "k8s-corpus-secret-0123456789abcdef-xyz"
-
-[policy]
-dir = "policies"
-
-[approval]
-wait_seconds = 0
-
-[[connection]]
-name = "k8s"
-{conn}namespaces = ["shop", "web"]
-
-[[connection]]
-name = "wide"
-{conn}"#
-    )
-}
-
 /// The API object at `path` exists (as admin).
 async fn exists(kube: &KubeServer, path: &str) -> bool {
     let r = kube
@@ -179,16 +145,15 @@ async fn adversarial_corpus_is_masked_or_refused() {
     let cases = load();
     let kube = KubeServer::start().await.expect("kube-apiserver starts");
     seed(&kube).await;
-    let dir = TempDir::new("k8s-corpus").unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/corpus.cedar"), POLICY).unwrap();
-    let config_path = dir.path().join("tollgate.toml");
-    std::fs::write(&config_path, config_text(&kube, dir.path())).unwrap();
-    let config = Config::load(&config_path).expect("config loads");
-    assert_eq!(tollgate_server::app::check(&config), Vec::<String>::new());
-    let gateway: Arc<_> = tollgate_server::app::gateway(&config)
-        .await
-        .expect("gateway");
+    let served = Served::start("k8s-corpus", POLICY, "", |dir| {
+        format!(
+            "[approval]\nwait_seconds = 0\n\n{}{}",
+            kube_connection(&kube, dir, "k8s", "namespaces = [\"shop\", \"web\"]"),
+            kube_connection(&kube, dir, "wide", "")
+        )
+    })
+    .await;
+    let gateway = served.gateway.clone();
     let agent = Principal {
         sub: "agent-k8s".into(),
         groups: vec!["agents".into()],
@@ -245,7 +210,7 @@ async fn adversarial_corpus_is_masked_or_refused() {
         eprintln!("{:<60} {}", case.name, if r.is_error { code } else { "ok" });
     }
     // The audit record of every call, as stored (all files of the store).
-    let store = std::fs::read_dir(dir.path().join("data")).unwrap();
+    let store = std::fs::read_dir(served.dir.path().join("data")).unwrap();
     let mut audit = String::new();
     for entry in store.flatten() {
         if let Ok(bytes) = std::fs::read(entry.path()) {

@@ -9,7 +9,6 @@
 //! no result, error or audit record.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -18,11 +17,9 @@ use gateway_core::approval::CallContext;
 use gateway_core::outcome::CallResult;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tollgate_server::config::Config;
-use tollgate_server::state::AppState;
-use tollgate_tests::TempDir;
 use tollgate_tests::kube::KubeServer;
 use tollgate_tests::kubelet::{self, FakeKubelet};
+use tollgate_tests::served::{Served, kube_connection};
 
 /// A credential in a log line; the detectors must mask it.
 const LOG_SECRET: &str = "Hunter2-log-secret-31";
@@ -44,40 +41,6 @@ when { context.argv like "rm *" };
 @id("auditors")
 permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read", resource == Tollgate::Audit::"log");
 "#;
-
-fn config_text(port: u16, secret: &str, kube: &KubeServer, dir: &std::path::Path) -> String {
-    let admin = dir.join("admin.token");
-    std::fs::write(&admin, kube.admin_token()).unwrap();
-    format!(
-        r#"[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-data_dir = "data"
-max_result_bytes = {MAX_RESULT_BYTES}
-
-[auth]
-hs256_secret = "${{file:{secret}}}"
-
-[policy]
-dir = "policies"
-
-[approval]
-wait_seconds = 0
-
-[[connection]]
-name = "k8s"
-kind = "kubernetes"
-server = "{url}"
-ca_file = "{ca}"
-token = "${{file:{admin}}}"
-namespaces = ["shop"]
-timeout = "20s"
-"#,
-        url = kube.url(),
-        ca = kube.ca_file().display(),
-        admin = admin.display(),
-    )
-}
 
 async fn cli(args: &[&str]) -> ExitCode {
     let cli = tollgate_server::cli::Cli::parse_from(args);
@@ -150,48 +113,26 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
         );
     }
 
-    let dir = TempDir::new("k8s-exec").unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/k8s.cedar"), POLICY).unwrap();
-    let secret = dir.path().join("secret.key").to_str().unwrap().to_string();
-    std::fs::write(&secret, "k8s-exec-test-secret-0123456789abcdef").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config_path = dir.path().join("tollgate.toml");
-    std::fs::write(
-        &config_path,
-        config_text(addr.port(), &secret, &kube, dir.path()),
+    let served = Served::start(
+        "k8s-exec",
+        POLICY,
+        &format!("max_result_bytes = {MAX_RESULT_BYTES}\n"),
+        |dir| {
+            format!(
+                "[approval]\nwait_seconds = 0\n\n{}",
+                kube_connection(
+                    &kube,
+                    dir,
+                    "k8s",
+                    "namespaces = [\"shop\"]\ntimeout = \"20s\""
+                )
+            )
+        },
     )
-    .unwrap();
-    let config = Config::load(&config_path).expect("config loads");
-    assert_eq!(tollgate_server::app::check(&config), Vec::<String>::new());
-    let gateway = tollgate_server::app::gateway(&config)
-        .await
-        .expect("gateway");
-    let auth = Arc::new(
-        tollgate_server::app::authenticator(&config)
-            .unwrap()
-            .unwrap(),
-    );
-    let audrey = auth
-        .mint_hs256(
-            "audrey",
-            &["auditors".to_string()],
-            Duration::from_secs(600),
-        )
-        .unwrap();
-    let state = AppState {
-        gateway: gateway.clone(),
-        auth: auth.clone(),
-        public_url: format!("http://{addr}"),
-        issuer: None,
-    };
-    let app = tollgate_server::http::router(
-        state,
-        vec!["127.0.0.1".into(), addr.to_string()],
-        Default::default(),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    .await;
+    let (addr, gateway) = (served.addr, served.gateway.clone());
+    let config_path = served.config_path.clone();
+    let audrey = served.token("audrey", &["auditors"]);
 
     let agent = Principal {
         sub: "agent-7".into(),

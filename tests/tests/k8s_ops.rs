@@ -7,17 +7,14 @@
 //! that object, returns it masked (Secret values as K8S_SECRET in result and
 //! audit), honours `dry_run`, and waits for reviewers when policy says so.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_core::Principal;
 use gateway_core::approval::CallContext;
 use gateway_core::outcome::{CallOutcome, CallResult};
 use serde_json::{Value, json};
-use tollgate_server::config::Config;
-use tollgate_server::state::AppState;
-use tollgate_tests::TempDir;
 use tollgate_tests::kube::KubeServer;
+use tollgate_tests::served::{Served, kube_connection};
 
 const PASSWORD: &str = "Del3te-Me-Secret-99";
 
@@ -41,39 +38,6 @@ permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"k8s
 @id("auditors")
 permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read", resource == Tollgate::Audit::"log");
 "#;
-
-fn config_text(port: u16, secret: &str, kube: &KubeServer, dir: &std::path::Path) -> String {
-    let admin = dir.join("admin.token");
-    std::fs::write(&admin, kube.admin_token()).unwrap();
-    format!(
-        r#"[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-data_dir = "data"
-
-[auth]
-hs256_secret = "${{file:{secret}}}"
-
-[policy]
-dir = "policies"
-
-[approval]
-wait_seconds = 0
-
-[[connection]]
-name = "k8s"
-kind = "kubernetes"
-server = "{url}"
-ca_file = "{ca}"
-token = "${{file:{admin}}}"
-namespaces = ["shop", "web"]
-timeout = "20s"
-"#,
-        url = kube.url(),
-        ca = kube.ca_file().display(),
-        admin = admin.display(),
-    )
-}
 
 async fn seed(kube: &KubeServer) {
     for ns in ["shop", "web", "other"] {
@@ -191,48 +155,20 @@ async fn restart_and_delete_through_the_whole_gateway() {
     );
     seed(&kube).await;
 
-    let dir = TempDir::new("k8s-ops").unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/k8s.cedar"), POLICY).unwrap();
-    let secret = dir.path().join("secret.key").to_str().unwrap().to_string();
-    std::fs::write(&secret, "k8s-ops-test-secret-0123456789abcdef").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config_path = dir.path().join("tollgate.toml");
-    std::fs::write(
-        &config_path,
-        config_text(addr.port(), &secret, &kube, dir.path()),
-    )
-    .unwrap();
-    let config = Config::load(&config_path).expect("config loads");
-    assert_eq!(tollgate_server::app::check(&config), Vec::<String>::new());
-    let gateway = tollgate_server::app::gateway(&config)
-        .await
-        .expect("gateway");
-    let auth = Arc::new(
-        tollgate_server::app::authenticator(&config)
-            .unwrap()
-            .unwrap(),
-    );
-    let audrey = auth
-        .mint_hs256(
-            "audrey",
-            &["auditors".to_string()],
-            Duration::from_secs(600),
+    let served = Served::start("k8s-ops", POLICY, "", |dir| {
+        format!(
+            "[approval]\nwait_seconds = 0\n\n{}",
+            kube_connection(
+                &kube,
+                dir,
+                "k8s",
+                "namespaces = [\"shop\", \"web\"]\ntimeout = \"20s\""
+            )
         )
-        .unwrap();
-    let state = AppState {
-        gateway: gateway.clone(),
-        auth,
-        public_url: format!("http://{addr}"),
-        issuer: None,
-    };
-    let app = tollgate_server::http::router(
-        state,
-        vec!["127.0.0.1".into(), addr.to_string()],
-        Default::default(),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    })
+    .await;
+    let (addr, gateway) = (served.addr, served.gateway.clone());
+    let audrey = served.token("audrey", &["auditors"]);
 
     let admin = Principal {
         sub: "ada".into(),
