@@ -1,7 +1,10 @@
-//! The Kubernetes connector: analysis of `k8s_list`, `k8s_get`,
-//! `k8s_events` and `k8s_scale` into the contract's requests (names checked before policy, the kind resolved
-//! through discovery, the connection's namespaces enforced), and their
-//! execution on the API server within the item, byte and time caps.
+//! The Kubernetes connector: the one [`Connector`] of the family. It
+//! analyses `k8s_list`, `k8s_get`, `k8s_events` and `k8s_scale` itself and
+//! routes the other tools to their modules (`ops`: restart and delete;
+//! `crate::logs`, `crate::exec`, `crate::apply`) into the contract's requests
+//! (names checked before policy, the kind resolved through discovery, the
+//! connection's namespaces enforced); it executes them on the API server
+//! within the item, byte and time caps, as the caller under `impersonate`.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};

@@ -4,7 +4,8 @@
 //! optional `impersonate`, `namespaces`, `max_items`, `timeout`), the
 //! tools `k8s_list`, `k8s_get`, `k8s_events`, `k8s_scale`, `k8s_restart`
 //! and `k8s_delete` (`connector::ops`), `k8s_logs` ([`logs`]) and `k8s_exec`
-//! ([`exec`], on the pod addressed through [`pod`]), kinds resolved through API
+//! ([`exec`], on the pod addressed through [`pod`]), `k8s_apply` ([`manifest`]
+//! analysis, [`apply`] dry runs, diffs and applies), kinds resolved through API
 //! discovery, names checked before policy, one request per object or
 //! namespace (the contract's `Namespace` / `K8sObject` resources), and the
 //! field origins that mask Secret values as `K8S_SECRET`.

@@ -1,6 +1,8 @@
-//! The tools this family serves (`k8s_list`, `k8s_get`, `k8s_events`,
-//! `k8s_scale`): their input and output schemas, and their arguments parsed strictly (unknown keys and
-//! wrong types refused, so nothing an agent passes is silently ignored).
+//! The tools this family serves: the arguments and schemas of `k8s_list`,
+//! `k8s_get`, `k8s_events` and `k8s_scale` here, and [`specs`] listing all nine
+//! (the others' specs live beside their analysis). Arguments are parsed
+//! strictly (unknown keys and wrong types refused, so nothing an agent passes
+//! is silently ignored).
 
 use gateway_core::connector::{AnalysisError, ToolSpec};
 use serde::Deserialize;
