@@ -1,0 +1,1 @@
+//! Command analysis (filled in by the analysis work).

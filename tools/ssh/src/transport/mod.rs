@@ -1,0 +1,1 @@
+//! SSH transport (filled in by the transport work).
