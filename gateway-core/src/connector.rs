@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::AccessRequest;
 use crate::classify::{ClassificationReport, Classifier};
 use crate::identity::Principal;
+use crate::recording::{ProgressSender, Recording};
 use crate::review::ReviewSummary;
 
 /// A tool an agent sees, served by one connector kind for all its connections.
@@ -104,6 +105,10 @@ pub struct ExecLimits {
     /// known (internal work such as sampling); a connector that needs one
     /// must refuse the call rather than run as itself.
     pub caller: Option<Principal>,
+    /// Where a long execution reports progress (elapsed time, output size;
+    /// never output itself) for the caller's transport. None: nobody
+    /// listens.
+    pub progress: Option<ProgressSender>,
 }
 
 impl ExecLimits {
@@ -288,6 +293,10 @@ pub struct ToolOutput {
     /// them in one batch and removes the denied items before masking and
     /// audit (see [`crate::guards`]).
     pub item_guards: Vec<ItemGuard>,
+    /// The call's output as a terminal recording (SSH), when the family
+    /// keeps one. The pipeline masks it, stores it beside the audit store
+    /// and names it in the event (see [`crate::recording`]).
+    pub recording: Option<Recording>,
 }
 
 /// One item of a result, shown only to a caller permitted `request`.

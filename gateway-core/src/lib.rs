@@ -32,6 +32,7 @@ pub mod outcome;
 pub mod pipeline;
 pub mod policy;
 pub mod record;
+pub mod recording;
 pub mod review;
 mod route;
 pub mod secret;

@@ -15,13 +15,14 @@ use futures::FutureExt;
 use serde_json::Value;
 
 use crate::approval::{ApprovalStatus, CallContext};
-use crate::connector::{AffectedLimit, ExecLimits};
+use crate::connector::{AffectedLimit, ExecLimits, FieldOrigin};
 use crate::disclosure::{self, disclose};
 use crate::gateway::{Gateway, connect_request};
 use crate::identity::Principal;
 use crate::outcome::{CallError, CallResult};
 use crate::policy::{Mode, Verdict};
 use crate::record::{Recorded, Trace};
+use crate::recording::{ProgressSender, Recording, RenderedRecording};
 use crate::stages::Stage;
 use crate::{gate, guards, route};
 
@@ -150,13 +151,38 @@ impl Gateway {
                 .cancellation
                 .map_or_else(Default::default, |c| c.child_token()),
             caller: Some(principal.clone()),
+            progress: None,
+        };
+        // A transport that listens for progress gets what the connector reports.
+        let (limits, progress) = match ctx.progress {
+            Some(sink) => {
+                let (tx, rx) = ProgressSender::channel();
+                let limits = ExecLimits {
+                    progress: Some(tx),
+                    ..limits
+                };
+                (limits, Some((sink, rx)))
+            }
+            None => (limits, None),
         };
         // A caller that already went away gets nothing run on its behalf.
         if let Err(e) = limits.check() {
             return self.finish(trace, Err(e.into())).await;
         }
         let started = std::time::Instant::now();
-        let executed = connector.execute(&plan, limits).await;
+        let executed = match progress {
+            None => connector.execute(&plan, limits).await,
+            Some((sink, mut reports)) => {
+                let execution = connector.execute(&plan, limits);
+                tokio::pin!(execution);
+                loop {
+                    tokio::select! {
+                        r = &mut execution => break r,
+                        Some(message) = reports.recv() => sink.progress(&message),
+                    }
+                }
+            }
+        };
         self.stages.add(Stage::Execute, started.elapsed());
         gate::mark_executed(self, &trace, &executed).await;
         let mut output = match executed {
@@ -171,7 +197,13 @@ impl Gateway {
             Ok(h) => h,
             Err(e) => return self.finish(trace, Err(e.into())).await,
         };
-        // Mask before anything leaves or is recorded.
+        // Mask before anything leaves or is recorded; a recording is masked
+        // as the record is, event by event.
+        let recording = output.recording.take().map(|r| {
+            self.stages.time(Stage::Mask, || {
+                mask_recording(&self.masker, connector.info(), r)
+            })
+        });
         let resources: Vec<_> = plan.requests.iter().map(|r| r.resource.clone()).collect();
         let (items, truncated) = (output.items, output.truncated);
         let item_list = output.item_list.clone();
@@ -193,7 +225,47 @@ impl Gateway {
             value: recorded,
             items,
             item_list,
+            recording,
         };
         self.finish(trace, Ok((caller, Some(recorded)))).await
     }
+}
+
+/// The recording with its command and every output event masked as the
+/// audit record is (the detectors and the field rules of each event's
+/// stream), rendered as asciicast v2 and hashed. Connectors emit events on
+/// line boundaries, so a value is never split between two events.
+fn mask_recording(
+    masker: &crate::mask::Masker,
+    connection: &crate::connector::ConnectionInfo,
+    mut recording: Recording,
+) -> RenderedRecording {
+    let origins: Vec<FieldOrigin> = recording
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| FieldOrigin::new(format!("/{i}"), e.field.clone()))
+        .collect();
+    let mut texts = Value::Array(
+        recording
+            .events
+            .iter()
+            .map(|e| Value::String(e.text.clone()))
+            .collect(),
+    );
+    // Counts come from the result; the recording holds the same output.
+    let _ = masker.mask_value(connection, &mut texts, &origins);
+    for (event, text) in recording
+        .events
+        .iter_mut()
+        .zip(texts.as_array().into_iter().flatten())
+    {
+        event.text = match text {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+    }
+    recording.command = masker.mask_text(&recording.command).0;
+    recording.title = masker.mask_text(&recording.title).0;
+    RenderedRecording::new(&recording)
 }

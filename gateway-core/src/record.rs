@@ -53,6 +53,7 @@ impl Trace {
                 },
                 result_preview: Value::Null,
                 masked,
+                recording: None,
             },
         }
     }
@@ -199,6 +200,9 @@ pub(crate) struct Recorded {
     pub items: Option<u64>,
     /// Pointer to the result's item list, for the preview.
     pub item_list: Option<String>,
+    /// The call's recording, masked and rendered: stored before the event
+    /// that names it.
+    pub recording: Option<crate::recording::RenderedRecording>,
 }
 
 /// A successful call's payload: what the caller gets, and optionally what
@@ -215,10 +219,26 @@ impl Gateway {
                     value: caller.clone(),
                     items: None,
                     item_list: None,
+                    recording: None,
                 });
                 let shown = preview(&recorded.value, recorded.item_list.as_deref());
-                let record = trace.finish("allow", "ok", recorded.items, None, shown);
-                match self.append(record).await {
+                let mut record = trace.finish("allow", "ok", recorded.items, None, shown);
+                // The recording is durable before the event that names it.
+                let stored = match &recorded.recording {
+                    Some(r) => self
+                        .store_recording(r)
+                        .await
+                        .map(|()| Some(r.reference.clone())),
+                    None => Ok(None),
+                };
+                let appended = match stored {
+                    Ok(reference) => {
+                        record.recording = reference;
+                        self.append(record).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match appended {
                     Ok(()) => CallResult::ok(caller),
                     Err(e) => {
                         let e = CallError::AuditFailedAfterExecution(e);
@@ -268,6 +288,21 @@ impl Gateway {
                 CallResult::error(&e, e.to_string())
             }
         }
+    }
+
+    async fn store_recording(
+        &self,
+        recording: &crate::recording::RenderedRecording,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let r = self
+            .audit
+            .put_recording(recording)
+            .await
+            .map_err(|e| format!("the call's recording could not be stored: {e}"));
+        self.stages
+            .add(crate::stages::Stage::Audit, started.elapsed());
+        r
     }
 
     async fn append(&self, record: AuditRecord) -> Result<(), String> {

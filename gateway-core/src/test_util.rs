@@ -49,6 +49,8 @@ pub struct MemoryStore {
     pub events: Mutex<Vec<AuditEvent>>,
     /// When set, appends fail and `healthy` reports it.
     pub broken: AtomicBool,
+    /// Stored recordings by SHA-256.
+    pub recordings: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
 }
 
 #[async_trait]
@@ -101,6 +103,24 @@ impl AuditStore for MemoryStore {
     fn export(&self) -> EventStream {
         let events = self.events.lock().unwrap().clone();
         futures::stream::iter(events.into_iter().map(Ok)).boxed()
+    }
+    async fn put_recording(
+        &self,
+        recording: &crate::recording::RenderedRecording,
+    ) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Write {
+                reason: "disk full (test)".into(),
+            });
+        }
+        self.recordings
+            .lock()
+            .unwrap()
+            .insert(recording.reference.sha256.clone(), recording.body.clone());
+        Ok(())
+    }
+    async fn recording(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.recordings.lock().unwrap().get(sha256).cloned())
     }
 }
 
@@ -249,6 +269,7 @@ impl Connector for FakeConnector {
                 truncated: false,
                 field_origins: vec![FieldOrigin::new("/objects/*", FieldPath::new(["Widget"]))],
                 item_guards: vec![],
+                recording: None,
             });
         }
         if self.payload == "DERIVED" {
@@ -264,6 +285,7 @@ impl Connector for FakeConnector {
                     FieldOrigin::new("/rows/*/2", FieldPath::new(["main", "t", "city"])),
                 ],
                 item_guards: vec![],
+                recording: None,
             });
         }
         if self.payload == "BARE" {
@@ -274,6 +296,7 @@ impl Connector for FakeConnector {
                 truncated: true,
                 field_origins: vec![],
                 item_guards: vec![],
+                recording: None,
             });
         }
         if self.payload == "GUARDED" {
@@ -292,6 +315,7 @@ impl Connector for FakeConnector {
                 truncated: false,
                 field_origins: vec![],
                 item_guards: vec![guard(0, &self.info.name, "t"), guard(1, "secret-db", "x")],
+                recording: None,
             });
         }
         if self.payload == "PANIC" {
@@ -309,6 +333,7 @@ impl Connector for FakeConnector {
             truncated: false,
             field_origins: vec![],
             item_guards: vec![],
+            recording: None,
         })
     }
 }

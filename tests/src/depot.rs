@@ -265,6 +265,7 @@ impl Connector for Depot {
             truncated: false,
             field_origins: vec![FieldOrigin::new("/crate", FieldPath::new(["Crate"]))],
             item_guards: vec![],
+            recording: None,
         })
     }
 }

@@ -36,6 +36,7 @@ pub fn limits() -> ExecLimits {
         timeout: None,
         cancel: Default::default(),
         caller: None,
+        progress: None,
     }
 }
 

@@ -195,6 +195,7 @@ async fn postgres_end_to_end() {
                 timeout: None,
                 cancel: Default::default(),
                 caller: None,
+                progress: None,
             },
         )
         .await

@@ -192,6 +192,7 @@ impl ApprovalService {
             },
             result_preview: Value::Null,
             masked: Default::default(),
+            recording: None,
         };
         if let Err(e) = self.audit.append(record).await {
             tracing::error!(approval = %a.id, event, error = %e, "approval transition NOT recorded in the audit log");

@@ -87,6 +87,12 @@ pub struct AuditRecord {
     pub result_preview: Value,
     /// Counts of masked values per type.
     pub masked: BTreeMap<String, u64>,
+    /// The call's terminal recording (SSH output as asciicast v2), stored
+    /// beside the audit store: its SHA-256 and size. Absent for calls
+    /// without one (and then not part of the hashed event, so events
+    /// recorded before recordings existed keep their hashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::recording::RecordingRef>,
 }
 
 /// A stored audit event: the record plus id, sequence, time and chain hashes.

@@ -17,6 +17,7 @@ use futures::stream::BoxStream;
 
 use super::chain::VerifyReport;
 use super::{AuditEvent, AuditRecord};
+use crate::recording::RenderedRecording;
 
 /// Default `limit` of [`AuditStore::list`].
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -143,4 +144,20 @@ pub trait AuditStore: Send + Sync {
 
     /// Every event in seq order (`tollgate audit export --format jsonl`).
     fn export(&self) -> EventStream;
+
+    /// Durably store a call's recording, content-addressed by its SHA-256,
+    /// before the event that names it is appended. Storing the same content
+    /// twice is a no-op. Default: this store keeps no recordings (the call
+    /// that brought one fails closed: its event is not written without it).
+    async fn put_recording(&self, _recording: &RenderedRecording) -> Result<(), StoreError> {
+        Err(StoreError::Write {
+            reason: "this audit store keeps no recordings".into(),
+        })
+    }
+
+    /// The stored recording with this SHA-256, if any (`tollgate audit
+    /// replay`, `GET /api/audit/{id}/recording`). Default: none.
+    async fn recording(&self, _sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
 }

@@ -381,6 +381,7 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, (u64, String)> {
         outcome: parse("outcome", &text("outcome")?).map_err(err)?,
         result_preview: parse("result_preview", &text("result_preview")?).map_err(err)?,
         masked: parse("masked", &text("masked")?).map_err(err)?,
+        recording: None,
     };
     Ok(AuditEvent {
         id: text("id")?,

@@ -64,6 +64,7 @@ fn rec(sub: &str, tool: &str, connection: Option<&str>, decision: &str) -> Audit
         },
         result_preview: json!({"rows": [["***@example.com"]]}),
         masked: BTreeMap::from([("EMAIL".to_string(), 1)]),
+        recording: None,
     }
 }
 

@@ -818,6 +818,7 @@ fn output(
         truncated,
         field_origins,
         item_guards: vec![],
+        recording: None,
     }
 }
 

@@ -661,6 +661,7 @@ impl K8sConnector {
             truncated,
             field_origins,
             item_guards,
+            recording: None,
         })
     }
 
@@ -722,6 +723,7 @@ impl K8sConnector {
             truncated: out.truncated,
             field_origins: vec![],
             item_guards: vec![],
+            recording: None,
         })
     }
 
@@ -766,6 +768,7 @@ impl K8sConnector {
             truncated: false,
             field_origins: vec![],
             item_guards: vec![],
+            recording: None,
         })
     }
 
@@ -791,6 +794,7 @@ impl K8sConnector {
             truncated: false,
             field_origins,
             item_guards: vec![],
+            recording: None,
         })
     }
 }
@@ -1065,6 +1069,7 @@ mod tests {
             timeout,
             cancel,
             caller: None,
+            progress: None,
         }
     }
 

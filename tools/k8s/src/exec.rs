@@ -221,6 +221,7 @@ pub async fn run(
         truncated: out.truncated,
         field_origins: vec![],
         item_guards: vec![],
+        recording: None,
     })
 }
 

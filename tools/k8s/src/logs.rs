@@ -184,6 +184,7 @@ pub async fn run(
         truncated,
         field_origins: vec![],
         item_guards: vec![],
+        recording: None,
     })
 }
 

@@ -458,6 +458,7 @@ impl SqlConnector {
             timeout: Some(Duration::from_secs(10)),
             cancel: Default::default(),
             caller: None,
+            progress: None,
         };
         match self.engine.schema(&SchemaCall::default(), &limits).await {
             Ok(schema) => {
@@ -785,6 +786,7 @@ impl Connector for SqlConnector {
                     truncated,
                     field_origins,
                     item_guards: Vec::new(),
+                    recording: None,
                 })
             }
             SqlCall::Schema(s) => {
@@ -807,6 +809,7 @@ impl Connector for SqlConnector {
                     truncated: false,
                     field_origins: Vec::new(),
                     item_guards,
+                    recording: None,
                 })
             }
         }

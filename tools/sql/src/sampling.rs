@@ -119,6 +119,7 @@ fn limits(budget: Duration) -> ExecLimits {
         timeout: Some(budget),
         cancel: Default::default(),
         caller: None,
+        progress: None,
     }
 }
 

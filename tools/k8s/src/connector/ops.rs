@@ -488,6 +488,7 @@ impl K8sConnector {
             truncated: false,
             field_origins: vec![],
             item_guards: vec![],
+            recording: None,
         })
     }
 
@@ -576,6 +577,7 @@ impl K8sConnector {
             truncated: false,
             field_origins,
             item_guards: vec![],
+            recording: None,
         })
     }
 }
