@@ -541,3 +541,5 @@ async fn unmask_is_asked_per_masked_field_and_results_name_the_rules() {
         assert!(!recorded.contains("078-05-1120"), "{recorded}");
     }
 }
+
+mod recording;

@@ -14,14 +14,15 @@ use serde_json::{Value, json};
 
 use crate::access::{AccessRequest, ContextValue, Resource};
 use crate::audit::{
-    AuditEvent, AuditFilter, AuditRecord, AuditStore, EventStream, GENESIS_HASH, StoreError,
-    VerifyReport, verify,
+    AuditEvent, AuditFilter, AuditRecord, AuditStore, BreakKind, ChainVerifier, EventStream,
+    GENESIS_HASH, StoreError, VerifyReport,
 };
 use crate::connector::{
     AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, FieldOrigin, FieldPath,
     ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use crate::policy::{PolicySchema, Vocabulary};
+use crate::recording::{RecordedOutput, Recording};
 use crate::review::{ReviewItem, ReviewSummary, ReviewText};
 
 /// The SQL family's vocabulary, as `tools/sql` ships it.
@@ -89,7 +90,19 @@ impl AuditStore for MemoryStore {
         Ok(self.events.lock().unwrap().clone())
     }
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        Ok(verify(self.events.lock().unwrap().iter()))
+        // The chain, and each event's recording as a store must check it.
+        let events = self.events.lock().unwrap();
+        let recordings = self.recordings.lock().unwrap();
+        let mut v = ChainVerifier::new();
+        for e in events.iter() {
+            let beside = e.record.recording.as_ref().and_then(|r| {
+                BreakKind::of_recording(r, recordings.get(&r.sha256).map(Vec::as_slice))
+            });
+            if !v.push_checked(e, beside) {
+                break;
+            }
+        }
+        Ok(v.finish(None))
     }
     fn healthy(&self) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) {
@@ -124,12 +137,26 @@ impl AuditStore for MemoryStore {
     }
 }
 
+/// The raw values in the output of payload `RECORDED` (result and
+/// recording): none may reach the caller, the record or the recording.
+pub const RECORDED_RAW: &[&str] = &["alice@example.com", "4111 1111 1111 1111", "10.1.2.3"];
+
+/// Messages payload `PROGRESS` reports, in order.
+pub const PROGRESS_MESSAGES: &[&str] = &[
+    "running 0s, 0 bytes",
+    "running 1s, 40 bytes",
+    "running 2s, 80 bytes",
+];
+
 /// A connector whose "SQL" is a word: `read`, `write` or `garbage`; it
 /// returns one row holding `payload` and counts executions (payload `FAIL`:
 /// a target error; `PANIC`: execution panics, like a connector bug;
 /// `NESTED`: a list of nested objects, not rows, whose fields it names as
 /// `Widget.<keys>`; `BARE`: a bare JSON array, not an object; `HANG`: runs
-/// until the call is cancelled or its time budget ends).
+/// until the call is cancelled or its time budget ends; `RECORDED`: a
+/// command's output, as SSH returns it, with a terminal recording of the
+/// same output holding the [`RECORDED_RAW`] values; `PROGRESS`: reports
+/// [`PROGRESS_MESSAGES`] through `limits.progress` while it runs).
 pub struct FakeConnector {
     info: ConnectionInfo,
     /// Executions so far.
@@ -318,6 +345,19 @@ impl Connector for FakeConnector {
                 recording: None,
             });
         }
+        if self.payload == "RECORDED" {
+            return Ok(recorded_output());
+        }
+        if self.payload == "PROGRESS" {
+            for message in PROGRESS_MESSAGES {
+                if let Some(p) = &limits.progress {
+                    p.report(*message);
+                }
+                // A running command: the transport gets each report while
+                // the execution is still going.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         if self.payload == "PANIC" {
             panic!("fake connector bug");
         }
@@ -335,5 +375,40 @@ impl Connector for FakeConnector {
             item_guards: vec![],
             recording: None,
         })
+    }
+}
+
+/// Payload `RECORDED`: what an SSH-like family returns for a command, the
+/// recording's events on line boundaries.
+fn recorded_output() -> ToolOutput {
+    let stdout = ["user alice@example.com\n", "card 4111 1111 1111 1111\n"];
+    let stderr = "warn: 10.1.2.3 is slow\n";
+    let event = |ms: u64, field: &str, text: &str| RecordedOutput {
+        at: std::time::Duration::from_millis(ms),
+        field: FieldPath::new([field]),
+        text: text.into(),
+    };
+    ToolOutput {
+        value: json!({"exit_code": 0, "stdout": stdout.concat(), "stderr": stderr, "truncated": false}),
+        items: None,
+        item_list: None,
+        truncated: false,
+        field_origins: vec![
+            FieldOrigin::new("/stdout", FieldPath::new(["stdout"])),
+            FieldOrigin::new("/stderr", FieldPath::new(["stderr"])),
+        ],
+        item_guards: vec![],
+        recording: Some(Recording {
+            width: 80,
+            height: 24,
+            timestamp: 1_700_000_000,
+            command: "grep -e alice@example.com /srv/users".into(),
+            title: "ssh db".into(),
+            events: vec![
+                event(100, "stdout", stdout[0]),
+                event(250, "stdout", stdout[1]),
+                event(300, "stderr", stderr),
+            ],
+        }),
     }
 }

@@ -7,7 +7,11 @@
 //! sorted recursively by their UTF-8 bytes, no insignificant whitespace,
 //! strings and numbers as `serde_json` writes them. `hash` is the lowercase
 //! hex SHA-256 of those bytes; `prev_hash` is the previous event's `hash`,
-//! or [`GENESIS_HASH`] (64 zeros) for seq 1.
+//! or [`GENESIS_HASH`] (64 zeros) for seq 1. One exception to "absent as
+//! `null`": `recording` is left out when the call has none, so events
+//! recorded before recordings existed keep their hashes; when present, its
+//! `{bytes, sha256}` is hashed like any member, and the stored file it names
+//! is checked by [`recording_problem`].
 //!
 //! Sorting is explicit because the workspace enables serde_json's
 //! `preserve_order`: a `Value` keeps insertion order, which is not canonical.
@@ -21,6 +25,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{AuditEvent, AuditRecord};
+use crate::recording::RecordingRef;
 
 /// `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -166,6 +171,14 @@ fn write_event(e: &AuditEvent, out: &mut Vec<u8>) {
         write_string(&r.principal.sub, po.key("sub"));
         po.close();
     }
+    // Absent when the call has none (serde skips it), so events recorded
+    // before recordings existed keep their hashes.
+    if let Some(rec) = &r.recording {
+        let mut ro = Object::open(o.key("recording"));
+        write_u64(rec.bytes, ro.key("bytes"));
+        write_string(&rec.sha256, ro.key("sha256"));
+        ro.close();
+    }
     write_list(&r.requests, o.key("requests"), |q, out| {
         let mut qo = Object::open(out);
         write_string(&q.action, qo.key("action"));
@@ -277,6 +290,26 @@ pub enum BreakKind {
         /// Hash of the event at that seq.
         event_hash: String,
     },
+    /// The event names a recording (`recording: {sha256, bytes}`) that the
+    /// store no longer holds unchanged: missing, or its content or size
+    /// differs (see [`recording_problem`]).
+    RecordingMismatch {
+        /// SHA-256 the event records.
+        sha256: String,
+        /// What is wrong with the stored recording.
+        reason: String,
+    },
+}
+
+impl BreakKind {
+    /// The break an event's recording makes, if any: see
+    /// [`recording_problem`].
+    pub fn of_recording(reference: &RecordingRef, body: Option<&[u8]>) -> Option<BreakKind> {
+        recording_problem(reference, body).map(|reason| BreakKind::RecordingMismatch {
+            sha256: reference.sha256.clone(),
+            reason,
+        })
+    }
 }
 
 /// The first place a chain is broken.
@@ -334,6 +367,9 @@ impl fmt::Display for ChainBreak {
                 f,
                 ": the store recorded head hash {recorded_hash} but the event hashes to {event_hash}"
             ),
+            BreakKind::RecordingMismatch { sha256, reason } => {
+                write!(f, ": the event's recording {sha256} {reason}")
+            }
         }
     }
 }
@@ -401,6 +437,14 @@ impl ChainVerifier {
     /// Check one event. Returns `false` once the chain is broken (further
     /// pushes are ignored).
     pub fn push(&mut self, event: &AuditEvent) -> bool {
+        self.push_checked(event, None)
+    }
+
+    /// [`ChainVerifier::push`], plus what the store found wrong beside the
+    /// chain for this event (its recording, see [`recording_problem`]):
+    /// `Some(kind)` is a break at this event, reported only when the event's
+    /// own content and links hold (an edited event is a `HashMismatch`).
+    pub fn push_checked(&mut self, event: &AuditEvent, beside: Option<BreakKind>) -> bool {
         if self.first_break.is_some() {
             return false;
         }
@@ -439,6 +483,10 @@ impl ChainVerifier {
                 stored: event.prev_hash.clone(),
                 expected: self.prev_hash.clone(),
             }));
+            return false;
+        }
+        if let Some(kind) = beside {
+            self.first_break = Some(brk(kind));
             return false;
         }
         self.next_seq = expected + 1;
@@ -506,6 +554,31 @@ impl ChainVerifier {
             first_break: self.first_break,
         }
     }
+}
+
+/// What is wrong with the stored body of an event's recording, or `None`
+/// when it is there, has the recorded size and hashes to the recorded
+/// SHA-256. Stores call it from `verify`; readers (`audit replay`, the
+/// API) call it before handing a recording out.
+pub fn recording_problem(reference: &RecordingRef, body: Option<&[u8]>) -> Option<String> {
+    let Some(body) = body else {
+        return Some("is missing from the store: it was deleted".into());
+    };
+    let computed = sha256_hex(body);
+    if computed != reference.sha256 {
+        return Some(format!(
+            "was modified: the stored file hashes to {computed} ({} bytes)",
+            body.len()
+        ));
+    }
+    if body.len() as u64 != reference.bytes {
+        return Some(format!(
+            "was modified: the stored file has {} bytes where the event records {}",
+            body.len(),
+            reference.bytes
+        ));
+    }
+    None
 }
 
 /// Check a whole chain of events given in seq order.
