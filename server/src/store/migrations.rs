@@ -80,6 +80,24 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX approvals_state ON approvals (state);
     "#,
     },
+    Migration {
+        version: 3,
+        name: "recordings",
+        sql: r#"
+        -- The call's terminal recording, as the event names it: JSON
+        -- {"sha256", "bytes"}, or NULL for calls without one (every event
+        -- recorded before this step). Part of the hashed event when set.
+        ALTER TABLE audit_events ADD COLUMN recording TEXT;
+        -- Recordings (asciicast v2, masked), content-addressed: written
+        -- before the event that names them, never updated; `audit verify`
+        -- checks each named one is here with that sha256 and size.
+        CREATE TABLE recordings (
+            sha256 TEXT PRIMARY KEY,               -- lowercase hex of body
+            bytes  INTEGER NOT NULL,               -- length of body
+            body   BLOB NOT NULL
+        );
+    "#,
+    },
 ];
 
 /// Bring the database to the latest version. Returns the version now applied.

@@ -1,9 +1,12 @@
 //! Embedded SQLite audit store: `<data_dir>/tollgate.db`, WAL,
 //! `synchronous=FULL`, schema from [`super::migrations`].
 //!
-//! Writes go through the single group-commit writer ([`super::writer`]);
-//! reads (get, list, verify, export) use a small connection pool, which WAL
-//! lets run beside the writer. The pool is also what other embedded stores
+//! Event writes go through the single group-commit writer
+//! ([`super::writer`]); reads (get, list, verify, export) and the writes of
+//! content-addressed recordings (`recordings` table, no chain head to keep)
+//! use a small connection pool, which WAL lets run beside the writer.
+//! `verify` checks the chain and, for each event that names a recording,
+//! that the stored file is there with its sha256 and size. The pool is also what other embedded stores
 //! (approvals) share: [`SqliteAuditStore::pool`].
 
 use std::path::{Path, PathBuf};
@@ -15,9 +18,10 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use gateway_core::Principal;
 use gateway_core::audit::{
-    AuditEvent, AuditFilter, AuditRecord, AuditStore, ChainBreak, ChainVerifier, EventStream,
-    ListOrder, StoreError, VerifyReport, format_time,
+    AuditEvent, AuditFilter, AuditRecord, AuditStore, BreakKind, ChainBreak, ChainVerifier,
+    EventStream, ListOrder, StoreError, VerifyReport, format_time,
 };
+use gateway_core::recording::RenderedRecording;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -33,7 +37,7 @@ use super::writer::{self, Pending, Shared, Writer};
 pub const DB_FILE: &str = "tollgate.db";
 
 const COLUMNS: &str = "seq, id, time, principal_sub, principal_groups, tool, connection, arguments, requests, \
-                       decision, approval, outcome, result_preview, masked, prev_hash, hash";
+                       decision, approval, outcome, result_preview, masked, recording, prev_hash, hash";
 const PAGE: i64 = 500;
 
 /// Tuning of the SQLite store. The defaults suit production.
@@ -76,6 +80,8 @@ pub struct WriterStats {
 /// The embedded audit store.
 pub struct SqliteAuditStore {
     path: PathBuf,
+    /// The file's identity when opened (see [`writer::file_id`]).
+    file_id: Option<writer::FileId>,
     pool: SqlitePool,
     tx: mpsc::Sender<Pending>,
     shared: Arc<Shared>,
@@ -165,6 +171,7 @@ impl SqliteAuditStore {
         tokio::spawn(writer.run());
         Ok(SqliteAuditStore {
             path,
+            file_id,
             pool,
             tx,
             shared,
@@ -269,7 +276,17 @@ impl AuditStore for SqliteAuditStore {
             after = last.try_get::<i64, _>("seq").map_err(read_err)?;
             for row in &rows {
                 let ok = match decode(row) {
-                    Ok(event) => verifier.push(&event),
+                    Ok(event) => {
+                        // The file the event names must be here, unchanged.
+                        let beside = match &event.record.recording {
+                            Some(r) => BreakKind::of_recording(
+                                r,
+                                self.recording(&r.sha256).await?.as_deref(),
+                            ),
+                            None => None,
+                        };
+                        verifier.push_checked(&event, beside)
+                    }
                     Err((seq, reason)) => verifier.push_unreadable(seq, reason),
                 };
                 if !ok {
@@ -286,7 +303,7 @@ impl AuditStore for SqliteAuditStore {
             report.first_break = Some(ChainBreak {
                 seq: last_seq,
                 id: None,
-                kind: gateway_core::audit::BreakKind::HeadMismatch {
+                kind: BreakKind::HeadMismatch {
                     recorded_hash: "(no recorded head)".into(),
                     event_hash: report.last_hash.clone().unwrap_or_default(),
                 },
@@ -308,6 +325,62 @@ impl AuditStore for SqliteAuditStore {
                 ),
             }),
         }
+    }
+
+    /// Written through the pool, not the event writer: a recording touches
+    /// no chain head, and the pool's connections have the writer's
+    /// settings (WAL, `synchronous=FULL`), so the INSERT's commit is as
+    /// durable as an event batch's. The same content twice is one row; a
+    /// row already there under this sha256 with other content (edited in
+    /// the file) fails the call closed rather than be named again.
+    async fn put_recording(&self, recording: &RenderedRecording) -> Result<(), StoreError> {
+        // As the writer: acking a write into a replaced or deleted file
+        // would be a lie about durability.
+        match writer::file_id(&self.path) {
+            Ok(id) if id == self.file_id => {}
+            _ => {
+                return Err(StoreError::Write {
+                    reason: format!(
+                        "{} was replaced or removed while open; restart tollgate after checking it",
+                        self.path.display()
+                    ),
+                });
+            }
+        }
+        let reference = &recording.reference;
+        let inserted = sqlx::query(
+            "INSERT INTO recordings (sha256, bytes, body) VALUES (?, ?, ?) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&reference.sha256)
+        .bind(i64::try_from(reference.bytes).unwrap_or(i64::MAX))
+        .bind(&recording.body)
+        .execute(&self.pool)
+        .await
+        .map_err(write_err)?
+        .rows_affected();
+        if inserted == 0 {
+            let stored = self.recording(&reference.sha256).await?;
+            if let Some(problem) =
+                gateway_core::audit::chain::recording_problem(reference, stored.as_deref())
+            {
+                return Err(StoreError::Write {
+                    reason: format!(
+                        "recording {} {problem}; run `tollgate audit verify`",
+                        reference.sha256
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn recording(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT body FROM recordings WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(read_err)
     }
 
     fn export(&self) -> EventStream {
@@ -381,7 +454,10 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, (u64, String)> {
         outcome: parse("outcome", &text("outcome")?).map_err(err)?,
         result_preview: parse("result_preview", &text("result_preview")?).map_err(err)?,
         masked: parse("masked", &text("masked")?).map_err(err)?,
-        recording: None,
+        recording: opt_text("recording")?
+            .map(|r| parse("recording", &r))
+            .transpose()
+            .map_err(err)?,
     };
     Ok(AuditEvent {
         id: text("id")?,
@@ -391,6 +467,12 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, (u64, String)> {
         prev_hash: text("prev_hash")?,
         hash: text("hash")?,
     })
+}
+
+fn write_err(e: sqlx::Error) -> StoreError {
+    StoreError::Write {
+        reason: e.to_string(),
+    }
 }
 
 fn read_err(e: sqlx::Error) -> StoreError {

@@ -1,5 +1,6 @@
 //! SQLite audit store: group commit under concurrency, durability across
-//! reopen, tampering with the file by raw SQL, fail-closed writes, filters.
+//! reopen, tampering with the file by raw SQL, fail-closed writes, filters,
+//! recordings (round trip, tampering, migration of a database from before them).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use gateway_core::audit::{
     AuditEvent, AuditFilter, AuditRecord, AuditStore, BreakKind, ListOrder, OutcomeRecord,
     StoreError,
 };
+use gateway_core::connector::FieldPath;
+use gateway_core::recording::{RecordedOutput, Recording, RenderedRecording};
 use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
@@ -365,6 +368,11 @@ async fn data_dir_removed_under_a_running_store_fails_closed() {
         .expect_err("no Ok into a deleted file");
     assert!(err.to_string().contains("is gone"), "{err}");
     assert!(store.healthy().is_err());
+    let err = store
+        .put_recording(&rendered("x\n"))
+        .await
+        .expect_err("no recording acked into a deleted file");
+    assert!(err.to_string().contains("replaced or removed"), "{err}");
     assert!(
         !dir.path().exists(),
         "nothing recreated behind the operator's back"
@@ -611,4 +619,278 @@ async fn two_stores_on_one_file_share_one_chain() {
     );
     let report = b.verify().await.unwrap();
     assert!(report.is_intact() && report.checked == 100, "{report}");
+}
+
+/// A masked recording as the pipeline hands it to the store.
+fn rendered(text: &str) -> RenderedRecording {
+    RenderedRecording::new(&Recording {
+        width: 80,
+        height: 24,
+        timestamp: 1_700_000_000,
+        command: "uptime".into(),
+        title: "ssh web-1".into(),
+        events: vec![RecordedOutput {
+            at: Duration::from_millis(20),
+            field: FieldPath::new(["stdout"]),
+            text: text.into(),
+        }],
+    })
+}
+
+/// Store `recording`, then an event naming it (the pipeline's order).
+async fn append_recorded(store: &SqliteAuditStore, recording: &RenderedRecording) -> AuditEvent {
+    store.put_recording(recording).await.unwrap();
+    let mut record = simple(0);
+    record.tool = "ssh_exec".into();
+    record.recording = Some(recording.reference.clone());
+    store.append(record).await.unwrap()
+}
+
+#[tokio::test]
+async fn recordings_round_trip_and_verify() {
+    let dir = TempDir::new("recording");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 2).await;
+    let r = rendered(" 10:00:01 up 3 days\n");
+    let event = append_recorded(&store, &r).await;
+    fill(&store, 2).await;
+    // The same output again: one stored file, named by both events.
+    let again = append_recorded(&store, &r).await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM recordings")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    let back = store.get(&event.id).await.unwrap().unwrap();
+    assert_eq!(back, event, "the column reads back into the same event");
+    assert_eq!(back.record.recording.as_ref(), Some(&r.reference));
+    assert_eq!(
+        store
+            .get(&again.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .recording,
+        Some(r.reference.clone())
+    );
+    assert_eq!(
+        store.recording(&r.reference.sha256).await.unwrap(),
+        Some(r.body.clone())
+    );
+    assert_eq!(store.recording(&"0".repeat(64)).await.unwrap(), None);
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact() && report.checked == 6, "{report}");
+
+    // Durable across reopen.
+    drop(store);
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    assert_eq!(
+        store.recording(&r.reference.sha256).await.unwrap(),
+        Some(r.body)
+    );
+    assert!(store.verify().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn an_edited_recording_fails_verify_and_is_not_named_again() {
+    let dir = TempDir::new("recording-edit");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 3).await;
+    let r = rendered("card [CREDIT_CARD]\n");
+    let event = append_recorded(&store, &r).await;
+    fill(&store, 3).await;
+    // The body swapped for another (size kept, so only the hash tells).
+    let forged = String::from_utf8(r.body.clone())
+        .unwrap()
+        .replace("[CREDIT_CARD]", "4111111111111")
+        .into_bytes();
+    assert_eq!(forged.len(), r.body.len());
+    sqlx::query("UPDATE recordings SET body = ? WHERE sha256 = ?")
+        .bind(&forged)
+        .bind(&r.reference.sha256)
+        .execute(&mut raw(dir.path()).await)
+        .await
+        .unwrap();
+    let report = store.verify().await.unwrap();
+    let b = report
+        .first_break
+        .clone()
+        .expect("an edited recording is a break");
+    assert_eq!((b.seq, b.id.as_deref()), (4, Some(event.id.as_str())));
+    assert!(
+        matches!(&b.kind, BreakKind::RecordingMismatch { sha256, .. } if *sha256 == r.reference.sha256),
+        "{b}"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains(&format!(
+            "chain BROKEN at seq 4 (id {}): the event's recording {} was modified: the stored file hashes to {}",
+            event.id,
+            r.reference.sha256,
+            gateway_core::audit::sha256_hex(&forged)
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        report.last_seq,
+        Some(3),
+        "the last intact event is before it"
+    );
+
+    // The same output again is refused, not named on top of a forged file.
+    let e = store.put_recording(&r).await.unwrap_err();
+    assert!(e.to_string().contains("was modified"), "{e}");
+    assert!(e.to_string().contains("audit verify"), "{e}");
+
+    // A changed size alone is a break too.
+    sqlx::query("UPDATE recordings SET body = ? WHERE sha256 = ?")
+        .bind([r.body.as_slice(), b" "].concat())
+        .bind(&r.reference.sha256)
+        .execute(&mut raw(dir.path()).await)
+        .await
+        .unwrap();
+    let b = store.verify().await.unwrap().first_break.unwrap();
+    assert!(matches!(b.kind, BreakKind::RecordingMismatch { .. }), "{b}");
+
+    // The original back: intact again.
+    sqlx::query("UPDATE recordings SET body = ? WHERE sha256 = ?")
+        .bind(&r.body)
+        .bind(&r.reference.sha256)
+        .execute(&mut raw(dir.path()).await)
+        .await
+        .unwrap();
+    assert!(store.verify().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn a_deleted_recording_or_an_edited_reference_fails_verify() {
+    let dir = TempDir::new("recording-delete");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    fill(&store, 2).await;
+    let r = rendered("ok\n");
+    append_recorded(&store, &r).await;
+    exec(&mut raw(dir.path()).await, "DELETE FROM recordings").await;
+    let report = store.verify().await.unwrap();
+    let b = report
+        .first_break
+        .clone()
+        .expect("a deleted recording is a break");
+    assert_eq!(b.seq, 3);
+    assert!(
+        report.to_string().contains(&format!(
+            "the event's recording {} is missing from the store: it was deleted",
+            r.reference.sha256
+        )),
+        "{report}"
+    );
+
+    // Pointing the event at another stored file: the event's hash breaks.
+    let other = rendered("other\n");
+    store.put_recording(&other).await.unwrap();
+    sqlx::query("UPDATE audit_events SET recording = ? WHERE seq = 3")
+        .bind(serde_json::to_string(&other.reference).unwrap())
+        .execute(&mut raw(dir.path()).await)
+        .await
+        .unwrap();
+    let b = store.verify().await.unwrap().first_break.unwrap();
+    assert_eq!(b.seq, 3);
+    assert!(matches!(b.kind, BreakKind::HashMismatch { .. }), "{b}");
+    // Removing the reference from the event: the same.
+    exec(
+        &mut raw(dir.path()).await,
+        "UPDATE audit_events SET recording = NULL WHERE seq = 3",
+    )
+    .await;
+    let b = store.verify().await.unwrap().first_break.unwrap();
+    assert!(matches!(b.kind, BreakKind::HashMismatch { .. }), "{b}");
+}
+
+/// A database exactly as the binary before recordings left it: schema
+/// version 2, events in the 16-column rows its writer inserted, then
+/// opened by this one: migrated in place, old events still verify beside
+/// new ones that name recordings.
+#[tokio::test]
+async fn a_database_from_before_recordings_migrates_and_still_verifies() {
+    let dir = TempDir::new("recording-migrate");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let mut conn = SqliteConnectOptions::new()
+        .filename(dir.path().join(DB_FILE))
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    for m in super::MIGRATIONS.iter().filter(|m| m.version <= 2) {
+        sqlx::raw_sql(m.sql).execute(&mut conn).await.unwrap();
+    }
+    exec(&mut conn, "PRAGMA user_version = 2").await;
+    let mut prev = gateway_core::audit::GENESIS_HASH.to_string();
+    let mut old = vec![];
+    for seq in 1..=3u64 {
+        let e = AuditEvent::seal(
+            simple(seq as usize),
+            format!("old-{seq}"),
+            seq,
+            format!("2026-01-0{seq}T00:00:00.000000Z"),
+            prev.clone(),
+        );
+        let r = &e.record;
+        sqlx::query(
+            "INSERT INTO audit_events (seq, id, time, principal_sub, principal_groups, tool, connection, \
+             arguments, requests, decision, approval, outcome, result_preview, masked, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq as i64)
+        .bind(&e.id)
+        .bind(&e.time)
+        .bind(&r.principal.sub)
+        .bind(serde_json::to_string(&r.principal.groups).unwrap())
+        .bind(&r.tool)
+        .bind(&r.connection)
+        .bind(serde_json::to_string(&r.arguments).unwrap())
+        .bind(serde_json::to_string(&r.requests).unwrap())
+        .bind(&r.decision)
+        .bind(serde_json::to_string(&r.outcome).unwrap())
+        .bind(serde_json::to_string(&r.result_preview).unwrap())
+        .bind(serde_json::to_string(&r.masked).unwrap())
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        prev = e.hash.clone();
+        old.push(e);
+    }
+    sqlx::query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 3, ?)")
+        .bind(&prev)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(version, super::MIGRATIONS.last().unwrap().version);
+    assert!(version >= 3);
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact() && report.checked == 3, "{report}");
+    let back = store.get("old-2").await.unwrap().unwrap();
+    assert_eq!(
+        back, old[1],
+        "an old event reads back unchanged, no recording"
+    );
+    assert!(
+        !serde_json::to_string(&back).unwrap().contains("recording"),
+        "an old event shows no recording member"
+    );
+    let r = rendered("new\n");
+    let event = append_recorded(&store, &r).await;
+    assert_eq!((event.seq, event.prev_hash.as_str()), (4, prev.as_str()));
+    store.append(simple(5)).await.unwrap();
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact() && report.checked == 5, "{report}");
 }

@@ -230,7 +230,7 @@ fn is_seq_collision(e: &sqlx::Error) -> bool {
     }
 }
 
-const EVENT_COLUMNS: usize = 16;
+const EVENT_COLUMNS: usize = 17;
 
 /// The whole batch as ONE statement list, so it crosses to sqlx's SQLite
 /// worker thread once: `BEGIN IMMEDIATE`, one multi-row INSERT of every
@@ -243,7 +243,7 @@ fn batch_sql(n: usize) -> String {
     sql.push_str(
         "BEGIN IMMEDIATE; \
          INSERT INTO audit_events (seq, id, time, principal_sub, principal_groups, tool, connection, arguments, \
-         requests, decision, approval, outcome, result_preview, masked, prev_hash, hash) VALUES ",
+         requests, decision, approval, outcome, result_preview, masked, recording, prev_hash, hash) VALUES ",
     );
     for i in 0..n {
         if i > 0 {
@@ -284,6 +284,7 @@ async fn write_batch(
             .bind(json(&r.outcome))
             .bind(json(&r.result_preview))
             .bind(json(&r.masked))
+            .bind(r.recording.as_ref().map(json))
             .bind(e.prev_hash.clone())
             .bind(e.hash.clone());
     }
