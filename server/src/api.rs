@@ -1,13 +1,16 @@
 //! REST API under `/api`: the audit log for principals permitted
-//! `audit:read` (and, with the approvals work, the reviewers' endpoints).
+//! `audit:read` (events, and each event's terminal recording, checked
+//! against the event before it is served), and, with the approvals work,
+//! the reviewers' endpoints.
 //! Every endpoint authenticates with the same bearer tokens as `/mcp`.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gateway_core::audit::AuditFilter;
+use gateway_core::audit::chain::recording_problem;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -21,7 +24,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/audit", get(list_audit))
         .route("/audit/{id}", get(get_audit))
+        .route("/audit/{id}/recording", get(get_recording))
 }
+
+/// Media type of an asciicast file.
+pub const ASCIICAST: &str = "application/x-asciicast";
 
 /// Query of `GET /api/audit`.
 #[derive(Debug, Deserialize, Default)]
@@ -106,5 +113,59 @@ async fn get_audit(
         Ok(Some(e)) => axum::Json(e).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no audit event {id}")),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /api/audit/{id}/recording`: the event's terminal recording
+/// (asciicast v2), for whoever may read the audit. Checked against the
+/// sha256 and size the event records before a byte is sent: a missing or
+/// changed file is a 500 naming the problem, never the file. 404: no such
+/// event, or an event without a recording.
+async fn get_recording(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = may_read(&state, &headers).await {
+        return r;
+    }
+    let audit = state.gateway.audit();
+    let event = match audit.get(&id).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no audit event {id}")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let Some(reference) = &event.record.recording else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("audit event {id} has no recording"),
+        );
+    };
+    let body = match audit.recording(&reference.sha256).await {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    match (recording_problem(reference, body.as_deref()), body) {
+        (None, Some(body)) => (
+            [
+                (header::CONTENT_TYPE, ASCIICAST),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        (problem, _) => {
+            let problem = problem.unwrap_or_else(|| "is missing from the store".into());
+            tracing::error!(event = %id, sha256 = %reference.sha256, "audit recording {problem}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the recording of audit event {id} ({}) {problem}; the audit log fails \
+                     `tollgate audit verify`",
+                    reference.sha256
+                ),
+            )
+        }
     }
 }

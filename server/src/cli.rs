@@ -103,7 +103,7 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Read and verify the audit log (list, show, verify, export).
+    /// Read and verify the audit log (list, show, replay, verify, export).
     Audit {
         /// What to do.
         #[command(subcommand)]
@@ -186,6 +186,23 @@ pub enum AuditCommand {
     },
     /// Show one event as JSON.
     Show {
+        /// Event id, or the seq number `audit list` prints.
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Write an event's terminal recording (SSH output, asciicast v2) to stdout.
+    ///
+    /// The stored file is checked against the sha256 and size the event
+    /// records before anything is written; exit 1 when the event has no
+    /// recording or it is missing or changed. Piped or redirected, the
+    /// output is the stored file byte for byte (`asciinema play` reads it);
+    /// on a terminal, characters that could drive it are written as JSON
+    /// escapes (the same text once parsed).
+    #[command(
+        after_help = "Example:\n  tollgate audit replay 42 --config tollgate.toml > call-42.cast"
+    )]
+    Replay {
         /// Event id, or the seq number `audit list` prints.
         id: String,
         #[command(flatten)]

@@ -93,6 +93,7 @@ fn help_on_every_command() {
         vec!["policy", "test", "--help"],
         vec!["policy", "schema", "--help"],
         vec!["audit", "verify", "--help"],
+        vec!["audit", "replay", "--help"],
         vec!["approvals", "approve", "--help"],
     ] {
         let o = run(&args);
@@ -899,4 +900,136 @@ fn approvals_server_defaults_to_the_config_and_is_required_otherwise() {
         err.contains("--server") && err.contains("--config"),
         "{err}"
     );
+}
+
+/// Edit the embedded database under `dir` as someone with shell access would.
+fn tamper(dir: &Path, sql: &str, body: Option<&[u8]>) {
+    use sqlx::ConnectOptions;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("tollgate-data").join("tollgate.db"))
+            .connect()
+            .await
+            .unwrap();
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+        let query = match body {
+            Some(b) => query.bind(b.to_vec()),
+            None => query,
+        };
+        query.execute(&mut conn).await.unwrap();
+    });
+}
+
+#[test]
+fn audit_replay_writes_the_recording_only_when_it_is_intact() {
+    use gateway_core::Principal;
+    use gateway_core::connector::FieldPath;
+    use gateway_core::mask::Masker;
+    use gateway_core::record::Trace;
+    use gateway_core::recording::{RecordedOutput, Recording, RenderedRecording};
+    let d = tmp("audit-replay");
+    let cfg = config(&d, "");
+    let output = |ms: u64, text: &str| RecordedOutput {
+        at: std::time::Duration::from_millis(ms),
+        field: FieldPath::new(["stdout"]),
+        text: text.into(),
+    };
+    // A C1 control in the output: piped, the file comes out byte for byte.
+    let recording = RenderedRecording::new(&Recording {
+        width: 100,
+        height: 30,
+        timestamp: 1_765_000_000,
+        command: "systemctl status web".into(),
+        title: "ssh web-1".into(),
+        events: vec![
+            output(5, "web.service: active\n"),
+            output(40, "\u{9b}31mred\u{9b}0m [EMAIL]\n"),
+        ],
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (with, without) = rt.block_on(async {
+        let store = tollgate_server::store::open_store(&d.join("tollgate-data"))
+            .await
+            .unwrap();
+        let who = Principal {
+            sub: "ann".into(),
+            groups: vec![],
+        };
+        let args = serde_json::json!({"connection": "web-1", "command": "systemctl status web"});
+        let trace = Trace::start(&who, "sql_query", &args, &Masker::default());
+        let plain = trace.finish("allow", "ok", Some(1), None, serde_json::Value::Null);
+        let without = store.append(plain).await.unwrap();
+        store.put_recording(&recording).await.unwrap();
+        let trace = Trace::start(&who, "ssh_exec", &args, &Masker::default());
+        let mut record = trace.finish("allow", "ok", None, None, serde_json::Value::Null);
+        record.recording = Some(recording.reference.clone());
+        (store.append(record).await.unwrap(), without)
+    });
+    drop(rt);
+
+    for key in [with.id.clone(), with.seq.to_string()] {
+        let o = run(&["audit", "replay", &key, "--config", &cfg]);
+        assert!(o.status.success(), "{key}: {}", text(&o));
+        assert_eq!(o.stdout, recording.body, "{key}: the stored file, exactly");
+    }
+    let header: serde_json::Value = serde_json::from_str(
+        stdout(&run(&["audit", "replay", &with.id, "--config", &cfg]))
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["version"], 2);
+
+    let o = run(&[
+        "audit",
+        "replay",
+        &without.seq.to_string(),
+        "--config",
+        &cfg,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(o.stdout.is_empty());
+    assert!(text(&o).contains("has no recording"), "{}", text(&o));
+    let o = run(&["audit", "replay", "999", "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no audit event 999"), "{}", text(&o));
+
+    // Edited in the database: refused, nothing written, verify fails.
+    let forged = String::from_utf8(recording.body.clone())
+        .unwrap()
+        .replace("[EMAIL]", "bob@x.io")
+        .into_bytes();
+    tamper(&d, "UPDATE recordings SET body = ?", Some(&forged));
+    let o = run(&["audit", "replay", &with.id, "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "nothing of a tampered file is written");
+    let err = text(&o);
+    assert!(
+        err.contains(&format!(
+            "its recording {} was modified",
+            recording.reference.sha256
+        )) && err.contains("audit verify"),
+        "{err}"
+    );
+    let o = run(&["audit", "verify", "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("seq {} (id {})", with.seq, with.id))
+            && text(&o).contains("recording"),
+        "{}",
+        text(&o)
+    );
+
+    tamper(&d, "DELETE FROM recordings", None);
+    let o = run(&["audit", "replay", &with.id, "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(o.stdout.is_empty());
+    assert!(
+        text(&o).contains("is missing from the store"),
+        "{}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&d);
 }

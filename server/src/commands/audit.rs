@@ -1,15 +1,18 @@
-//! `tollgate audit list|show|verify|export`: read the store directly (no
+//! `tollgate audit list|show|replay|verify|export`: read the store directly (no
 //! server needed), e.g. on an auditor's copy of the data dir. Everything
 //! printed from the store goes through `gateway_core::text` escaping, so a
 //! stored value can never put raw control characters (terminal escapes,
-//! forged lines) or bidi tricks on the auditor's terminal.
+//! forged lines) or bidi tricks on the auditor's terminal. The one exact
+//! copy: `replay` into a pipe or file writes the stored recording byte for
+//! byte (after checking it against its event), so it hashes as recorded.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use futures::StreamExt;
+use gateway_core::audit::chain::recording_problem;
 use gateway_core::audit::{AuditEvent, AuditFilter, AuditStore, ListOrder};
 use gateway_core::text::{escape_for_terminal as esc, json_for_terminal};
 
@@ -112,11 +115,39 @@ async fn find(store: &dyn AuditStore, key: &str) -> anyhow::Result<Option<AuditE
         .find(|e| e.seq == seq))
 }
 
+/// The recording of the event `key` (id or seq), checked against the
+/// sha256 and size the event records; `Err` is what to tell the user.
+async fn recording(store: &dyn AuditStore, key: &str) -> anyhow::Result<Result<Vec<u8>, String>> {
+    let Some(event) = find(store, key).await? else {
+        return Ok(Err(format!("no audit event {key}")));
+    };
+    let Some(reference) = &event.record.recording else {
+        return Ok(Err(format!(
+            "audit event {key} (seq {}, tool {}) has no recording: only calls whose output \
+             a family records (ssh_exec) have one",
+            event.seq, event.record.tool
+        )));
+    };
+    let body = store
+        .recording(&reference.sha256)
+        .await
+        .context("reading the recording")?;
+    if let Some(problem) = recording_problem(reference, body.as_deref()) {
+        return Ok(Err(format!(
+            "audit event {key} (seq {}): its recording {} {problem}; nothing written \
+             (run `tollgate audit verify`)",
+            event.seq, reference.sha256
+        )));
+    }
+    Ok(Ok(body.unwrap_or_default()))
+}
+
 /// Run an audit command.
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     let config = match &command {
         AuditCommand::List { config, .. }
         | AuditCommand::Show { config, .. }
+        | AuditCommand::Replay { config, .. }
         | AuditCommand::Verify { config }
         | AuditCommand::Export { config, .. } => config.clone(),
     };
@@ -161,6 +192,24 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         },
+        AuditCommand::Replay { id, .. } => {
+            let body = match recording(store.as_ref(), &id).await? {
+                Ok(body) => body,
+                Err(message) => {
+                    eprintln!("{}", esc(&message));
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            if out.is_terminal() {
+                // The file is UTF-8 JSON lines (checked above against the
+                // event's sha256, which only such a file was stored under).
+                let text = String::from_utf8_lossy(&body);
+                out.write_all(json_for_terminal(&text).as_bytes())?;
+            } else {
+                out.write_all(&body)?;
+            }
+            out.flush()?;
+        }
         AuditCommand::Verify { .. } => {
             let report = store.verify().await.context("verifying the chain")?;
             writeln!(out, "{}", esc(&report.to_string()))?;

@@ -1,0 +1,218 @@
+//! `GET /api/audit/{id}/recording` on the real router and the embedded
+//! store: the asciicast for `audit:read` only, 404 without one, and a
+//! recording changed or removed in the database is a 500 naming the
+//! problem, never the changed file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_core::audit::AuditEvent;
+use gateway_core::connector::FieldPath;
+use gateway_core::mask::Masker;
+use gateway_core::record::Trace;
+use gateway_core::recording::{RecordedOutput, Recording, RenderedRecording};
+use gateway_core::{Gateway, Principal};
+use sqlx::ConnectOptions;
+use tollgate_server::config::Config;
+use tollgate_server::state::AppState;
+
+const POLICY: &str = r#"
+@id("auditors")
+permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"audit:read", resource == Tollgate::Audit::"log");
+"#;
+
+struct Server {
+    dir: std::path::PathBuf,
+    base: String,
+    gateway: Arc<Gateway>,
+    auditor: String,
+    agent: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn serve() -> Server {
+    tollgate_server::init_crypto();
+    let dir = std::env::temp_dir().join(format!("tollgate-api-recording-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("policies/p.cedar"), POLICY).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config_path = dir.join("tollgate.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nlisten = \"{addr}\"\npublic_url = \"http://{addr}\"\ndata_dir = \"data\"\n\n\
+             [auth]\nhs256_secret = \"api-recording-test-secret-0123456789\"\n\n[policy]\ndir = \"policies\"\n"
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&config_path).expect("config loads");
+    let gateway = tollgate_server::app::gateway(&config)
+        .await
+        .expect("gateway");
+    let auth = Arc::new(
+        tollgate_server::app::authenticator(&config)
+            .unwrap()
+            .expect("an [auth] section"),
+    );
+    let token = |sub: &str, group: &str| {
+        auth.mint_hs256(sub, &[group.to_string()], Duration::from_secs(600))
+            .unwrap()
+    };
+    let (auditor, agent) = (token("audrey", "auditors"), token("bot", "agents"));
+    let state = AppState {
+        gateway: gateway.clone(),
+        auth: auth.clone(),
+        public_url: format!("http://{addr}"),
+        issuer: None,
+    };
+    let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        dir,
+        base: format!("http://{addr}"),
+        gateway,
+        auditor,
+        agent,
+    }
+}
+
+/// Record a call in the running gateway's store, with `recording` stored
+/// first and named by the event when given.
+async fn record(gateway: &Gateway, recording: Option<&RenderedRecording>) -> AuditEvent {
+    let who = Principal {
+        sub: "bot".into(),
+        groups: vec!["agents".into()],
+    };
+    let args = serde_json::json!({"connection": "web-1", "command": "uptime"});
+    let mut record = Trace::start(&who, "ssh_exec", &args, &Masker::default()).finish(
+        "allow",
+        "ok",
+        None,
+        None,
+        serde_json::Value::Null,
+    );
+    if let Some(r) = recording {
+        gateway.audit().put_recording(r).await.unwrap();
+        record.recording = Some(r.reference.clone());
+    }
+    gateway.audit().append(record).await.unwrap()
+}
+
+async fn tamper(server: &Server, sql: &str, body: Option<Vec<u8>>) {
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(server.dir.join("data/tollgate.db"))
+        .connect()
+        .await
+        .unwrap();
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+    let query = match body {
+        Some(b) => query.bind(b),
+        None => query,
+    };
+    query.execute(&mut conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recording_is_served_to_auditors_only_and_only_intact() {
+    let s = serve().await;
+    let recording = RenderedRecording::new(&Recording {
+        width: 80,
+        height: 24,
+        timestamp: 1_765_000_000,
+        command: "uptime".into(),
+        title: "ssh web-1".into(),
+        events: vec![RecordedOutput {
+            at: Duration::from_millis(12),
+            field: FieldPath::new(["stdout"]),
+            text: " 10:00:01 up 3 days, load [IP_ADDRESS]\n".into(),
+        }],
+    });
+    let plain = record(&s.gateway, None).await;
+    let with = record(&s.gateway, Some(&recording)).await;
+    let http = reqwest::Client::new();
+    let get = |id: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{}/api/audit/{id}/recording", s.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let json = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let ct = r.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(ct.starts_with("application/json"), "{status}: {ct}");
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+
+    let r = get(&with.id, Some(&s.auditor)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()[reqwest::header::CONTENT_TYPE],
+        "application/x-asciicast"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), recording.body.as_slice());
+
+    // Who may not read the audit gets neither the file nor whether it exists.
+    let (status, body) = json(get(&with.id, Some(&s.agent)).await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("audit:read"),
+        "{body}"
+    );
+    let (status, _) = json(get("nope", Some(&s.agent)).await.unwrap()).await;
+    assert_eq!(status, 403, "the same answer for an unknown id");
+    assert_eq!(get(&with.id, None).await.unwrap().status(), 401);
+
+    let (status, body) = json(get("nope", Some(&s.auditor)).await.unwrap()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["message"], "no audit event nope");
+    let (status, body) = json(get(&plain.id, Some(&s.auditor)).await.unwrap()).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no recording"),
+        "{body}"
+    );
+
+    // Changed in the database: a 500 that says so, never the changed file.
+    let forged = String::from_utf8(recording.body.clone())
+        .unwrap()
+        .replace("[IP_ADDRESS]", "10.20.30.40")
+        .into_bytes();
+    tamper(&s, "UPDATE recordings SET body = ?", Some(forged)).await;
+    let r = get(&with.id, Some(&s.auditor)).await.unwrap();
+    let (status, body) = json(r).await;
+    assert_eq!(status, 500, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(&recording.reference.sha256)
+            && message.contains("was modified")
+            && message.contains("audit verify"),
+        "{message}"
+    );
+    assert!(!body.to_string().contains("10.20.30.40"), "{body}");
+
+    tamper(&s, "DELETE FROM recordings", None).await;
+    let (status, body) = json(get(&with.id, Some(&s.auditor)).await.unwrap()).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is missing from the store"),
+        "{body}"
+    );
+}
