@@ -175,12 +175,17 @@ impl Gateway {
             Some((sink, mut reports)) => {
                 let execution = connector.execute(&plan, limits);
                 tokio::pin!(execution);
-                loop {
+                let r = loop {
                     tokio::select! {
                         r = &mut execution => break r,
                         Some(message) = reports.recv() => sink.progress(&message),
                     }
+                };
+                // What was reported just before the end still goes out.
+                while let Ok(message) = reports.try_recv() {
+                    sink.progress(&message);
                 }
+                r
             }
         };
         self.stages.add(Stage::Execute, started.elapsed());

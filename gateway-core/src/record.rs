@@ -236,7 +236,17 @@ impl Gateway {
                         record.recording = reference;
                         self.append(record).await
                     }
-                    Err(e) => Err(e),
+                    // It ran: the record says so, without a recording, and
+                    // the caller gets an error instead of the output.
+                    Err(e) => {
+                        record.outcome.status = "error".into();
+                        record.outcome.error =
+                            Some(format!("the call ran; its output is withheld: {e}"));
+                        match self.append(record).await {
+                            Ok(()) => Err(e),
+                            Err(also) => Err(format!("{e}; and its event: {also}")),
+                        }
+                    }
                 };
                 match appended {
                     Ok(()) => CallResult::ok(caller),

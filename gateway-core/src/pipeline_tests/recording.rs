@@ -250,6 +250,14 @@ async fn a_store_that_cannot_keep_the_recording_fails_the_call_and_no_event_clai
         events.iter().all(|e| e.record.recording.is_none()),
         "an event names a recording that was never stored: {events:?}"
     );
+    // Yet the call that ran is recorded, as an error saying it ran.
+    let ran = events
+        .iter()
+        .find(|e| e.record.tool == "fake_query")
+        .expect("the executed call has an event");
+    assert_eq!(ran.record.outcome.status, "error");
+    let why = ran.record.outcome.error.as_deref().unwrap_or_default();
+    assert!(why.contains("the call ran"), "{why}");
     assert!(memory.verify().await.unwrap().is_intact());
 }
 
