@@ -142,14 +142,20 @@ impl SshdServer {
     /// Start a fresh server (retries on a port race). Panics, naming the
     /// package, when sshd is not installed.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with("")
+    }
+
+    /// Start a fresh server with `extra` appended to its sshd_config
+    /// (e.g. `MaxSessions 3`).
+    pub fn start_with(extra: &str) -> anyhow::Result<Self> {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} not found: install openssh-server (apt-get install -y openssh-server)"
         );
-        crate::util::retry_start("sshd", Self::try_start)
+        crate::util::retry_start("sshd", || Self::try_start(extra))
     }
 
-    fn try_start() -> anyhow::Result<Self> {
+    fn try_start(extra: &str) -> anyhow::Result<Self> {
         let t0 = Instant::now();
         let user = if is_root() {
             ensure_test_user()?;
@@ -219,7 +225,8 @@ impl SshdServer {
              UsePAM no\n\
              PermitRootLogin no\n\
              AllowUsers {user}\n\
-             LogLevel {log_level}\n",
+             LogLevel {log_level}\n\
+             {extra}\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config)?;

@@ -643,3 +643,32 @@ async fn thirty_two_concurrent_calls_on_one_pool() {
     }
     assert_eq!(p.stats().connects, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_max_sessions_is_learnt_from_refusals() {
+    // The pool assumes OpenSSH's default of 10 channels per connection;
+    // this server allows 3 and refuses the rest, so sessions are added.
+    let s = SshdServer::start_with("MaxSessions 3").unwrap();
+    let p = pool(&s, 6);
+    let calls: Vec<_> = (0..15)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move { p.exec(req(&format!("sleep 0.5; echo {i}"))).await })
+        })
+        .collect();
+    for (i, c) in calls.into_iter().enumerate() {
+        let out = c.await.unwrap().unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(text(&out.stdout), format!("{i}\n"));
+    }
+    let stats = p.stats();
+    assert!((5..=6).contains(&stats.connects), "{stats:?}");
+    assert_eq!(stats.channels, 0);
+
+    // A server that allows no session channel at all: an error, no loop.
+    let s = SshdServer::start_with("MaxSessions 0").unwrap();
+    let e = pool(&s, 2).exec(req("true")).await.unwrap_err();
+    assert!(
+        matches!(e, TransportError::Channel(ref m) if m.contains("refused a session channel")),
+        "{e}"
+    );
+}

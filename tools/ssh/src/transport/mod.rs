@@ -18,16 +18,16 @@
 //! quoted the command line) or mask output.
 //!
 //! Modules: [`pin`] (host key pins and their check), [`known_hosts`] (lookup
-//! in a known_hosts file), [`key`] (client credentials), [`connect`]
-//! (one authenticated session), [`pool`] (sessions and channels per
-//! connection), [`exec`] (one command on one channel).
+//! in a known_hosts file), [`key`] (client credentials), `connect` (one
+//! authenticated session), `pool` (sessions and channels per connection),
+//! `exec` (one command on one channel, and how it is ended).
 
-pub mod connect;
-pub mod exec;
+mod connect;
+mod exec;
 pub mod key;
 pub mod known_hosts;
 pub mod pin;
-pub mod pool;
+mod pool;
 
 #[cfg(test)]
 mod tests;
@@ -37,9 +37,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use exec::TERM_GRACE;
 pub use key::ClientKey;
 pub use pin::HostKeyPin;
-pub use pool::{PoolStats, SshPool};
+pub use pool::{CHANNELS_PER_SESSION, PoolStats, SshPool};
 
 /// Where and how to reach one host: address, login, credential and pin.
 #[derive(Debug, Clone)]

@@ -53,6 +53,8 @@ struct Conn {
     session: Session,
     /// Channels reserved or open.
     open: AtomicUsize,
+    /// Channels the server accepted and that are not released yet.
+    established: AtomicUsize,
     /// Channels this session may carry.
     cap: AtomicUsize,
     dead: AtomicBool,
@@ -68,6 +70,7 @@ impl Conn {
 pub(crate) struct Slot {
     conn: Arc<Conn>,
     pool: Arc<Inner>,
+    established: bool,
 }
 
 impl Slot {
@@ -84,6 +87,9 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.conn.open.fetch_sub(1, Ordering::AcqRel);
+        if self.established {
+            self.conn.established.fetch_sub(1, Ordering::AcqRel);
+        }
         self.pool.freed.notify_waiters();
     }
 }
@@ -183,6 +189,10 @@ impl SshPool {
         timeout: &TransportError,
     ) -> Result<(Channel<Msg>, Slot), TransportError> {
         let label = self.inner.spec.label();
+        let mut refusals = 0;
+        // Each refusal lowers a session's limit; this bounds the retries
+        // should a server refuse channels erratically.
+        let max_refusals = 2 * self.inner.max_sessions * CHANNELS_PER_SESSION;
         loop {
             let (slot, fresh) = tokio::select! {
                 biased;
@@ -203,17 +213,26 @@ impl SshPool {
                 r = slot.conn.session.channel_open_session() => r,
             };
             match opened {
-                Ok(channel) => return Ok((channel, slot)),
+                Ok(channel) => {
+                    let mut slot = slot;
+                    slot.conn.established.fetch_add(1, Ordering::AcqRel);
+                    slot.established = true;
+                    return Ok((channel, slot));
+                }
                 Err(russh::Error::ChannelOpenFailure(reason)) => {
-                    let open = slot.conn.open.load(Ordering::Acquire);
-                    if fresh || open <= 1 {
+                    // Refused with nothing else open or opening on the
+                    // session: the server refuses channels outright.
+                    refusals += 1;
+                    if slot.conn.open.load(Ordering::Acquire) <= 1 || refusals > max_refusals {
                         return Err(TransportError::Channel(format!(
                             "{label} refused a session channel ({reason:?})"
                         )));
                     }
-                    // The server's MaxSessions is lower than assumed.
-                    slot.conn.cap.store(open - 1, Ordering::Release);
-                    tracing::debug!(host = %label, cap = open - 1, "SSH server refused a channel; lowering this session's channel limit");
+                    // The server's MaxSessions is lower than assumed: this
+                    // session carries what it has open now.
+                    let established = slot.conn.established.load(Ordering::Acquire).max(1);
+                    slot.conn.cap.fetch_min(established, Ordering::AcqRel);
+                    tracing::debug!(host = %label, cap = established, "SSH server refused a channel; lowering this session's channel limit");
                 }
                 Err(e) => {
                     slot.mark_dead();
@@ -264,6 +283,7 @@ impl SshPool {
                 Slot {
                     conn,
                     pool: inner.clone(),
+                    established: false,
                 },
                 true,
             ));
@@ -282,6 +302,7 @@ impl SshPool {
             return Reserve::Got(Slot {
                 conn: conn.clone(),
                 pool: self.inner.clone(),
+                established: false,
             });
         }
         if sessions.len() < self.inner.max_sessions {
@@ -313,6 +334,7 @@ impl Conn {
             id,
             session,
             open: AtomicUsize::new(open),
+            established: AtomicUsize::new(0),
             cap: AtomicUsize::new(CHANNELS_PER_SESSION),
             dead: AtomicBool::new(false),
         }
