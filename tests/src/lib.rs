@@ -14,6 +14,7 @@ pub mod mariadb;
 pub mod mcp_stdio;
 pub mod pg;
 pub mod served;
+pub mod sshd;
 pub mod stdio;
 pub mod util;
 
