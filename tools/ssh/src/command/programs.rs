@@ -6,10 +6,12 @@
 //! editors that take commands from their input (`vi`, `ex`, `ed`,
 //! `emacs`), pagers given commands (`less +...`, `man -P`), `nc -e`,
 //! `socat EXEC:`, `at`, `crontab`, `parallel`, `tmux`, `screen`,
-//! `hyperfine` and `capsh`. Such an option, or one that cannot be read, is
+//! `hyperfine`, `capsh`, database clients (`psql \!`, `sqlite3 .shell`),
+//! `apt-get -o` (hooks such as `APT::Update::Pre-Invoke`), `systemctl edit`,
+//! `make --eval` / `make -f -` and `rpm --eval`. Such an option, or one that cannot be read, is
 //! a raw shell call; otherwise the tool is recorded like any program.
 
-use super::follow::{Ctx, Handler, Next, Trace, join_words};
+use super::follow::{Ctx, Handler, Next, Trace, join_words, reads_input};
 use super::opts::{self, Spec, long_abbreviates};
 use super::words::is_plain;
 
@@ -29,7 +31,12 @@ pub(crate) fn handler(name: &str) -> Option<Handler> {
         "crontab" => crontab,
         "sftp" | "vi" | "vim" | "nvim" | "view" | "vimdiff" | "rvim" | "rview" | "gvim" | "ex"
         | "ed" | "red" | "emacs" | "emacsclient" | "at" | "batch" | "parallel" | "sem" | "tmux"
-        | "screen" | "hyperfine" | "capsh" => commands_from_anywhere,
+        | "screen" | "hyperfine" | "capsh" | "psql" | "mysql" | "mariadb" | "sqlite3" | "mongo"
+        | "mongosh" => commands_from_anywhere,
+        "apt" | "apt-get" | "aptitude" | "apt-cache" => apt,
+        "systemctl" => systemctl,
+        "make" | "gmake" => make,
+        "rpm" => rpm,
         _ => return None,
     })
 }
@@ -143,7 +150,9 @@ fn tar(_: &mut Trace, w: &[String], _: &Ctx) -> Next {
             break;
         }
         let short = !a.starts_with("--") && (a.starts_with('-') || k == 1);
-        if long_abbreviates(a, RUNS) || (short && a.contains(['I', 'F'])) {
+        // `--checkpoint[=N]` is an option of its own, not an abbreviation.
+        let checkpoint = a == "--checkpoint" || a.starts_with("--checkpoint=");
+        if (long_abbreviates(a, RUNS) && !checkpoint) || (short && a.contains(['I', 'F'])) {
             return Next::Raw;
         }
     }
@@ -377,5 +386,58 @@ fn git_subcommand_runs(sub: &str, args: &[String]) -> bool {
         // Subcommands that run programs (submodule foreach, bisect run,
         // difftool, mergetool, filter-branch...), aliases and the unknown.
         _ => true,
+    }
+}
+
+/// `apt-get -o NAME=VALUE` / `-c FILE` set configuration that names
+/// commands to run (`APT::Update::Pre-Invoke`, `DPkg::Pre-Invoke`).
+fn apt(_: &mut Trace, w: &[String], _: &Ctx) -> Next {
+    let runs = |a: &String| {
+        (a.starts_with('-') && !a.starts_with("--") && a.contains(['o', 'c']))
+            || long_abbreviates(a, &["option", "config-file"])
+    };
+    if w[1..].iter().any(runs) {
+        Next::Raw
+    } else {
+        Next::Done
+    }
+}
+
+/// `systemctl edit` opens an editor (which reads commands from the input).
+fn systemctl(_: &mut Trace, w: &[String], _: &Ctx) -> Next {
+    if w[1..].iter().any(|a| a == "edit") {
+        Next::Raw
+    } else {
+        Next::Done
+    }
+}
+
+/// `make --eval TEXT` and a makefile read from the input (`-f -`) run
+/// recipes the call gives; a makefile on the host is like a script.
+fn make(_: &mut Trace, w: &[String], _: &Ctx) -> Next {
+    let mut words = w[1..].iter().peekable();
+    while let Some(a) = words.next() {
+        let from_input = match a.as_str() {
+            "-f" | "--file" | "--makefile" => words.peek().is_some_and(|f| reads_input(f)),
+            _ => a
+                .strip_prefix("--file=")
+                .or_else(|| a.strip_prefix("--makefile="))
+                .or_else(|| a.strip_prefix("-f"))
+                .is_some_and(|f| !f.is_empty() && reads_input(f)),
+        };
+        if from_input || a == "-E" || long_abbreviates(a, &["eval"]) {
+            return Next::Raw;
+        }
+    }
+    Next::Done
+}
+
+/// `rpm --eval` / `-E` runs macros (`%(shell command)`), `--pipe` a command.
+fn rpm(_: &mut Trace, w: &[String], _: &Ctx) -> Next {
+    let runs = |a: &String| a.starts_with("-E") || long_abbreviates(a, &["eval", "pipe"]);
+    if w[1..].iter().any(runs) {
+        Next::Raw
+    } else {
+        Next::Done
     }
 }

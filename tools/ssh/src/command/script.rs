@@ -14,8 +14,10 @@
 //! substitutions still count) and `function NAME` drops the name; leading
 //! assignments (`X=1 cmd`) and redirection targets (`> file`, `2>&1`) are
 //! not words of the command; a `#` at the start of a word comments out the
-//! rest of the line. Here-document bodies are read as commands (too many,
-//! never too few).
+//! rest of the line; here-document bodies are data, read only for the
+//! substitutions of an unquoted delimiter's body. Where bash and dash quote
+//! differently (`$'...'`, a `'` inside `"${x:-...}"`), the commands either
+//! would find are all kept.
 //!
 //! A word whose value the shell computes (a parameter, a substitution, a
 //! glob, a tilde, a brace expansion, `$'...'`) is *dynamic*: it is handed on
@@ -47,29 +49,87 @@ pub(crate) fn dynamic_parts(word: &str) -> Option<(&str, &str)> {
     word.strip_prefix(DYNAMIC)?.split_once(DYNAMIC)
 }
 
-/// Every simple command of `text`, in source order.
+/// Every simple command of `text`, in source order: the union of what
+/// bash and a POSIX shell (dash) would find, where their quoting differs.
 pub(crate) fn commands(text: &str) -> Vec<Command> {
-    scan(text, 0)
+    let mut out = scan(text, 0, BASH);
+    out.extend(scan(text, 0, POSIX));
+    out.sort_by(|a, b| (a.start, &a.words).cmp(&(b.start, &b.words)));
+    out.dedup();
+    out
 }
 
-/// Deepest backquote nesting read (a deeper one is not read: the call is a
-/// raw shell call anyway, and it takes 2^16 backslashes to get there).
-const MAX_BACKQUOTE_DEPTH: u32 = 16;
+/// How a shell reads the quoting the analysis cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dialect {
+    /// `$'...'` is an ANSI-C string (bash, ksh, zsh); in dash it is `$`
+    /// followed by a single-quoted string, so `$'\'; id; #'` runs `id` in
+    /// dash only.
+    ansi_c: bool,
+    /// A `'` inside `"${x:-...}"` opens a quoted string (bash); dash keeps it
+    /// as a character.
+    quotes_in_dquoted_param: bool,
+}
 
-fn scan(text: &str, depth: u32) -> Vec<Command> {
-    let mut scanner = Scanner {
+const BASH: Dialect = Dialect {
+    ansi_c: true,
+    quotes_in_dquoted_param: true,
+};
+
+const POSIX: Dialect = Dialect {
+    ansi_c: false,
+    quotes_in_dquoted_param: false,
+};
+
+/// Deepest nesting of texts read again (backquotes, here-document bodies);
+/// deeper ones are not read (the call is a raw shell call anyway; nested
+/// backquotes need 2^16 backslashes to get there).
+const MAX_NESTED_SCANS: u32 = 16;
+
+fn scanner(text: &str, depth: u32, dialect: Dialect) -> Scanner<'_> {
+    Scanner {
         text: text.as_bytes(),
         source: text,
         i: 0,
         depth,
+        dialect,
         modes: vec![Mode::List],
         lists: vec![List::new(ListKind::Top)],
+        pending: Vec::new(),
         out: Vec::new(),
-    };
+    }
+}
+
+fn scan(text: &str, depth: u32, dialect: Dialect) -> Vec<Command> {
+    let mut scanner = scanner(text, depth, dialect);
     scanner.run();
     let mut out = scanner.finish();
     out.sort_by_key(|c| c.start);
     out
+}
+
+/// The commands in the substitutions of an expanded here-document body.
+fn scan_here_document(body: &str, depth: u32, dialect: Dialect) -> Vec<Command> {
+    let mut scanner = scanner(body, depth, dialect);
+    scanner.modes.push(Mode::HereDoc);
+    scanner.run();
+    // The body itself is not a command: end only the lists opened in it.
+    while scanner.lists.len() > 1 {
+        scanner.end_word();
+        scanner.end_command();
+        scanner.lists.pop();
+    }
+    scanner.out
+}
+
+/// A here-document whose body starts at the next newline.
+#[derive(Debug)]
+struct HereDoc {
+    delimiter: Vec<u8>,
+    /// `<<-`: leading tabs are removed from the lines.
+    strip_tabs: bool,
+    /// The delimiter was not quoted: the body is expanded.
+    expand: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +138,11 @@ enum Mode {
     List,
     /// Inside `"..."`.
     DQuote,
-    /// Inside `${...}`, with the depth of inner braces.
-    Param(u32),
+    /// Inside `${...}`, with the depth of inner braces and whether it is
+    /// inside double quotes (or a here-document).
+    Param(u32, bool),
+    /// An expanded here-document body (`$` and backquotes are special).
+    HereDoc,
     /// Inside `$((...))`, with the depth of inner parentheses.
     Arith(u32),
 }
@@ -101,6 +164,8 @@ struct List {
     word: Option<Word>,
     /// The next word is a redirection target or a function name.
     skip_next: bool,
+    /// The next word is a here-document delimiter (`<<-`: true).
+    here_doc: Option<bool>,
     /// The rest of this command is not commands (`for`, `case`, `[[`, a
     /// `case` pattern).
     skip_rest: bool,
@@ -116,6 +181,7 @@ impl List {
             cmd_start: 0,
             word: None,
             skip_next: false,
+            here_doc: None,
             skip_rest: false,
             cases: 0,
         }
@@ -137,8 +203,11 @@ struct Scanner<'a> {
     source: &'a str,
     i: usize,
     depth: u32,
+    dialect: Dialect,
     modes: Vec<Mode>,
     lists: Vec<List>,
+    /// Here-documents whose bodies start at the next newline.
+    pending: Vec<HereDoc>,
     out: Vec<Command>,
 }
 
@@ -156,7 +225,8 @@ impl Scanner<'_> {
             match self.modes.last().copied().unwrap_or(Mode::List) {
                 Mode::List => self.in_list(c),
                 Mode::DQuote => self.in_dquote(c),
-                Mode::Param(depth) => self.in_param(c, depth),
+                Mode::Param(depth, dquoted) => self.in_param(c, depth, dquoted),
+                Mode::HereDoc => self.in_here_document(c),
                 Mode::Arith(depth) => self.in_arith(c, depth),
             }
         }
@@ -231,7 +301,20 @@ impl Scanner<'_> {
                 }
                 self.list().skip_rest = true;
             }
-            b'\n' | b'\r' | b';' | b'&' | b'|' => {
+            b'\n' => {
+                self.end_word();
+                self.end_command();
+                self.i += 1;
+                if !self.pending.is_empty() {
+                    self.here_document_bodies();
+                }
+            }
+            b'|' if self.cases() > 0 && self.list().skip_rest => {
+                // `a|b)`: alternatives of a `case` pattern.
+                self.end_word();
+                self.i += 1;
+            }
+            b'\r' | b';' | b'&' | b'|' => {
                 self.end_word();
                 self.end_command();
                 self.i += 1;
@@ -302,7 +385,7 @@ impl Scanner<'_> {
     /// A backquoted substitution: its text, unescaped (`\\` `\``
     /// `\$`), is read as a script of its own. Nesting needs the backslashes
     /// to double at each level, so the depth is logarithmic in the length
-    /// (and capped at [`MAX_BACKQUOTE_DEPTH`]).
+    /// (and capped at [`MAX_NESTED_SCANS`]).
     fn backquoted(&mut self) {
         self.expand();
         let open = self.i;
@@ -322,11 +405,11 @@ impl Scanner<'_> {
                 _ => inner.push(b),
             }
         }
-        if self.depth >= MAX_BACKQUOTE_DEPTH {
+        if self.depth >= MAX_NESTED_SCANS {
             return;
         }
         let text = String::from_utf8_lossy(&inner);
-        for mut command in scan(&text, self.depth + 1) {
+        for mut command in scan(&text, self.depth + 1, self.dialect) {
             command.start = open;
             self.out.push(command);
         }
@@ -346,11 +429,55 @@ impl Scanner<'_> {
         } else {
             self.end_word();
         }
+        let start = self.i;
         self.i += 1;
         while matches!(self.peek(0), Some(b'<' | b'>' | b'&' | b'|' | b'-')) {
             self.i += 1;
         }
-        self.list().skip_next = true;
+        let operator = &self.text[start..self.i];
+        let here_doc = match operator {
+            b"<<" => Some(false),
+            b"<<-" => Some(true),
+            _ => None,
+        };
+        let list = self.list();
+        list.skip_next = true;
+        list.here_doc = here_doc;
+    }
+
+    /// Skips the bodies of the pending here-documents (the text after a
+    /// newline up to each delimiter line); an expanded body is read for its
+    /// substitutions.
+    fn here_document_bodies(&mut self) {
+        for doc in std::mem::take(&mut self.pending) {
+            let body_start = self.i;
+            let mut body_end = self.text.len();
+            while self.i < self.text.len() {
+                let line_start = self.i;
+                let line_end = self.text[line_start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(self.text.len(), |at| line_start + at);
+                self.i = (line_end + 1).min(self.text.len());
+                let mut line = &self.text[line_start..line_end];
+                if doc.strip_tabs {
+                    while let [b'\t', rest @ ..] = line {
+                        line = rest;
+                    }
+                }
+                if line == doc.delimiter.as_slice() {
+                    body_end = line_start;
+                    break;
+                }
+            }
+            if doc.expand && self.depth < MAX_NESTED_SCANS {
+                let body = String::from_utf8_lossy(&self.text[body_start..body_end]);
+                for mut command in scan_here_document(&body, self.depth + 1, self.dialect) {
+                    command.start = body_start;
+                    self.out.push(command);
+                }
+            }
+        }
     }
 
     fn single_quoted(&mut self) {
@@ -396,9 +523,10 @@ impl Scanner<'_> {
             (Some(b'{'), _) => {
                 self.expand();
                 self.i += 2;
-                self.modes.push(Mode::Param(0));
+                let dquoted = matches!(self.modes.last(), Some(Mode::DQuote | Mode::HereDoc));
+                self.modes.push(Mode::Param(0, dquoted));
             }
-            (Some(b'\''), _) if in_list => {
+            (Some(b'\''), _) if in_list && self.dialect.ansi_c => {
                 // $'...' (bash, ksh, zsh): escapes are decoded by the shell.
                 self.expand();
                 self.i += 2;
@@ -461,21 +589,22 @@ impl Scanner<'_> {
         }
     }
 
-    fn in_param(&mut self, c: u8, depth: u32) {
+    fn in_param(&mut self, c: u8, depth: u32, dquoted: bool) {
         match c {
             b'}' => {
                 self.i += 1;
                 self.modes.pop();
                 if depth > 0 {
-                    self.modes.push(Mode::Param(depth - 1));
+                    self.modes.push(Mode::Param(depth - 1, dquoted));
                 }
             }
             b'{' => {
                 self.i += 1;
                 self.modes.pop();
-                self.modes.push(Mode::Param(depth + 1));
+                self.modes.push(Mode::Param(depth + 1, dquoted));
             }
             b'\\' => self.i += 2,
+            b'\'' if dquoted && !self.dialect.quotes_in_dquoted_param => self.i += 1,
             b'\'' => {
                 self.i += 1;
                 while let Some(b) = self.peek(0) {
@@ -489,6 +618,17 @@ impl Scanner<'_> {
                 self.i += 1;
                 self.modes.push(Mode::DQuote);
             }
+            b'$' => self.dollar(false),
+            b'`' => self.backquoted(),
+            _ => self.i += 1,
+        }
+    }
+
+    /// An expanded here-document body: like double quotes, but a `"` is a
+    /// character and only the end of the body ends it.
+    fn in_here_document(&mut self, c: u8) {
+        match c {
+            b'\\' => self.i += 2,
             b'$' => self.dollar(false),
             b'`' => self.backquoted(),
             _ => self.i += 1,
@@ -527,6 +667,13 @@ impl Scanner<'_> {
         };
         if list.skip_next {
             list.skip_next = false;
+            if let Some(strip_tabs) = list.here_doc.take() {
+                self.pending.push(HereDoc {
+                    delimiter: word.text,
+                    strip_tabs,
+                    expand: !word.quoted,
+                });
+            }
             return;
         }
         // Reserved words and assignments are recognised on the source text:
@@ -574,6 +721,7 @@ impl Scanner<'_> {
     fn end_command(&mut self) {
         let list = self.list();
         list.skip_next = false;
+        list.here_doc = None;
         list.skip_rest = false;
         if list.cmd.is_empty() {
             return;
@@ -623,4 +771,104 @@ fn is_assignment(raw: &str) -> bool {
         .count();
     let rest = &bytes[name..];
     name > 0 && !bytes[0].is_ascii_digit() && (rest.starts_with(b"=") || rest.starts_with(b"+="))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DYNAMIC, commands, dynamic_parts};
+
+    /// The program words found, dynamic ones as their source text (a
+    /// command both dialects read with different words appears once).
+    fn programs(text: &str) -> Vec<String> {
+        let mut found: Vec<(usize, String)> = commands(text)
+            .into_iter()
+            .map(|c| {
+                let first = &c.words[0];
+                (
+                    c.start,
+                    dynamic_parts(first).map_or(first.clone(), |(_, s)| s.to_owned()),
+                )
+            })
+            .collect();
+        found.dedup();
+        found.into_iter().map(|(_, p)| p).collect()
+    }
+
+    #[test]
+    fn separators_and_nesting() {
+        assert_eq!(
+            programs("a; b && c || d | e & f\ng\rh"),
+            ["a", "b", "c", "d", "e", "f", "g", "h"]
+        );
+        assert_eq!(
+            programs("a $(b $(c)) `d` <(e) >(f) \"$(g)\" ${x:-$(h)} $(( $(i) ))"),
+            ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+        );
+        assert_eq!(programs("(a; (b)) { c; }"), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn words_that_are_not_programs() {
+        assert_eq!(programs("X=1 Y=\"a b\" a > f 2>&1 < g"), ["a"]);
+        assert_eq!(
+            programs("if a; then b; elif c; else d; fi"),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(
+            programs("for x in 1 2; do a; done; while b; do c; done"),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            programs("case $x in (p) a;; q|r) b;& s) c;;& esac; d"),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(programs("function f { a; }; g() { b; }"), ["a", "g", "b"]);
+        assert_eq!(programs("a # b; c\nd"), ["a", "d"]);
+        assert_eq!(programs("[[ -f x ]] && a"), ["a"]);
+        assert_eq!(programs("\"if\" x; \\for y"), ["if", "for"]);
+    }
+
+    #[test]
+    fn dynamic_words() {
+        let found = commands("r$(echo m) -rf /");
+        let (prefix, source) = dynamic_parts(&found[0].words[0]).unwrap();
+        assert_eq!((prefix, source), ("r", "r$(echo m)"));
+        assert!(found[0].words[0].starts_with(DYNAMIC));
+        assert_eq!(
+            programs("$X; ${Y}; ~/bin/z; /usr/bin/s?do; {a,b}"),
+            ["$X", "${Y}", "~/bin/z", "/usr/bin/s?do", "{a,b}"]
+        );
+        let long = format!("$({})", "a ".repeat(500));
+        assert!(
+            dynamic_parts(&commands(&format!("x{long}"))[0].words[0])
+                .unwrap()
+                .1
+                .ends_with('…')
+        );
+    }
+
+    #[test]
+    fn here_documents() {
+        // A quoted body is data, apostrophes included.
+        assert_eq!(programs("cat <<'EOF'\nit's $(a)\nEOF\nb"), ["cat", "b"]);
+        assert_eq!(programs("cat <<-\"E\"\n\tit's\n\tE\nb"), ["cat", "b"]);
+        // An unquoted body is expanded: its substitutions run.
+        assert_eq!(
+            programs("cat <<EOF; c\nit's $(a) `d`\nEOF\nb"),
+            ["cat", "c", "a", "d", "b"]
+        );
+        // No delimiter line: the rest is body.
+        assert_eq!(programs("cat <<E\nx; y"), ["cat"]);
+        // `<<<` is a here-string, not a here-document.
+        assert_eq!(programs("cat <<< x\nb"), ["cat", "b"]);
+    }
+
+    #[test]
+    fn dialects_are_united() {
+        // dash reads `$'\'` as `$` and the string `\`, so `a` runs there.
+        assert_eq!(programs("echo $'\\'; a; #'"), ["echo", "a"]);
+        // bash reads the `'` in "${x:-'...'}" as a quote; dash does not.
+        let found = programs("echo \"${x:-it's}\"; a");
+        assert!(found.contains(&"a".to_owned()), "{found:?}");
+    }
 }
