@@ -3,7 +3,8 @@
 //! `command`, `exec`, `builtin`, `coproc`, zsh's `noglob`/`nocorrect`/`-`,
 //! reserved words that prefix a command (`if`, `!`, `{`...) when shell text
 //! is read as plain words, `eval` (its words joined are shell text), `trap`
-//! (its action is shell text), `.`/`source`/`fc` (raw shell calls), and the
+//! (its action is shell text), `alias` (its values are shell text, run where
+//! the name is used later in the same text), `.`/`source`/`fc` (raw shell calls), and the
 //! bash builtins that evaluate array subscripts with command substitution
 //! in the names they take (`declare 'a[$(id)]'`, `test -v 'a[$(id)]'`,
 //! `printf -v 'a[$(id)]'`) and `enable -f` (loads a shared object).
@@ -20,6 +21,7 @@ pub(crate) fn handler(name: &str) -> Option<Handler> {
         "builtin" | "coproc" | "noglob" | "nocorrect" | "-" | "if" | "then" | "else" | "elif"
         | "while" | "until" | "do" | "!" | "{" => rest,
         "eval" => eval,
+        "alias" => alias,
         "trap" => trap,
         "." | "source" | "fc" => source,
         "let" | "declare" | "typeset" | "local" | "export" | "readonly" | "read" | "unset"
@@ -129,4 +131,17 @@ fn enable(_: &mut Trace, w: &[String], _: &Ctx) -> Next {
     } else {
         Next::Done
     }
+}
+
+/// `alias NAME=VALUE...`: each value is shell text that runs wherever the
+/// name is used later (non-interactive zsh, or bash after `shopt -s
+/// expand_aliases`).
+fn alias(t: &mut Trace, w: &[String], ctx: &Ctx) -> Next {
+    for value in w[1..]
+        .iter()
+        .filter_map(|a| a.split_once('=').map(|(_, v)| v))
+    {
+        t.shell_text(value, &ctx.inner());
+    }
+    Next::Done
 }

@@ -116,11 +116,15 @@ impl Trace {
     }
 
     /// Records a privilege wrapper and its target user. "root" stays once
-    /// seen (the strictest reading of several targets); `#0`, `0` and an
-    /// expansion count as root.
+    /// seen (the strictest reading of several targets); `#0`, `0`, an empty
+    /// name and an expansion count as root.
     pub(crate) fn privileged(&mut self, user: &str) {
         self.sudo = true;
-        let user = if user == "0" || user == "#0" || user.starts_with(script::DYNAMIC) {
+        let user = if user.is_empty()
+            || user == "0"
+            || user == "#0"
+            || user.starts_with(script::DYNAMIC)
+        {
             "root"
         } else {
             user
@@ -223,9 +227,12 @@ impl Trace {
 }
 
 /// The last path component of a program word (`/usr/bin/sudo` → `sudo`;
-/// `sudo/` → `sudo`).
+/// `sudo/` → `sudo`; `/` stays `/`).
 pub(crate) fn basename(word: &str) -> &str {
     let trimmed = word.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return word;
+    }
     trimmed.rsplit('/').next().unwrap_or(trimmed)
 }
 

@@ -23,7 +23,7 @@ pub(crate) fn handler(name: &str) -> Option<Handler> {
 }
 
 fn raw(t: &mut Trace, _: &[String], _: &Ctx) -> Next {
-    t.sudo = true;
+    t.privileged("root");
     t.shell = true;
     Next::Raw
 }
@@ -390,7 +390,8 @@ fn systemd_run(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
 
 /// `sg group [-c] command`: the command is run by `/bin/sh -c`.
 fn sg(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
-    t.sudo = true;
+    // A group change, not a user change: counted as root, the strict side.
+    t.privileged("root");
     let mut i = 1;
     if w.get(i).is_some_and(|a| a == "-") {
         i += 1;

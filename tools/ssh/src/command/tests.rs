@@ -382,3 +382,94 @@ fn run_as_keeps_root_once_seen() {
     let facts = analyse(&Invocation::Shell("sudo -u \"$U\" id".into())).unwrap();
     assert_eq!(facts.run_as, "root");
 }
+
+/// Random shell text and random wrapper chains: analysis never panics, and
+/// a command string is exec only when it is plain words.
+#[test]
+fn random_calls_never_panic() {
+    let mut rng = Rng(7);
+    let alphabet: Vec<char> = "ab -_'\"\\$`*?[]~#!=;&|<>(){}%^\t\n\r\u{1}é"
+        .chars()
+        .collect();
+    for _ in 0..3000 {
+        let text: String = (0..rng.below(40)).map(|_| *rng.pick(&alphabet)).collect();
+        let Ok(inv) = invocation(None, Some(text.clone())) else {
+            continue;
+        };
+        let facts = analyse(&inv).unwrap();
+        if matches!(inv, Invocation::Shell(_)) {
+            assert!(facts.raw_shell && facts.shell, "{text:?}");
+        }
+    }
+    let vocabulary = [
+        "sudo",
+        "-u",
+        "root",
+        "env",
+        "X=1",
+        "LANG=C",
+        "-i",
+        "-S",
+        "xargs",
+        "-I{}",
+        "{}",
+        "find",
+        "-exec",
+        ";",
+        "+",
+        "sh",
+        "-c",
+        "-lc",
+        "bash",
+        "rm",
+        "-rf",
+        "/",
+        "timeout",
+        "5",
+        "nice",
+        "-n",
+        "su",
+        "-",
+        "python3",
+        "awk",
+        "system(1)",
+        "sed",
+        "e",
+        "s/a/b/e",
+        "ssh",
+        "-o",
+        "host",
+        "git",
+        "--",
+        "tar",
+        "-I",
+        "watch",
+        "flock",
+        "chroot",
+        "busybox",
+        "eval",
+        "trap",
+        "exec",
+        "command",
+        "-v",
+        "strace",
+        "-p",
+        "doas",
+        "runuser",
+        "pkexec",
+        "'x; y'",
+        "$(id)",
+        "",
+    ];
+    for _ in 0..20_000 {
+        let mut argv: Vec<String> = (0..1 + rng.below(9))
+            .map(|_| (*rng.pick(&vocabulary)).to_owned())
+            .collect();
+        if argv[0].is_empty() {
+            argv[0] = "sudo".into();
+        }
+        let facts = analyse(&Invocation::Argv(argv.clone())).unwrap();
+        assert!(!facts.runs.is_empty(), "{argv:?}");
+        assert_eq!(facts.sudo, !facts.run_as.is_empty(), "{argv:?}");
+    }
+}
