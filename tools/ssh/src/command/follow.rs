@@ -24,8 +24,16 @@ use super::{builtins, interpreters, privilege, programs, tracers, wrappers};
 /// whole input once.
 pub(crate) const MAX_DEPTH: u32 = 32;
 
+/// Work allowed per byte of the call (bytes of words and texts read, over
+/// every hop and level), and at least [`MIN_WORK`]: past it the call is a
+/// raw shell call and nothing more is read. Keeps the analysis linear even
+/// where texts are read more than once (the two quoting dialects of shell
+/// text, nested `sh -c`).
+const WORK_PER_BYTE: usize = 256;
+const MIN_WORK: usize = 1 << 16;
+
 /// What following a call found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Trace {
     /// Basenames of every program started.
     pub runs: BTreeSet<String>,
@@ -37,6 +45,8 @@ pub(crate) struct Trace {
     pub shell: bool,
     /// The call is a raw shell call.
     pub raw_shell: bool,
+    /// Work left (see [`WORK_PER_BYTE`]).
+    budget: usize,
 }
 
 /// Where a program sits in the call.
@@ -110,6 +120,34 @@ pub(crate) fn handler(name: &str) -> Option<Handler> {
 }
 
 impl Trace {
+    /// A trace for a call of `bytes` bytes.
+    pub(crate) fn new(bytes: usize) -> Trace {
+        Trace {
+            runs: BTreeSet::new(),
+            sudo: false,
+            run_as: String::new(),
+            shell: false,
+            raw_shell: false,
+            budget: bytes.saturating_mul(WORK_PER_BYTE).max(MIN_WORK),
+        }
+    }
+
+    /// Takes `work` from the budget; false (and a raw shell call) when it
+    /// is spent.
+    fn spend(&mut self, work: usize) -> bool {
+        match self.budget.checked_sub(work) {
+            Some(left) => {
+                self.budget = left;
+                true
+            }
+            None => {
+                self.budget = 0;
+                self.raw();
+                false
+            }
+        }
+    }
+
     /// Marks the call a raw shell call.
     pub(crate) fn raw(&mut self) {
         self.raw_shell = true;
@@ -165,7 +203,8 @@ impl Trace {
         let Some(name) = self.record(first) else {
             return;
         };
-        if ctx.depth >= MAX_DEPTH {
+        let work = words.iter().map(|w| w.len() + 1).sum();
+        if ctx.depth >= MAX_DEPTH || !self.spend(work) {
             self.raw();
             return;
         }
@@ -210,7 +249,11 @@ impl Trace {
             self.runs.insert(source.to_owned());
             return;
         }
-        if ctx.depth >= MAX_DEPTH || ctx.placeholders.iter().any(|p| text.contains(p.as_str())) {
+        // Read up to three times: as plain words, then in two dialects.
+        if ctx.depth >= MAX_DEPTH
+            || !self.spend(text.len().saturating_mul(3) + 1)
+            || ctx.placeholders.iter().any(|p| text.contains(p.as_str()))
+        {
             self.raw();
             return;
         }

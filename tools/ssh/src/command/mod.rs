@@ -171,11 +171,20 @@ pub fn invocation(
 
 /// The facts of an invocation.
 pub fn analyse(inv: &Invocation) -> Result<CommandFacts, CommandError> {
-    let mut trace = follow::Trace::default();
+    let bytes = match inv {
+        Invocation::Argv(argv) => {
+            check_argv(argv, "argv")?;
+            argv.iter().map(|w| w.len() + 1).sum()
+        }
+        Invocation::Shell(text) => {
+            check_text(text)?;
+            text.len()
+        }
+    };
+    let mut trace = follow::Trace::new(bytes);
     let ctx = follow::Ctx::default();
     let (program, args, argv_line) = match inv {
         Invocation::Argv(argv) => {
-            check_argv(argv, "argv")?;
             trace.follow(argv, &ctx);
             let program = follow::basename(&argv[0]).to_owned();
             (
@@ -185,7 +194,6 @@ pub fn analyse(inv: &Invocation) -> Result<CommandFacts, CommandError> {
             )
         }
         Invocation::Shell(text) => {
-            check_text(text)?;
             trace.raw();
             trace.shell = true;
             let commands = script::commands(text);

@@ -281,6 +281,14 @@ fn hostile_inputs_under_the_limit_are_analysed() {
         ),
         ("quoted sh -c nesting", Invocation::Shell(nested_sh(8))),
         (
+            "sh -c read twice per level",
+            Invocation::Shell(dialect_doubling(30)),
+        ),
+        (
+            "eval chain read in two dialects",
+            Invocation::Shell(format!("{}x $'\\' 1'", "eval ".repeat(n / 5))),
+        ),
+        (
             "env assignments",
             Invocation::Argv(
                 std::iter::once("env".to_owned())
@@ -305,6 +313,19 @@ fn hostile_inputs_under_the_limit_are_analysed() {
             );
         }
     }
+}
+
+/// Nested `sh -c` where bash and dash read each level differently, so a
+/// reader that followed both readings at every level would do 2^depth work.
+fn dialect_doubling(depth: usize) -> String {
+    let mut text = "rm x".to_owned();
+    for level in 0..depth {
+        text = format!("sh -c {} $'\\' {level}'", quote::quote_word(&text, true));
+        if text.len() > MAX_COMMAND_BYTES / 2 {
+            break;
+        }
+    }
+    text
 }
 
 /// `sh -c 'sh -c '\''...'\'''` nested `depth` times, ending in `rm x`.
