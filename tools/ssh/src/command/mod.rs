@@ -1,5 +1,9 @@
 //! Command analysis for `ssh_exec`: what a call will run, before it runs.
-//! Pure (no I/O) and linear in the size of the call.
+//! Pure (no I/O) and linear in the size of the call: a call over
+//! [`MAX_COMMAND_BYTES`] is refused before any parsing, every reader is one
+//! pass without backtracking, nesting is capped, and the texts read again
+//! (nested `sh -c`, both quoting dialects) draw on a work budget
+//! proportional to the call's size, past which the call is a raw shell call.
 //!
 //! 1. [`invocation`] takes the call's `argv` or `command` (exactly one). An
 //!    argv is checked (not empty, a non-empty program, no NUL byte, at most
