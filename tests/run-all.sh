@@ -30,6 +30,10 @@ step "tollgate check on every example config"
 # Secret references of the examples, set to throwaway values: `check` resolves them.
 export SHOP_DATABASE_URL="postgres://tollgate@127.0.0.1:1/shop" TOLLGATE_MASK_KEY="check-only-key" \
   K8S_TOKEN="check-only-token" K8S_CA_PEM="$(printf -- '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')"
+# The SSH example's private key: a throwaway one (ssh-keygen from openssh-client).
+SSH_KEY_DIR="$(mktemp -d)"; trap 'rm -rf "$SSH_KEY_DIR"' EXIT
+ssh-keygen -q -t ed25519 -N '' -f "$SSH_KEY_DIR/key"
+export SSH_PRIVATE_KEY="$(cat "$SSH_KEY_DIR/key")"
 for cfg in examples/*/tollgate.toml; do
   "$BIN" check --config "$cfg"
 done
@@ -37,6 +41,7 @@ done
 step "policy tests (policies/tests)"
 "$BIN" policy test --config examples/policies/tollgate.toml
 "$BIN" policy test --config examples/kubernetes/tollgate.toml
+"$BIN" policy test --config examples/ssh/tollgate.toml
 
 step "end-to-end through the official MCP Python SDK and the conformance suite"
 bash tests/e2e/run.sh

@@ -1,6 +1,6 @@
 //! The one list of enabled connector kinds, and the only place of the
 //! server that names a family. Each family sits behind a cargo feature of
-//! this crate (`sql` and `kubernetes`, on by default); adding a family is one feature in
+//! this crate (`sql`, `kubernetes` and `ssh`, on by default); adding a family is one feature in
 //! Cargo.toml plus one line here, and touches no core file. A build without
 //! a family's feature refuses its kinds as unknown.
 
@@ -27,6 +27,8 @@ pub fn factories() -> Vec<Arc<dyn ConnectorFactory>> {
     }
     #[cfg(feature = "kubernetes")]
     all.push(Arc::new(tollgate_k8s::K8sConnectorFactory));
+    #[cfg(feature = "ssh")]
+    all.push(Arc::new(tollgate_ssh::SshConnectorFactory));
     all.extend(
         REGISTERED
             .lock()

@@ -79,11 +79,14 @@ if [ -z "${TOLLGATE_BIN:-}" ]; then
   cargo build -p tollgate --locked --quiet
   export TOLLGATE_BIN=$TARGET/debug/tollgate
 fi
-# The throwaway kube-apiserver of test_k8s.py is the Rust harness's (tests/src/kube.rs).
+# The throwaway kube-apiserver of test_k8s.py and sshd of test_ssh.py are the
+# Rust harness's (tests/src/kube.rs, tests/src/sshd.rs).
 if command -v cargo >/dev/null; then
-  cargo build -p tollgate-tests --bin kube-harness --locked --quiet
+  cargo build -p tollgate-tests --bin kube-harness --bin ssh-harness --locked --quiet
 fi
-[ -x "$TARGET/debug/kube-harness" ] || die "kube-harness missing at $TARGET/debug/kube-harness: cargo build -p tollgate-tests --bin kube-harness"
+for h in kube-harness ssh-harness; do
+  [ -x "$TARGET/debug/$h" ] || die "$h missing at $TARGET/debug/$h: cargo build -p tollgate-tests --bin $h"
+done
 [ -x "$TOLLGATE_BIN" ] || die "tollgate binary missing at $TOLLGATE_BIN"
 say "mcp $("$PY" -c 'import importlib.metadata as m; print(m.version("mcp"))'), pytest $("$PY" -c 'import pytest; print(pytest.__version__)'), node $("$NODE" --version), conformance $("$NODE" -p "require('$CONF_PKG/package.json').version"), binary $TOLLGATE_BIN"
 
