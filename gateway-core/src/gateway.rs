@@ -188,6 +188,16 @@ impl Gateway {
         self.policy().is_permitted(principal, &r)
     }
 
+    /// The `tool` label of a call's metrics: the name when this gateway
+    /// serves that tool, [`crate::metrics::UNKNOWN_TOOL`] for any other name
+    /// a caller sent, so the label set stays bounded.
+    pub(crate) fn tool_label(&self, tool: &str) -> String {
+        match self.tools.iter().find(|t| t.name == tool) {
+            Some(t) => t.name.clone(),
+            None => crate::metrics::UNKNOWN_TOOL.to_string(),
+        }
+    }
+
     /// Cumulative time spent per pipeline stage.
     pub fn stage_times(&self) -> Vec<(&'static str, u64, std::time::Duration)> {
         self.stages.snapshot()

@@ -28,6 +28,7 @@ pub mod gateway;
 pub mod guards;
 pub mod identity;
 pub mod mask;
+pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
 pub mod policy;

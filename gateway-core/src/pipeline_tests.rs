@@ -542,4 +542,5 @@ async fn unmask_is_asked_per_masked_field_and_results_name_the_rules() {
     }
 }
 
+mod metrics;
 mod recording;

@@ -213,6 +213,7 @@ impl Gateway {
     /// The audit stage: record the call durably, then hand back its result.
     /// A call whose record cannot be written does not return its result.
     pub(crate) async fn finish(&self, trace: Trace, result: Finished) -> CallResult {
+        let started = trace.started;
         match result {
             Ok((caller, recorded)) => {
                 let recorded = recorded.unwrap_or_else(|| Recorded {
@@ -234,7 +235,7 @@ impl Gateway {
                 let appended = match stored {
                     Ok(reference) => {
                         record.recording = reference;
-                        self.append(record).await
+                        self.record_call(record, started).await
                     }
                     // It ran: the record says so, without a recording, and
                     // the caller gets an error instead of the output.
@@ -242,7 +243,7 @@ impl Gateway {
                         record.outcome.status = "error".into();
                         record.outcome.error =
                             Some(format!("the call ran; its output is withheld: {e}"));
-                        match self.append(record).await {
+                        match self.record_call(record, started).await {
                             Ok(()) => Err(e),
                             Err(also) => Err(format!("{e}; and its event: {also}")),
                         }
@@ -273,7 +274,7 @@ impl Gateway {
                     Some(message.clone()),
                     Value::Null,
                 );
-                let message = match self.append(record).await {
+                let message = match self.record_call(record, started).await {
                     Ok(()) => message,
                     Err(store) => {
                         format!("{message} (and the audit store could not record this: {store})")
@@ -290,8 +291,9 @@ impl Gateway {
         trace: Trace,
         pending: PendingApproval,
     ) -> CallResult {
+        let started = trace.started;
         let record = trace.finish("pending", "pending", None, None, pending.to_value());
-        match self.append(record).await {
+        match self.record_call(record, started).await {
             Ok(()) => CallResult::pending(pending),
             Err(e) => {
                 let e = CallError::AuditUnavailable(e);
@@ -315,6 +317,17 @@ impl Gateway {
         r
     }
 
+    /// Append a call's event durably, then count the call (its decision,
+    /// and its time since `started` with the append included): the one
+    /// place calls are counted, as every call ends in exactly one event.
+    async fn record_call(&self, record: AuditRecord, started: Instant) -> Result<(), String> {
+        let tool = self.tool_label(&record.tool);
+        let decision = record.decision.clone();
+        let appended = self.append(record).await;
+        crate::metrics::call_recorded(tool, &decision, started.elapsed());
+        appended
+    }
+
     async fn append(&self, record: AuditRecord) -> Result<(), String> {
         let started = Instant::now();
         // Names and outcome only: a call's arguments and results never reach the log.
@@ -331,8 +344,9 @@ impl Gateway {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());
-        self.stages
-            .add(crate::stages::Stage::Audit, started.elapsed());
+        let took = started.elapsed();
+        crate::metrics::audit_appended(took);
+        self.stages.add(crate::stages::Stage::Audit, took);
         r
     }
 }

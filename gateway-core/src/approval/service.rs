@@ -194,7 +194,10 @@ impl ApprovalService {
             masked: Default::default(),
             recording: None,
         };
-        if let Err(e) = self.audit.append(record).await {
+        let started = std::time::Instant::now();
+        let appended = self.audit.append(record).await;
+        crate::metrics::audit_appended(started.elapsed());
+        if let Err(e) = appended {
             tracing::error!(approval = %a.id, event, error = %e, "approval transition NOT recorded in the audit log");
         }
     }
@@ -330,6 +333,13 @@ impl ApprovalService {
             }
         }
         Ok(n)
+    }
+
+    /// How many approvals wait on reviewers now: pending and not past
+    /// their expiry (the sweeper may not have marked them yet). Counted in
+    /// the store, so right after a restart and across processes sharing it.
+    pub async fn pending_count(&self) -> Result<u64, ReviewError> {
+        Ok(self.store.count_pending(Utc::now()).await?)
     }
 
     /// One approval, if `who` may see it: the requester, a member of a

@@ -52,6 +52,17 @@ pub trait ApprovalStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Approval>, ApprovalStoreError>;
 
+    /// How many approvals are pending and expire after `now`. The default
+    /// reads them all ([`ApprovalStore::list`]); stores with a query
+    /// language count instead.
+    async fn count_pending(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, ApprovalStoreError> {
+        let pending = self.list(Some(ApprovalState::Pending), u32::MAX).await?;
+        Ok(pending.iter().filter(|a| a.expires_at > now).count() as u64)
+    }
+
     /// Replace the record if its stored version is `approval.version`; the
     /// stored version becomes `approval.version + 1`. False when someone
     /// else changed it first (nothing written).

@@ -342,6 +342,43 @@ async fn expired_approval_is_refused() {
     ));
 }
 
+#[tokio::test]
+async fn pending_count_counts_only_what_still_waits() {
+    let f = fx(POLICY);
+    assert_eq!(f.gate.pending_count().await.unwrap(), 0);
+    let first = id_of(&delete(&f, "write").await);
+    let second = id_of(&delete(&f, "write-all").await);
+    // Asking again for the same call is the same approval.
+    id_of(&delete(&f, "write").await);
+    assert_eq!(f.gate.pending_count().await.unwrap(), 2);
+    id_of(
+        &f.gw
+            .call(
+                &p("other-bot", &["agents"]),
+                "fake_query",
+                json!({"connection": "db", "sql": "write"}),
+                &CallContext::default(),
+            )
+            .await,
+    );
+    assert_eq!(f.gate.pending_count().await.unwrap(), 3);
+    // Denied: no longer waiting.
+    f.gate
+        .deny(&first, &p("alice", &["reviewers"]), Some("no".into()))
+        .await
+        .unwrap();
+    assert_eq!(f.gate.pending_count().await.unwrap(), 2);
+    // Past its expiry but not yet swept: not counted either.
+    let mut a = f.gate.get_for(&second, &bot(), true).await.unwrap();
+    a.expires_at = Utc::now() - chrono::Duration::seconds(1);
+    assert!(f.gate.store.update(&a).await.unwrap());
+    assert_eq!(
+        f.gate.store.get(&second).await.unwrap().unwrap().state,
+        ApprovalState::Pending
+    );
+    assert_eq!(f.gate.pending_count().await.unwrap(), 1);
+}
+
 struct Cancelled;
 impl CancelSignal for Cancelled {
     fn cancelled(&self) -> futures::future::BoxFuture<'_, ()> {
