@@ -79,6 +79,23 @@ pub struct ServerSection {
     pub allowed_hosts: Vec<String>,
     /// Byte cap on one tool result.
     pub max_result_bytes: usize,
+    /// Who may read `GET /metrics`.
+    pub metrics: MetricsAccess,
+}
+
+/// `[server] metrics`: who may scrape `GET /metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Anyone who reaches the listen address, without a token (what a
+    /// Prometheus scraper expects; the page holds counts by tool name and
+    /// decision only).
+    #[default]
+    Open,
+    /// A bearer token whose principal is permitted `audit:read`.
+    Token,
+    /// Not served (404).
+    Off,
 }
 
 impl Default for ServerSection {
@@ -90,6 +107,7 @@ impl Default for ServerSection {
             store_url: None,
             allowed_hosts: vec![],
             max_result_bytes: 4 << 20,
+            metrics: MetricsAccess::Open,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! HTTP surface, assembled here and only here: `/mcp` (streamable HTTP
-//! behind bearer auth), RFC 9728 metadata, health, the REST API under `/api`
-//! ([`crate::api`], [`crate::approvals::api`]) and the review pages under
-//! `/ui` ([`crate::approvals::ui`]). Those modules each offer their own
+//! behind bearer auth), RFC 9728 metadata, health, `/metrics`
+//! ([`crate::metrics`]), the REST API under `/api` ([`crate::api`],
+//! [`crate::approvals::api`]) and the review pages under `/ui`
+//! ([`crate::approvals::ui`]). Those modules each offer their own
 //! routes and share only the leaf modules [`crate::state`],
 //! [`crate::auth`] and [`crate::errors`]; none of them imports this one.
 //! In front of `/mcp`, in order: the Origin check (403), bearer auth (401,
@@ -24,11 +25,24 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::require_bearer;
 use crate::mcp::McpHandler;
 use crate::mcp_guard::{self, AllowedOrigins, SessionOwners};
+use crate::metrics::MetricsAccess;
 use crate::state::AppState;
 use crate::{api, approvals};
 
-/// Build the whole router.
+/// Build the whole router, `/metrics` open to anyone who reaches it (the
+/// default of `[server] metrics`).
 pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: CancellationToken) -> Router {
+    router_with(state, allowed_hosts, shutdown, MetricsAccess::default())
+}
+
+/// Build the whole router, `/metrics` served under `metrics`
+/// ([`crate::metrics`]).
+pub fn router_with(
+    state: AppState,
+    allowed_hosts: Vec<String>,
+    shutdown: CancellationToken,
+    metrics: MetricsAccess,
+) -> Router {
     let gateway = state.gateway.clone();
     let origins = Arc::new(AllowedOrigins::new(&state.public_url, &allowed_hosts));
     let config = StreamableHttpServerConfig::default()
@@ -77,6 +91,7 @@ pub fn router(state: AppState, allowed_hosts: Vec<String>, shutdown: Cancellatio
             api::router().nest("/approvals", approvals::api::router()),
         )
         .nest("/ui", approvals::ui::router())
+        .merge(crate::metrics::router(metrics))
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

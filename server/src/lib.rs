@@ -18,6 +18,7 @@ pub mod http;
 pub mod logging;
 pub mod mcp;
 pub mod mcp_guard;
+pub mod metrics;
 pub mod state;
 pub mod store;
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::load_config;
 use crate::config::Config;
-use crate::http::router;
+use crate::http::router_with;
 use crate::mcp::McpHandler;
 use crate::state::AppState;
 use crate::{app, classify, logging};
@@ -113,7 +113,13 @@ pub async fn serve_http(
         public_url: config.public_url(),
         issuer: config.auth.issuer.clone(),
     };
-    let app = router(state, allowed_hosts(config), shutdown.clone());
+    let app = router_with(
+        state,
+        allowed_hosts(config),
+        shutdown.clone(),
+        config.server.metrics,
+    );
+    crate::metrics::spawn_upkeep();
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -75,6 +75,24 @@ fn bad_values_are_rejected_with_position() {
 }
 
 #[test]
+fn metrics_access_defaults_to_open_and_takes_three_words() {
+    assert_eq!(parse("").unwrap().server.metrics, MetricsAccess::Open);
+    for (word, access) in [
+        ("open", MetricsAccess::Open),
+        ("token", MetricsAccess::Token),
+        ("off", MetricsAccess::Off),
+    ] {
+        let c = parse(&format!("[server]\nmetrics = \"{word}\"\n")).unwrap();
+        assert_eq!(c.server.metrics, access);
+    }
+    let errs = parse("[server]\nlisten = \"127.0.0.1:1\"\nmetrics = true\n").unwrap_err();
+    assert_eq!(errs[0].line, 3, "{}", errs[0]);
+    let errs = parse("[server]\nmetrics = \"public\"\n").unwrap_err();
+    assert_eq!(errs[0].line, 2, "{}", errs[0]);
+    assert!(errs[0].message.contains("`open`, `token`"), "{}", errs[0]);
+}
+
+#[test]
 fn duplicate_connection_names_are_rejected() {
     let errs = parse("[[connection]]\nname = \"a\"\nkind = \"sqlite\"\n[[connection]]\nname = \"a\"\nkind = \"sqlite\"\n").unwrap_err();
     assert_eq!(errs[0].line, 4, "{}", errs[0]);

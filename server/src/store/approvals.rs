@@ -7,6 +7,7 @@
 //! vote racing another one, in this process or another, loses cleanly.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use gateway_core::approval::{Approval, ApprovalState, ApprovalStore, ApprovalStoreError};
 use serde_json::{Value, json};
 use sqlx::SqlitePool;
@@ -177,6 +178,19 @@ impl ApprovalStore for SqliteApprovalStore {
         rows.into_iter().map(decode).collect()
     }
 
+    async fn count_pending(&self, now: DateTime<Utc>) -> Result<u64, ApprovalStoreError> {
+        // `expires_at` is RFC 3339 in UTC as `to_rfc3339` writes it (fixed
+        // `+00:00`, fraction digits in threes), which orders as text.
+        let (n,) = sqlx::query_as::<_, (i64,)>(
+            "SELECT COUNT(*) FROM approvals WHERE state = 'pending' AND expires_at > ?",
+        )
+        .bind(now.to_rfc3339())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(io)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn update(&self, a: &Approval) -> Result<bool, ApprovalStoreError> {
         let done = sqlx::query(
             "UPDATE approvals SET state = ?, claimed = ?, expires_at = ?, record = ?, version = version + 1 \
@@ -213,8 +227,7 @@ mod tests {
         "created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T01:00:00Z","decided_at":null,
         "claimed_at":"2026-01-01T00:10:00Z","finished_at":"2026-01-01T00:10:01Z","note":null,"version":0}"#;
 
-    #[tokio::test]
-    async fn rows_written_before_the_typed_review_still_read() {
+    async fn migrated() -> sqlx::SqlitePool {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")
@@ -224,6 +237,67 @@ mod tests {
             let mut conn = pool.acquire().await.unwrap();
             crate::store::migrations::migrate(&mut conn).await.unwrap();
         }
+        pool
+    }
+
+    #[tokio::test]
+    async fn pending_approvals_are_counted_in_the_database_until_they_expire() {
+        let store = SqliteApprovalStore::new(migrated().await);
+        let base = decode(("apr_old".into(), 0, LEGACY.into())).unwrap();
+        // Sub-second expiries on both sides of `now`: the text comparison
+        // must order them as instants.
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00.250+00:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ms = chrono::Duration::milliseconds;
+        let rows = [
+            (
+                "apr_a",
+                ApprovalState::Pending,
+                now + chrono::Duration::hours(1),
+            ),
+            ("apr_b", ApprovalState::Pending, now + ms(1)),
+            (
+                "apr_c",
+                ApprovalState::Pending,
+                now + chrono::Duration::nanoseconds(1),
+            ),
+            ("apr_d", ApprovalState::Pending, now),
+            ("apr_e", ApprovalState::Pending, now - ms(250)),
+            (
+                "apr_f",
+                ApprovalState::Pending,
+                now - chrono::Duration::nanoseconds(1),
+            ),
+            (
+                "apr_g",
+                ApprovalState::Approved,
+                now + chrono::Duration::hours(1),
+            ),
+            (
+                "apr_h",
+                ApprovalState::Denied,
+                now + chrono::Duration::hours(1),
+            ),
+        ];
+        for (id, state, expires_at) in rows {
+            let mut a = base.clone();
+            a.id = id.into();
+            a.state = state;
+            a.claimed_at = None;
+            a.expires_at = expires_at;
+            store.insert(&a).await.unwrap();
+        }
+        assert_eq!(store.count_pending(now).await.unwrap(), 3, "a, b and c");
+        // The default (reading every pending record) agrees.
+        let listed = store.list(Some(ApprovalState::Pending), 100).await.unwrap();
+        assert_eq!(listed.iter().filter(|a| a.expires_at > now).count(), 3);
+        assert_eq!(store.count_pending(now + ms(2)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn rows_written_before_the_typed_review_still_read() {
+        let pool = migrated().await;
         sqlx::query(
             "INSERT INTO approvals (id, state, requester, tool, arguments_hash, claimed, created_at, expires_at, version, record) \
              VALUES ('apr_old', 'executed', 'bot', 'sql_query', 'sha256:ab', 1, '', '', 3, ?)",
