@@ -109,11 +109,14 @@ fn a_signed_checkpoint_verifies_after_a_round_trip_through_its_file() {
     back.verify_signature(public.public()).unwrap();
 }
 
+/// A change made to a signed checkpoint.
+type Edit = Box<dyn Fn(&mut Checkpoint)>;
+
 #[test]
 fn any_edit_breaks_the_signature() {
     let key = signing(KEY_A);
     let cp = key.sign(&head(42), at()).unwrap();
-    let edits: Vec<(&str, Box<dyn Fn(&mut Checkpoint)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         ("seq", Box::new(|c| c.seq = 41)),
         ("hash", Box::new(|c| c.hash = head(41).hash)),
         (
