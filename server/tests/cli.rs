@@ -98,6 +98,7 @@ fn help_on_every_command() {
         vec!["policy", "schema", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["audit", "replay", "--help"],
+        vec!["audit", "checkpoint", "--help"],
         vec!["approvals", "approve", "--help"],
     ] {
         let o = run(&args);
