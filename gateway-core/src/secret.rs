@@ -51,8 +51,19 @@ pub enum SecretError {
 }
 
 /// Resolve every `${env:NAME}` and `${file:PATH}` in `raw`. Text outside
-/// references is kept; a file's trailing newline is dropped.
+/// references is kept; a file's trailing newline is dropped. A relative
+/// PATH is read from the working directory (see [`resolve_in`]).
 pub fn resolve(raw: &str) -> Result<Secret, SecretError> {
+    resolve_with(raw, None)
+}
+
+/// [`resolve`], with a relative `${file:PATH}` read from `base` (the config
+/// file's folder, against which the config's other paths resolve).
+pub fn resolve_in(raw: &str, base: &std::path::Path) -> Result<Secret, SecretError> {
+    resolve_with(raw, Some(base))
+}
+
+fn resolve_with(raw: &str, base: Option<&std::path::Path>) -> Result<Secret, SecretError> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(start) = rest.find("${") {
@@ -67,8 +78,14 @@ pub fn resolve(raw: &str) -> Result<Secret, SecretError> {
                 std::env::var(name).map_err(|_| SecretError::MissingEnv(name.to_string()))?;
             out.push_str(&value);
         } else if let Some(path) = reference.strip_prefix("file:") {
-            let value = std::fs::read_to_string(path).map_err(|e| SecretError::File {
-                path: path.to_string(),
+            let path = match base {
+                Some(base) if std::path::Path::new(path).is_relative() => {
+                    base.join(path).display().to_string()
+                }
+                _ => path.to_string(),
+            };
+            let value = std::fs::read_to_string(&path).map_err(|e| SecretError::File {
+                path: path.clone(),
                 reason: e.to_string(),
             })?;
             out.push_str(value.trim_end_matches(['\n', '\r']));
@@ -83,6 +100,8 @@ pub fn resolve(raw: &str) -> Result<Secret, SecretError> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -107,5 +126,25 @@ mod tests {
             Err(SecretError::Unknown(_))
         ));
         std::fs::remove_file(dir).ok();
+    }
+
+    #[test]
+    fn resolve_in_reads_a_relative_file_from_the_base_folder() {
+        let base = std::env::temp_dir().join(format!("tg-secret-in-{}", std::process::id()));
+        std::fs::create_dir_all(base.join("keys")).unwrap();
+        std::fs::write(base.join("keys/k"), "in-base\n").unwrap();
+        let s = resolve_in("${file:keys/k}", &base).unwrap();
+        assert_eq!(s.expose(), "in-base");
+        let abs = format!("${{file:{}}}", base.join("keys/k").display());
+        assert_eq!(
+            resolve_in(&abs, Path::new("/nowhere")).unwrap().expose(),
+            "in-base"
+        );
+        let err = resolve_in("${file:keys/missing}", &base).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&base.join("keys/missing").display().to_string())
+        );
+        std::fs::remove_dir_all(base).ok();
     }
 }

@@ -86,8 +86,23 @@ impl AuditStore for MemoryStore {
             .find(|e| e.id == id)
             .cloned())
     }
-    async fn list(&self, _filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
-        Ok(self.events.lock().unwrap().clone())
+    /// Honours `after_seq`, `order` and `limit` (paging); the other
+    /// filters are ignored.
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let after = filter.after_seq.unwrap_or(0);
+        let mut events: Vec<AuditEvent> = self
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect();
+        if filter.order == crate::audit::ListOrder::NewestFirst {
+            events.reverse();
+        }
+        events.truncate(filter.effective_limit() as usize);
+        Ok(events)
     }
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         // The chain, and each event's recording as a store must check it.

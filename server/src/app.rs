@@ -61,6 +61,9 @@ pub fn check(config: &Config) -> Vec<String> {
     if let Err(e) = authenticator(config) {
         errs.push(config.error_near("[auth]", e.to_string()).to_string());
     }
+    if let Err(e) = crate::checkpoint::settings(config) {
+        errs.push(config.error_near("[audit]", e.to_string()).to_string());
+    }
     errs
 }
 

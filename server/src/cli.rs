@@ -103,7 +103,7 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Read and verify the audit log (list, show, replay, verify, export).
+    /// Read and verify the audit log (list, show, replay, verify, checkpoint, export).
     Audit {
         /// What to do.
         #[command(subcommand)]
@@ -209,7 +209,34 @@ pub enum AuditCommand {
         config: ConfigArg,
     },
     /// Check the hash chain; exit 1 on any break.
+    ///
+    /// With --checkpoint, also prove the store still holds, unchanged,
+    /// everything a signed checkpoint covers (which the chain alone cannot:
+    /// deleting the newest events and rewinding the head leaves a shorter
+    /// chain that verifies). The checkpoint must be signed by
+    /// audit.checkpoint_key of the config (its private key, or only its
+    /// public key); exit 1 when the signature is not that key's or does not
+    /// match, when the store's chain ends before the checkpoint's seq, or
+    /// when the event at that seq is not the one signed.
+    #[command(
+        after_help = "Examples:\n  tollgate audit verify --config tollgate.toml\n  tollgate audit verify --config tollgate.toml --checkpoint /mnt/anchor/checkpoint-00000000000000001234-20261207T140000.000000Z.json"
+    )]
     Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A checkpoint file (`tollgate audit checkpoint`, or written by
+        /// `serve` into audit.checkpoint_dir); repeat to check several.
+        #[arg(long, value_name = "CP")]
+        checkpoint: Vec<PathBuf>,
+    },
+    /// Sign the chain head now and write it to audit.checkpoint_dir (and
+    /// POST it to audit.checkpoint_webhook); prints the file's path.
+    ///
+    /// The whole chain is verified first: a broken chain is not signed (exit
+    /// 1). Keep checkpoint files off the host that holds the store: whoever
+    /// can rewrite the store must not be able to rewrite them.
+    #[command(after_help = "Example:\n  tollgate audit checkpoint --config tollgate.toml")]
+    Checkpoint {
         #[command(flatten)]
         config: ConfigArg,
     },

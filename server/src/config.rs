@@ -51,6 +51,9 @@ pub struct Config {
     /// `[logging]`.
     #[serde(default)]
     pub logging: LoggingSection,
+    /// `[audit]`: signed checkpoints of the audit chain.
+    #[serde(default)]
+    pub audit: AuditSection,
     /// `[[connection]]`, kept raw here: each family deserialises its own
     /// typed section from it (see [`crate::connectors`]).
     #[serde(default, rename = "connection")]
@@ -199,6 +202,26 @@ pub struct LoggingSection {
     pub level: Option<String>,
 }
 
+/// `[audit]`: signed checkpoints of the chain head, written outside the
+/// store (see [`crate::checkpoint`]).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Ed25519 key in PEM (a secret reference, e.g. `${file:keys/audit.pem}`;
+    /// a relative file is read from the config's folder). A private key
+    /// signs and verifies; a public key only verifies.
+    pub checkpoint_key: Option<String>,
+    /// Folder the checkpoint files are written to.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// How often `serve` writes one when the chain grew (default 1m).
+    pub checkpoint_interval: Option<Spanned<String>>,
+    /// URL each checkpoint is POSTed to as JSON (a secret reference allowed).
+    pub checkpoint_webhook: Option<String>,
+}
+
+/// Default of `audit.checkpoint_interval`.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -299,6 +322,7 @@ impl Config {
         {
             errs.push(self.error_at(l.span().start, format!("auth.leeway: {e}")));
         }
+        errs.extend(self.validate_audit());
         let keys = [
             self.auth.hs256_secret.is_some(),
             self.auth.jwks_url.is_some(),
@@ -332,6 +356,50 @@ impl Config {
             }
         }
         errs
+    }
+
+    /// `[audit]`: the interval's grammar, and no checkpoint setting without
+    /// a key. The key itself (and whether a private key has somewhere to
+    /// write) is checked by `check` and at start ([`crate::checkpoint`]).
+    fn validate_audit(&self) -> Vec<ConfigError> {
+        let a = &self.audit;
+        let mut errs = vec![];
+        if let Some(i) = &a.checkpoint_interval {
+            match duration::parse(i.get_ref()) {
+                Err(e) => errs
+                    .push(self.error_at(i.span().start, format!("audit.checkpoint_interval: {e}"))),
+                Ok(d) if d.is_zero() => errs.push(self.error_at(
+                    i.span().start,
+                    "audit.checkpoint_interval must be longer than 0s",
+                )),
+                Ok(_) => {}
+            }
+        }
+        let outputs = a.checkpoint_dir.is_some() || a.checkpoint_webhook.is_some();
+        if a.checkpoint_key.is_none() && (outputs || a.checkpoint_interval.is_some()) {
+            errs.push(self.error_near(
+                "[audit]",
+                "audit checkpoints need audit.checkpoint_key (an Ed25519 private key in PEM: \
+                 `openssl genpkey -algorithm ed25519 -out audit.pem`, then \
+                 checkpoint_key = \"${file:audit.pem}\")",
+            ));
+        }
+        errs
+    }
+
+    /// `audit.checkpoint_interval` (validated at load), default 1m.
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.audit
+            .checkpoint_interval
+            .as_ref()
+            .and_then(|i| duration::parse(i.get_ref()).ok())
+            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL)
+    }
+
+    /// The config file's folder (relative paths and `${file:}` references
+    /// of `[audit]` resolve against it).
+    pub fn folder(&self) -> &Path {
+        self.source.parent().unwrap_or(Path::new("."))
     }
 
     /// Resolve a path from the config against the config file's folder.

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod approvals;
 pub mod auth;
+pub mod checkpoint;
 pub mod classify;
 pub mod cli;
 pub mod commands;

@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// Anchored audit chain: checkpoints (a folder, so cargo does not build it as a test of its own).
+#[path = "cli/checkpoint.rs"]
+mod checkpoint;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tollgate"))
 }
@@ -94,6 +98,7 @@ fn help_on_every_command() {
         vec!["policy", "schema", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["audit", "replay", "--help"],
+        vec!["audit", "checkpoint", "--help"],
         vec!["approvals", "approve", "--help"],
     ] {
         let o = run(&args);

@@ -434,6 +434,20 @@ impl ChainVerifier {
         }
     }
 
+    /// A verifier that continues a chain already checked up to `seq`
+    /// (whose event hashes to `hash`): it expects `seq + 1` with that
+    /// `prev_hash`. `after(0, GENESIS_HASH)` is [`ChainVerifier::new`].
+    /// Used to extend a signed checkpoint without reading the whole chain.
+    pub fn after(seq: u64, hash: impl Into<String>) -> Self {
+        ChainVerifier {
+            next_seq: seq.saturating_add(1),
+            prev_hash: hash.into(),
+            checked: 0,
+            last_seq: (seq > 0).then_some(seq),
+            first_break: None,
+        }
+    }
+
     /// Check one event. Returns `false` once the chain is broken (further
     /// pushes are ignored).
     pub fn push(&mut self, event: &AuditEvent) -> bool {

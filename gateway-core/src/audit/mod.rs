@@ -5,6 +5,9 @@
 //!   `tollgate audit export --format jsonl`): field names are fixed.
 //! - [`chain`]: canonical JSON, hashes, and the verifier that finds the first
 //!   break (edited, deleted, reordered events).
+//! - [`checkpoint`]: signed checkpoints of the chain head, kept outside the
+//!   store, so that deleting the newest events (which the chain alone cannot
+//!   show) is detected.
 //! - [`store`]: the [`AuditStore`] trait. Nothing store-specific lives in the
 //!   core; the embedded SQLite store is in the server crate.
 //!
@@ -12,6 +15,7 @@
 //! failed write leaves the chain as it was and the caller gets an error.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod store;
 
 pub use chain::{

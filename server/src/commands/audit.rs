@@ -1,4 +1,4 @@
-//! `tollgate audit list|show|replay|verify|export`: read the store directly (no
+//! `tollgate audit list|show|replay|verify|checkpoint|export`: read the store directly (no
 //! server needed), e.g. on an auditor's copy of the data dir. Everything
 //! printed from the store goes through `gateway_core::text` escaping, so a
 //! stored value can never put raw control characters (terminal escapes,
@@ -18,16 +18,20 @@ use gateway_core::text::{escape_for_terminal as esc, json_for_terminal};
 
 use super::load_config;
 use crate::cli::{AuditCommand, ConfigArg};
+use crate::config::Config;
 use crate::store;
 
-async fn open(config: &ConfigArg) -> Result<Arc<dyn AuditStore>, ExitCode> {
+async fn open(config: &ConfigArg) -> Result<(Config, Arc<dyn AuditStore>), ExitCode> {
     let config = load_config(&config.config)?;
     let dir = config.resolve_path(&config.server.data_dir);
-    store::open_existing_store(&dir).await.map_err(|e| {
+    let store = store::open_existing_store(&dir).await.map_err(|e| {
         eprintln!("cannot open the audit store in {}: {e:#}", dir.display());
         ExitCode::from(1)
-    })
+    })?;
+    Ok((config, store))
 }
+
+mod anchored;
 
 /// Characters of the arguments summary in `audit list`.
 const SUMMARY_CHARS: usize = 60;
@@ -148,10 +152,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::List { config, .. }
         | AuditCommand::Show { config, .. }
         | AuditCommand::Replay { config, .. }
-        | AuditCommand::Verify { config }
+        | AuditCommand::Verify { config, .. }
+        | AuditCommand::Checkpoint { config }
         | AuditCommand::Export { config, .. } => config.clone(),
     };
-    let store = match open(&config).await {
+    let (config, store) = match open(&config).await {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -210,14 +215,22 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
         }
-        AuditCommand::Verify { .. } => {
+        AuditCommand::Verify { checkpoint, .. } => {
             let report = store.verify().await.context("verifying the chain")?;
             writeln!(out, "{}", esc(&report.to_string()))?;
-            return Ok(if report.is_intact() {
+            let mut intact = report.is_intact();
+            if !checkpoint.is_empty() {
+                intact &= anchored::verify(&config, store.as_ref(), &report, &checkpoint, &mut out)
+                    .await?;
+            }
+            return Ok(if intact {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             });
+        }
+        AuditCommand::Checkpoint { .. } => {
+            return anchored::checkpoint(&config, store, &mut out).await;
         }
         AuditCommand::Export { .. } => {
             let mut events = store.export();

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::http::router_with;
 use crate::mcp::McpHandler;
 use crate::state::AppState;
-use crate::{app, classify, logging};
+use crate::{app, checkpoint, classify, logging};
 
 /// How long `serve` waits for the first classification before serving anyway.
 const FIRST_CLASSIFICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -44,11 +44,18 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
              classified yet are masked by rules and detectors only until it does"
         );
     }
-    if stdio {
+    // Checkpoints every interval, and one more once serving stopped (after
+    // the last call's event is written).
+    let checkpoints = checkpoint::start(&config, gateway.audit().clone())?;
+    let served = if stdio {
         serve_stdio(&config, gateway).await
     } else {
         serve_http(&config, gateway, None).await
+    };
+    if let Some(c) = checkpoints {
+        c.finish().await;
     }
+    served
 }
 
 async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<ExitCode> {
@@ -67,7 +74,17 @@ async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<E
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| anyhow!("stdio: {e}"))?;
-    service.waiting().await.map_err(|e| anyhow!("stdio: {e}"))?;
+    // Ctrl-C / SIGTERM end the session as a closed stdin does, so what
+    // follows serving (the shutdown checkpoint) still runs.
+    let session = service.cancellation_token();
+    let stop = shutdown_signal();
+    let signal = tokio::spawn(async move {
+        stop.await;
+        session.cancel();
+    });
+    let quit = service.waiting().await;
+    signal.abort();
+    quit.map_err(|e| anyhow!("stdio: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,6 +123,7 @@ pub async fn serve_http(
         "serving HTTP needs an [auth] key: auth.hs256_secret, auth.jwks_url or auth.jwks_file",
     )?;
     let shutdown = CancellationToken::new();
+    let stop = shutdown_signal();
     spawn_policy_reload(config, gateway.clone());
     let state = AppState {
         gateway,
@@ -135,7 +153,7 @@ pub async fn serve_http(
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            stop.await;
             shutdown.cancel();
         })
         .await?;
@@ -174,14 +192,30 @@ fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
     let _ = (config, gateway);
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: a signal that arrives
+/// between "listening" and the first poll must not fall back to the default
+/// action (exit at once, skipping the graceful shutdown and its checkpoint).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot handle SIGTERM; only Ctrl-C stops gracefully");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -180,3 +180,40 @@ pin = [{ connection = "shop", column = "public.customers.tax_id", type = "TAX_ID
     let e = parse("[masking.classification]\nexempt = [5]\n").unwrap_err();
     assert!(e[0].message.contains("connection.field"), "{e:?}");
 }
+
+#[test]
+fn audit_section_of_the_contract_parses_and_is_checked() {
+    let c = parse(
+        r#"
+[audit]
+checkpoint_key = "${file:keys/audit.pem}"
+checkpoint_dir = "checkpoints"
+checkpoint_interval = "1m"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.checkpoint_interval(), Duration::from_secs(60));
+    assert_eq!(
+        c.resolve_path(c.audit.checkpoint_dir.as_ref().unwrap()),
+        Path::new("/etc/tollgate/checkpoints")
+    );
+    assert_eq!(c.folder(), Path::new("/etc/tollgate"));
+    // Default interval.
+    let c = parse("[audit]\ncheckpoint_key = \"k\"\ncheckpoint_dir = \"c\"\n").unwrap();
+    assert_eq!(c.checkpoint_interval(), DEFAULT_CHECKPOINT_INTERVAL);
+    // Errors at their line: a typo, a bad or zero interval, no key.
+    let e = parse("[audit]\ncheckpoint_key = \"k\"\ncheckpoint_dirs = \"c\"\n").unwrap_err();
+    assert_eq!(e[0].line, 3, "{e:?}");
+    assert!(e[0].message.contains("checkpoint_dirs"), "{e:?}");
+    for bad in ["\"soon\"", "\"0s\""] {
+        let e = parse(&format!(
+            "[audit]\ncheckpoint_key = \"k\"\ncheckpoint_dir = \"c\"\ncheckpoint_interval = {bad}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e[0].line, 4, "{bad}: {e:?}");
+        assert!(e[0].message.contains("checkpoint_interval"), "{e:?}");
+    }
+    let e = parse("[audit]\ncheckpoint_dir = \"c\"\n").unwrap_err();
+    assert!(e[0].message.contains("need audit.checkpoint_key"), "{e:?}");
+    assert!(e[0].message.contains("openssl genpkey"), "{e:?}");
+}
