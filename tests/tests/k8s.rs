@@ -9,8 +9,6 @@
 //! appears in no result, error or audit record.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use gateway_core::Principal;
@@ -18,9 +16,9 @@ use gateway_core::approval::CallContext;
 use gateway_core::outcome::{CallOutcome, CallResult};
 use serde_json::{Value, json};
 use tollgate_server::config::Config;
-use tollgate_server::state::AppState;
 use tollgate_tests::TempDir;
 use tollgate_tests::kube::KubeServer;
+use tollgate_tests::served::{Served, principal};
 
 const PASSWORD: &str = "S3cr3t-Value-42";
 const ENV_PASSWORD: &str = "hunter2-env-77";
@@ -54,24 +52,16 @@ permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"k8s
         resource in Tollgate::Namespace::"k8s/shop");
 "#;
 
-fn config_text(port: u16, secret: &str, kube: &KubeServer, dir: &std::path::Path) -> String {
+/// Everything after `[policy]`: `[approval]` and the three connections
+/// (admin token: `k8s` limited to shop/web/bulk, `k8s-all`; restricted
+/// token: `k8s-reader`), their tokens in files under `dir`.
+fn connections(kube: &KubeServer, dir: &std::path::Path) -> String {
     let admin = dir.join("admin.token");
     let reader = dir.join("reader.token");
     std::fs::write(&admin, kube.admin_token()).unwrap();
     std::fs::write(&reader, kube.restricted_token()).unwrap();
     format!(
-        r#"[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-data_dir = "data"
-
-[auth]
-hs256_secret = "${{file:{secret}}}"
-
-[policy]
-dir = "policies"
-
-[approval]
+        r#"[approval]
 wait_seconds = 0
 
 [[connection]]
@@ -102,6 +92,16 @@ token = "${{file:{reader}}}"
         ca = kube.ca_file().display(),
         admin = admin.display(),
         reader = reader.display(),
+    )
+}
+
+/// A whole config on `port` with the HS256 secret in file `secret`.
+fn config_text(port: u16, secret: &str, kube: &KubeServer, dir: &std::path::Path) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+         data_dir = \"data\"\n\n[auth]\nhs256_secret = \"${{file:{secret}}}\"\n\n\
+         [policy]\ndir = \"policies\"\n\n{}",
+        connections(kube, dir)
     )
 }
 
@@ -185,26 +185,20 @@ async fn kubernetes_reads_through_the_whole_gateway() {
     eprintln!("kube-apiserver ready in {:?}", kube.start_time);
     seed(&kube).await;
 
-    let dir = TempDir::new("k8s").unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/k8s.cedar"), POLICY).unwrap();
-    let secret = dir.path().join("secret.key").to_str().unwrap().to_string();
-    std::fs::write(&secret, "k8s-test-secret-0123456789abcdef-xyz").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config_path = dir.path().join("tollgate.toml");
-    let text = config_text(addr.port(), &secret, &kube, dir.path());
-    std::fs::write(&config_path, &text).unwrap();
+    let served = Served::start("k8s", POLICY, "", |dir| connections(&kube, dir)).await;
+    let (addr, gateway) = (served.addr, served.gateway.clone());
+    let config_path = served.config_path.clone();
+    let text = std::fs::read_to_string(&config_path).unwrap();
     let config = Config::load(&config_path).expect("config loads");
 
     // `check` accepts kubernetes connections and the family's policy
-    // vocabulary; a typo in the section is refused at its key.
-    assert_eq!(tollgate_server::app::check(&config), Vec::<String>::new());
-    let typo = dir.path().join("typo.toml");
+    // vocabulary (asserted clean by `Served::start`); a typo in the section
+    // is refused at its key.
+    let typo = served.dir.path().join("typo.toml");
     std::fs::write(&typo, text.replace("max_items = 600", "max_itmes = 600")).unwrap();
     let errors = tollgate_server::app::check(&Config::load(&typo).unwrap()).join("\n");
     assert!(errors.contains("max_itmes"), "{errors}");
-    let bad = dir.path().join("policies/bad.cedar");
+    let bad = served.dir.path().join("policies/bad.cedar");
     std::fs::write(
         &bad,
         r#"permit (principal, action == Tollgate::Action::"k8s:get", resource) when { context.verb == "x" };"#,
@@ -213,56 +207,13 @@ async fn kubernetes_reads_through_the_whole_gateway() {
     let errors = tollgate_server::app::check(&config).join("\n");
     assert!(errors.contains("verb"), "{errors}");
     std::fs::remove_file(&bad).unwrap();
+    let audrey = served.token("audrey", &["auditors"]);
 
-    let gateway = tollgate_server::app::gateway(&config)
-        .await
-        .expect("gateway");
-    let auth = Arc::new(
-        tollgate_server::app::authenticator(&config)
-            .unwrap()
-            .unwrap(),
-    );
-    let audrey = auth
-        .mint_hs256(
-            "audrey",
-            &["auditors".to_string()],
-            Duration::from_secs(600),
-        )
-        .unwrap();
-    let state = AppState {
-        gateway: gateway.clone(),
-        auth: auth.clone(),
-        public_url: format!("http://{addr}"),
-        issuer: None,
-    };
-    let app = tollgate_server::http::router(
-        state,
-        vec!["127.0.0.1".into(), addr.to_string()],
-        Default::default(),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let agent = Principal {
-        sub: "agent-7".into(),
-        groups: vec!["agents".into()],
-    };
-    let admin = Principal {
-        sub: "ada".into(),
-        groups: vec!["admins".into()],
-    };
+    let agent = principal("agent-7", &["agents"]);
+    let admin = principal("ada", &["admins"]);
     let mut seen: Vec<String> = Vec::new();
     let mut call = async |who: &Principal, tool: &str, args: Value| -> CallResult {
-        let r = gateway
-            .call(
-                who,
-                tool,
-                args,
-                &CallContext {
-                    wait: Some(Duration::ZERO),
-                    ..Default::default()
-                },
-            )
-            .await;
+        let r = served.call(who, tool, args).await;
         seen.push(r.structured.to_string());
         r
     };

@@ -14,7 +14,7 @@ use gateway_core::approval::CallContext;
 use gateway_core::outcome::{CallOutcome, CallResult};
 use serde_json::{Value, json};
 use tollgate_tests::kube::KubeServer;
-use tollgate_tests::served::{Served, kube_connection};
+use tollgate_tests::served::{Served, kube_connection, principal};
 
 const PASSWORD: &str = "S3cr3t-Value-42";
 /// base64 of PASSWORD.
@@ -136,14 +136,8 @@ async fn apply_through_the_whole_gateway() {
     let (addr, gateway) = (served.addr, served.gateway.clone());
     let audrey = served.token("audrey", &["auditors"]);
 
-    let admin = Principal {
-        sub: "ada".into(),
-        groups: vec!["admins".into()],
-    };
-    let agent = Principal {
-        sub: "agent-7".into(),
-        groups: vec!["agents".into()],
-    };
+    let admin = principal("ada", &["admins"]);
+    let agent = principal("agent-7", &["agents"]);
     let mut seen: Vec<String> = Vec::new();
     let mut call = async |who: &Principal, args: Value| -> CallResult {
         let r = gateway

@@ -8,12 +8,11 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use gateway_core::Principal;
 use gateway_core::approval::CallContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tollgate_tests::kube::KubeServer;
-use tollgate_tests::served::{Served, kube_connection};
+use tollgate_tests::served::{Served, kube_connection, principal};
 
 const SECRET_VALUE: &str = "Corpus-S3cret-9f7Q";
 const ENV_SECRET: &str = "corpus-env-hunter2-41";
@@ -154,10 +153,7 @@ async fn adversarial_corpus_is_masked_or_refused() {
     })
     .await;
     let gateway = served.gateway.clone();
-    let agent = Principal {
-        sub: "agent-k8s".into(),
-        groups: vec!["agents".into()],
-    };
+    let agent = principal("agent-k8s", &["agents"]);
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let forbidden = [
         ("the Secret value", SECRET_VALUE.to_string()),

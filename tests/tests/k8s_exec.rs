@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tollgate_tests::kube::KubeServer;
 use tollgate_tests::kubelet::{self, FakeKubelet};
-use tollgate_tests::served::{Served, kube_connection};
+use tollgate_tests::served::{Served, kube_connection, principal};
 
 /// A credential in a log line; the detectors must mask it.
 const LOG_SECRET: &str = "Hunter2-log-secret-31";
@@ -134,27 +134,11 @@ async fn logs_and_exec_go_through_the_apiserver_to_the_kubelet() {
     let config_path = served.config_path.clone();
     let audrey = served.token("audrey", &["auditors"]);
 
-    let agent = Principal {
-        sub: "agent-7".into(),
-        groups: vec!["agents".into()],
-    };
-    let visitor = Principal {
-        sub: "vic".into(),
-        groups: vec!["visitors".into()],
-    };
+    let agent = principal("agent-7", &["agents"]);
+    let visitor = principal("vic", &["visitors"]);
     let mut seen: Vec<String> = Vec::new();
     let mut call = async |who: &Principal, tool: &str, args: Value| -> CallResult {
-        let r = gateway
-            .call(
-                who,
-                tool,
-                args,
-                &CallContext {
-                    wait: Some(Duration::ZERO),
-                    ..Default::default()
-                },
-            )
-            .await;
+        let r = served.call(who, tool, args).await;
         seen.push(r.structured.to_string());
         r
     };

@@ -14,7 +14,7 @@ use gateway_core::approval::CallContext;
 use gateway_core::outcome::{CallOutcome, CallResult};
 use serde_json::{Value, json};
 use tollgate_tests::kube::KubeServer;
-use tollgate_tests::served::{Served, kube_connection};
+use tollgate_tests::served::{Served, kube_connection, principal};
 
 const PASSWORD: &str = "Del3te-Me-Secret-99";
 
@@ -170,31 +170,12 @@ async fn restart_and_delete_through_the_whole_gateway() {
     let (addr, gateway) = (served.addr, served.gateway.clone());
     let audrey = served.token("audrey", &["auditors"]);
 
-    let admin = Principal {
-        sub: "ada".into(),
-        groups: vec!["admins".into()],
-    };
-    let agent = Principal {
-        sub: "agent-7".into(),
-        groups: vec!["agents".into()],
-    };
-    let rita = Principal {
-        sub: "rita".into(),
-        groups: vec!["reviewers".into()],
-    };
+    let admin = principal("ada", &["admins"]);
+    let agent = principal("agent-7", &["agents"]);
+    let rita = principal("rita", &["reviewers"]);
     let mut seen: Vec<String> = Vec::new();
     let mut call = async |who: &Principal, tool: &str, args: Value| -> CallResult {
-        let r = gateway
-            .call(
-                who,
-                tool,
-                args,
-                &CallContext {
-                    wait: Some(Duration::ZERO),
-                    ..Default::default()
-                },
-            )
-            .await;
+        let r = served.call(who, tool, args).await;
         seen.push(r.structured.to_string());
         r
     };
