@@ -111,7 +111,13 @@ fn peer_entry() -> anyhow::Result<PathBuf> {
     if !installed || !entry.is_file() {
         std::fs::create_dir_all(&prefix)?;
         let ok = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--save-exact",
+                "--prefix",
+            ])
             .arg(&prefix)
             .arg(format!("ssh-mcp@{PEER_VERSION}"))
             .stdout(Stdio::null())
