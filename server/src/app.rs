@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use gateway_core::identity::{Authenticator, IdentityConfig, KeySource};
 use gateway_core::mask::Masker;
 use gateway_core::policy::{PolicyEngine, PolicyError, PolicySchema, load_dir};
-use gateway_core::{Gateway, GatewayBuilder, secret};
+use gateway_core::{Gateway, GatewayBuilder};
 
 use crate::config::{Config, ConfigError, parse_duration};
 use crate::{approvals, connectors, store};
@@ -72,7 +72,11 @@ pub fn check(config: &Config) -> Vec<String> {
 pub fn authenticator(config: &Config) -> anyhow::Result<Option<Authenticator>> {
     let a = &config.auth;
     let keys = if let Some(s) = &a.hs256_secret {
-        KeySource::Hs256(secret::resolve(s).map_err(|e| anyhow!("auth.hs256_secret: {e}"))?)
+        KeySource::Hs256(
+            config
+                .secret(s)
+                .map_err(|e| anyhow!("auth.hs256_secret: {e}"))?,
+        )
     } else if let Some(u) = &a.jwks_url {
         KeySource::JwksUrl(u.clone())
     } else if let Some(f) = &a.jwks_file {

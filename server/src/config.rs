@@ -430,20 +430,66 @@ impl Config {
     /// and `*_file` keys resolved against the config folder.
     pub fn connection_json(&self, table: &toml::Table) -> serde_json::Value {
         let mut v = serde_json::to_value(table).unwrap_or(serde_json::Value::Null);
+        let base = self.source.parent().unwrap_or(Path::new("."));
         if let serde_json::Value::Object(map) = &mut v {
             for (k, val) in map.iter_mut() {
-                if (k == "path" || k.ends_with("_file"))
-                    && let Some(s) = val.as_str()
-                    && !s.contains("${")
+                let Some(s) = val.as_str() else { continue };
+                let resolved = if s.contains("${") {
+                    // `${file:keys/x}` reads keys/x beside the config.
+                    absolute_file_refs(s, base)
+                } else if (PATH_KEYS.contains(&k.as_str()) || k.ends_with("_file"))
+                    && !s.contains("-----BEGIN ")
                 {
-                    *val = serde_json::Value::String(
-                        self.resolve_path(Path::new(s)).display().to_string(),
-                    );
-                }
+                    self.resolve_path(Path::new(s)).display().to_string()
+                } else {
+                    continue;
+                };
+                *val = serde_json::Value::String(resolved);
             }
         }
         v
     }
+
+    /// Resolve a `${env:..}` / `${file:..}` reference (or a literal) of a
+    /// top-level key; a relative `${file:PATH}` is read beside the config.
+    pub fn secret(
+        &self,
+        raw: &str,
+    ) -> Result<gateway_core::secret::Secret, gateway_core::secret::SecretError> {
+        gateway_core::secret::resolve_in(raw, self.source.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+/// Keys of a `[[connection]]` table that hold a file path when they hold
+/// no PEM text or reference (besides `path` and every `*_file`).
+const PATH_KEYS: &[&str] = &[
+    "path",
+    "known_hosts",
+    "kubeconfig",
+    "private_key",
+    "client_cert",
+    "client_key",
+    "agent_socket",
+];
+
+/// `raw` with every relative `${file:PATH}` made absolute against `base`.
+fn absolute_file_refs(raw: &str, base: &Path) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find("${file:") {
+        let (head, tail) = rest.split_at(at + "${file:".len());
+        out.push_str(head);
+        let end = tail.find('}').unwrap_or(tail.len());
+        let path = &tail[..end];
+        if Path::new(path).is_relative() && !path.is_empty() {
+            out.push_str(&base.join(path).display().to_string());
+        } else {
+            out.push_str(path);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Parse "10s", "500ms", "1m30s", "1h": the one duration grammar of every

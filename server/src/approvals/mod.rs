@@ -17,7 +17,6 @@ use anyhow::anyhow;
 use gateway_core::Principal;
 use gateway_core::approval::{ApprovalConfig, ApprovalService, ApprovalStore};
 use gateway_core::audit::AuditStore;
-use gateway_core::secret;
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -40,7 +39,9 @@ pub fn gate(
     };
     let mut service = ApprovalService::new(store, audit.clone(), settings);
     if let Some(raw) = &config.approval.webhook_url {
-        let url = secret::resolve(raw).map_err(|e| anyhow!("approval.webhook_url: {e}"))?;
+        let url = config
+            .secret(raw)
+            .map_err(|e| anyhow!("approval.webhook_url: {e}"))?;
         service = service.with_notifier(Arc::new(webhook::Webhook::new(
             url.expose().to_string(),
             audit,

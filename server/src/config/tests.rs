@@ -103,6 +103,20 @@ fn relative_paths_resolve_against_config_dir() {
     let c = parse("[[connection]]\nname = \"d\"\nkind = \"sqlite\"\npath = \"demo.db\"\n").unwrap();
     let j = c.connection_json(c.connections[0].get_ref());
     assert_eq!(j["path"], "/etc/tollgate/demo.db");
+    let c = parse(
+        "[[connection]]\nname = \"w\"\nkind = \"ssh\"\nprivate_key = \"${file:keys/k}\"\n\
+         known_hosts = \"kh\"\nurl = \"x${file:/abs/u}y${file:rel/u}${env:E}\"\n\
+         client_key = \"-----BEGIN PRIVATE KEY-----\\nx\\n-----END PRIVATE KEY-----\\n\"\n",
+    )
+    .unwrap();
+    let j = c.connection_json(c.connections[0].get_ref());
+    assert_eq!(j["private_key"], "${file:/etc/tollgate/keys/k}");
+    assert_eq!(j["known_hosts"], "/etc/tollgate/kh");
+    assert_eq!(
+        j["url"],
+        "x${file:/abs/u}y${file:/etc/tollgate/rel/u}${env:E}"
+    );
+    assert!(j["client_key"].as_str().unwrap().starts_with("-----BEGIN"));
 }
 
 #[test]
