@@ -25,11 +25,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
-use tollgate_tests::bench::secs;
+use tollgate_tests::bench::{measure, ms, secs};
 use tollgate_tests::kube::KubeServer;
 use tollgate_tests::mcp_stdio::StdioClient;
 use tollgate_tests::stdio::child_server_command;
@@ -41,47 +40,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PEER_VERSION: &str = "0.0.67";
 const NS: &str = "bench";
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    calls: u64,
-}
-
-impl std::fmt::Display for Stats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "p50 {:>8.2} ms  p99 {:>8.2} ms  ({} calls)",
-            ms(self.p50),
-            ms(self.p99),
-            self.calls
-        )
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Call `once` for `secs()` (at least 20 times) after 3 warm-up calls.
-fn measure(mut once: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Stats> {
-    for _ in 0..3 {
-        once()?;
-    }
-    let mut h = Histogram::<u64>::new(3)?;
-    let (t0, budget) = (Instant::now(), secs());
-    while t0.elapsed() < budget || h.len() < 20 {
-        let t = Instant::now();
-        once()?;
-        h.record(t.elapsed().as_micros() as u64)?;
-    }
-    Ok(Stats {
-        p50: Duration::from_micros(h.value_at_quantile(0.5)),
-        p99: Duration::from_micros(h.value_at_quantile(0.99)),
-        calls: h.len(),
-    })
-}
 
 /// The peer's binary: `KUBERNETES_MCP_SERVER`, or npm-installed under target/.
 fn peer_binary() -> anyhow::Result<PathBuf> {
@@ -247,7 +205,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(kube::Client::try_from(cfg)?)
     })?;
     let api: Api<Pod> = Api::namespaced(client, NS);
-    let direct = measure(|| {
+    let direct = measure(3, || {
         let list = rt.block_on(api.list(&ListParams::default().limit(1000)))?;
         if list.items.len() != pods {
             bail!("direct list returned {} pods", list.items.len());
@@ -263,7 +221,7 @@ fn main() -> anyhow::Result<()> {
         .stderr(log);
     let mut tollgate = StdioClient::spawn(&mut cmd, "bench")?;
     let args = json!({"connection": "k8s", "kind": "pods", "namespace": NS});
-    let governed = measure(|| {
+    let governed = measure(3, || {
         let r = tollgate.call_tool("k8s_list", args.clone())?;
         reply_text(&r)?;
         let items = r["result"]["structuredContent"]["items"]
@@ -287,7 +245,7 @@ fn main() -> anyhow::Result<()> {
         let mut server = StdioClient::spawn(&mut cmd, "bench")?;
         let args = json!({"apiVersion": "v1", "kind": "Pod", "namespace": NS});
         let last = format!("web-{:04}", pods - 1);
-        let stats = measure(|| {
+        let stats = measure(3, || {
             let text = reply_text(&server.call_tool("resources_list", args.clone())?)?;
             if !text.contains("web-0000") || !text.contains(&last) {
                 bail!("kubernetes-mcp-server did not list every pod: {text:.300}");

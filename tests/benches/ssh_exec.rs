@@ -40,7 +40,7 @@ use gateway_core::audit::AuditFilter;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tollgate_ssh::transport::{ClientKey, ExecRequest, HostKeyPin, HostSpec, SshPool};
-use tollgate_tests::bench::{fsync_floor, secs};
+use tollgate_tests::bench::{fsync_floor, measure, ms, secs};
 use tollgate_tests::mcp_stdio::StdioClient;
 use tollgate_tests::sshd::SshdServer;
 use tollgate_tests::stdio::child_server_command;
@@ -54,47 +54,6 @@ const PEER_VERSION: &str = "2.11.0";
 const COMMAND: &str = "uname -a";
 /// Calls sent at once on one MCP session.
 const BURST: usize = 32;
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    calls: u64,
-}
-
-impl std::fmt::Display for Stats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "p50 {:>7.3} ms  p99 {:>7.3} ms  ({} calls)",
-            ms(self.p50),
-            ms(self.p99),
-            self.calls
-        )
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Call `once` for `secs()` (at least 20 times) after 5 warm-up calls.
-fn measure(mut once: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Stats> {
-    for _ in 0..5 {
-        once()?;
-    }
-    let mut h = Histogram::<u64>::new(3)?;
-    let (t0, budget) = (Instant::now(), secs());
-    while t0.elapsed() < budget || h.len() < 20 {
-        let t = Instant::now();
-        once()?;
-        h.record(t.elapsed().as_nanos() as u64)?;
-    }
-    Ok(Stats {
-        p50: Duration::from_nanos(h.value_at_quantile(0.5)),
-        p99: Duration::from_nanos(h.value_at_quantile(0.99)),
-        calls: h.len(),
-    })
-}
 
 /// The peer's entry point: `SSH_MCP`, or npm-installed under target/.
 fn peer_entry() -> anyhow::Result<PathBuf> {
@@ -547,7 +506,7 @@ fn main() -> anyhow::Result<()> {
         },
         1,
     );
-    let direct = measure(|| {
+    let direct = measure(5, || {
         let out =
             rt.block_on(pool.exec(ExecRequest::new(COMMAND, 1 << 20, Duration::from_secs(20))))?;
         if out.exit_code != Some(0) || !out.stdout.starts_with(b"Linux") {
@@ -584,7 +543,7 @@ fn main() -> anyhow::Result<()> {
         };
         call()?;
         let before = gateway.stage_times();
-        let stats = measure(call)?;
+        let stats = measure(5, call)?;
         let stages = stage_line(&before, &gateway.stage_times());
         let fsync = fsync_floor(&dir.path().join("in-process/data"), 200)?;
         (stats, stages, fsync)
@@ -604,7 +563,9 @@ fn main() -> anyhow::Result<()> {
         Ok(cmd)
     };
     let mut tollgate = StdioClient::spawn(&mut tollgate_cmd()?, "bench")?;
-    let governed = measure(|| check_tollgate(&tollgate.call_tool("ssh_exec", args.clone())?))?;
+    let governed = measure(5, || {
+        check_tollgate(&tollgate.call_tool("ssh_exec", args.clone())?)
+    })?;
     let tollgate_ping = ping_p50(&mut tollgate)?;
     tollgate.close(Duration::from_secs(10));
     let mut session = Pipelined::spawn(&mut tollgate_cmd()?)?;
@@ -648,13 +609,15 @@ fn main() -> anyhow::Result<()> {
                 std::fs::read_to_string(home.join("stderr.log")).unwrap_or_default()
             )
         })?;
-        let stats = measure(|| check_peer(&server.call_tool("run-command", peer_args.clone())?))
-            .with_context(|| {
-                format!(
-                    "ssh-mcp@{PEER_VERSION} failed; its stderr: {}",
-                    std::fs::read_to_string(home.join("stderr.log")).unwrap_or_default()
-                )
-            })?;
+        let stats = measure(5, || {
+            check_peer(&server.call_tool("run-command", peer_args.clone())?)
+        })
+        .with_context(|| {
+            format!(
+                "ssh-mcp@{PEER_VERSION} failed; its stderr: {}",
+                std::fs::read_to_string(home.join("stderr.log")).unwrap_or_default()
+            )
+        })?;
         let ping = ping_p50(&mut server)?;
         server.close(Duration::from_secs(10));
         peer_stats.push((label, stats, ping, home));

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import secrets
 import shutil
@@ -458,3 +459,29 @@ class MariaDb:
                     self.proc.wait()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class HarnessBinary:
+    """A throwaway server of the Rust test harness (a bin of the tests crate:
+    `kube-harness`, `ssh-harness`): started, its one JSON line of connection
+    facts read from stdout (`self.info`), stopped by closing its stdin."""
+
+    def __init__(self, name: str, missing_hint: str) -> None:
+        target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
+        binary = os.path.join(target, "debug", name)
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError(f"{binary} not found: run `cargo build -p tollgate-tests --bins`")
+        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{name} exited before its server was ready ({missing_hint})")
+        self.info = json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import ssl
-import subprocess
 import urllib.request
 
 import pytest
@@ -39,20 +37,12 @@ forbid (principal, action, resource in Tollgate::Namespace::"wide/kube-system");
 """
 
 
-class KubeApi:
+class KubeApi(harness.HarnessBinary):
     """The harness's apiserver: its address, CA and tokens, and an admin client."""
 
     def __init__(self) -> None:
-        target = os.environ.get("CARGO_TARGET_DIR") or str(harness.REPO / "target")
-        binary = os.path.join(target, "debug", "kube-harness")
-        if not os.access(binary, os.X_OK):
-            raise RuntimeError(f"{binary} not found: run `cargo build -p tollgate-tests --bins`")
-        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("kube-harness exited before the apiserver was ready "
-                               "(needs etcd and kube-apiserver: run `bash tests/install-kube.sh` as root)")
-        info = json.loads(line)
+        super().__init__("kube-harness", "needs etcd and kube-apiserver: run `bash tests/install-kube.sh` as root")
+        info = self.info
         self.url, self.ca_file = info["url"], info["ca_file"]
         self.admin, self.restricted = info["admin_token"], info["restricted_token"]
         self.tls = ssl.create_default_context(cafile=self.ca_file)
@@ -63,15 +53,6 @@ class KubeApi:
                                               "Content-Type": "application/json"})
         with urllib.request.urlopen(req, context=self.tls, timeout=30) as r:
             return json.loads(r.read())
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class KubeTollgate(harness.Tollgate):

@@ -10,7 +10,6 @@ in no result, the server log or the audit record."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -40,32 +39,15 @@ permit (principal in Tollgate::Group::"auditors", action == Tollgate::Action::"a
 """
 
 
-class SshHarness:
+class SshHarness(harness.HarnessBinary):
     """The harness's sshd: address, user, the client key and the host keys."""
 
     def __init__(self) -> None:
-        target = os.environ.get("CARGO_TARGET_DIR") or str(harness.REPO / "target")
-        binary = os.path.join(target, "debug", "ssh-harness")
-        if not os.access(binary, os.X_OK):
-            raise RuntimeError(f"{binary} not found: run `cargo build -p tollgate-tests --bins`")
-        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("ssh-harness exited before sshd was ready "
-                               "(needs openssh-server: apt-get install -y openssh-server)")
-        info = json.loads(line)
+        super().__init__("ssh-harness", "needs openssh-server: apt-get install -y openssh-server")
+        info = self.info
         self.port, self.user = info["port"], info["user"]
         self.key_pem, self.host_key, self.other_host_key = (
             info["client_key_pem"], info["host_key"], info["other_host_key"])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class SshTollgate(harness.Tollgate):

@@ -1,5 +1,6 @@
-//! Helpers the benchmarks share: the measurement length, the durability
-//! floor of a directory, and an audit record shaped like a governed call's.
+//! Helpers the benchmarks share: the measurement length, one latency
+//! measurement ([`measure`] → [`Stats`]), the durability floor of a
+//! directory, and an audit record shaped like a governed call's.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +18,56 @@ pub fn secs() -> Duration {
             .and_then(|s| s.parse().ok())
             .unwrap_or(3.0),
     )
+}
+
+/// p50 and p99 of one measured path.
+pub struct Stats {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Calls measured.
+    pub calls: u64,
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:>8.3} ms  p99 {:>8.3} ms  ({} calls)",
+            ms(self.p50),
+            ms(self.p99),
+            self.calls
+        )
+    }
+}
+
+/// Milliseconds of `d`.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Call `once` `warmup` times, then for [`secs`] (and at least 20 times),
+/// timing each call in nanoseconds.
+pub fn measure(
+    warmup: usize,
+    mut once: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Stats> {
+    for _ in 0..warmup {
+        once()?;
+    }
+    let mut h = Histogram::<u64>::new(3)?;
+    let (t0, budget) = (Instant::now(), secs());
+    while t0.elapsed() < budget || h.len() < 20 {
+        let t = Instant::now();
+        once()?;
+        h.record(t.elapsed().as_nanos() as u64)?;
+    }
+    Ok(Stats {
+        p50: Duration::from_nanos(h.value_at_quantile(0.5)),
+        p99: Duration::from_nanos(h.value_at_quantile(0.99)),
+        calls: h.len(),
+    })
 }
 
 /// p50 of `samples` synchronous 4 KiB writes + fdatasync in `dir`: the floor
