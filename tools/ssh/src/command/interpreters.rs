@@ -206,16 +206,7 @@ fn interpret(t: &mut Trace, w: &[String], lang: &Lang) -> Next {
         }
         i = next;
     }
-    match w.get(i) {
-        Some(script) if !reads_input(script) => {
-            t.record(script);
-            Next::Done
-        }
-        _ => {
-            t.shell = true;
-            Next::Raw
-        }
-    }
+    script(t, w.get(i))
 }
 
 /// `python [options] script [args]`; `-c`, `-m`, `-i` and no script are raw.
@@ -252,16 +243,7 @@ fn perl(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
         }
         i += if a.ends_with('I') { 2 } else { 1 };
     }
-    match w.get(i) {
-        Some(script) if !reads_input(script) => {
-            t.record(script);
-            Next::Done
-        }
-        _ => {
-            t.shell = true;
-            Next::Raw
-        }
-    }
+    script(t, w.get(i))
 }
 
 fn ruby(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
@@ -464,4 +446,20 @@ fn awk(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
         return Next::Raw;
     }
     Next::Done
+}
+
+/// The interpreter runs `word` as a script file: recorded in `runs`. No
+/// script, or one read from standard input (`-`, `/dev/stdin`...), is code
+/// the analysis cannot see: raw.
+fn script(t: &mut Trace, word: Option<&String>) -> Next {
+    match word {
+        Some(script) if !reads_input(script) => {
+            t.record(script);
+            Next::Done
+        }
+        _ => {
+            t.shell = true;
+            Next::Raw
+        }
+    }
 }
