@@ -33,6 +33,16 @@ pub fn policies(config: &Config) -> Result<PolicyEngine, Vec<String>> {
     PolicyEngine::new(schema, &sources).map_err(|e| diagnostics(&e))
 }
 
+/// sha256 of the policy set `config` names (see
+/// [`gateway_core::access_log::policy_set_hash`]); `None` if the directory
+/// cannot be read.
+pub fn policy_set_hash(config: &Config) -> Option<String> {
+    let sources = load_dir(&config.resolve_path(&config.policy.dir)).ok()?;
+    Some(gateway_core::access_log::policy_set_hash(
+        sources.iter().map(|s| (s.name.as_str(), s.text.as_str())),
+    ))
+}
+
 fn diagnostics(e: &PolicyError) -> Vec<String> {
     match e {
         PolicyError::Invalid(d) => d.iter().map(|d| d.to_string()).collect(),

@@ -2,7 +2,8 @@
 //! becomes a [`Principal`]. Without a valid token the answer is a 401 whose
 //! `WWW-Authenticate` points at the RFC 9728 metadata document. Used as a
 //! layer in front of `/mcp` ([`require_bearer`]) and called by the REST
-//! handlers ([`authenticate`]).
+//! handlers ([`authenticate`]). Every refusal is counted for the audit
+//! chain's `auth_refused` window ([`gateway_core::access_log`]).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,6 +13,11 @@ use gateway_core::Principal;
 use serde_json::json;
 
 use crate::state::AppState;
+
+/// Source recorded with a refusal. The router is not served with the
+/// peer's address (`ConnectInfo`), and a forwarded header is the client's
+/// word, so refusals are counted per reason only.
+const REFUSAL_SOURCE: &str = "unknown";
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -47,10 +53,19 @@ pub fn unauthorized(state: &AppState, reason: &str, token_given: bool) -> Respon
 /// Resolve the caller of an HTTP request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let Some(token) = bearer(headers) else {
+        state
+            .gateway
+            .auth_refusals()
+            .note("missing_token", REFUSAL_SOURCE);
         return Err(unauthorized(state, "missing bearer token", false));
     };
     state.auth.resolve(token).await.map_err(|e| {
         tracing::info!(reason = e.reason(), "rejected bearer token");
+        // Counted, never the token: one `auth_refused` event per window.
+        state
+            .gateway
+            .auth_refusals()
+            .note(e.reason(), REFUSAL_SOURCE);
         unauthorized(state, &e.to_string(), true)
     })
 }

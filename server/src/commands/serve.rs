@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
+use gateway_core::access_log::policy_reload_record;
 use gateway_core::{Gateway, Principal};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -125,6 +126,7 @@ pub async fn serve_http(
     let shutdown = CancellationToken::new();
     let stop = shutdown_signal();
     spawn_policy_reload(config, gateway.clone());
+    spawn_refusal_flush(gateway.clone());
     let state = AppState {
         gateway,
         auth: Arc::new(auth),
@@ -160,9 +162,29 @@ pub async fn serve_http(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every [`REFUSAL_WINDOW`], append the refused authentications counted
+/// since the last window as one `auth_refused` event (none when there were
+/// none); a failed append keeps the counts for the next window.
+fn spawn_refusal_flush(gateway: Arc<Gateway>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFUSAL_WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = gateway.flush_auth_refusals().await {
+                tracing::error!(error = %e, "refused authentications NOT recorded; kept for the next window");
+            }
+        }
+    });
+}
+
+/// How often refused authentications are written to the audit chain.
+const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// On SIGHUP, reload `policy.dir`: a valid set replaces the live one (calls
 /// in flight finish on the old one; approved calls are re-checked against
 /// the new one before they run); an invalid set is logged and ignored.
+/// Either way the reload is a `policy_reload` event with the set's sha256.
 fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
     #[cfg(unix)]
     {
@@ -173,17 +195,22 @@ fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
         let config_path = config.source.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                let reloaded = Config::load(&config_path)
-                    .map_err(|e| gateway_core::text::lines(&e))
-                    .and_then(|c| app::policies(&c).map_err(|e| e.join("\n")));
-                match reloaded {
+                let loaded = Config::load(&config_path).map_err(|e| gateway_core::text::lines(&e));
+                let hash = loaded.as_ref().ok().and_then(app::policy_set_hash);
+                let reloaded = loaded.and_then(|c| app::policies(&c).map_err(|e| e.join("\n")));
+                let record = match reloaded {
                     Ok(engine) => {
                         tracing::info!(policies = engine.len(), "policies reloaded");
                         gateway.set_policy(engine);
+                        policy_reload_record(hash.as_deref(), None)
                     }
                     Err(e) => {
-                        tracing::error!(errors = %e, "policy reload refused; the previous policies stay in force")
+                        tracing::error!(errors = %e, "policy reload refused; the previous policies stay in force");
+                        policy_reload_record(hash.as_deref(), Some(&e))
                     }
+                };
+                if let Err(e) = gateway.audit().append(record).await {
+                    tracing::error!(error = %e, "policy reload NOT recorded in the audit log");
                 }
             }
         });
