@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use gateway_core::access_log::policy_reload_record;
 use gateway_core::{Gateway, Principal};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -195,21 +194,7 @@ fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
         let config_path = config.source.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                let loaded = Config::load(&config_path).map_err(|e| gateway_core::text::lines(&e));
-                let hash = loaded.as_ref().ok().and_then(app::policy_set_hash);
-                let reloaded = loaded.and_then(|c| app::policies(&c).map_err(|e| e.join("\n")));
-                let record = match reloaded {
-                    Ok(engine) => {
-                        tracing::info!(policies = engine.len(), "policies reloaded");
-                        gateway.set_policy(engine);
-                        policy_reload_record(hash.as_deref(), None)
-                    }
-                    Err(e) => {
-                        tracing::error!(errors = %e, "policy reload refused; the previous policies stay in force");
-                        policy_reload_record(hash.as_deref(), Some(&e))
-                    }
-                };
-                if let Err(e) = gateway.audit().append(record).await {
+                if let Err(e) = app::reload_policies(&config_path, &gateway).await {
                     tracing::error!(error = %e, "policy reload NOT recorded in the audit log");
                 }
             }
