@@ -29,6 +29,7 @@ struct Server {
     gateway: Arc<Gateway>,
     auditor: String,
     agent: String,
+    auth: Arc<gateway_core::identity::Authenticator>,
 }
 
 impl Drop for Server {
@@ -85,6 +86,7 @@ async fn serve() -> Server {
         gateway,
         auditor,
         agent,
+        auth,
     }
 }
 
@@ -321,4 +323,63 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
     );
     let report = s.gateway.audit().verify().await.unwrap();
     assert!(report.first_break.is_none(), "{report:?}");
+}
+
+/// A read of the audit log that cannot be recorded is not answered (503),
+/// and says nothing of the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_read_that_cannot_be_recorded_is_refused() {
+    use gateway_core::policy::{PolicyEngine, load_sources};
+    use gateway_core::test_util::MemoryStore;
+    use std::sync::atomic::Ordering;
+    let s = serve().await;
+    let store = Arc::new(MemoryStore::default());
+    let engine = PolicyEngine::new(
+        gateway_core::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), POLICY.into())]),
+    )
+    .unwrap();
+    let gateway = Arc::new(
+        gateway_core::GatewayBuilder::new(engine, store.clone())
+            .build()
+            .unwrap(),
+    );
+    let secret_event = record(&gateway, None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState {
+        gateway,
+        auth: s.auth.clone(),
+        public_url: format!("http://{addr}"),
+        issuer: None,
+    };
+    let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        http.get(format!("http://{addr}{path}"))
+            .bearer_auth(&s.auditor)
+            .send()
+    };
+    assert_eq!(get("/api/audit".into()).await.unwrap().status(), 200);
+    store.broken.store(true, Ordering::SeqCst);
+    for path in [
+        "/api/audit".to_string(),
+        format!("/api/audit/{}", secret_event.id),
+        format!("/api/audit/{}/recording", secret_event.id),
+    ] {
+        let r = get(path.clone()).await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("uptime"), "{path}: {body}");
+    }
+    store.broken.store(false, Ordering::SeqCst);
+    let reads = store
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.record.tool == "audit_read")
+        .count();
+    assert_eq!(reads, 1, "only the answered read is recorded");
 }
