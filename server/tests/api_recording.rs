@@ -300,6 +300,18 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // A refused login on the review pages counts too.
+    let r = http
+        .post(format!("{}/ui/login", s.base))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body("token=not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     assert!(s.gateway.flush_auth_refusals().await.unwrap());
     assert!(
         !s.gateway.flush_auth_refusals().await.unwrap(),
@@ -308,7 +320,21 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
     let refused = events_of(&s.gateway, "auth_refused").await;
     assert_eq!(refused.len(), 1, "{refused:?}");
     let args = &refused[0].record.arguments;
-    assert_eq!(args["total"], 1001);
+    assert_eq!(args["total"], 1002);
+    let counts: Vec<(&str, u64)> = args["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["reason"].as_str().unwrap(), e["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("bad_signature", 1000),
+            ("malformed", 1),
+            ("missing_token", 1)
+        ]
+    );
     assert_eq!(refused[0].record.principal.sub, "anonymous");
     assert_eq!(refused[0].record.decision, "deny");
     assert_eq!(
