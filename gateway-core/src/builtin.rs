@@ -172,6 +172,6 @@ async fn approval_wait(
     };
     match gate.original_call(id, principal).await {
         Ok((tool, call_args)) => Ok(Box::pin(gw.call(principal, &tool, call_args, &ctx)).await),
-        Err(message) => Err(CallError::InvalidArguments(message)),
+        Err(message) => Err(CallError::NotYourApproval(message)),
     }
 }
