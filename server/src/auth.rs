@@ -5,7 +5,9 @@
 //! handlers ([`authenticate`]). Every refusal is counted for the audit
 //! chain's `auth_refused` window ([`gateway_core::access_log`]).
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,10 +16,31 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-/// Source recorded with a refusal. The router is not served with the
-/// peer's address (`ConnectInfo`), and a forwarded header is the client's
-/// word, so refusals are counted per reason only.
-const REFUSAL_SOURCE: &str = "unknown";
+tokio::task_local! {
+    /// The peer address of the request being served, set by [`with_peer`].
+    static PEER: String;
+}
+
+/// Middleware: remember the request's peer IP (from axum's `ConnectInfo`,
+/// when the server is served with it) for the refusal counts. A forwarded
+/// header is the client's word and is not used.
+pub async fn with_peer(req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    match peer {
+        Some(p) => PEER.scope(p, next.run(req)).await,
+        None => next.run(req).await,
+    }
+}
+
+/// Where the request being served comes from: its peer IP, or `unknown`
+/// (a router served without `ConnectInfo`).
+pub fn peer() -> String {
+    PEER.try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".into())
+}
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -53,19 +76,13 @@ pub fn unauthorized(state: &AppState, reason: &str, token_given: bool) -> Respon
 /// Resolve the caller of an HTTP request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let Some(token) = bearer(headers) else {
-        state
-            .gateway
-            .auth_refusals()
-            .note("missing_token", REFUSAL_SOURCE);
+        state.gateway.auth_refusals().note("missing_token", &peer());
         return Err(unauthorized(state, "missing bearer token", false));
     };
     state.auth.resolve(token).await.map_err(|e| {
         tracing::info!(reason = e.reason(), "rejected bearer token");
         // Counted, never the token: one `auth_refused` event per window.
-        state
-            .gateway
-            .auth_refusals()
-            .note(e.reason(), REFUSAL_SOURCE);
+        state.gateway.auth_refusals().note(e.reason(), &peer());
         unauthorized(state, &e.to_string(), true)
     })
 }

@@ -78,7 +78,8 @@ async fn serve() -> Server {
         public_url: format!("http://{addr}"),
         issuer: None,
     };
-    let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default());
+    let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Server {
         dir,
@@ -321,18 +322,24 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
     assert_eq!(refused.len(), 1, "{refused:?}");
     let args = &refused[0].record.arguments;
     assert_eq!(args["total"], 1002);
-    let counts: Vec<(&str, u64)> = args["refusals"]
+    let counts: Vec<(&str, &str, u64)> = args["refusals"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["reason"].as_str().unwrap(), e["count"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap(),
+                e["source"].as_str().unwrap(),
+                e["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         counts,
         [
-            ("bad_signature", 1000),
-            ("malformed", 1),
-            ("missing_token", 1)
+            ("bad_signature", "127.0.0.1", 1000),
+            ("malformed", "127.0.0.1", 1),
+            ("missing_token", "127.0.0.1", 1),
         ]
     );
     assert_eq!(refused[0].record.principal.sub, "anonymous");

@@ -103,7 +103,10 @@ async fn session(state: &AppState, jar: &CookieJar) -> Option<(Principal, String
         Ok(p) => Some((p, token)),
         Err(e) => {
             // A session cookie that no longer verifies is a refusal too.
-            state.gateway.auth_refusals().note(e.reason(), "unknown");
+            state
+                .gateway
+                .auth_refusals()
+                .note(e.reason(), &crate::auth::peer());
             None
         }
     }
@@ -289,7 +292,10 @@ async fn login(
     };
     if let Some(reason) = refused {
         // Counted for the `auth_refused` window, never the token.
-        state.gateway.auth_refusals().note(reason, "unknown");
+        state
+            .gateway
+            .auth_refusals()
+            .note(reason, &crate::auth::peer());
         return (
             StatusCode::UNAUTHORIZED,
             layout(
