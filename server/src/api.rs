@@ -83,7 +83,14 @@ async fn list_audit(
 ) -> Response {
     let Query(q) = match query {
         Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => {
+            // Authenticate (and record) before saying what is wrong with it.
+            let asked = json!({"path": "/api/audit", "filter": "invalid"});
+            if let Err(r) = may_read(&state, &headers, asked).await {
+                return r;
+            }
+            return error(StatusCode::BAD_REQUEST, e.body_text());
+        }
     };
     let asked = json!({"path": "/api/audit", "filter": {
         "principal": q.principal, "tool": q.tool, "connection": q.connection,

@@ -264,6 +264,13 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
     assert_eq!(r.status(), 404, "no recording, but the read is recorded");
     let r = get("/api/audit".into(), &s.agent).await.unwrap();
     assert_eq!(r.status(), 403);
+    // A bad query is still authenticated first (401, not 400).
+    let r = http
+        .get(format!("{}/api/audit?bogus=1", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let reads = events_of(&s.gateway, "audit_read").await;
     let seen: Vec<(&str, &str, &str)> = reads
         .iter()
@@ -321,7 +328,7 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
     let refused = events_of(&s.gateway, "auth_refused").await;
     assert_eq!(refused.len(), 1, "{refused:?}");
     let args = &refused[0].record.arguments;
-    assert_eq!(args["total"], 1002);
+    assert_eq!(args["total"], 1003);
     let counts: Vec<(&str, &str, u64)> = args["refusals"]
         .as_array()
         .unwrap()
@@ -339,7 +346,7 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
         [
             ("bad_signature", "127.0.0.1", 1000),
             ("malformed", "127.0.0.1", 1),
-            ("missing_token", "127.0.0.1", 1),
+            ("missing_token", "127.0.0.1", 2),
         ]
     );
     assert_eq!(refused[0].record.principal.sub, "anonymous");
