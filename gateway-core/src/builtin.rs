@@ -170,8 +170,6 @@ async fn approval_wait(
         resume: Some(id),
         ..*ctx
     };
-    match gate.original_call(id, principal).await {
-        Ok((tool, call_args)) => Ok(Box::pin(gw.call(principal, &tool, call_args, &ctx)).await),
-        Err(message) => Err(CallError::InvalidArguments(message)),
-    }
+    let (tool, call_args) = gate.original_call(id, principal).await?;
+    Ok(Box::pin(gw.call(principal, &tool, call_args, &ctx)).await)
 }

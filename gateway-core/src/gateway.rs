@@ -26,6 +26,7 @@ pub struct Gateway {
     pub(crate) approvals: Option<Arc<dyn ApprovalGate>>,
     pub(crate) max_bytes: usize,
     pub(crate) stages: StageClock,
+    pub(crate) refusals: crate::access_log::AuthRefusals,
 }
 
 /// Builder for [`Gateway`].
@@ -114,6 +115,7 @@ impl GatewayBuilder {
             approvals: self.approvals,
             max_bytes: self.max_bytes,
             stages: StageClock::default(),
+            refusals: Default::default(),
         })
     }
 }
@@ -151,6 +153,27 @@ impl Gateway {
     /// The audit store.
     pub fn audit(&self) -> &Arc<dyn AuditStore> {
         &self.audit
+    }
+
+    /// Refused authentications of the current window (see
+    /// [`crate::access_log`]).
+    pub fn auth_refusals(&self) -> &crate::access_log::AuthRefusals {
+        &self.refusals
+    }
+
+    /// Append the window of refused authentications, if any, to the audit
+    /// chain. A failed append keeps the counts for the next window.
+    pub async fn flush_auth_refusals(&self) -> Result<bool, crate::audit::StoreError> {
+        let Some(record) = self.refusals.take() else {
+            return Ok(false);
+        };
+        match self.audit.append(record.clone()).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                self.refusals.restore(&record);
+                Err(e)
+            }
+        }
     }
 
     /// The masker.

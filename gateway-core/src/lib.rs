@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod access_log;
 pub mod approval;
 pub mod audit;
 pub mod builtin;

@@ -24,6 +24,10 @@ pub enum CallError {
     /// The arguments do not fit the tool.
     #[error("{0}")]
     InvalidArguments(String),
+    /// `approval_wait` on an approval id that is not the caller's (or does
+    /// not exist): answered as invalid arguments, audited as a denial.
+    #[error("{0}")]
+    NotYourApproval(String),
     /// Analysis could not see what the call would do: nothing ran.
     #[error("denied: {0}")]
     Unanalysable(String),
@@ -130,7 +134,9 @@ impl CallError {
         match self {
             CallError::UnknownTool(_) => ErrorCode::UnknownTool,
             CallError::UnknownConnection(_) => ErrorCode::UnknownConnection,
-            CallError::InvalidArguments(_) => ErrorCode::InvalidArguments,
+            CallError::InvalidArguments(_) | CallError::NotYourApproval(_) => {
+                ErrorCode::InvalidArguments
+            }
             CallError::Unanalysable(_) | CallError::Denied { .. } => ErrorCode::Denied,
             CallError::ApprovalRefused(_) => ErrorCode::ApprovalDenied,
             CallError::ApprovalUsed(_) => ErrorCode::ApprovalUsed,
@@ -158,6 +164,7 @@ impl CallError {
         match self {
             CallError::Unanalysable(_)
             | CallError::Denied { .. }
+            | CallError::NotYourApproval(_)
             | CallError::ApprovalRefused(_) => "deny",
             CallError::AuditUnavailable(_) => "deny",
             _ => "error",

@@ -2,17 +2,19 @@
 //! `audit:read` (events, and each event's terminal recording, checked
 //! against the event before it is served), and, with the approvals work,
 //! the reviewers' endpoints.
-//! Every endpoint authenticates with the same bearer tokens as `/mcp`.
+//! Every endpoint authenticates with the same bearer tokens as `/mcp`, and
+//! every read of the audit log is itself an `audit_read` event in the chain.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use gateway_core::access_log::{AUDIT_READ, access_record};
 use gateway_core::audit::AuditFilter;
 use gateway_core::audit::chain::recording_problem;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::auth::authenticate;
 use crate::errors::error;
@@ -43,9 +45,28 @@ pub struct AuditQuery {
     limit: Option<u32>,
 }
 
-async fn may_read(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// Authenticate and authorize a read of the audit log, and record it in
+/// the chain (`audit_read`: who, which path, which filter or id) before
+/// anything is answered. A refused read is recorded too (`deny`). If the
+/// record cannot be written the read fails closed (503).
+async fn may_read(state: &AppState, headers: &HeaderMap, what: Value) -> Result<(), Response> {
     let principal = authenticate(state, headers).await?;
-    if state.sees_all(&principal) {
+    let allowed = state.sees_all(&principal);
+    let record = access_record(
+        &principal,
+        AUDIT_READ,
+        what,
+        if allowed { "allow" } else { "deny" },
+        if allowed { "ok" } else { "forbidden" },
+    );
+    if let Err(e) = state.gateway.audit().append(record).await {
+        tracing::error!(error = %e, "audit read NOT recorded; refusing it");
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot record this read; try again later",
+        ));
+    }
+    if allowed {
         Ok(())
     } else {
         Err(error(
@@ -60,13 +81,24 @@ async fn list_audit(
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = may_read(&state, &headers).await {
-        return r;
-    }
     let Query(q) = match query {
         Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => {
+            // Authenticate (and record) before saying what is wrong with it.
+            let asked = json!({"path": "/api/audit", "filter": "invalid"});
+            if let Err(r) = may_read(&state, &headers, asked).await {
+                return r;
+            }
+            return error(StatusCode::BAD_REQUEST, e.body_text());
+        }
     };
+    let asked = json!({"path": "/api/audit", "filter": {
+        "principal": q.principal, "tool": q.tool, "connection": q.connection,
+        "decision": q.decision, "since": q.since, "until": q.until, "limit": q.limit,
+    }});
+    if let Err(r) = may_read(&state, &headers, asked).await {
+        return r;
+    }
     let (since, until) = match (
         parse_time(q.since.as_deref()),
         parse_time(q.until.as_deref()),
@@ -106,7 +138,8 @@ async fn get_audit(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = may_read(&state, &headers).await {
+    let asked = json!({"path": "/api/audit/{id}", "id": id});
+    if let Err(r) = may_read(&state, &headers, asked).await {
         return r;
     }
     match state.gateway.audit().get(&id).await {
@@ -126,7 +159,8 @@ async fn get_recording(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = may_read(&state, &headers).await {
+    let asked = json!({"path": "/api/audit/{id}/recording", "id": id});
+    if let Err(r) = may_read(&state, &headers, asked).await {
         return r;
     }
     let audit = state.gateway.audit();

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use gateway_core::access_log::policy_reload_record;
+use gateway_core::audit::{AuditEvent, StoreError};
 use gateway_core::identity::{Authenticator, IdentityConfig, KeySource};
 use gateway_core::mask::Masker;
 use gateway_core::policy::{PolicyEngine, PolicyError, PolicySchema, load_dir};
@@ -31,6 +33,40 @@ pub fn policies(config: &Config) -> Result<PolicyEngine, Vec<String>> {
     let dir = config.resolve_path(&config.policy.dir);
     let sources = load_dir(&dir).map_err(|e| diagnostics(&e))?;
     PolicyEngine::new(schema, &sources).map_err(|e| diagnostics(&e))
+}
+
+/// sha256 of the policy set `config` names (see
+/// [`gateway_core::access_log::policy_set_hash`]); `None` if the directory
+/// cannot be read.
+pub fn policy_set_hash(config: &Config) -> Option<String> {
+    let sources = load_dir(&config.resolve_path(&config.policy.dir)).ok()?;
+    Some(gateway_core::access_log::policy_set_hash(
+        sources.iter().map(|s| (s.name.as_str(), s.text.as_str())),
+    ))
+}
+
+/// Reload the policies of the config at `config_path` into `gateway`: a
+/// valid set replaces the live one, an invalid one is refused and the last
+/// good set stays in force. Either way the attempt is appended to the audit
+/// chain as a `policy_reload` event (the set's sha256, accepted or not).
+pub async fn reload_policies(
+    config_path: &std::path::Path,
+    gateway: &Gateway,
+) -> Result<AuditEvent, StoreError> {
+    let loaded = Config::load(config_path).map_err(|e| gateway_core::text::lines(&e));
+    let hash = loaded.as_ref().ok().and_then(policy_set_hash);
+    let record = match loaded.and_then(|c| policies(&c).map_err(|e| e.join("\n"))) {
+        Ok(engine) => {
+            tracing::info!(policies = engine.len(), "policies reloaded");
+            gateway.set_policy(engine);
+            policy_reload_record(hash.as_deref(), None)
+        }
+        Err(e) => {
+            tracing::error!(errors = %e, "policy reload refused; the previous policies stay in force");
+            policy_reload_record(hash.as_deref(), Some(&e))
+        }
+    };
+    gateway.audit().append(record).await
 }
 
 fn diagnostics(e: &PolicyError) -> Vec<String> {

@@ -2,9 +2,12 @@
 //! becomes a [`Principal`]. Without a valid token the answer is a 401 whose
 //! `WWW-Authenticate` points at the RFC 9728 metadata document. Used as a
 //! layer in front of `/mcp` ([`require_bearer`]) and called by the REST
-//! handlers ([`authenticate`]).
+//! handlers ([`authenticate`]). Every refusal is counted for the audit
+//! chain's `auth_refused` window ([`gateway_core::access_log`]).
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +15,32 @@ use gateway_core::Principal;
 use serde_json::json;
 
 use crate::state::AppState;
+
+tokio::task_local! {
+    /// The peer address of the request being served, set by [`with_peer`].
+    static PEER: String;
+}
+
+/// Middleware: remember the request's peer IP (from axum's `ConnectInfo`,
+/// when the server is served with it) for the refusal counts. A forwarded
+/// header is the client's word and is not used.
+pub async fn with_peer(req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    match peer {
+        Some(p) => PEER.scope(p, next.run(req)).await,
+        None => next.run(req).await,
+    }
+}
+
+/// Where the request being served comes from: its peer IP, or `unknown`
+/// (a router served without `ConnectInfo`).
+pub fn peer() -> String {
+    PEER.try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".into())
+}
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -47,10 +76,13 @@ pub fn unauthorized(state: &AppState, reason: &str, token_given: bool) -> Respon
 /// Resolve the caller of an HTTP request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
     let Some(token) = bearer(headers) else {
+        state.gateway.auth_refusals().note("missing_token", &peer());
         return Err(unauthorized(state, "missing bearer token", false));
     };
     state.auth.resolve(token).await.map_err(|e| {
         tracing::info!(reason = e.reason(), "rejected bearer token");
+        // Counted, never the token: one `auth_refused` event per window.
+        state.gateway.auth_refusals().note(e.reason(), &peer());
         unauthorized(state, &e.to_string(), true)
     })
 }

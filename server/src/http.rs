@@ -93,6 +93,7 @@ pub fn router_with(
         .nest("/ui", approvals::ui::router())
         .merge(crate::metrics::router(metrics))
         .with_state(state)
+        .layer(middleware::from_fn(crate::auth::with_peer))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

@@ -1,7 +1,9 @@
 //! `GET /api/audit/{id}/recording` on the real router and the embedded
 //! store: the asciicast for `audit:read` only, 404 without one, and a
 //! recording changed or removed in the database is a 500 naming the
-//! problem, never the changed file.
+//! problem, never the changed file. Every read of the audit log is an
+//! `audit_read` event; refused bearer tokens are one `auth_refused` event
+//! per window, however many.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ struct Server {
     gateway: Arc<Gateway>,
     auditor: String,
     agent: String,
+    auth: Arc<gateway_core::identity::Authenticator>,
 }
 
 impl Drop for Server {
@@ -37,7 +40,10 @@ impl Drop for Server {
 
 async fn serve() -> Server {
     tollgate_server::init_crypto();
-    let dir = std::env::temp_dir().join(format!("tollgate-api-recording-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("tollgate-api-recording-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::write(dir.join("policies/p.cedar"), POLICY).unwrap();
@@ -72,7 +78,8 @@ async fn serve() -> Server {
         public_url: format!("http://{addr}"),
         issuer: None,
     };
-    let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default());
+    let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Server {
         dir,
@@ -80,6 +87,7 @@ async fn serve() -> Server {
         gateway,
         auditor,
         agent,
+        auth,
     }
 }
 
@@ -215,4 +223,203 @@ async fn the_recording_is_served_to_auditors_only_and_only_intact() {
             .contains("is missing from the store"),
         "{body}"
     );
+}
+
+/// The events of `tool` in the running gateway's store, oldest first.
+async fn events_of(gateway: &Gateway, tool: &str) -> Vec<AuditEvent> {
+    let mut events = gateway
+        .audit()
+        .list(&gateway_core::audit::AuditFilter {
+            tool: Some(tool.into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    events.sort_by_key(|e| e.seq);
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
+    let s = serve().await;
+    let event = record(&s.gateway, None).await;
+    let http = reqwest::Client::new();
+    let get = |path: String, token: &str| {
+        http.get(format!("{}{path}", s.base))
+            .bearer_auth(token)
+            .send()
+    };
+    let r = get("/api/audit?tool=ssh_exec&limit=5".into(), &s.auditor)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get(format!("/api/audit/{}", event.id), &s.auditor)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get(format!("/api/audit/{}/recording", event.id), &s.auditor)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no recording, but the read is recorded");
+    let r = get("/api/audit".into(), &s.agent).await.unwrap();
+    assert_eq!(r.status(), 403);
+    // A bad query is still authenticated first (401, not 400).
+    let r = http
+        .get(format!("{}/api/audit?bogus=1", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let reads = events_of(&s.gateway, "audit_read").await;
+    let seen: Vec<(&str, &str, &str)> = reads
+        .iter()
+        .map(|e| {
+            (
+                e.record.principal.sub.as_str(),
+                e.record.arguments["path"].as_str().unwrap(),
+                e.record.decision.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("audrey", "/api/audit", "allow"),
+            ("audrey", "/api/audit/{id}", "allow"),
+            ("audrey", "/api/audit/{id}/recording", "allow"),
+            ("bot", "/api/audit", "deny"),
+        ]
+    );
+    assert_eq!(reads[0].record.arguments["filter"]["tool"], "ssh_exec");
+    assert_eq!(reads[0].record.arguments["filter"]["limit"], 5);
+    assert_eq!(reads[1].record.arguments["id"], event.id);
+    assert!(reads[0].seq > event.seq);
+
+    // A flood of bad tokens: counted, one event when the window is written.
+    let bad = "eyJhbGciOiJIUzI1NiJ9.bm90LWEtdG9rZW4.c2lnbmF0dXJl";
+    for _ in 0..1000 {
+        let r = get("/api/audit".into(), bad).await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = http
+        .get(format!("{}/api/audit", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A refused login on the review pages counts too.
+    let r = http
+        .post(format!("{}/ui/login", s.base))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body("token=not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(s.gateway.flush_auth_refusals().await.unwrap());
+    assert!(
+        !s.gateway.flush_auth_refusals().await.unwrap(),
+        "nothing new: no event"
+    );
+    let refused = events_of(&s.gateway, "auth_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let args = &refused[0].record.arguments;
+    assert_eq!(args["total"], 1003);
+    let counts: Vec<(&str, &str, u64)> = args["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap(),
+                e["source"].as_str().unwrap(),
+                e["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("bad_signature", "127.0.0.1", 1000),
+            ("malformed", "127.0.0.1", 1),
+            ("missing_token", "127.0.0.1", 2),
+        ]
+    );
+    assert_eq!(refused[0].record.principal.sub, "anonymous");
+    assert_eq!(refused[0].record.decision, "deny");
+    assert_eq!(
+        events_of(&s.gateway, "audit_read").await.len(),
+        4,
+        "refused reads are not reads"
+    );
+    let all = serde_json::to_string(&refused).unwrap();
+    assert!(
+        !all.contains(bad) && !all.contains("c2lnbmF0dXJl"),
+        "never the token: {all}"
+    );
+    let report = s.gateway.audit().verify().await.unwrap();
+    assert!(report.first_break.is_none(), "{report:?}");
+}
+
+/// A read of the audit log that cannot be recorded is not answered (503),
+/// and says nothing of the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_read_that_cannot_be_recorded_is_refused() {
+    use gateway_core::policy::{PolicyEngine, load_sources};
+    use gateway_core::test_util::MemoryStore;
+    use std::sync::atomic::Ordering;
+    let s = serve().await;
+    let store = Arc::new(MemoryStore::default());
+    let engine = PolicyEngine::new(
+        gateway_core::test_util::policy_schema(),
+        &load_sources(vec![("p.cedar".into(), POLICY.into())]),
+    )
+    .unwrap();
+    let gateway = Arc::new(
+        gateway_core::GatewayBuilder::new(engine, store.clone())
+            .build()
+            .unwrap(),
+    );
+    let secret_event = record(&gateway, None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState {
+        gateway,
+        auth: s.auth.clone(),
+        public_url: format!("http://{addr}"),
+        issuer: None,
+    };
+    let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        http.get(format!("http://{addr}{path}"))
+            .bearer_auth(&s.auditor)
+            .send()
+    };
+    assert_eq!(get("/api/audit".into()).await.unwrap().status(), 200);
+    store.broken.store(true, Ordering::SeqCst);
+    for path in [
+        "/api/audit".to_string(),
+        format!("/api/audit/{}", secret_event.id),
+        format!("/api/audit/{}/recording", secret_event.id),
+    ] {
+        let r = get(path.clone()).await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("uptime"), "{path}: {body}");
+    }
+    store.broken.store(false, Ordering::SeqCst);
+    let reads = store
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.record.tool == "audit_read")
+        .count();
+    assert_eq!(reads, 1, "only the answered read is recorded");
 }

@@ -134,12 +134,14 @@ pub trait ApprovalGate: Send + Sync {
     async fn await_decision(&self, ticket: ApprovalTicket, ctx: &CallContext<'_>)
     -> ApprovalStatus;
 
-    /// The tool and raw arguments of approval `id`, if `principal` requested it.
+    /// The tool and raw arguments of approval `id`, if `principal` requested
+    /// it: otherwise [`CallError::NotYourApproval`](crate::CallError::NotYourApproval)
+    /// (audited as a denial), or another error if the store cannot say.
     async fn original_call(
         &self,
         id: &str,
         principal: &Principal,
-    ) -> Result<(String, Value), String>;
+    ) -> Result<(String, Value), crate::CallError>;
 
     /// Record how the approved call `id` ended.
     async fn mark_executed(&self, id: &str, execution: Execution);

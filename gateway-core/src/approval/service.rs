@@ -608,13 +608,13 @@ impl ApprovalGate for ApprovalService {
         &self,
         id: &str,
         principal: &Principal,
-    ) -> Result<(String, Value), String> {
+    ) -> Result<(String, Value), crate::CallError> {
         match self.store.get(id).await {
             Ok(Some(a)) if a.requester.sub == principal.sub => Ok((a.tool, a.arguments)),
-            Ok(_) => Err(format!(
+            Ok(_) => Err(crate::CallError::NotYourApproval(format!(
                 "no approval {id} for you: approval_wait takes an approval_id that a call of yours returned"
-            )),
-            Err(e) => Err(e.to_string()),
+            ))),
+            Err(e) => Err(crate::CallError::InvalidArguments(e.to_string())),
         }
     }
 

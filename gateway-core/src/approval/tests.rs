@@ -434,7 +434,6 @@ async fn approval_wait_refuses_out_of_schema_arguments_and_audits_them() {
         json!({"approval_id": id, "timeout_seconds": "5"}),
         json!({"approval_id": id, "extra": true}),
         json!({"timeout_seconds": 1}),
-        json!({"approval_id": "apr_not_yours"}),
         json!("not an object"),
     ];
     for args in bad {
@@ -486,4 +485,35 @@ async fn an_endless_wait_does_not_overflow() {
         )
         .await;
     assert!(r.is_error, "cancelled: {r:?}");
+}
+
+/// `approval_wait` on someone else's approval id, or on an id that does not
+/// exist, is an audit event of the caller (with the id it tried), and runs
+/// nothing.
+#[tokio::test]
+async fn approval_wait_on_a_foreign_or_unknown_id_is_audited() {
+    let f = fx(POLICY);
+    let id = id_of(&delete(&f, "write").await);
+    let mallory = p("mallory", &["agents"]);
+    for tried in [id.as_str(), "apr_does_not_exist"] {
+        let before = f.audit.events.lock().unwrap().len();
+        let r =
+            f.gw.call(
+                &mallory,
+                "approval_wait",
+                json!({"approval_id": tried, "timeout_seconds": 0}),
+                &CallContext::default(),
+            )
+            .await;
+        assert!(r.is_error, "{tried}: {r:?}");
+        let events = f.audit.events.lock().unwrap();
+        assert_eq!(events.len(), before + 1, "{tried}: one audit event");
+        let last = &events.last().unwrap().record;
+        assert_eq!(last.tool, "approval_wait");
+        assert_eq!(last.principal.sub, "mallory");
+        assert_eq!(last.arguments["approval_id"], tried);
+        assert_eq!(last.decision, "deny", "{tried}");
+        assert_eq!(r.structured["error"]["code"], "invalid_arguments");
+    }
+    assert_eq!(f.conn.executed.load(Ordering::SeqCst), 0, "nothing ran");
 }

@@ -99,8 +99,17 @@ fn session_token(jar: &CookieJar) -> Option<String> {
 /// The logged-in reviewer and their session, if any.
 async fn session(state: &AppState, jar: &CookieJar) -> Option<(Principal, String)> {
     let token = session_token(jar)?;
-    let p = state.auth.resolve(&token).await.ok()?;
-    Some((p, token))
+    match state.auth.resolve(&token).await {
+        Ok(p) => Some((p, token)),
+        Err(e) => {
+            // A session cookie that no longer verifies is a refusal too.
+            state
+                .gateway
+                .auth_refusals()
+                .note(e.reason(), &crate::auth::peer());
+            None
+        }
+    }
 }
 
 /// The session cookie: HttpOnly, SameSite=Strict, only under `/ui`, and
@@ -270,11 +279,23 @@ async fn login(
             .into_response();
     }
     let token = f.token.trim();
-    if state.auth.resolve(token).await.is_err()
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    let refused = match state.auth.resolve(token).await {
+        Err(e) => Some(e.reason()),
+        Ok(_)
+            if !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            Some("unsafe_token")
+        }
+        Ok(_) => None,
+    };
+    if let Some(reason) = refused {
+        // Counted for the `auth_refused` window, never the token.
+        state
+            .gateway
+            .auth_refusals()
+            .note(reason, &crate::auth::peer());
         return (
             StatusCode::UNAUTHORIZED,
             layout(

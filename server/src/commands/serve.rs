@@ -125,6 +125,7 @@ pub async fn serve_http(
     let shutdown = CancellationToken::new();
     let stop = shutdown_signal();
     spawn_policy_reload(config, gateway.clone());
+    spawn_refusal_flush(gateway.clone());
     let state = AppState {
         gateway,
         auth: Arc::new(auth),
@@ -151,6 +152,9 @@ pub async fn serve_http(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // The peer address reaches handlers (refused authentications are
+    // counted per source).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop.await;
@@ -160,9 +164,29 @@ pub async fn serve_http(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every [`REFUSAL_WINDOW`], append the refused authentications counted
+/// since the last window as one `auth_refused` event (none when there were
+/// none); a failed append keeps the counts for the next window.
+fn spawn_refusal_flush(gateway: Arc<Gateway>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFUSAL_WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = gateway.flush_auth_refusals().await {
+                tracing::error!(error = %e, "refused authentications NOT recorded; kept for the next window");
+            }
+        }
+    });
+}
+
+/// How often refused authentications are written to the audit chain.
+const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// On SIGHUP, reload `policy.dir`: a valid set replaces the live one (calls
 /// in flight finish on the old one; approved calls are re-checked against
 /// the new one before they run); an invalid set is logged and ignored.
+/// Either way the reload is a `policy_reload` event with the set's sha256.
 fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
     #[cfg(unix)]
     {
@@ -173,17 +197,8 @@ fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
         let config_path = config.source.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                let reloaded = Config::load(&config_path)
-                    .map_err(|e| gateway_core::text::lines(&e))
-                    .and_then(|c| app::policies(&c).map_err(|e| e.join("\n")));
-                match reloaded {
-                    Ok(engine) => {
-                        tracing::info!(policies = engine.len(), "policies reloaded");
-                        gateway.set_policy(engine);
-                    }
-                    Err(e) => {
-                        tracing::error!(errors = %e, "policy reload refused; the previous policies stay in force")
-                    }
+                if let Err(e) = app::reload_policies(&config_path, &gateway).await {
+                    tracing::error!(error = %e, "policy reload NOT recorded in the audit log");
                 }
             }
         });
