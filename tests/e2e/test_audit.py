@@ -16,6 +16,8 @@ import harness
 from conftest import call, mcp_client
 
 CLASSIFY = "masking.classify"
+# Events of accesses, not tool calls: reads of the audit API, refused logins, policy reloads.
+ACCESS = {"audit_read", "auth_refused", "policy_reload"}
 
 CALLS = [
     # (mode, tool, arguments, expected decision)
@@ -59,7 +61,10 @@ def test_one_event_per_call(audited):
     r = get(s, "/api/audit", auditor)
     assert r.status_code == 200
     every = sorted(r.json()["events"], key=lambda e: e["seq"])
-    events = [e for e in every if e["tool"] != CLASSIFY]
+    events = [e for e in every if e["tool"] != CLASSIFY and e["tool"] not in ACCESS]
+    # The agent's refused read is itself recorded (before this read answered).
+    reads = [e for e in every if e["tool"] == "audit_read"]
+    assert any(e["principal"]["sub"] == "agent-7" and e["decision"] == "deny" for e in reads), reads
     assert len(events) == len(CALLS), [(e["tool"], e["decision"]) for e in events]
     for e, (_, tool, args, decision) in zip(events, CALLS):
         assert e["tool"] == tool
@@ -79,7 +84,7 @@ def test_one_event_per_call(audited):
 
 def test_filters_and_single_event(audited):
     s, _, auditor = audited
-    r = get(s, "/api/audit?decision=deny", auditor)
+    r = get(s, "/api/audit?decision=deny&tool=sql_query", auditor)
     assert r.status_code == 200
     assert len(r.json()["events"]) == 2
     r = get(s, "/api/audit?tool=sql_schema&principal=agent-7", auditor)
@@ -115,7 +120,8 @@ def test_export_jsonl(audited):
     r = s.cli("audit", "export", "--config", str(s.config), "--format", "jsonl")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-    assert [e["tool"] for e in lines if e["tool"] != CLASSIFY] == [c[1] for c in CALLS]
+    assert [e["tool"] for e in lines if e["tool"] != CLASSIFY and e["tool"] not in ACCESS] == [c[1] for c in CALLS]
+    assert any(e["tool"] == "audit_read" for e in lines), "reads of /api/audit are not in the export"
     assert s.pg.password not in r.stdout
 
 
