@@ -131,13 +131,7 @@ fn posix_shell(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
 /// Non-POSIX shells: only `shell SCRIPT` is followed.
 fn other_shell(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
     t.shell = true;
-    match w.get(1) {
-        Some(script) if !script.starts_with('-') && !reads_input(script) => {
-            t.record(script);
-            Next::Done
-        }
-        _ => Next::Raw,
-    }
+    script(t, w.get(1).filter(|a| !a.starts_with('-')))
 }
 
 /// Interpreters that take code from their input whatever the arguments.
@@ -260,17 +254,13 @@ fn ruby(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
 /// `node script [args]`; any option (`-e`, `-p`, `-r`, `--import`,
 /// `--loader`...) or no script is raw.
 fn node(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
-    match w.get(1).map(String::as_str) {
-        Some("-v" | "--version" | "-h" | "--help") => Next::Done,
-        Some(script) if !script.starts_with('-') && !reads_input(script) => {
-            t.record(script);
-            Next::Done
-        }
-        _ => {
-            t.shell = true;
-            Next::Raw
-        }
+    if matches!(
+        w.get(1).map(String::as_str),
+        Some("-v" | "--version" | "-h" | "--help")
+    ) {
+        return Next::Done;
     }
+    script(t, w.get(1).filter(|a| !a.starts_with('-')))
 }
 
 /// `php [-f] script`; `-r -R -B -E -F` (code), `-a` (interactive), `-c -d
@@ -311,16 +301,7 @@ fn tclsh(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
     } else {
         1
     };
-    match w.get(start) {
-        Some(script) if !script.starts_with('-') && !reads_input(script) => {
-            t.record(script);
-            Next::Done
-        }
-        _ => {
-            t.shell = true;
-            Next::Raw
-        }
-    }
+    script(t, w.get(start).filter(|a| !a.starts_with('-')))
 }
 
 fn rscript(t: &mut Trace, w: &[String], _: &Ctx) -> Next {
