@@ -269,13 +269,10 @@ class Tollgate:
                         RUST_LOG="debug", NO_COLOR="1", **(extra_env or {}))
         self.write_config()
 
-    def write_config(self) -> None:
-        (self.dir / "policies").mkdir(exist_ok=True)
-        for name, text in POLICIES.items():
-            (self.dir / "policies" / name).write_text(text)
-        # The shipped forbid for dangerous functions, as users deploy it.
-        shutil.copy(REPO / "policies" / "dangerous-functions.cedar", self.dir / "policies")
-        self.config.write_text(f"""
+    def config_head(self) -> str:
+        """`[server]`, `[auth]` and `[policy]` of every e2e config: this server's
+        port and HS256 secret, policies from `policies/`, enforced."""
+        return f"""
 [server]
 listen = "127.0.0.1:{self.port}"
 public_url = "{self.base}"
@@ -289,7 +286,15 @@ hs256_secret = "{self.secret}"
 [policy]
 dir = "policies"
 mode = "enforce"
+"""
 
+    def write_config(self) -> None:
+        (self.dir / "policies").mkdir(exist_ok=True)
+        for name, text in POLICIES.items():
+            (self.dir / "policies" / name).write_text(text)
+        # The shipped forbid for dangerous functions, as users deploy it.
+        shutil.copy(REPO / "policies" / "dangerous-functions.cedar", self.dir / "policies")
+        self.config.write_text(self.config_head() + f"""
 [approval]
 wait_seconds = 2
 ttl = "1h"

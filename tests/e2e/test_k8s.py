@@ -70,21 +70,7 @@ class KubeTollgate(harness.Tollgate):
         token_file.write_text(self.kube.admin)
         token_file.chmod(0o600)
         conn = f'kind = "kubernetes"\nserver = "{self.kube.url}"\nca_file = "{self.kube.ca_file}"\ntoken = "${{file:{token_file}}}"\n'
-        self.config.write_text(f"""
-[server]
-listen = "127.0.0.1:{self.port}"
-public_url = "{self.base}"
-data_dir = "data"
-
-[auth]
-issuer = "tollgate-e2e"
-audience = "tollgate"
-hs256_secret = "{self.secret}"
-
-[policy]
-dir = "policies"
-mode = "enforce"
-
+        self.config.write_text(self.config_head() + f"""
 [[connection]]
 name = "k8s"
 {conn}namespaces = ["shop", "web"]

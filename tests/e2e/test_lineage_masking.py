@@ -62,21 +62,7 @@ class LineageTollgate(harness.Tollgate):
             f'\n[[masking.columns]]\nconnection = "{conn}"\ncolumn = "{schema}.customers.email"\ntype = "EMAIL"\n'
             for conn, schema in SCHEMA.items()
         )
-        self.config.write_text(f"""
-[server]
-listen = "127.0.0.1:{self.port}"
-public_url = "{self.base}"
-data_dir = "data"
-
-[auth]
-issuer = "tollgate-e2e"
-audience = "tollgate"
-hs256_secret = "{self.secret}"
-
-[policy]
-dir = "policies"
-mode = "enforce"
-{rules}
+        self.config.write_text(self.config_head() + f"""{rules}
 [[masking.columns]]
 column = "*.*.ssn"
 type = "US_SSN"

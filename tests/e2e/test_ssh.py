@@ -70,21 +70,7 @@ class SshTollgate(harness.Tollgate):
                     f'port = {self.sshd.port}\nuser = "{self.sshd.user}"\n'
                     f'private_key = "${{file:{key}}}"\nhost_key = "{host_key}"\ntimeout = "20s"\n')
 
-        self.config.write_text(f"""
-[server]
-listen = "127.0.0.1:{self.port}"
-public_url = "{self.base}"
-data_dir = "data"
-
-[auth]
-issuer = "tollgate-e2e"
-audience = "tollgate"
-hs256_secret = "{self.secret}"
-
-[policy]
-dir = "policies"
-mode = "enforce"
-
+        self.config.write_text(self.config_head() + f"""
 {conn("web", self.sshd.host_key)}
 {conn("impostor", self.sshd.other_host_key)}""")
 
