@@ -26,11 +26,8 @@
 //! `build/index.js`), or is installed with npm into `target/bench-node`
 //! (needs Node.js and npm); sshd from `apt-get install -y openssh-server`.
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -203,136 +200,29 @@ fn ping_p50(client: &mut StdioClient) -> anyhow::Result<Duration> {
     Ok(Duration::from_nanos(h.value_at_quantile(0.5)))
 }
 
-/// An MCP stdio session that can have many requests in flight: requests
-/// are written together and replies matched by id in any order.
-/// ([`StdioClient`] waits for one reply at a time.)
-struct Pipelined {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    replies: Receiver<Value>,
-    next_id: i64,
-}
-
 /// What one burst of concurrent calls did.
 struct Burst {
     wall: Duration,
     errors: Vec<String>,
 }
 
-impl Pipelined {
-    fn spawn(cmd: &mut Command) -> anyhow::Result<Self> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("spawn {:?}", cmd.get_program()))?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let (tx, replies) = std::sync::mpsc::channel::<Value>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v.get("id").is_some()
-                    && tx.send(v).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let mut s = Pipelined {
-            child,
-            stdin,
-            replies,
-            next_id: 1,
-        };
-        s.write(&[
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "bench-burst", "version": "1"}}}),
-        ])?;
-        let v = s
-            .replies
-            .recv_timeout(Duration::from_secs(60))
-            .context("no reply to `initialize` within 60 s")?;
-        v.get("result")
-            .with_context(|| format!("initialize failed: {v}"))?;
-        s.write(&[json!({"jsonrpc": "2.0", "method": "notifications/initialized"})])?;
-        Ok(s)
-    }
-
-    fn write(&mut self, messages: &[Value]) -> anyhow::Result<()> {
-        let mut text = String::new();
-        for m in messages {
-            text.push_str(&m.to_string());
-            text.push('\n');
-        }
-        let stdin = self.stdin.as_mut().context("stdin closed")?;
-        stdin.write_all(text.as_bytes())?;
-        stdin.flush()?;
-        Ok(())
-    }
-
-    /// `n` `tools/call`s written at once; every reply checked by `check`.
-    fn burst(
-        &mut self,
-        n: usize,
-        tool: &str,
-        args: &Value,
-        check: fn(&Value) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Burst> {
-        let mut pending = HashSet::new();
-        let mut requests = Vec::with_capacity(n);
-        for _ in 0..n {
-            self.next_id += 1;
-            pending.insert(self.next_id);
-            requests.push(
-                json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
-                "params": {"name": tool, "arguments": args}}),
-            );
-        }
-        let t = Instant::now();
-        self.write(&requests)?;
-        let mut errors = Vec::new();
-        let deadline = t + Duration::from_secs(120);
-        while !pending.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .replies
-                .recv_timeout(left)
-                .map_err(|_| anyhow!("{} of {n} calls unanswered after 120 s", pending.len()))?;
-            if v["id"].as_i64().is_some_and(|id| pending.remove(&id))
-                && let Err(e) = check(&v)
-            {
-                errors.push(format!("{e:#}"));
-            }
-        }
-        Ok(Burst {
-            wall: t.elapsed(),
-            errors,
-        })
-    }
-
-    fn close(mut self, grace: Duration) {
-        drop(self.stdin.take());
-        let t0 = Instant::now();
-        while matches!(self.child.try_wait(), Ok(None)) {
-            if t0.elapsed() > grace {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Pipelined {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `n` `tools/call`s written at once on `session`; every reply checked by
+/// `check`.
+fn burst(
+    session: &mut StdioClient,
+    n: usize,
+    tool: &str,
+    args: &Value,
+    check: fn(&Value) -> anyhow::Result<()>,
+) -> anyhow::Result<Burst> {
+    let t = Instant::now();
+    let replies = session.call_tool_pipelined(n, tool, args, Duration::from_secs(120))?;
+    let wall = t.elapsed();
+    let errors = replies
+        .iter()
+        .filter_map(|v| check(v).err().map(|e| format!("{e:#}")))
+        .collect();
+    Ok(Burst { wall, errors })
 }
 
 /// Bursts of [`BURST`] concurrent calls for `secs()` (at least 5).
@@ -361,18 +251,18 @@ impl std::fmt::Display for BurstStats {
 }
 
 fn bursts(
-    session: &mut Pipelined,
+    session: &mut StdioClient,
     tool: &str,
     args: &Value,
     check: fn(&Value) -> anyhow::Result<()>,
 ) -> anyhow::Result<BurstStats> {
     // One warm-up burst (opens the sessions a burst needs), not counted.
-    session.burst(BURST, tool, args, check)?;
+    burst(session, BURST, tool, args, check)?;
     let mut walls = Vec::new();
     let mut errors = Vec::new();
     let t0 = Instant::now();
     while t0.elapsed() < secs() || walls.len() < 5 {
-        let b = session.burst(BURST, tool, args, check)?;
+        let b = burst(session, BURST, tool, args, check)?;
         walls.push(b.wall);
         errors.extend(b.errors);
     }
@@ -568,7 +458,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let tollgate_ping = ping_p50(&mut tollgate)?;
     tollgate.close(Duration::from_secs(10));
-    let mut session = Pipelined::spawn(&mut tollgate_cmd()?)?;
+    let mut session = StdioClient::spawn(&mut tollgate_cmd()?, "bench-burst")?;
     let tollgate_burst = bursts(&mut session, "ssh_exec", &args, check_tollgate)?;
     session.close(Duration::from_secs(10));
 
@@ -623,13 +513,10 @@ fn main() -> anyhow::Result<()> {
         peer_stats.push((label, stats, ping, home));
     }
     let home = dir.path().join("peer-burst");
-    let mut session = Pipelined::spawn(&mut peer_command(
-        &entry,
-        &sshd,
-        &key,
-        &home,
-        PeerVariant::Default,
-    )?)?;
+    let mut session = StdioClient::spawn(
+        &mut peer_command(&entry, &sshd, &key, &home, PeerVariant::Default)?,
+        "bench-burst",
+    )?;
     let peer_burst = bursts(&mut session, "run-command", &peer_args, check_peer)?;
     session.close(Duration::from_secs(10));
 

@@ -2,7 +2,8 @@
 //! the server, initialize a session, call tools. The log tests drive
 //! `tollgate serve --stdio` through it ([`crate::stdio::StdioServer`]), and
 //! the Kubernetes list benchmark drives Tollgate and a peer server through
-//! this same client, so both are measured the same way.
+//! this same client, so both are measured the same way (the SSH benchmark's
+//! bursts of concurrent calls too: [`StdioClient::call_tool_pipelined`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -102,6 +103,50 @@ impl StdioClient {
             Some(v) => Ok(v),
             None => bail!("no reply to `{tool}` within 60 s"),
         }
+    }
+
+    /// `n` `tools/call`s of `tool` with `arguments`, written to the server in
+    /// one write (pipelined JSON-RPC) under fresh ids; the replies in the
+    /// order they arrive. Fails when any is still unanswered after `timeout`.
+    pub fn call_tool_pipelined(
+        &mut self,
+        n: usize,
+        tool: &str,
+        arguments: &Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Value>> {
+        let mut pending = std::collections::HashSet::with_capacity(n);
+        let mut text = String::new();
+        for _ in 0..n {
+            self.next_id += 1;
+            pending.insert(self.next_id);
+            let request = json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments}});
+            text.push_str(&request.to_string());
+            text.push('\n');
+        }
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("the server's stdin is closed")?;
+        stdin.write_all(text.as_bytes())?;
+        stdin.flush()?;
+        let deadline = Instant::now() + timeout;
+        let mut replies = Vec::with_capacity(n);
+        while !pending.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.replies.recv_timeout(left).map_err(|_| {
+                anyhow!(
+                    "{} of {n} calls unanswered after {} s",
+                    pending.len(),
+                    timeout.as_secs()
+                )
+            })?;
+            if v["id"].as_i64().is_some_and(|id| pending.remove(&id)) {
+                replies.push(v);
+            }
+        }
+        Ok(replies)
     }
 
     /// Close stdin and wait for the server to exit (killed after `grace`).
