@@ -254,8 +254,8 @@ fn mask_recording(
     let mut texts = Value::Array(
         recording
             .events
-            .iter()
-            .map(|e| Value::String(e.text.clone()))
+            .iter_mut()
+            .map(|e| Value::String(std::mem::take(&mut e.text)))
             .collect(),
     );
     // Counts come from the result; the recording holds the same output.
