@@ -91,12 +91,6 @@ impl SshConnector {
             cfg,
         })
     }
-
-    /// Connect, authenticate and check the host key (for `tollgate check`
-    /// style probes and tests).
-    pub async fn probe(&self) -> Result<(), ExecuteError> {
-        self.pool.check().await.map_err(execute_error)
-    }
 }
 
 /// The review text of what runs: for an argv, the program as code and
