@@ -15,12 +15,13 @@ use serde_json::{Value, json};
 use crate::access::{AccessRequest, ContextValue, Resource};
 use crate::audit::{
     AuditEvent, AuditFilter, AuditRecord, AuditStore, BreakKind, ChainVerifier, EventStream,
-    GENESIS_HASH, StoreError, VerifyReport,
+    GENESIS_HASH, OutcomeRecord, StoreError, VerifyReport,
 };
 use crate::connector::{
     AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, FieldOrigin, FieldPath,
     ItemGuard, Plan, ToolOutput, ToolSpec,
 };
+use crate::identity::Principal;
 use crate::policy::{PolicySchema, Vocabulary};
 use crate::recording::{RecordedOutput, Recording};
 use crate::review::{ReviewItem, ReviewSummary, ReviewText};
@@ -425,5 +426,31 @@ fn recorded_output() -> ToolOutput {
                 event(300, "stderr", stderr),
             ],
         }),
+    }
+}
+
+/// An allowed `sql_query` event record of user `user{n}` running `SELECT {n}`,
+/// for tests that need a chain of plain events.
+pub fn sample_record(n: u64) -> AuditRecord {
+    AuditRecord {
+        principal: Principal {
+            sub: format!("user{n}"),
+            groups: vec![],
+        },
+        tool: "sql_query".into(),
+        connection: Some("shop".into()),
+        arguments: json!({"sql": format!("SELECT {n}")}),
+        requests: vec![],
+        decision: "allow".into(),
+        approval: None,
+        outcome: OutcomeRecord {
+            status: "ok".into(),
+            duration_ms: n,
+            rows: Some(n),
+            error: None,
+        },
+        result_preview: json!(null),
+        masked: Default::default(),
+        recording: None,
     }
 }

@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use gateway_core::Principal;
 use gateway_core::audit::checkpoint::Checkpoint;
-use gateway_core::audit::{AuditRecord, OutcomeRecord};
-use serde_json::json;
+use gateway_core::test_util::sample_record;
 
 use super::*;
 use crate::store::SqliteAuditStore;
@@ -64,30 +62,6 @@ impl Drop for TempDir {
     }
 }
 
-fn record(n: usize) -> AuditRecord {
-    AuditRecord {
-        principal: Principal {
-            sub: format!("user{n}"),
-            groups: vec![],
-        },
-        tool: "sql_query".into(),
-        connection: Some("shop".into()),
-        arguments: json!({"sql": format!("SELECT {n}")}),
-        requests: vec![],
-        decision: "allow".into(),
-        approval: None,
-        outcome: OutcomeRecord {
-            status: "ok".into(),
-            duration_ms: 1,
-            rows: Some(1),
-            error: None,
-        },
-        result_preview: json!(null),
-        masked: Default::default(),
-        recording: None,
-    }
-}
-
 async fn store(dir: &TempDir, events: usize) -> Arc<SqliteAuditStore> {
     let store = Arc::new(
         SqliteAuditStore::open(&dir.path().join("data"))
@@ -95,7 +69,7 @@ async fn store(dir: &TempDir, events: usize) -> Arc<SqliteAuditStore> {
             .unwrap(),
     );
     for i in 0..events {
-        store.append(record(i)).await.unwrap();
+        store.append(sample_record(i as u64)).await.unwrap();
     }
     store
 }
@@ -135,7 +109,7 @@ async fn the_interval_writer_signs_moved_heads_and_one_more_at_shutdown() {
     // The head did not move: no new file for several intervals.
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(dir.checkpoints().len(), 1, "{:?}", dir.checkpoints());
-    store.append(record(9)).await.unwrap();
+    store.append(sample_record(9)).await.unwrap();
     let files = until_files(&dir, 2).await;
     assert_eq!(files.len(), 2);
     let second = read(&files[1]);
@@ -174,7 +148,7 @@ async fn a_broken_chain_is_never_signed() {
     let first = writer.write(false).await.unwrap().unwrap();
     assert_eq!(first.checkpoint.seq, 3);
     // An event after the signed head is edited: the next one is refused.
-    store.append(record(4)).await.unwrap();
+    store.append(sample_record(4)).await.unwrap();
     sqlx::query("UPDATE audit_events SET tool = 'edited' WHERE seq = 4")
         .execute(store.pool())
         .await

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use chrono::TimeZone;
 
 use super::*;
-use crate::audit::{AuditRecord, OutcomeRecord, verify};
-use crate::identity::Principal;
-use crate::test_util::MemoryStore;
+use crate::audit::verify;
+use crate::test_util::{MemoryStore, sample_record};
 
 /// `openssl genpkey -algorithm ed25519` (OpenSSL 3.0), PKCS#8 v1.
 const KEY_A: &str = "-----BEGIN PRIVATE KEY-----
@@ -207,31 +206,7 @@ fn parse_refuses_other_shapes() {
     Checkpoint::parse(&serde_json::to_string(&empty).unwrap()).unwrap();
 }
 
-fn record(n: u64) -> AuditRecord {
-    AuditRecord {
-        principal: Principal {
-            sub: format!("user{n}"),
-            groups: vec![],
-        },
-        tool: "sql_query".into(),
-        connection: Some("shop".into()),
-        arguments: json!({"sql": format!("SELECT {n}")}),
-        requests: vec![],
-        decision: "allow".into(),
-        approval: None,
-        outcome: OutcomeRecord {
-            status: "ok".into(),
-            duration_ms: n,
-            rows: Some(n),
-            error: None,
-        },
-        result_preview: json!(null),
-        masked: Default::default(),
-        recording: None,
-    }
-}
-
-/// A chain of `n` events whose records are `record(first..)`.
+/// A chain of `n` events whose records are `sample_record(first..)`.
 fn chain(n: u64, first: u64) -> Vec<AuditEvent> {
     let mut out: Vec<AuditEvent> = vec![];
     for seq in 1..=n {
@@ -239,7 +214,7 @@ fn chain(n: u64, first: u64) -> Vec<AuditEvent> {
             .last()
             .map_or(GENESIS_HASH.to_string(), |e| e.hash.clone());
         out.push(AuditEvent::seal(
-            record(first + seq),
+            sample_record(first + seq),
             format!("ev{seq}"),
             seq,
             "2026-12-07T14:00:00.000000Z".into(),
@@ -331,7 +306,7 @@ fn a_break_within_the_covered_range_is_reported_as_such() {
 async fn store_with(n: u64) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::default());
     for i in 1..=n {
-        store.append(record(i)).await.unwrap();
+        store.append(sample_record(i)).await.unwrap();
     }
     store
 }
@@ -348,7 +323,7 @@ async fn extend_signs_only_heads_that_chain_onto_the_previous_one() {
     let same = extend(store.as_ref(), &first).await.unwrap().unwrap();
     assert_eq!(same, first);
     for i in 4..=6 {
-        store.append(record(i)).await.unwrap();
+        store.append(sample_record(i)).await.unwrap();
     }
     let next = extend(store.as_ref(), &first).await.unwrap().unwrap();
     assert_eq!(next.seq, 6);
