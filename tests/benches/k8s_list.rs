@@ -28,7 +28,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
-use tollgate_tests::bench::{measure, ms, secs};
+use tollgate_tests::bench::{measure, ms, npm_peer, secs};
 use tollgate_tests::kube::KubeServer;
 use tollgate_tests::mcp_stdio::StdioClient;
 use tollgate_tests::stdio::child_server_command;
@@ -40,35 +40,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PEER_VERSION: &str = "0.0.67";
 const NS: &str = "bench";
-
-/// The peer's binary: `KUBERNETES_MCP_SERVER`, or npm-installed under target/.
-fn peer_binary() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("KUBERNETES_MCP_SERVER") {
-        return Ok(PathBuf::from(p));
-    }
-    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
-    let bin = prefix.join(
-        "node_modules/kubernetes-mcp-server-linux-amd64/bin/kubernetes-mcp-server-linux-amd64",
-    );
-    if !bin.is_file() {
-        std::fs::create_dir_all(&prefix)?;
-        let ok = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&prefix)
-            .arg(format!("kubernetes-mcp-server@{PEER_VERSION}"))
-            .stdout(Stdio::null())
-            .status()
-            .context("npm (apt-get install -y nodejs npm) to install kubernetes-mcp-server")?
-            .success();
-        if !ok || !bin.is_file() {
-            bail!(
-                "could not install kubernetes-mcp-server@{PEER_VERSION} with npm into {}; set KUBERNETES_MCP_SERVER to its binary",
-                prefix.display()
-            );
-        }
-    }
-    Ok(bin)
-}
 
 async fn seed(kube: &KubeServer, pods: usize) -> anyhow::Result<()> {
     kube.create(
@@ -182,7 +153,12 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
-    let peer = peer_binary()?;
+    let peer = npm_peer(
+        "kubernetes-mcp-server",
+        PEER_VERSION,
+        "kubernetes-mcp-server-linux-amd64/bin/kubernetes-mcp-server-linux-amd64",
+        "KUBERNETES_MCP_SERVER",
+    )?;
     let rt = tokio::runtime::Runtime::new()?;
     let kube = rt.block_on(KubeServer::start())?;
     let t = Instant::now();

@@ -27,7 +27,7 @@
 //! (needs Node.js and npm); sshd from `apt-get install -y openssh-server`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -37,7 +37,7 @@ use gateway_core::audit::AuditFilter;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tollgate_ssh::transport::{ClientKey, ExecRequest, HostKeyPin, HostSpec, SshPool};
-use tollgate_tests::bench::{fsync_floor, measure, ms, secs};
+use tollgate_tests::bench::{fsync_floor, measure, ms, npm_peer, secs};
 use tollgate_tests::mcp_stdio::StdioClient;
 use tollgate_tests::sshd::SshdServer;
 use tollgate_tests::stdio::child_server_command;
@@ -51,44 +51,6 @@ const PEER_VERSION: &str = "2.11.0";
 const COMMAND: &str = "uname -a";
 /// Calls sent at once on one MCP session.
 const BURST: usize = 32;
-
-/// The peer's entry point: `SSH_MCP`, or npm-installed under target/.
-fn peer_entry() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("SSH_MCP") {
-        return Ok(PathBuf::from(p));
-    }
-    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
-    let modules = prefix.join("node_modules/ssh-mcp");
-    let entry = modules.join("build/index.js");
-    let installed = std::fs::read_to_string(modules.join("package.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .is_some_and(|p| p["version"] == PEER_VERSION);
-    if !installed || !entry.is_file() {
-        std::fs::create_dir_all(&prefix)?;
-        let ok = Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--save-exact",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .arg(format!("ssh-mcp@{PEER_VERSION}"))
-            .stdout(Stdio::null())
-            .status()
-            .context("npm (apt-get install -y nodejs npm) to install ssh-mcp")?
-            .success();
-        if !ok || !entry.is_file() {
-            bail!(
-                "could not install ssh-mcp@{PEER_VERSION} with npm into {}; set SSH_MCP to its build/index.js",
-                prefix.display()
-            );
-        }
-    }
-    Ok(entry)
-}
 
 /// The client key in a file of its own (mode 0600), for both servers.
 fn write_key(sshd: &SshdServer, dir: &Path) -> anyhow::Result<PathBuf> {
@@ -372,7 +334,7 @@ fn peer_command(
 fn main() -> anyhow::Result<()> {
     tollgate_tests::run_child_server_if_asked();
     tollgate_server::init_crypto();
-    let entry = peer_entry()?;
+    let entry = npm_peer("ssh-mcp", PEER_VERSION, "ssh-mcp/build/index.js", "SSH_MCP")?;
     let sshd = SshdServer::start()?;
     println!(
         "sshd ready in {:.2} s on port {} (user {})",

@@ -1,8 +1,10 @@
 //! Helpers the benchmarks share: the measurement length, one latency
 //! measurement ([`measure`] → [`Stats`]), the durability floor of a
-//! directory, and an audit record shaped like a governed call's.
+//! directory, an audit record shaped like a governed call's, and the peer
+//! MCP servers the benchmarks compare with ([`npm_peer`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gateway_core::Principal;
@@ -123,4 +125,50 @@ pub fn sql_call_record(i: u64) -> AuditRecord {
         masked: Default::default(),
         recording: None,
     }
+}
+
+/// A peer MCP server from npm: the path in env var `override_var` when set,
+/// else `file` (relative to `node_modules`) of `package@version`, installed
+/// with npm into `target/bench-node` unless that exact version is there.
+pub fn npm_peer(
+    package: &str,
+    version: &str,
+    file: &str,
+    override_var: &str,
+) -> anyhow::Result<PathBuf> {
+    use anyhow::Context as _;
+    if let Some(p) = std::env::var_os(override_var) {
+        return Ok(PathBuf::from(p));
+    }
+    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-node");
+    let modules = prefix.join("node_modules");
+    let path = modules.join(file);
+    let installed = std::fs::read_to_string(modules.join(package).join("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|p| p["version"] == version);
+    if !installed || !path.is_file() {
+        std::fs::create_dir_all(&prefix)?;
+        let ok = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--save-exact",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(format!("{package}@{version}"))
+            .stdout(Stdio::null())
+            .status()
+            .with_context(|| format!("npm (apt-get install -y nodejs npm) to install {package}"))?
+            .success();
+        if !ok || !path.is_file() {
+            anyhow::bail!(
+                "could not install {package}@{version} with npm into {}; set {override_var} to its {file}",
+                prefix.display()
+            );
+        }
+    }
+    Ok(path)
 }
