@@ -71,6 +71,7 @@ pub fn access_record(
         result_preview: Value::Null,
         masked: Default::default(),
         recording: None,
+        intent: None,
     }
 }
 

@@ -109,6 +109,71 @@ pub struct ExecLimits {
     /// never output itself) for the caller's transport. None: nobody
     /// listens.
     pub progress: Option<ProgressSender>,
+    /// The call's write-ahead audit intent. Already durable unless the
+    /// connector asked to overlap it ([`IntentOrder::BeforeCommit`]); then
+    /// the connector awaits [`IntentGate::durable`] before anything it does
+    /// becomes permanent, and undoes the call when it fails.
+    pub intent: IntentGate,
+}
+
+/// When the call's write-ahead audit intent must be durable, relative to
+/// what the connector does (see `audit::intent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntentOrder {
+    /// Before [`Connector::execute`] is called: anything the connector
+    /// sends may take effect at once (an HTTP request, a remote command).
+    #[default]
+    BeforeExecute,
+    /// Before the call's effects become permanent: every effect of this
+    /// plan is undone unless committed, and the connector awaits
+    /// [`ExecLimits::intent`] before committing (rolling back when it
+    /// fails). The intent's append then overlaps the work. A plan with no
+    /// effect at all (a read the connector fences as read-only) need not
+    /// wait: its result is only returned after the intent is durable.
+    BeforeCommit,
+}
+
+/// The connector's view of the call's write-ahead intent: resolved once the
+/// intent is durable (or could not be recorded). The default is resolved.
+#[derive(Debug, Clone, Default)]
+pub struct IntentGate {
+    pending: Option<tokio::sync::watch::Receiver<Option<Result<(), String>>>>,
+}
+
+/// The pipeline's side of an [`IntentGate`]: says how the append ended.
+#[derive(Debug)]
+pub struct IntentSignal {
+    tx: tokio::sync::watch::Sender<Option<Result<(), String>>>,
+}
+
+impl IntentGate {
+    /// A gate that resolves when its signal is given.
+    pub fn pending() -> (IntentGate, IntentSignal) {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        (IntentGate { pending: Some(rx) }, IntentSignal { tx })
+    }
+
+    /// Resolves once the intent is durable; an error when it could not be
+    /// recorded (the connector must then undo the call: nothing may become
+    /// permanent unrecorded).
+    pub async fn durable(&self) -> Result<(), ExecuteError> {
+        let Some(rx) = &self.pending else {
+            return Ok(());
+        };
+        let mut rx = rx.clone();
+        let outcome = match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.clone().unwrap_or(Ok(())),
+            Err(_) => Err("the gateway stopped before the intent was recorded".into()),
+        };
+        outcome.map_err(ExecuteError::IntentNotRecorded)
+    }
+}
+
+impl IntentSignal {
+    /// The append ended: `Ok` durable, `Err(why)` not recorded.
+    pub fn resolve(self, outcome: Result<(), String>) {
+        let _ = self.tx.send(Some(outcome));
+    }
 }
 
 impl ExecLimits {
@@ -354,6 +419,10 @@ pub enum ExecuteError {
         /// Who set the cap, e.g. ``policy `x` `` or ``connection `y` ``.
         set_by: String,
     },
+    /// The call's write-ahead audit intent could not be recorded, so the
+    /// connector undid the call before anything became permanent.
+    #[error("the audit store could not record this call's intent, so nothing was committed: {0}")]
+    IntentNotRecorded(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -394,6 +463,15 @@ pub trait Connector: Send + Sync + 'static {
     /// stricter wins). Stops the target's work when `limits.cancel` fires or
     /// the time budget runs out.
     async fn execute(&self, plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError>;
+
+    /// When this plan's write-ahead audit intent must be durable. Default:
+    /// [`IntentOrder::BeforeExecute`], right for any target where a sent
+    /// request may take effect at once. A connector returns
+    /// [`IntentOrder::BeforeCommit`] only for plans whose every effect it
+    /// can undo, and then honours [`ExecLimits::intent`].
+    fn intent_order(&self, _plan: &Plan) -> IntentOrder {
+        IntentOrder::BeforeExecute
+    }
 
     /// Classify the connection's fields by sampling their values with the
     /// credentials this connector holds (read-only, at most

@@ -1,8 +1,8 @@
 //! The pipeline, top to bottom: every tool call runs these stages in this
 //! order, and this file holds the order and nothing else.
 //!
-//! identity → route → analysis → policy → approval → execute → hide
-//! unpermitted items → mask → audit
+//! identity → route → analysis → policy → approval → intent (write-ahead
+//! audit) → execute → hide unpermitted items → mask → audit
 //!
 //! Identity is resolved by the transport before [`Gateway::call`] (a
 //! [`Principal`] is the proof). Every path out of here, allowed or not, ends
@@ -15,7 +15,7 @@ use futures::FutureExt;
 use serde_json::Value;
 
 use crate::approval::{ApprovalStatus, CallContext};
-use crate::connector::{AffectedLimit, ExecLimits, FieldOrigin};
+use crate::connector::{AffectedLimit, ExecLimits, FieldOrigin, IntentGate, IntentOrder};
 use crate::disclosure::{self, disclose};
 use crate::gateway::{Gateway, connect_request};
 use crate::identity::Principal;
@@ -152,43 +152,63 @@ impl Gateway {
                 .map_or_else(Default::default, |c| c.child_token()),
             caller: Some(principal.clone()),
             progress: None,
-        };
-        // A transport that listens for progress gets what the connector reports.
-        let (limits, progress) = match ctx.progress {
-            Some(sink) => {
-                let (tx, rx) = ProgressSender::channel();
-                let limits = ExecLimits {
-                    progress: Some(tx),
-                    ..limits
-                };
-                (limits, Some((sink, rx)))
-            }
-            None => (limits, None),
+            intent: IntentGate::default(),
         };
         // A caller that already went away gets nothing run on its behalf.
         if let Err(e) = limits.check() {
             return self.finish(trace, Err(e.into())).await;
         }
-        let started = std::time::Instant::now();
-        let executed = match progress {
-            None => connector.execute(&plan, limits).await,
-            Some((sink, mut reports)) => {
-                let execution = connector.execute(&plan, limits);
-                tokio::pin!(execution);
-                let r = loop {
-                    tokio::select! {
-                        r = &mut execution => break r,
-                        Some(message) = reports.recv() => sink.progress(&message),
-                    }
-                };
-                // What was reported just before the end still goes out.
-                while let Ok(message) = reports.try_recv() {
-                    sink.progress(&message);
+        // Write-ahead: the call's intent is durable before it can take
+        // effect — before execute, or (when the connector can undo every
+        // effect of the plan) before it commits, the append overlapping the
+        // work.
+        let overlap = connector.intent_order(&plan) == IntentOrder::BeforeCommit;
+        let (limits, signal) = if overlap {
+            let (gate, signal) = IntentGate::pending();
+            let limits = ExecLimits {
+                intent: gate,
+                ..limits
+            };
+            (limits, Some(signal))
+        } else {
+            (limits, None)
+        };
+        let intent = trace.intent();
+        let append_intent = async {
+            let appended = self.append_intent(intent).await;
+            if let Some(signal) = signal {
+                signal.resolve(appended.as_ref().map(|_| ()).map_err(Clone::clone));
+            }
+            appended
+        };
+        let execution = async {
+            let started = std::time::Instant::now();
+            let executed = self.execute(connector.as_ref(), &plan, limits, ctx).await;
+            self.stages.add(Stage::Execute, started.elapsed());
+            executed
+        };
+        let (intent, executed) = if overlap {
+            tokio::join!(append_intent, execution)
+        } else {
+            match append_intent.await {
+                Ok(id) => (Ok(id), execution.await),
+                Err(e) => {
+                    return self
+                        .finish(trace, Err(CallError::AuditUnavailable(e)))
+                        .await;
                 }
-                r
             }
         };
-        self.stages.add(Stage::Execute, started.elapsed());
+        match intent {
+            Ok(id) => trace.intent_recorded(id),
+            // Whatever the connector did was undone (or only read): nothing
+            // is returned that the record does not hold.
+            Err(e) => {
+                return self
+                    .finish(trace, Err(CallError::AuditUnavailable(e)))
+                    .await;
+            }
+        }
         gate::mark_executed(self, &trace, &executed).await;
         let mut output = match executed {
             Ok(o) => o,
@@ -233,6 +253,40 @@ impl Gateway {
             recording,
         };
         self.finish(trace, Ok((caller, Some(recorded)))).await
+    }
+}
+
+impl Gateway {
+    /// Run the plan, forwarding what the connector reports as progress to
+    /// a transport that listens.
+    async fn execute(
+        &self,
+        connector: &dyn crate::connector::Connector,
+        plan: &crate::connector::Plan,
+        limits: ExecLimits,
+        ctx: &CallContext<'_>,
+    ) -> Result<crate::connector::ToolOutput, crate::connector::ExecuteError> {
+        let Some(sink) = ctx.progress else {
+            return connector.execute(plan, limits).await;
+        };
+        let (tx, mut reports) = ProgressSender::channel();
+        let limits = ExecLimits {
+            progress: Some(tx),
+            ..limits
+        };
+        let execution = connector.execute(plan, limits);
+        tokio::pin!(execution);
+        let r = loop {
+            tokio::select! {
+                r = &mut execution => break r,
+                Some(message) = reports.recv() => sink.progress(&message),
+            }
+        };
+        // What was reported just before the end still goes out.
+        while let Ok(message) = reports.try_recv() {
+            sink.progress(&message);
+        }
+        r
     }
 }
 

@@ -62,7 +62,7 @@ async fn allowed_read_executes_and_is_recorded() {
     assert!(!r.is_error, "{r:?}");
     assert_eq!(r.structured["rows"], json!([["hello"]]));
     assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
-    let events = f.store.events.lock().unwrap().clone();
+    let events = f.store.calls();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].record.decision, "allow");
     assert_eq!(events[0].record.requests.len(), 2, "connect + select");
@@ -88,7 +88,7 @@ async fn denied_write_never_executes_and_names_nothing_permitting() {
         "{r:?}"
     );
     assert_eq!(f.conn.executed.load(Ordering::SeqCst), 0);
-    assert_eq!(f.store.events.lock().unwrap()[0].record.decision, "deny");
+    assert_eq!(f.store.calls()[0].record.decision, "deny");
 }
 
 #[tokio::test]
@@ -102,7 +102,7 @@ async fn shadow_mode_lets_denied_call_through_but_records_it() {
     .await;
     assert!(!r.is_error, "{r:?}");
     assert_eq!(f.conn.executed.load(Ordering::SeqCst), 1);
-    let ev = f.store.events.lock().unwrap()[0].clone();
+    let ev = f.store.calls()[0].clone();
     assert!(
         ev.record.requests.iter().any(|q| q.decision == "deny"),
         "{ev:?}"
@@ -156,11 +156,7 @@ async fn unknown_connection_and_connection_without_connect_are_refused() {
     assert_eq!(r.structured["error"]["code"], "denied");
     let r = call(&f, "fake_query", json!({"sql": "read"})).await;
     assert_eq!(r.structured["error"]["code"], "invalid_arguments");
-    assert_eq!(
-        f.store.events.lock().unwrap().len(),
-        3,
-        "every call is recorded"
-    );
+    assert_eq!(f.store.calls().len(), 3, "every call is recorded");
 }
 
 #[tokio::test]
@@ -182,7 +178,7 @@ async fn target_errors_are_masked_in_the_result_and_the_record() {
         .as_str()
         .unwrap()
         .to_string();
-    let recorded = serde_json::to_string(&f.store.events.lock().unwrap()[0]).unwrap();
+    let recorded = serde_json::to_string(&f.store.calls()[0]).unwrap();
     assert!(!msg.contains("alice@example.com"), "{msg}");
     assert!(msg.contains("[EMAIL]"), "{msg}");
     assert!(!recorded.contains("alice@example.com"), "{recorded}");
@@ -198,7 +194,7 @@ async fn list_connections_refuses_undeclared_arguments_and_audits_it() {
     assert_eq!(r.structured["error"]["code"], "invalid_arguments", "{r:?}");
     let r = call(&f, "list_connections", json!({})).await;
     assert!(!r.is_error, "{r:?}");
-    let events = f.store.events.lock().unwrap().clone();
+    let events = f.store.calls();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].record.decision, "error");
     assert_eq!(events[1].record.decision, "allow");
@@ -210,7 +206,7 @@ async fn a_panicking_stage_is_an_audited_internal_error() {
     let r = call(&f, "fake_query", json!({"connection": "db", "sql": "read"})).await;
     assert!(r.is_error, "{r:?}");
     assert_eq!(r.structured["error"]["code"], "internal_error", "{r:?}");
-    let events = f.store.events.lock().unwrap().clone();
+    let events = f.store.calls();
     assert_eq!(events.len(), 1, "one audit event");
     assert_eq!(events[0].record.decision, "error");
     assert_eq!(events[0].record.tool, "fake_query");
@@ -224,7 +220,13 @@ async fn chain_of_recorded_calls_verifies() {
     }
     let report = f.store.verify().await.unwrap();
     assert!(report.is_intact(), "{report}");
-    assert_eq!(report.checked, 4);
+    assert_eq!(f.store.calls().len(), 4);
+    // Every entry checked, intents included, and none left open.
+    assert_eq!(
+        report.checked as usize,
+        f.store.events.lock().unwrap().len()
+    );
+    assert_eq!(report.open_intents, 0, "{report}");
 }
 
 #[tokio::test]
@@ -253,7 +255,7 @@ async fn results_are_masked_for_the_caller_and_the_record_with_counts() {
         r.structured["masked"],
         json!({"CREDIT_CARD": 1, "EMAIL": 1})
     );
-    let ev = f.store.events.lock().unwrap()[0].clone();
+    let ev = f.store.calls()[0].clone();
     assert_eq!(ev.record.masked.get("EMAIL"), Some(&1));
     assert!(
         !serde_json::to_string(&ev)
@@ -287,7 +289,7 @@ async fn unmask_policy_shows_raw_values_but_the_record_stays_masked() {
         )
         .await;
     assert_eq!(r.structured["rows"][0][0], "mail bob@example.org", "{r:?}");
-    let recorded = serde_json::to_string(&store.events.lock().unwrap()[0]).unwrap();
+    let recorded = serde_json::to_string(&store.calls()[0]).unwrap();
     assert!(!recorded.contains("bob@example.org"), "{recorded}");
 }
 
@@ -300,7 +302,7 @@ async fn arguments_are_masked_in_the_record() {
         json!({"connection": "db", "sql": "read", "note": "for carol@example.com"}),
     )
     .await;
-    let recorded = serde_json::to_string(&f.store.events.lock().unwrap()[0]).unwrap();
+    let recorded = serde_json::to_string(&f.store.calls()[0]).unwrap();
     assert!(!recorded.contains("carol@example.com"), "{recorded}");
 }
 
@@ -314,7 +316,7 @@ async fn guarded_items_the_caller_may_not_see_are_removed_before_audit() {
         r.structured.get("hidden").is_none(),
         "the caller gets no count"
     );
-    let events = f.store.events.lock().unwrap().clone();
+    let events = f.store.calls();
     let recorded = &events[0].record.result_preview;
     assert_eq!(recorded["tables"], json!([{"name": "t"}]), "{recorded}");
     assert_eq!(recorded["hidden"], 1, "the audit record counts them");
@@ -398,7 +400,7 @@ async fn a_family_field_rule_masks_nested_output_that_is_not_rows() {
         );
     }
     assert_eq!(r.structured["masked"], json!({"NOTE": 4, "PIN": 2}));
-    let events = store.events.lock().unwrap().clone();
+    let events = store.calls();
     let record = &events[0].record;
     assert_eq!(record.outcome.rows, Some(2), "items are counted as `rows`");
     assert_eq!(record.result_preview["objects"][1]["spec"]["pin"], "[PIN]");
@@ -456,7 +458,7 @@ async fn a_cancelled_call_stops_the_connector_and_is_audited() {
     assert!(r.is_error, "{r:?}");
     assert_eq!(r.structured["error"]["code"], "cancelled");
     assert!(f.conn.stopped.load(Ordering::SeqCst));
-    let events = f.store.events.lock().unwrap().clone();
+    let events = f.store.calls();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].record.decision, "error");
     assert!(
@@ -537,10 +539,11 @@ async fn unmask_is_asked_per_masked_field_and_results_name_the_rules() {
             assert_eq!(fields[0]["strategy"], "redact");
             assert_eq!(fields[1]["by"], "name");
         }
-        let recorded = serde_json::to_string(&store.events.lock().unwrap()[0]).unwrap();
+        let recorded = serde_json::to_string(&store.calls()[0]).unwrap();
         assert!(!recorded.contains("078-05-1120"), "{recorded}");
     }
 }
 
 mod metrics;
 mod recording;
+mod write_ahead;

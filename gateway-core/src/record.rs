@@ -54,8 +54,29 @@ impl Trace {
                 result_preview: Value::Null,
                 masked,
                 recording: None,
+                intent: None,
             },
         }
+    }
+
+    /// The call's write-ahead intent entry: the record so far (who, what,
+    /// the decisions, the approval) with `outcome.status` = `intent`.
+    pub fn intent(&self) -> AuditRecord {
+        let mut record = self.record.clone();
+        record.decision = "allow".into();
+        record.outcome = OutcomeRecord {
+            status: crate::audit::intent::INTENT_STATUS.into(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            rows: None,
+            error: None,
+        };
+        record.result_preview = Value::Null;
+        record
+    }
+
+    /// The intent entry `id` is durable: the call's event names it.
+    pub fn intent_recorded(&mut self, id: String) {
+        self.record.intent = Some(id);
     }
 
     /// Record `arguments` (the family's rendering, see
@@ -328,6 +349,21 @@ impl Gateway {
         appended
     }
 
+    /// Append a call's write-ahead intent durably; its id on success.
+    pub(crate) async fn append_intent(&self, record: AuditRecord) -> Result<String, String> {
+        let started = Instant::now();
+        let r = self
+            .audit
+            .append(record)
+            .await
+            .map(|e| e.id)
+            .map_err(|e| e.to_string());
+        let took = started.elapsed();
+        crate::metrics::audit_appended(took);
+        self.stages.add(crate::stages::Stage::Audit, took);
+        r
+    }
+
     async fn append(&self, record: AuditRecord) -> Result<(), String> {
         let started = Instant::now();
         // Names and outcome only: a call's arguments and results never reach the log.
@@ -338,12 +374,15 @@ impl Gateway {
             duration_ms = record.outcome.duration_ms,
             "call finished"
         );
-        let r = self
-            .audit
-            .append(record)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        // A call whose intent is durable closes it without waiting for the
+        // disk: a crash after this loses nothing, a power loss leaves the
+        // intent, closed as `unknown` at the next start (`audit::intent`).
+        let appended = if record.intent.is_some() {
+            self.audit.append_written(record).await
+        } else {
+            self.audit.append(record).await
+        };
+        let r = appended.map(|_| ()).map_err(|e| e.to_string());
         let took = started.elapsed();
         crate::metrics::audit_appended(took);
         self.stages.add(crate::stages::Stage::Audit, took);

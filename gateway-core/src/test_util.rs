@@ -19,7 +19,7 @@ use crate::audit::{
 };
 use crate::connector::{
     AnalysisError, ConnectionInfo, Connector, ExecLimits, ExecuteError, FieldOrigin, FieldPath,
-    ItemGuard, Plan, ToolOutput, ToolSpec,
+    IntentOrder, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use crate::identity::Principal;
 use crate::policy::{PolicySchema, Vocabulary};
@@ -53,11 +53,46 @@ pub struct MemoryStore {
     pub broken: AtomicBool,
     /// Stored recordings by SHA-256.
     pub recordings: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+    /// When set, every append waits this long first (a slow disk).
+    pub append_delay: Mutex<Option<std::time::Duration>>,
+    /// When set, appends of write-ahead intents fail (and only those).
+    pub intents_fail: AtomicBool,
+}
+
+impl MemoryStore {
+    /// The one event per call, without the write-ahead intent entries.
+    pub fn calls(&self) -> Vec<AuditEvent> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| !e.record.is_intent())
+            .cloned()
+            .collect()
+    }
+
+    /// The write-ahead intent entries.
+    pub fn intents(&self) -> Vec<AuditEvent> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| e.record.is_intent())
+            .cloned()
+            .collect()
+    }
 }
 
 #[async_trait]
 impl AuditStore for MemoryStore {
     async fn append(&self, record: AuditRecord) -> Result<AuditEvent, StoreError> {
+        let delay = *self.append_delay.lock().unwrap();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if record.is_intent() && self.intents_fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Write {
+                reason: "intent write failed (test)".into(),
+            });
+        }
         if self.broken.load(Ordering::SeqCst) {
             return Err(StoreError::Write {
                 reason: "disk full (test)".into(),
@@ -87,8 +122,8 @@ impl AuditStore for MemoryStore {
             .find(|e| e.id == id)
             .cloned())
     }
-    /// Honours `after_seq`, `order` and `limit` (paging); the other
-    /// filters are ignored.
+    /// Honours `after_seq`, `order`, `limit` (paging) and `intents`; the
+    /// other filters are ignored.
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let after = filter.after_seq.unwrap_or(0);
         let mut events: Vec<AuditEvent> = self
@@ -97,6 +132,7 @@ impl AuditStore for MemoryStore {
             .unwrap()
             .iter()
             .filter(|e| e.seq > after)
+            .filter(|e| filter.intents || !e.record.is_intent())
             .cloned()
             .collect();
         if filter.order == crate::audit::ListOrder::NewestFirst {
@@ -189,6 +225,15 @@ pub struct FakeConnector {
     /// whose review reads the target shows it): changing it changes what
     /// the same arguments would do.
     pub target: Mutex<String>,
+    /// When set, the fake says its effects wait for the write-ahead intent
+    /// ([`IntentOrder::BeforeCommit`]) and awaits it before "committing".
+    pub overlap: AtomicBool,
+    /// What the last execution found, in order: whether the intent was
+    /// already durable when it started, and (overlapping) how the gate
+    /// resolved.
+    pub intent_seen: Mutex<Vec<String>>,
+    /// The store the fake looks at when it starts (to see the intent).
+    pub watch: Mutex<Option<Arc<MemoryStore>>>,
 }
 
 impl FakeConnector {
@@ -205,6 +250,9 @@ impl FakeConnector {
             last_limits: Mutex::new(None),
             target: Mutex::new(String::new()),
             stopped: AtomicBool::new(false),
+            overlap: AtomicBool::new(false),
+            intent_seen: Mutex::new(Vec::new()),
+            watch: Mutex::new(None),
         }
     }
 }
@@ -288,9 +336,32 @@ impl Connector for FakeConnector {
             prepared: Box::new(()),
         })
     }
+    fn intent_order(&self, _plan: &Plan) -> IntentOrder {
+        if self.overlap.load(Ordering::SeqCst) {
+            IntentOrder::BeforeCommit
+        } else {
+            IntentOrder::BeforeExecute
+        }
+    }
     async fn execute(&self, _plan: &Plan, limits: ExecLimits) -> Result<ToolOutput, ExecuteError> {
         self.executed.fetch_add(1, Ordering::SeqCst);
         *self.last_limits.lock().unwrap() = Some(limits.clone());
+        let watched = self.watch.lock().unwrap().clone();
+        if let Some(store) = watched {
+            let n = store.intents().len();
+            self.intent_seen
+                .lock()
+                .unwrap()
+                .push(format!("intents at start: {n}"));
+        }
+        if self.overlap.load(Ordering::SeqCst) {
+            let gate = limits.intent.durable().await;
+            self.intent_seen.lock().unwrap().push(format!(
+                "gate: {}",
+                if gate.is_ok() { "ok" } else { "failed" }
+            ));
+            gate?;
+        }
         if self.payload == "HANG" {
             let budget = limits.timeout_within(std::time::Duration::from_secs(60));
             let e = limits
@@ -452,5 +523,6 @@ pub fn sample_record(n: u64) -> AuditRecord {
         result_preview: json!(null),
         masked: Default::default(),
         recording: None,
+        intent: None,
     }
 }

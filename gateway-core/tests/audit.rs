@@ -36,6 +36,7 @@ fn record(n: u64) -> AuditRecord {
         result_preview: json!({"rows": [[1.5, "é", null]]}),
         masked: BTreeMap::from([("EMAIL".to_string(), 2)]),
         recording: None,
+        intent: None,
     }
 }
 

@@ -43,6 +43,9 @@ pub struct AuditQuery {
     since: Option<String>,
     until: Option<String>,
     limit: Option<u32>,
+    /// `true`: also the write-ahead intent entries (see
+    /// `gateway_core::audit::intent`); default: the one event per call.
+    intents: Option<bool>,
 }
 
 /// Authenticate and authorize a read of the audit log, and record it in
@@ -95,6 +98,7 @@ async fn list_audit(
     let asked = json!({"path": "/api/audit", "filter": {
         "principal": q.principal, "tool": q.tool, "connection": q.connection,
         "decision": q.decision, "since": q.since, "until": q.until, "limit": q.limit,
+        "intents": q.intents,
     }});
     if let Err(r) = may_read(&state, &headers, asked).await {
         return r;
@@ -114,6 +118,7 @@ async fn list_audit(
         since,
         until,
         limit: Some(q.limit.unwrap_or(100).min(1000)),
+        intents: q.intents.unwrap_or(false),
         ..Default::default()
     };
     match state.gateway.audit().list(&filter).await {

@@ -142,6 +142,11 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
     let (audit, approval_store) = store::open_stores(&data_dir)
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    // Calls a stopped server left between intent and outcome are closed as
+    // `unknown` before any new call runs (gateway_core::audit::intent).
+    if let Err(e) = gateway_core::audit::intent::close_unfinished(audit.as_ref()).await {
+        tracing::error!(error = %e, "cannot close the intents a stopped server left open; retried at the next start");
+    }
     let gate = approvals::gate(config, approval_store, audit.clone())?;
     let connections = connectors::build(config)
         .map_err(|e| anyhow!("invalid connections:\n{}", gateway_core::text::lines(&e)))?;

@@ -147,6 +147,10 @@ impl Writer {
     /// when it is the head this writer signed last.
     pub async fn write(&self, only_if_moved: bool) -> Result<Option<Written>, WriteError> {
         let mut last = self.last.lock().await;
+        // Never sign a head the disk may not have yet (see
+        // `AuditStore::append_written`): a power loss would then look like
+        // a truncation.
+        self.store.sync().await?;
         let head = match last.as_ref() {
             None => {
                 let report = self.store.verify().await?;

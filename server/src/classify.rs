@@ -144,6 +144,7 @@ pub fn record(run: &ConnectionRun, classifier: &Classifier) -> AuditRecord {
         result_preview: preview,
         masked: Default::default(),
         recording: None,
+        intent: None,
     }
 }
 

@@ -124,6 +124,7 @@ pub fn sql_call_record(i: u64) -> AuditRecord {
         result_preview: json!({"columns": ["id", "status", "amount"], "rows": [[i, "paid", "1.50"]]}),
         masked: Default::default(),
         recording: None,
+        intent: None,
     }
 }
 

@@ -38,6 +38,7 @@ pub fn limits() -> ExecLimits {
         cancel: Default::default(),
         caller: None,
         progress: None,
+        intent: Default::default(),
     }
 }
 

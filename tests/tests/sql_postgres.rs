@@ -196,6 +196,7 @@ async fn postgres_end_to_end() {
                 cancel: Default::default(),
                 caller: None,
                 progress: None,
+                intent: Default::default(),
             },
         )
         .await

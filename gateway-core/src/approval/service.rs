@@ -193,6 +193,7 @@ impl ApprovalService {
             result_preview: Value::Null,
             masked: Default::default(),
             recording: None,
+            intent: None,
         };
         let started = std::time::Instant::now();
         let appended = self.audit.append(record).await;

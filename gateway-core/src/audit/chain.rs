@@ -141,6 +141,10 @@ fn write_event(e: &AuditEvent, out: &mut Vec<u8>) {
     }
     write_string(&r.decision, o.key("decision"));
     write_string(&e.id, o.key("id"));
+    // Absent on intents and on calls that never executed (as `recording`).
+    if let Some(intent) = &r.intent {
+        write_string(intent, o.key("intent"));
+    }
     {
         // BTreeMap<String, _> iterates in byte order of the keys already.
         let mut mo = Object::open(o.key("masked"));
@@ -379,6 +383,16 @@ impl fmt::Display for ChainBreak {
 pub struct VerifyReport {
     /// Events checked (up to and including the first break).
     pub checked: u64,
+    /// Write-ahead intents checked whose call's event is not (yet) in the
+    /// chain: calls in flight while verifying, or left by a crash that the
+    /// server has not closed yet (it does at start).
+    #[serde(default)]
+    pub open_intents: u64,
+    /// Events that close an intent with outcome `unknown`: the server
+    /// stopped between a call's intent and its outcome, so whether it took
+    /// effect is not recorded.
+    #[serde(default)]
+    pub outcomes_unknown: u64,
     /// Seq of the last intact event, if any.
     pub last_seq: Option<u64>,
     /// Hash of the last intact event, if any.
@@ -397,9 +411,24 @@ impl VerifyReport {
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.first_break {
-            None => write!(f, "chain intact: {} events checked", self.checked),
-            Some(b) => write!(f, "chain BROKEN at {b} ({} events checked)", self.checked),
+            None => write!(f, "chain intact: {} events checked", self.checked)?,
+            Some(b) => write!(f, "chain BROKEN at {b} ({} events checked)", self.checked)?,
         }
+        if self.outcomes_unknown > 0 {
+            write!(
+                f,
+                "; {} call(s) with outcome unknown (the server stopped after their intent was recorded)",
+                self.outcomes_unknown
+            )?;
+        }
+        if self.open_intents > 0 {
+            write!(
+                f,
+                "; {} intent(s) without an outcome yet (in flight, or closed at the next start)",
+                self.open_intents
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -412,6 +441,9 @@ pub struct ChainVerifier {
     checked: u64,
     last_seq: Option<u64>,
     first_break: Option<ChainBreak>,
+    /// Ids of intents seen whose event has not come yet.
+    open_intents: std::collections::HashSet<String>,
+    outcomes_unknown: u64,
 }
 
 impl Default for ChainVerifier {
@@ -431,6 +463,8 @@ impl ChainVerifier {
             checked: 0,
             last_seq: None,
             first_break: None,
+            open_intents: Default::default(),
+            outcomes_unknown: 0,
         }
     }
 
@@ -445,6 +479,8 @@ impl ChainVerifier {
             checked: 0,
             last_seq: (seq > 0).then_some(seq),
             first_break: None,
+            open_intents: Default::default(),
+            outcomes_unknown: 0,
         }
     }
 
@@ -506,6 +542,17 @@ impl ChainVerifier {
         self.next_seq = expected + 1;
         self.prev_hash = event.hash.clone();
         self.last_seq = Some(event.seq);
+        let record = &event.record;
+        if record.is_intent() {
+            self.open_intents.insert(event.id.clone());
+        } else if let Some(intent) = &record.intent {
+            // An intent before a checkpoint the check resumed from is not
+            // in the set; that is fine: only open ones are counted.
+            self.open_intents.remove(intent);
+            if record.outcome.status == super::intent::UNKNOWN_STATUS {
+                self.outcomes_unknown += 1;
+            }
+        }
         true
     }
 
@@ -563,6 +610,8 @@ impl ChainVerifier {
         let last_hash = self.last_seq.map(|_| self.prev_hash.clone());
         VerifyReport {
             checked: self.checked,
+            open_intents: self.open_intents.len() as u64,
+            outcomes_unknown: self.outcomes_unknown,
             last_seq: self.last_seq,
             last_hash,
             first_break: self.first_break,

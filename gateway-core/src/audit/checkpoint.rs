@@ -468,6 +468,7 @@ pub async fn event_at(store: &dyn AuditStore, seq: u64) -> Result<Option<AuditEv
         after_seq: seq.checked_sub(1),
         limit: Some(1),
         order: ListOrder::OldestFirst,
+        intents: true,
         ..Default::default()
     };
     Ok(store
@@ -508,6 +509,7 @@ pub async fn extend(
                 let newest = store
                     .list(&AuditFilter {
                         limit: Some(1),
+                        intents: true,
                         ..Default::default()
                     })
                     .await?;
@@ -534,6 +536,7 @@ pub async fn extend(
                 after_seq: Some(after),
                 limit: Some(MAX_LIST_LIMIT),
                 order: ListOrder::OldestFirst,
+                intents: true,
                 ..Default::default()
             })
             .await?;

@@ -8,6 +8,9 @@
 //! - [`checkpoint`]: signed checkpoints of the chain head, kept outside the
 //!   store, so that deleting the newest events (which the chain alone cannot
 //!   show) is detected.
+//! - [`intent`]: the write-ahead model: an intent entry is durable before a
+//!   call can take effect, its event follows and names it; intents left
+//!   open by a crash are closed as "outcome unknown" when the server starts.
 //! - [`store`]: the [`AuditStore`] trait. Nothing store-specific lives in the
 //!   core; the embedded SQLite store is in the server crate.
 //!
@@ -16,6 +19,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod intent;
 pub mod store;
 
 pub use chain::{
@@ -58,7 +62,9 @@ pub struct ApprovalRecord {
 /// What happened when the call ran (or did not).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutcomeRecord {
-    /// ok | denied | pending | error.
+    /// ok | denied | pending | error; `intent` on a write-ahead intent
+    /// entry; `unknown` on the event that closes an intent whose call's
+    /// outcome was lost (the server stopped between the two).
     pub status: String,
     /// Wall time of the whole call.
     pub duration_ms: u64,
@@ -97,6 +103,21 @@ pub struct AuditRecord {
     /// recorded before recordings existed keep their hashes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<crate::recording::RecordingRef>,
+    /// On the event of a call that executed: the id of its write-ahead
+    /// intent (the entry recorded durably before the call could take
+    /// effect, see [`intent`]). Absent on intents themselves and on calls
+    /// that never reached execution (and then not part of the hashed
+    /// event, so older events keep their hashes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+}
+
+impl AuditRecord {
+    /// True for a write-ahead intent entry (`outcome.status` = `intent`),
+    /// false for the one event per call.
+    pub fn is_intent(&self) -> bool {
+        self.outcome.status == intent::INTENT_STATUS
+    }
 }
 
 /// A stored audit event: the record plus id, sequence, time and chain hashes.

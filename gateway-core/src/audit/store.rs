@@ -56,6 +56,9 @@ pub struct AuditFilter {
     pub after_seq: Option<u64>,
     /// Result order.
     pub order: ListOrder,
+    /// Include write-ahead intent entries (see [`super::intent`]); by
+    /// default a listing shows the one event per call.
+    pub intents: bool,
 }
 
 impl AuditFilter {
@@ -127,6 +130,41 @@ pub trait AuditStore: Send + Sync {
     /// Number, chain and durably record `record`. Returns the stored event
     /// only once it is durable; `Err` means it was not recorded.
     async fn append(&self, record: AuditRecord) -> Result<AuditEvent, StoreError>;
+
+    /// Number, chain and record `record` where a crash of this process
+    /// cannot lose it (the operating system holds it), without waiting for
+    /// the disk: the next [`AuditStore::append`] or [`AuditStore::sync`]
+    /// makes it durable. A power loss before then loses it with everything
+    /// after it, so the chain stays a verifiable prefix. Used for the event
+    /// of a call whose intent is already durable (see [`super::intent`]).
+    /// Default: [`AuditStore::append`].
+    async fn append_written(&self, record: AuditRecord) -> Result<AuditEvent, StoreError> {
+        self.append(record).await
+    }
+
+    /// Make everything appended so far durable (before a checkpoint signs
+    /// the head, and at shutdown). Default: nothing to do.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Write-ahead intents without an event naming them, whose writer is no
+    /// longer running (for a store shared by several processes, intents of
+    /// a live writer are in flight, not lost), in seq order. Default: every
+    /// open intent in the chain (a store one process uses at a time).
+    async fn unfinished_intents(&self) -> Result<Vec<AuditEvent>, StoreError> {
+        use futures::TryStreamExt;
+        let mut open: Vec<AuditEvent> = Vec::new();
+        let mut events = self.export();
+        while let Some(event) = events.try_next().await? {
+            if event.record.is_intent() {
+                open.push(event);
+            } else if let Some(intent) = &event.record.intent {
+                open.retain(|i| &i.id != intent);
+            }
+        }
+        Ok(open)
+    }
 
     /// The event with this id.
     async fn get(&self, id: &str) -> Result<Option<AuditEvent>, StoreError>;

@@ -48,7 +48,7 @@ async fn a_recording_is_masked_stored_and_named_by_its_event() {
     let r = read(&f).await;
     assert!(!r.is_error, "{r:?}");
     let shown = r.structured.to_string();
-    let events = f.store.events.lock().unwrap().clone();
+    let events = f.store.calls();
     assert_eq!(events.len(), 1);
     let reference = events[0]
         .record
@@ -111,7 +111,7 @@ async fn a_recording_is_masked_stored_and_named_by_its_event() {
 async fn the_recording_reference_is_part_of_the_hashed_event() {
     let f = fixture(Mode::Enforce, "RECORDED");
     assert!(!read(&f).await.is_error);
-    let event = f.store.events.lock().unwrap()[0].clone();
+    let event = f.store.calls()[0].clone();
     // The canonical form written from the struct is the documented generic
     // form (the event serialised, `hash` removed, keys sorted), recording
     // included.
@@ -123,8 +123,9 @@ async fn the_recording_reference_is_part_of_the_hashed_event() {
     // Pointing the event at another file (one whose sha256 a forger
     // chose) breaks its hash, not just the recording check.
     let forged = b"{\"version\":2,\"width\":80,\"height\":24}\n".to_vec();
-    let mut events = vec![event];
-    events[0].record.recording = Some(crate::recording::RecordingRef {
+    let mut events = f.store.events.lock().unwrap().clone();
+    let at = events.iter().position(|e| e.id == event.id).unwrap();
+    events[at].record.recording = Some(crate::recording::RecordingRef {
         sha256: sha256_hex(&forged),
         bytes: forged.len() as u64,
     });
@@ -141,12 +142,8 @@ async fn a_changed_or_missing_recording_fails_verify() {
             .await
             .is_error
     );
-    let sha = f.store.events.lock().unwrap()[0]
-        .record
-        .recording
-        .clone()
-        .unwrap()
-        .sha256;
+    let first = f.store.calls()[0].clone();
+    let sha = first.record.recording.clone().unwrap().sha256;
     // Same content, same file: the second call stored nothing new.
     assert_eq!(f.store.recordings.lock().unwrap().len(), 1);
 
@@ -165,7 +162,7 @@ async fn a_changed_or_missing_recording_fails_verify() {
         .first_break
         .clone()
         .expect("an edited recording is a break");
-    assert_eq!(b.seq, 1);
+    assert_eq!(b.seq, first.seq);
     assert!(
         matches!(&b.kind, BreakKind::RecordingMismatch { sha256, .. } if *sha256 == sha),
         "{b}"
@@ -180,7 +177,10 @@ async fn a_changed_or_missing_recording_fails_verify() {
     let report = f.store.verify().await.unwrap();
     let text = report.to_string();
     assert!(text.contains("is missing from the store"), "{text}");
-    assert_eq!(report.checked, 1, "the first event with it is the break");
+    assert_eq!(
+        report.checked, first.seq,
+        "the first event with it is the break (after its intent)"
+    );
 
     f.store.recordings.lock().unwrap().insert(sha, original);
     assert!(f.store.verify().await.unwrap().is_intact());
@@ -245,7 +245,7 @@ async fn a_store_that_cannot_keep_the_recording_fails_the_call_and_no_event_clai
     for raw in RECORDED_RAW {
         assert!(!shown.contains(raw), "{raw} in {shown}");
     }
-    let events = memory.events.lock().unwrap().clone();
+    let events = memory.calls();
     assert!(
         events.iter().all(|e| e.record.recording.is_none()),
         "an event names a recording that was never stored: {events:?}"
@@ -300,5 +300,5 @@ async fn a_call_without_a_progress_sink_runs_without_a_sender() {
     assert_eq!(r.structured["rows"], json!([["PROGRESS"]]));
     let limits = f.conn.last_limits.lock().unwrap().clone().unwrap();
     assert!(limits.progress.is_none(), "nobody listens: no sender");
-    assert_eq!(f.store.events.lock().unwrap().len(), 1);
+    assert_eq!(f.store.calls().len(), 1);
 }

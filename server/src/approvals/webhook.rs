@@ -152,6 +152,7 @@ impl Notifier for Webhook {
                     result_preview: Value::Null,
                     masked: Default::default(),
                     recording: None,
+                    intent: None,
                 };
                 if let Err(e) = audit.append(record).await {
                     tracing::error!(error = %e, "webhook failure NOT recorded in the audit log");

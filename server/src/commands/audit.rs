@@ -110,6 +110,7 @@ async fn find(store: &dyn AuditStore, key: &str) -> anyhow::Result<Option<AuditE
         after_seq: seq.checked_sub(1),
         limit: Some(1),
         order: ListOrder::OldestFirst,
+        intents: true,
         ..Default::default()
     };
     Ok(store

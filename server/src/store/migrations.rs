@@ -98,6 +98,27 @@ pub const MIGRATIONS: &[Migration] = &[
         );
     "#,
     },
+    Migration {
+        version: 4,
+        name: "write_ahead_intents",
+        sql: r#"
+        -- Write-ahead audit (gateway_core::audit::intent). On a call's event:
+        -- the id of the intent it closes (part of the hashed event when set).
+        ALTER TABLE audit_events ADD COLUMN intent TEXT;
+        -- 1 on intent entries (their outcome.status is 'intent'): derived,
+        -- so listings can show the one event per call.
+        ALTER TABLE audit_events ADD COLUMN is_intent INTEGER NOT NULL DEFAULT 0;
+        -- Intents whose event is not written yet, with the store handle
+        -- (process) that wrote them: rows are added and removed in the
+        -- transactions of the entries themselves. Not part of the chain; a
+        -- start closes the intents of writers no longer running.
+        CREATE TABLE open_intents (
+            id     TEXT PRIMARY KEY,
+            seq    INTEGER NOT NULL,
+            writer TEXT NOT NULL
+        );
+    "#,
+    },
 ];
 
 /// Bring the database to the latest version. Returns the version now applied.

@@ -37,7 +37,11 @@ use super::writer::{self, Pending, Shared, Writer};
 pub const DB_FILE: &str = "tollgate.db";
 
 const COLUMNS: &str = "seq, id, time, principal_sub, principal_groups, tool, connection, arguments, requests, \
-                       decision, approval, outcome, result_preview, masked, recording, prev_hash, hash";
+                       decision, approval, outcome, result_preview, masked, recording, intent, prev_hash, hash";
+/// Directory inside `data_dir` holding one locked file per open store
+/// handle: how a start tells a crashed writer's open intents from a
+/// running one's (see [`SqliteAuditStore::unfinished_intents`]).
+const WRITERS_DIR: &str = "writers";
 const PAGE: i64 = 500;
 
 /// Tuning of the SQLite store. The defaults suit production.
@@ -80,6 +84,9 @@ pub struct WriterStats {
 /// The embedded audit store.
 pub struct SqliteAuditStore {
     path: PathBuf,
+    /// This handle's writer id and its lock file, held (exclusively locked)
+    /// while the handle lives.
+    writer: WriterLock,
     /// The file's identity when opened (see [`writer::file_id`]).
     file_id: Option<writer::FileId>,
     pool: SqlitePool,
@@ -157,7 +164,9 @@ impl SqliteAuditStore {
 
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let file_id = writer::file_id(&path).map_err(|e| open_err(e.to_string()))?;
+        let lock = WriterLock::take(data_dir).map_err(open_err)?;
         let writer = Writer {
+            writer_id: lock.id.clone(),
             // Reconnects never create a file: a vanished database is an error,
             // not a fresh chain starting at seq 1.
             options: connect.clone().create_if_missing(false),
@@ -171,6 +180,7 @@ impl SqliteAuditStore {
         tokio::spawn(writer.run());
         Ok(SqliteAuditStore {
             path,
+            writer: lock,
             file_id,
             pool,
             tx,
@@ -200,15 +210,143 @@ impl SqliteAuditStore {
     }
 }
 
-#[async_trait]
-impl AuditStore for SqliteAuditStore {
-    async fn append(&self, record: AuditRecord) -> Result<AuditEvent, StoreError> {
+impl SqliteAuditStore {
+    async fn enqueue(&self, record: AuditRecord, flushed: bool) -> Result<AuditEvent, StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Pending { record, ack })
+            .send(Pending {
+                record,
+                flushed,
+                ack,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         done.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// `<db>-wal`, SQLite's write-ahead log beside the database.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// A store handle's identity among the processes sharing one database:
+/// `<data_dir>/writers/<id>.lock`, exclusively locked while the handle
+/// lives (the operating system drops the lock when the process dies, even
+/// by `kill -9`). Removed when the handle is dropped.
+struct WriterLock {
+    id: String,
+    dir: PathBuf,
+    _file: std::fs::File,
+}
+
+impl WriterLock {
+    fn take(data_dir: &Path) -> Result<Self, String> {
+        let dir = data_dir.join(WRITERS_DIR);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let path = dir.join(format!("{id}.lock"));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        file.try_lock()
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        Ok(WriterLock {
+            id,
+            dir,
+            _file: file,
+        })
+    }
+
+    /// Is the writer `id` still running (its lock file held by someone)?
+    fn is_held(dir: &Path, id: &str) -> bool {
+        let Ok(file) = std::fs::File::open(dir.join(format!("{id}.lock"))) else {
+            return false;
+        };
+        match file.try_lock() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            // Cannot tell: treat as running (never close a live call's intent).
+            Err(std::fs::TryLockError::Error(_)) => true,
+        }
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.id)));
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteAuditStore {
+    async fn append(&self, record: AuditRecord) -> Result<AuditEvent, StoreError> {
+        self.enqueue(record, true).await
+    }
+
+    async fn append_written(&self, record: AuditRecord) -> Result<AuditEvent, StoreError> {
+        self.enqueue(record, false).await
+    }
+
+    /// fsync of the database and its WAL: what `synchronous=NORMAL`
+    /// commits left in the operating system's cache reaches the disk (on
+    /// Linux an fsync through any descriptor flushes the file's pages).
+    async fn sync(&self) -> Result<(), StoreError> {
+        let files = [self.path.clone(), wal_path(&self.path)];
+        tokio::task::spawn_blocking(move || {
+            for file in &files {
+                match std::fs::File::open(file) {
+                    Ok(f) => f.sync_all().map_err(|e| StoreError::Write {
+                        reason: format!("cannot flush {}: {e}", file.display()),
+                    })?,
+                    // No WAL right now: everything is in the database file.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(StoreError::Write {
+                            reason: format!("cannot flush {}: {e}", file.display()),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Write {
+            reason: e.to_string(),
+        })?
+    }
+
+    /// Open intents (`open_intents`) whose writer's lock file is no longer
+    /// held: that process is gone. This handle's own and other running
+    /// writers' intents are calls in flight.
+    async fn unfinished_intents(&self) -> Result<Vec<AuditEvent>, StoreError> {
+        let open: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, writer FROM open_intents ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(read_err)?;
+        let dir = self.writer.dir.clone();
+        let mut gone: std::collections::BTreeMap<String, bool> = Default::default();
+        let mut events = Vec::new();
+        for (id, writer) in open {
+            if writer == self.writer.id {
+                continue;
+            }
+            let dead = *gone
+                .entry(writer.clone())
+                .or_insert_with(|| !WriterLock::is_held(&dir, &writer));
+            if dead && let Some(event) = self.get(&id).await? {
+                events.push(event);
+            }
+        }
+        for (writer, dead) in gone {
+            if dead {
+                let _ = std::fs::remove_file(dir.join(format!("{writer}.lock")));
+            }
+        }
+        Ok(events)
     }
 
     async fn get(&self, id: &str) -> Result<Option<AuditEvent>, StoreError> {
@@ -224,6 +362,9 @@ impl AuditStore for SqliteAuditStore {
     async fn list(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let mut qb =
             QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1"));
+        if !f.intents {
+            qb.push(" AND is_intent = 0");
+        }
         if let Some(v) = &f.principal {
             qb.push(" AND principal_sub = ").push_bind(v.clone());
         }
@@ -458,6 +599,7 @@ fn decode(row: &SqliteRow) -> Result<AuditEvent, (u64, String)> {
             .map(|r| parse("recording", &r))
             .transpose()
             .map_err(err)?,
+        intent: opt_text("intent")?,
     };
     Ok(AuditEvent {
         id: text("id")?,

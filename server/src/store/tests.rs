@@ -68,6 +68,7 @@ fn rec(sub: &str, tool: &str, connection: Option<&str>, decision: &str) -> Audit
         result_preview: json!({"rows": [["***@example.com"]]}),
         masked: BTreeMap::from([("EMAIL".to_string(), 1)]),
         recording: None,
+        intent: None,
     }
 }
 
@@ -893,4 +894,101 @@ async fn a_database_from_before_recordings_migrates_and_still_verifies() {
     store.append(simple(5)).await.unwrap();
     let report = store.verify().await.unwrap();
     assert!(report.is_intact() && report.checked == 5, "{report}");
+}
+
+fn intent_record(i: usize) -> AuditRecord {
+    let mut r = simple(i);
+    r.outcome.status = gateway_core::audit::intent::INTENT_STATUS.into();
+    r.result_preview = serde_json::Value::Null;
+    r
+}
+
+fn closing(i: usize, intent: &AuditEvent) -> AuditRecord {
+    let mut r = simple(i);
+    r.intent = Some(intent.id.clone());
+    r
+}
+
+#[tokio::test]
+async fn intents_are_chained_listed_only_on_request_and_closed_by_their_event() {
+    let dir = TempDir::new("intents");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let intent = store.append(intent_record(1)).await.unwrap();
+    let event = store.append_written(closing(1, &intent)).await.unwrap();
+    store.sync().await.unwrap();
+    let listed = store.list(&AuditFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 1, "one event per call");
+    assert_eq!(listed[0].id, event.id);
+    assert_eq!(listed[0].record.intent.as_deref(), Some(intent.id.as_str()));
+    let all = store
+        .list(&AuditFilter {
+            intents: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.open_intents, 0);
+    // The intent link is part of the hashed event.
+    let mut raw = raw(dir.path()).await;
+    exec(
+        &mut raw,
+        "UPDATE audit_events SET intent = 'forged' WHERE seq = 2",
+    )
+    .await;
+    let b = store.verify().await.unwrap().first_break.expect("a break");
+    assert!(matches!(b.kind, BreakKind::HashMismatch { .. }), "{b}");
+}
+
+#[tokio::test]
+async fn a_dead_writers_open_intents_are_closed_as_unknown_and_a_live_writers_are_not() {
+    let dir = TempDir::new("unfinished");
+    let crashed = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let lost = crashed.append(intent_record(1)).await.unwrap();
+    let live = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let running = live.append(intent_record(2)).await.unwrap();
+
+    let starting = SqliteAuditStore::open(dir.path()).await.unwrap();
+    // Both writers still hold their locks: nothing is theirs to close.
+    assert!(starting.unfinished_intents().await.unwrap().is_empty());
+    // The first one dies (its lock goes with it, as with kill -9).
+    drop(crashed);
+    let found = starting.unfinished_intents().await.unwrap();
+    assert_eq!(
+        found.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        vec![lost.id.as_str()]
+    );
+    let closed = gateway_core::audit::intent::close_unfinished(&starting)
+        .await
+        .unwrap();
+    assert_eq!(closed, 1);
+    assert!(starting.unfinished_intents().await.unwrap().is_empty());
+    let report = starting.verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.outcomes_unknown, 1, "{report}");
+    assert_eq!(
+        report.open_intents, 1,
+        "the live writer's call is in flight"
+    );
+    // The live writer finishes its call; nothing is left open.
+    live.append_written(closing(2, &running)).await.unwrap();
+    let report = starting.verify().await.unwrap();
+    assert_eq!((report.open_intents, report.outcomes_unknown), (0, 1));
+}
+
+#[tokio::test]
+async fn written_events_survive_reopen_and_share_the_next_flush() {
+    let dir = TempDir::new("written");
+    {
+        let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+        for i in 0..20 {
+            store.append_written(simple(i)).await.unwrap();
+        }
+        store.append(simple(99)).await.unwrap();
+    }
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    let report = store.verify().await.unwrap();
+    assert!(report.is_intact() && report.checked == 21, "{report}");
 }

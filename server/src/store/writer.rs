@@ -23,6 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 /// One queued append.
 pub(super) struct Pending {
     pub record: AuditRecord,
+    /// Acknowledge only after the disk flush (`synchronous=FULL`); false:
+    /// once the operating system has the write (`synchronous=NORMAL`, see
+    /// `AuditStore::append_written`).
+    pub flushed: bool,
     pub ack: oneshot::Sender<Result<AuditEvent, StoreError>>,
 }
 
@@ -59,6 +63,8 @@ impl Shared {
 
 pub(super) struct Writer {
     pub options: SqliteConnectOptions,
+    /// This store handle's id in `open_intents.writer`.
+    pub writer_id: String,
     /// `None` after a failure: reconnect (and reload the head) before writing.
     pub conn: Option<(SqliteConnection, Head)>,
     pub rx: mpsc::Receiver<Pending>,
@@ -94,9 +100,12 @@ impl Writer {
         let mut batch: Vec<Pending> = Vec::with_capacity(self.max_batch);
         while self.rx.recv_many(&mut batch, self.max_batch).await > 0 {
             let size = batch.len();
+            // One flushed append makes the whole batch flushed (and every
+            // earlier unflushed commit with it: the WAL is one file).
+            let flushed = batch.iter().any(|p| p.flushed);
             let (records, acks): (Vec<AuditRecord>, Vec<_>) =
                 batch.drain(..).map(|p| (p.record, p.ack)).unzip();
-            match self.write(records).await {
+            match self.write(records, flushed).await {
                 Ok(events) => {
                     self.shared.transactions.fetch_add(1, Ordering::Relaxed);
                     self.shared.events.fetch_add(size as u64, Ordering::Relaxed);
@@ -129,6 +138,7 @@ impl Writer {
     async fn write(
         &mut self,
         mut records: Vec<AuditRecord>,
+        flushed: bool,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         // Acking events written into an unlinked inode would be a lie about durability.
         match file_id(&self.path) {
@@ -153,28 +163,35 @@ impl Writer {
             }
         }
         // Another process may share this store (`tollgate serve --stdio` beside
-        // the HTTP server): a head cached here is then stale, the batch's first
-        // seq collides with theirs, and the batch is sealed again on the head
-        // read from disk. The chain stays one chain; nothing is lost.
+        // the HTTP server): a head cached here is then stale and the batch's
+        // first seq collides with theirs. The batch is then written again
+        // with the head read under the write lock (`BEGIN IMMEDIATE` first),
+        // which no other writer can move: the chain stays one chain, nothing
+        // is lost, and no writer can starve another.
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let locked = attempt > 1;
             let (mut conn, head) = match self.conn.take() {
-                Some(c) => c,
-                None => {
+                Some(c) if !locked => c,
+                cached => {
+                    // A failed try's connection is dropped: SQLite rolls its
+                    // open transaction back on close.
+                    drop(cached);
                     let mut conn = self.options.connect().await.map_err(write_err)?;
+                    if locked {
+                        begin_locked(&mut conn, flushed).await.map_err(write_err)?;
+                    }
                     let head = load_head(&mut conn).await?;
                     (conn, head)
                 }
             };
             let (events, head) = seal_batch(records, head);
-            match write_batch(&mut conn, &events).await {
+            match write_batch(&mut conn, &events, flushed, &self.writer_id, locked).await {
                 Ok(()) => {
                     self.conn = Some((conn, head));
                     return Ok(events);
                 }
-                // `conn` is dropped here: an open transaction is rolled back by
-                // SQLite on close, and the next try starts from what is on disk.
                 Err(e) if attempt < STALE_HEAD_RETRIES && is_seq_collision(&e) => {
                     tracing::debug!(
                         "audit head moved under this writer (another process?); resealing"
@@ -188,6 +205,17 @@ impl Writer {
             }
         }
     }
+}
+
+/// Set the batch's durability and take the write lock before reading the
+/// head (the path after a collision).
+async fn begin_locked(conn: &mut SqliteConnection, flushed: bool) -> Result<(), sqlx::Error> {
+    let sql = if flushed {
+        "PRAGMA synchronous = FULL; BEGIN IMMEDIATE"
+    } else {
+        "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"
+    };
+    sqlx::raw_sql(sql).execute(conn).await.map(|_| ())
 }
 
 /// Tries of one batch whose seq collides with events another process wrote.
@@ -230,26 +258,48 @@ fn is_seq_collision(e: &sqlx::Error) -> bool {
     }
 }
 
-const EVENT_COLUMNS: usize = 17;
+const EVENT_COLUMNS: usize = 19;
 
-/// The whole batch as ONE statement list, so it crosses to sqlx's SQLite
-/// worker thread once: `BEGIN IMMEDIATE`, one multi-row INSERT of every
-/// event, the head upsert, `COMMIT` (which returns after the WAL fsync with
-/// `synchronous=FULL`). Any failure stops the list with the transaction still
-/// open; the caller then drops the connection, which rolls it back.
-fn batch_sql(n: usize) -> String {
-    let row = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
-    let mut sql = String::with_capacity(400 + n * (row.len() + 2));
-    sql.push_str(
-        "BEGIN IMMEDIATE; \
-         INSERT INTO audit_events (seq, id, time, principal_sub, principal_groups, tool, connection, arguments, \
-         requests, decision, approval, outcome, result_preview, masked, recording, prev_hash, hash) VALUES ",
-    );
-    for i in 0..n {
+/// `(?, ?, ...)` of `n` parameters, `rows` times, comma-separated.
+fn rows_sql(sql: &mut String, rows: usize, n: usize) {
+    let row = format!("({})", vec!["?"; n].join(", "));
+    for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&row);
+    }
+}
+
+/// The whole batch as ONE statement list, so it crosses to sqlx's SQLite
+/// worker thread once (`locked`: the transaction is already open, see
+/// [`begin_locked`]): the batch's durability (`synchronous` FULL: COMMIT
+/// returns after the WAL fsync; NORMAL: after the write reached the
+/// operating system), `BEGIN IMMEDIATE`, one multi-row INSERT of every
+/// event, the open-intent bookkeeping, the head upsert, `COMMIT`. Any
+/// failure stops the list with the transaction still open; the caller then
+/// drops the connection, which rolls it back.
+fn batch_sql(n: usize, intents: usize, closing: usize, flushed: bool, locked: bool) -> String {
+    let mut sql = String::with_capacity(600 + n * (EVENT_COLUMNS * 3 + 4));
+    if !locked {
+        sql.push_str(if flushed {
+            "PRAGMA synchronous = FULL; BEGIN IMMEDIATE; "
+        } else {
+            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; "
+        });
+    }
+    sql.push_str(
+        "INSERT INTO audit_events (seq, id, time, principal_sub, principal_groups, tool, connection, arguments, \
+         requests, decision, approval, outcome, result_preview, masked, recording, intent, is_intent, prev_hash, hash) VALUES ",
+    );
+    rows_sql(&mut sql, n, EVENT_COLUMNS);
+    if intents > 0 {
+        sql.push_str("; INSERT INTO open_intents (id, seq, writer) VALUES ");
+        rows_sql(&mut sql, intents, 3);
+    }
+    if closing > 0 {
+        sql.push_str("; DELETE FROM open_intents WHERE id IN ");
+        rows_sql(&mut sql, 1, closing);
     }
     sql.push_str(
         "; INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) \
@@ -262,11 +312,20 @@ fn batch_sql(n: usize) -> String {
 async fn write_batch(
     conn: &mut SqliteConnection,
     events: &[AuditEvent],
+    flushed: bool,
+    writer_id: &str,
+    locked: bool,
 ) -> Result<(), sqlx::Error> {
     let Some(last) = events.last() else {
         return Ok(());
     };
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(batch_sql(events.len())));
+    let intents: Vec<&AuditEvent> = events.iter().filter(|e| e.record.is_intent()).collect();
+    let closing: Vec<&String> = events
+        .iter()
+        .filter_map(|e| e.record.intent.as_ref())
+        .collect();
+    let sql = batch_sql(events.len(), intents.len(), closing.len(), flushed, locked);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in events {
         let r = &e.record;
         query = query
@@ -285,8 +344,19 @@ async fn write_batch(
             .bind(json(&r.result_preview))
             .bind(json(&r.masked))
             .bind(r.recording.as_ref().map(json))
+            .bind(r.intent.clone())
+            .bind(i64::from(r.is_intent()))
             .bind(e.prev_hash.clone())
             .bind(e.hash.clone());
+    }
+    for e in intents {
+        query = query
+            .bind(e.id.clone())
+            .bind(e.seq as i64)
+            .bind(writer_id.to_string());
+    }
+    for id in closing {
+        query = query.bind(id.clone());
     }
     query
         .bind(last.seq as i64)

@@ -1070,6 +1070,7 @@ mod tests {
             cancel,
             caller: None,
             progress: None,
+            intent: Default::default(),
         }
     }
 

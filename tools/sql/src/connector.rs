@@ -13,7 +13,7 @@ use gateway_core::access::{AccessRequest, Resource};
 use gateway_core::classify::{ClassificationReport, Classifier};
 use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
-    ExecuteError, ItemGuard, Plan, ToolOutput, ToolSpec,
+    ExecuteError, IntentOrder, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use gateway_core::policy::Vocabulary;
 use gateway_core::review::ReviewSummary;
@@ -459,6 +459,7 @@ impl SqlConnector {
             cancel: Default::default(),
             caller: None,
             progress: None,
+            intent: Default::default(),
         };
         match self.engine.schema(&SchemaCall::default(), &limits).await {
             Ok(schema) => {
@@ -723,6 +724,34 @@ impl Connector for SqlConnector {
             SQL_QUERY => self.analyse_query(args),
             SQL_SCHEMA => self.analyse_schema(args),
             other => Err(AnalysisError::UnknownTool(other.to_string())),
+        }
+    }
+
+    /// Every effect a transaction can undo may overlap the write-ahead
+    /// intent (the engines await it before COMMIT, and roll back when it
+    /// fails). Not so: functions outside the vetted side-effect-free list
+    /// (they may act outside the transaction: signal a backend, reach the
+    /// network), admin statements (session and server state), and on
+    /// MySQL/MariaDB DDL (it commits implicitly); their intent is durable
+    /// before anything is sent.
+    fn intent_order(&self, plan: &Plan) -> IntentOrder {
+        let Some(call) = plan.prepared.downcast_ref::<SqlCall>() else {
+            return IntentOrder::BeforeExecute;
+        };
+        let SqlCall::Query(q) = call else {
+            // sql_schema reads the catalog only.
+            return IntentOrder::BeforeCommit;
+        };
+        let ddl_commits = self.config.dialect == Dialect::MySql;
+        let escapes = plan.requests.iter().any(|r| r.action == "sql:call")
+            || q.touches_session()
+            || q.statements
+                .iter()
+                .any(|s| s.kind == "admin" || (ddl_commits && s.kind == "ddl"));
+        if escapes {
+            IntentOrder::BeforeExecute
+        } else {
+            IntentOrder::BeforeCommit
         }
     }
 

@@ -115,7 +115,8 @@ impl Redactor {
             ExecuteError::Other(m) => ExecuteError::Other(clean(m)),
             t @ (ExecuteError::Timeout(_)
             | ExecuteError::Cancelled
-            | ExecuteError::TooManyAffected { .. }) => t,
+            | ExecuteError::TooManyAffected { .. }
+            | ExecuteError::IntentNotRecorded(_)) => t,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
-use gateway_core::connector::{ExecLimits, ExecuteError};
+use gateway_core::connector::{ExecLimits, ExecuteError, IntentGate};
 use gateway_core::secret::Secret;
 use serde_json::{Value, json};
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlRow};
@@ -129,6 +129,7 @@ impl MySqlEngine {
         conn: &mut sqlx::MySqlConnection,
         call: &QueryCall,
         caps: Caps,
+        intent: &IntentGate,
     ) -> Result<QueryOutcome, ExecuteError> {
         let begin = if call.read_only {
             "START TRANSACTION READ ONLY"
@@ -202,6 +203,9 @@ impl MySqlEngine {
         }
         // Blast-radius guard: over the cap, the error path rolls back.
         tally.check()?;
+        // Write-ahead audit: nothing becomes permanent before the call's
+        // intent is durable; if it cannot be recorded, the error path rolls back.
+        intent.durable().await?;
         conn.execute(sqlx::raw_sql("COMMIT"))
             .await
             .map_err(|e| self.map_err(e))?;
@@ -355,7 +359,7 @@ impl Engine for MySqlEngine {
         // Statements that may leave session state (SET, USE, temporary tables,
         // user variables, functions Tollgate cannot see into) close their session.
         self.guarded(limit, call.touches_session(), stop, async |conn| {
-            self.work(conn, call, caps).await
+            self.work(conn, call, caps, &stop.intent).await
         })
         .await
     }

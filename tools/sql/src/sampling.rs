@@ -120,6 +120,7 @@ fn limits(budget: Duration) -> ExecLimits {
         cancel: Default::default(),
         caller: None,
         progress: None,
+        intent: Default::default(),
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use gateway_core::connector::{ExecLimits, ExecuteError};
+use gateway_core::connector::{ExecLimits, ExecuteError, IntentGate};
 use serde_json::{Value, json};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -109,6 +109,7 @@ impl SqliteEngine {
         conn: &mut SqliteConnection,
         call: &QueryCall,
         caps: Caps,
+        intent: &IntentGate,
     ) -> Result<QueryOutcome, ExecuteError> {
         let begin = if call.read_only {
             "BEGIN"
@@ -198,6 +199,9 @@ impl SqliteEngine {
         let changes_after = self.total_changes(conn, &tally).await?;
         tally.observed(changes_after.saturating_sub(changes_before));
         tally.check()?;
+        // Write-ahead audit: nothing becomes permanent before the call's
+        // intent is durable; if it cannot be recorded, the error path rolls back.
+        intent.durable().await?;
         conn.execute(sqlx::raw_sql("COMMIT"))
             .await
             .map_err(|e| self.map_err(e))?;
@@ -441,7 +445,7 @@ impl Engine for SqliteEngine {
         stop: &ExecLimits,
     ) -> Result<QueryOutcome, ExecuteError> {
         self.guarded(call.read_only, call.touches_session(), stop, async |conn| {
-            self.work(conn, call, caps).await
+            self.work(conn, call, caps, &stop.intent).await
         })
         .await
     }

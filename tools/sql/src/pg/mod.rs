@@ -26,7 +26,7 @@ use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use futures::{TryStreamExt, pin_mut};
-use gateway_core::connector::{ExecLimits, ExecuteError};
+use gateway_core::connector::{ExecLimits, ExecuteError, IntentGate};
 use gateway_core::secret::Secret;
 use serde_json::{Value, json};
 use tokio_postgres::error::SqlState;
@@ -339,6 +339,7 @@ impl PgEngine {
         mut client: deadpool_postgres::Object,
         call: &QueryCall,
         caps: Caps,
+        intent: &IntentGate,
     ) -> Result<QueryOutcome, ExecuteError> {
         if client.statement_cache.size() >= MAX_PREPARED_PER_SESSION {
             // Agents write new SQL all the time: without a bound every pooled
@@ -452,6 +453,10 @@ impl PgEngine {
         let changed = self.changed_rows(&txn, &tally).await?;
         tally.observed(changed.saturating_sub(changed_before));
         tally.check()?;
+        // Write-ahead audit: nothing becomes permanent before the call's
+        // intent is durable; if it cannot be recorded, dropping the
+        // transaction rolls it back.
+        intent.durable().await?;
         txn.commit().await.map_err(|e| self.map_err(e))?;
         self.after_commit(client, call).await;
         Ok(outcome)
@@ -828,7 +833,7 @@ impl Engine for PgEngine {
             e = stop.stopped(started, budget) => return Err(e),
         };
         let cancel = client.cancel_token();
-        let work = self.run(client, call, caps);
+        let work = self.run(client, call, caps, &stop.intent);
         tokio::pin!(work);
         tokio::select! {
             r = &mut work => r,
