@@ -744,7 +744,6 @@ impl Connector for SqlConnector {
         };
         let ddl_commits = self.config.dialect == Dialect::MySql;
         let escapes = plan.requests.iter().any(|r| r.action == "sql:call")
-            || q.touches_session()
             || q.statements
                 .iter()
                 .any(|s| s.kind == "admin" || (ddl_commits && s.kind == "ddl"));
@@ -876,6 +875,52 @@ mod tests {
         )
         .unwrap();
         SqlConnector::new(config).unwrap()
+    }
+
+    #[test]
+    fn only_plans_whose_every_effect_a_transaction_undoes_overlap_their_intent() {
+        let pg = connector();
+        let order = |c: &SqlConnector, sql: &str| {
+            let p = plan(c, sql, json!([])).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            c.intent_order(&p)
+        };
+        for sql in [
+            "SELECT id FROM orders",
+            "INSERT INTO orders (id) VALUES (1)",
+            "UPDATE orders SET id = 2 WHERE id = 1",
+            "CREATE TABLE t (id int)",
+            "WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING id) SELECT id FROM d",
+        ] {
+            assert_eq!(order(&pg, sql), IntentOrder::BeforeCommit, "{sql}");
+        }
+        for sql in [
+            // Not vetted side-effect-free: may act outside the transaction.
+            "SELECT pg_terminate_backend(42)",
+            "SELECT my_function(1)",
+            "INSERT INTO orders (id) VALUES (my_function(1))",
+            // Session and server state.
+            "SET search_path TO other",
+        ] {
+            assert_eq!(order(&pg, sql), IntentOrder::BeforeExecute, "{sql}");
+        }
+        // MySQL/MariaDB DDL commits implicitly.
+        let my = SqlConnector::new(
+            SqlConfig::parse(
+                Dialect::MySql,
+                "shop",
+                &json!({"url": "mysql://u@127.0.0.1:1/db"}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            order(&my, "CREATE TABLE t (id int)"),
+            IntentOrder::BeforeExecute
+        );
+        assert_eq!(
+            order(&my, "INSERT INTO orders (id) VALUES (1)"),
+            IntentOrder::BeforeCommit
+        );
     }
 
     fn plan(c: &SqlConnector, sql: &str, params: Value) -> Result<Plan, AnalysisError> {
