@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -148,7 +149,7 @@ def write_tollgate_config(dir: Path) -> Path:
 
 def percentile(sorted_ns: list[int], p: float) -> float:
     """Nearest-rank percentile, in milliseconds."""
-    rank = max(1, min(len(sorted_ns), round(p / 100 * len(sorted_ns) + 0.5)))
+    rank = max(1, min(len(sorted_ns), math.ceil(p / 100 * len(sorted_ns))))
     return sorted_ns[rank - 1] / 1e6
 
 
@@ -169,6 +170,8 @@ class Server:
         self.served = 0
         self.failures: list[str] = []
         self.last_result = None
+        # Client-side outputSchema validation of `last_result`, ns (Tollgate only).
+        self.validate_ns: list[int] = []
 
     async def open(self, stack: AsyncExitStack) -> None:
         self.client = await stack.enter_async_context(Client(stdio_client(self.params, errlog=self.errlog), mode=MODE))
@@ -251,7 +254,6 @@ async def measure(tollgate: Server, peer: Server, calls: int, rounds: int, warmu
         # What the SDK client does for Tollgate's answers and not the peer's:
         # validate structuredContent against the tool's outputSchema (in the
         # figures above; shown so that it is not mistaken for server time).
-        tollgate.validate_ns = []
         if tollgate.last_result is not None:
             for _ in range(200):
                 t = time.perf_counter_ns()
@@ -365,7 +367,7 @@ def main() -> int:
             tp, pp = percentile(sorted(tollgate.pings), 50), percentile(sorted(peer.pings), 50)
             if tollgate.calls and peer.calls:
                 print(f"  p50 above its own ping: tollgate {t50 - tp:.3f} ms, reference {p50 - pp:.3f} ms")
-        if getattr(tollgate, "validate_ns", None):
+        if tollgate.validate_ns:
             print(f"  client-side outputSchema validation of one sql_query result (inside tollgate's figures): "
                   f"p50 {percentile(sorted(tollgate.validate_ns), 50) * 1e3:.1f} µs")
         print(f"  wall time of the measurement: {elapsed:.1f}s")
