@@ -158,6 +158,59 @@ impl Trace {
     }
 }
 
+/// The one log line per call (target `tollgate::call`, INFO): who, which
+/// tool and connection, the decision and outcome, how long, how many items
+/// and masked values, and the audit event that holds the rest. Names and
+/// counts only: a call's arguments, results and error texts never reach the
+/// log (the audit record keeps them, masked).
+struct CallLine {
+    principal: String,
+    tool: String,
+    connection: String,
+    decision: String,
+    status: String,
+    duration_ms: u64,
+    rows: Option<u64>,
+    masked: u64,
+    approval: Option<String>,
+}
+
+impl CallLine {
+    fn of(record: &AuditRecord) -> Self {
+        CallLine {
+            principal: record.principal.sub.clone(),
+            tool: record.tool.clone(),
+            connection: record.connection.clone().unwrap_or_default(),
+            decision: record.decision.clone(),
+            status: record.outcome.status.clone(),
+            duration_ms: record.outcome.duration_ms,
+            rows: record.outcome.rows,
+            masked: record.masked.values().sum(),
+            approval: record.approval.as_ref().map(|a| a.id.clone()),
+        }
+    }
+
+    fn log(self, event: Option<&crate::audit::AuditEvent>) {
+        let (id, seq) = event.map_or((None, None), |e| (Some(e.id.as_str()), Some(e.seq)));
+        tracing::info!(
+            target: "tollgate::call",
+            principal = %self.principal,
+            tool = %self.tool,
+            connection = %self.connection,
+            decision = %self.decision,
+            status = %self.status,
+            duration_ms = self.duration_ms,
+            rows = self.rows,
+            masked = self.masked,
+            approval = self.approval,
+            audit_id = id,
+            audit_seq = seq,
+            recorded = event.is_some(),
+            "call"
+        );
+    }
+}
+
 /// A bounded preview of a (masked) result: the first entries of its item
 /// list (`item_list`, a JSON pointer), the first [`PREVIEW_ENTRIES`] of any
 /// other array, long strings cut.
@@ -352,11 +405,15 @@ impl Gateway {
     /// Append a call's write-ahead intent durably; its id on success.
     pub(crate) async fn append_intent(&self, record: AuditRecord) -> Result<String, String> {
         let started = Instant::now();
+        let tool = record.tool.clone();
         let r = self
             .audit
             .append(record)
             .await
-            .map(|e| e.id)
+            .map(|e| {
+                tracing::debug!(tool = %tool, audit_id = %e.id, audit_seq = e.seq, "intent recorded");
+                e.id
+            })
             .map_err(|e| e.to_string());
         let took = started.elapsed();
         crate::metrics::audit_appended(took);
@@ -366,14 +423,7 @@ impl Gateway {
 
     async fn append(&self, record: AuditRecord) -> Result<(), String> {
         let started = Instant::now();
-        // Names and outcome only: a call's arguments and results never reach the log.
-        tracing::debug!(
-            tool = %record.tool,
-            decision = %record.decision,
-            status = %record.outcome.status,
-            duration_ms = record.outcome.duration_ms,
-            "call finished"
-        );
+        let line = CallLine::of(&record);
         // A call whose intent is durable closes it without waiting for the
         // disk: a crash after this loses nothing, a power loss leaves the
         // intent, closed as `unknown` at the next start (`audit::intent`).
@@ -382,6 +432,7 @@ impl Gateway {
         } else {
             self.audit.append(record).await
         };
+        line.log(appended.as_ref().ok());
         let r = appended.map(|_| ()).map_err(|e| e.to_string());
         let took = started.elapsed();
         crate::metrics::audit_appended(took);

@@ -146,6 +146,9 @@ pub struct PolicySection {
     pub mode: Mode,
     /// Folder of policy test cases (default `<dir>/tests`).
     pub tests: Option<PathBuf>,
+    /// Reload when a `.cedar` file under `dir` changes (SIGHUP always
+    /// reloads). Default true.
+    pub watch: bool,
 }
 
 impl Default for PolicySection {
@@ -154,6 +157,7 @@ impl Default for PolicySection {
             dir: "policies".into(),
             mode: Mode::Enforce,
             tests: None,
+            watch: true,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod mcp;
 pub mod mcp_guard;
 pub mod metrics;
+pub mod policy_watch;
 pub mod state;
 pub mod store;
 

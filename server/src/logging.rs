@@ -21,7 +21,11 @@ pub fn init(format: Option<&str>, level: Option<&str>) {
     let base = tracing_subscriber::registry()
         .with(filter)
         .with(filter_fn(|meta| allowed(meta.target(), *meta.level())));
-    let layer = fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal (and never with NO_COLOR set):
+    // files, journald and log shippers get plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let layer = fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let _ = if format == Some("json") {
         base.with(layer.json().flatten_event(true)).try_init()
     } else {

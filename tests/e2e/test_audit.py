@@ -73,9 +73,21 @@ def test_one_event_per_call(audited):
         assert e["connection"] == args.get("connection")
         assert e["arguments"] == args
         assert {"id", "seq", "time", "requests", "outcome", "result_preview", "masked", "prev_hash", "hash"} <= e.keys()
-    assert [e["seq"] for e in every] == list(range(every[0]["seq"], every[0]["seq"] + len(every)))
-    for prev, cur in zip(every, every[1:]):
+    # Listings show one event per call; with ?intents=true the write-ahead
+    # intents too, and then the chain is contiguous: each executed call's
+    # intent comes before its event, which names it.
+    assert all(e["outcome"]["status"] != "intent" for e in every)
+    r = get(s, "/api/audit?intents=true&limit=1000", auditor)
+    chain = sorted(r.json()["events"], key=lambda e: e["seq"])
+    assert [e["seq"] for e in chain] == list(range(chain[0]["seq"], chain[0]["seq"] + len(chain)))
+    for prev, cur in zip(chain, chain[1:]):
         assert cur["prev_hash"] == prev["hash"]
+    intents = {e["id"]: e for e in chain if e["outcome"]["status"] == "intent"}
+    executed = [e for e in events if e.get("intent")]
+    assert executed and len(intents) == len(executed), (intents, executed)
+    for e in executed:
+        intent = intents[e["intent"]]
+        assert intent["seq"] < e["seq"] and intent["arguments"] == e["arguments"]
     # The forbid is named in the request decisions of the pg_read_file call.
     forbidden = events[3]
     assert any("dangerous-functions" in p for req in forbidden["requests"] for p in req.get("policies", []))
@@ -120,7 +132,11 @@ def test_export_jsonl(audited):
     r = s.cli("audit", "export", "--config", str(s.config), "--format", "jsonl")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-    assert [e["tool"] for e in lines if e["tool"] != CLASSIFY and e["tool"] not in ACCESS] == [c[1] for c in CALLS]
+    calls = [e for e in lines if e["outcome"]["status"] != "intent"]
+    assert [e["tool"] for e in calls if e["tool"] != CLASSIFY and e["tool"] not in ACCESS] == [c[1] for c in CALLS]
+    # The export is the whole chain: every intent an event names is in it.
+    ids = {e["id"] for e in lines}
+    assert all(e["intent"] in ids for e in calls if e.get("intent"))
     assert any(e["tool"] == "audit_read" for e in lines), "reads of /api/audit are not in the export"
     assert s.pg.password not in r.stdout
 

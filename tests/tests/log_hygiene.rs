@@ -71,12 +71,39 @@ url = "{url}"
         // A target error that quotes the value.
         json!({"sql": format!("SELECT '{EMAIL}'::int")}),
     ];
+    let n = calls.len();
     for mut args in calls {
         args["connection"] = json!("shop");
         let r = server.call("sql_query", args);
         assert!(r.get("result").is_some(), "{r}");
     }
     let log = server.finish();
+    // One structured line per call (target `tollgate::call`), plain text
+    // (stderr is not a terminal: no colour codes), naming the audit event.
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("tollgate::call"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        n,
+        "one call line per call:\n{}",
+        lines.join("\n")
+    );
+    for line in &lines {
+        assert!(
+            line.contains("tool=sql_query") && line.contains("principal=bot"),
+            "{line}"
+        );
+        assert!(
+            line.contains("audit_seq=") && line.contains("recorded=true"),
+            "{line}"
+        );
+    }
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal"
+    );
     for (what, secret) in [("e-mail", EMAIL), ("card number", CARD)] {
         assert!(
             !log.contains(secret),

@@ -63,6 +63,7 @@ async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<E
         .stdio
         .clone()
         .context("--stdio needs a [stdio] section with the caller's sub and groups")?;
+    crate::policy_watch::spawn(config, gateway.clone());
     let handler = McpHandler::stdio(
         gateway,
         Principal {
@@ -124,7 +125,7 @@ pub async fn serve_http(
     )?;
     let shutdown = CancellationToken::new();
     let stop = shutdown_signal();
-    spawn_policy_reload(config, gateway.clone());
+    crate::policy_watch::spawn(config, gateway.clone());
     spawn_refusal_flush(gateway.clone());
     let state = AppState {
         gateway,
@@ -182,30 +183,6 @@ fn spawn_refusal_flush(gateway: Arc<Gateway>) {
 
 /// How often refused authentications are written to the audit chain.
 const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// On SIGHUP, reload `policy.dir`: a valid set replaces the live one (calls
-/// in flight finish on the old one; approved calls are re-checked against
-/// the new one before they run); an invalid set is logged and ignored.
-/// Either way the reload is a `policy_reload` event with the set's sha256.
-fn spawn_policy_reload(config: &Config, gateway: Arc<Gateway>) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        let config_path = config.source.clone();
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                if let Err(e) = app::reload_policies(&config_path, &gateway).await {
-                    tracing::error!(error = %e, "policy reload NOT recorded in the audit log");
-                }
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = (config, gateway);
-}
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
 /// called, not when the future is first polled: a signal that arrives
