@@ -92,6 +92,8 @@ pub struct ServerSection {
     /// it opened (or after its last response) is closed; this is also the
     /// keep-alive idle timeout.
     pub header_timeout: HumanDuration,
+    /// A request body must have arrived whole this long after its headers.
+    pub body_timeout: HumanDuration,
     /// Open HTTP connections at most; past it the oldest idle connection
     /// that never authenticated is closed to make room, else the new one.
     pub max_connections: usize,
@@ -130,6 +132,7 @@ impl Default for ServerSection {
             max_result_bytes: 4 << 20,
             metrics: MetricsAccess::Open,
             header_timeout: HumanDuration(Duration::from_secs(10)),
+            body_timeout: HumanDuration(Duration::from_secs(30)),
             max_connections: 4096,
             max_argument_bytes: 1 << 20,
         }
@@ -454,6 +457,11 @@ impl Config {
                 "header_timeout",
                 "server.header_timeout must be longer than 0s",
             ));
+        }
+        if self.server.body_timeout.0.is_zero() {
+            errs.push(
+                self.error_near("body_timeout", "server.body_timeout must be longer than 0s"),
+            );
         }
         let keys = [
             self.auth.hs256_secret.is_some(),

@@ -4,6 +4,9 @@
 //! - **Header-read timeout** (`header_timeout`): a connection whose request
 //!   headers are not complete this long after it opened, or after its last
 //!   response (the keep-alive idle time), is closed by hyper.
+//! - **Body timeout** (`body_timeout`): a request body must have arrived
+//!   whole this long after its headers; a body that trickles in ends in an
+//!   error (the handler answers 400 and the connection closes).
 //! - **Connection cap** (`max_connections`): at the cap, a new connection
 //!   makes room by closing the oldest idle connection that never
 //!   authenticated: first one that never completed a request, then one that
@@ -17,9 +20,12 @@
 //! limit cannot hold is lowered to fit (with a warning).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -46,6 +52,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub struct ListenLimits {
     /// Request headers must be complete within this.
     pub header_timeout: Duration,
+    /// A request body must be complete within this after its headers.
+    pub body_timeout: Duration,
     /// Open connections at most.
     pub max_connections: usize,
 }
@@ -195,7 +203,7 @@ pub async fn serve(
             tcp,
             peer,
             app.clone(),
-            limits.header_timeout,
+            limits,
             conn,
             stopping.clone(),
             Guard(registry.clone(), id),
@@ -228,7 +236,7 @@ async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     app: Router,
-    header_timeout: Duration,
+    limits: ListenLimits,
     conn: Arc<Conn>,
     stopping: CancellationToken,
     _registered: Guard,
@@ -251,13 +259,14 @@ async fn serve_connection(
         let app = app.clone();
         CONN.scope(conn, async move {
             let _busy = busy;
-            app.oneshot(req.map(Body::new)).await
+            let req = req.map(|b| Body::new(DeadlineBody::new(b, limits.body_timeout)));
+            app.oneshot(req).await
         })
     });
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
     let served = http1.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
     tokio::pin!(served);
@@ -275,5 +284,54 @@ async fn serve_connection(
             served.as_mut().graceful_shutdown();
             let _ = served.await;
         }
+    }
+}
+
+/// A request body that must be complete by a deadline: past it, reading
+/// fails (a body trickled in a byte at a time holds no connection for long).
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+        }
+    }
+}
+
+/// The request body did not arrive within `server.body_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?} (server.body_timeout)")]
+struct BodyTimeout(Duration);
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = hyper::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(BodyTimeout(self.timeout).into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -2,7 +2,7 @@
 //! target): the header-read timeout and the connection cap of the listener
 //! (half-open connections are closed, `/healthz` keeps answering, idle
 //! unauthenticated connections make room and authenticated ones stay), and
-//! the per-principal rate and concurrency limits and argument size cap of
+//! a request body that trickles in is cut off, and the per-principal rate and concurrency limits and argument size cap of
 //! tool calls (a `rate_limited` tool error with `retry_after_s`, nothing run,
 //! an audit event).
 
@@ -227,6 +227,31 @@ async fn half_open_connections_are_closed_after_the_header_timeout() {
     assert_eq!(
         open, 0,
         "{open} of {n} stalled connections were never closed"
+    );
+    assert_eq!(s.healthz().await, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_cut_off_at_the_body_timeout() {
+    let s = Server::start(
+        "abuse-body",
+        "header_timeout = \"5m\"\nbody_timeout = \"1s\"",
+        "",
+    )
+    .await;
+    // Headers complete at once, then 9 of 1000 promised body bytes, then nothing
+    // (on an unauthenticated form: the login page reads its body).
+    let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+    tcp.write_all(
+        b"POST /ui/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntoken=abc",
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    assert!(
+        closed_by_server(&mut tcp, deadline).await,
+        "a stalled body holds its connection"
     );
     assert_eq!(s.healthz().await, StatusCode::OK);
 }
@@ -508,13 +533,33 @@ async fn oversized_arguments_are_refused_before_analysis() {
     assert!(ev.record.requests.is_empty(), "{ev:?}");
     assert_eq!(ev.record.arguments["connection"], "demo");
     assert!(!ev.record.arguments.to_string().contains("xxxx"), "{ev:?}");
-    // A body far over the cap is refused by the transport (413).
+    // A body far over the cap is refused by the transport: a 413, or the
+    // connection closed while the client was still sending it. Either way
+    // the call never reached the gateway (no second event).
     let huge = format!("SELECT '{}'", "y".repeat(200_000));
-    let (st, _) = alice
-        .post(json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+    let sent = alice
+        .http
+        .post(format!("{}/mcp", alice.base))
+        .bearer_auth(&alice.token)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Mcp-Session-Id", &alice.session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
             "params": {"name": "sql_query", "arguments": {"connection": "demo", "sql": huge}}}))
+        .send()
         .await;
-    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    if let Ok(resp) = sent {
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let calls = events(&s, "alice").await;
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|e| e.record.tool == "sql_query")
+            .count(),
+        1,
+        "the oversized body reached the gateway"
+    );
     // A call under the cap runs.
     let r = alice.call("sql_query", select(5)).await;
     assert_eq!(r["isError"], json!(false), "{r}");

@@ -149,6 +149,7 @@ pub async fn serve_http(
     }
     let limits = crate::listener::ListenLimits {
         header_timeout: config.server.header_timeout.0,
+        body_timeout: config.server.body_timeout.0,
         max_connections: config.server.max_connections,
     };
     crate::listener::serve(listener, app, limits, async move {
