@@ -564,3 +564,83 @@ async fn oversized_arguments_are_refused_before_analysis() {
     let r = alice.call("sql_query", select(5)).await;
     assert_eq!(r["isError"], json!(false), "{r}");
 }
+
+#[test]
+fn child_server() {
+    tollgate_tests::run_child_server_if_asked();
+}
+
+/// The same limits hold over stdio (`tollgate serve --stdio`, this binary
+/// re-executed).
+#[test]
+fn limits_hold_over_stdio() {
+    let dir = TempDir::new("abuse-stdio").unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.cedar"), POLICY).unwrap();
+    let db = dir.path().join("demo.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = tollgate_tests::connector(
+            "sqlite",
+            "demo",
+            json!({"name": "demo", "kind": "sqlite", "path": db, "create_if_missing": true}),
+        );
+        tollgate_tests::query(
+            &*c,
+            "CREATE TABLE items (id INTEGER PRIMARY KEY)",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    });
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+data_dir = "data"
+max_argument_bytes = 500
+
+[policy]
+dir = "policies"
+
+[stdio]
+sub = "bot"
+groups = ["agents"]
+
+[[limits.rule]]
+principal = "bot"
+tool = "sql_query"
+rate = "2/h"
+
+[[connection]]
+name = "demo"
+kind = "sqlite"
+path = "{}"
+"#,
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut server = tollgate_tests::stdio::StdioServer::start(
+        &config,
+        &dir.path().join("server.log"),
+        "abuse-stdio",
+    );
+    // Oversized arguments: refused, and spending no rate.
+    let r = server.call(
+        "sql_query",
+        json!({"connection": "demo", "sql": format!("SELECT '{}'", "z".repeat(600))}),
+    );
+    let e = &r["result"]["structuredContent"]["error"];
+    assert_eq!(e["code"], "invalid_arguments", "{r}");
+    for n in 0..2 {
+        let r = server.call("sql_query", select(n));
+        assert_eq!(r["result"]["isError"], json!(false), "{r}");
+    }
+    let r = server.call("sql_query", select(3));
+    let e = &r["result"]["structuredContent"]["error"];
+    assert_eq!(e["code"], "rate_limited", "{r}");
+    assert!(e["retry_after_s"].as_u64() >= Some(1), "{r}");
+    server.finish();
+}

@@ -236,6 +236,7 @@ checkpoint_interval = "1m"
 fn abuse_limits_parse_with_defaults() {
     let c = parse("").unwrap();
     assert_eq!(c.server.header_timeout.0, Duration::from_secs(10));
+    assert_eq!(c.server.body_timeout.0, Duration::from_secs(30));
     assert_eq!(c.server.max_connections, 4096);
     assert_eq!(c.server.max_argument_bytes, 1 << 20);
     let c = parse(
