@@ -27,6 +27,7 @@ pub struct Gateway {
     pub(crate) max_bytes: usize,
     pub(crate) stages: StageClock,
     pub(crate) refusals: crate::access_log::AuthRefusals,
+    pub(crate) limits: crate::limits::CallLimits,
 }
 
 /// Builder for [`Gateway`].
@@ -38,6 +39,7 @@ pub struct GatewayBuilder {
     masker: Arc<Masker>,
     approvals: Option<Arc<dyn ApprovalGate>>,
     max_bytes: usize,
+    limits: crate::limits::CallLimits,
 }
 
 /// Two connections with one name, or similar wiring errors.
@@ -56,6 +58,7 @@ impl GatewayBuilder {
             masker: Arc::new(Masker::default()),
             approvals: None,
             max_bytes: 4 << 20,
+            limits: crate::limits::CallLimits::default(),
         }
     }
     /// Add a connection.
@@ -81,6 +84,12 @@ impl GatewayBuilder {
     /// Byte cap on one result.
     pub fn max_bytes(mut self, n: usize) -> Self {
         self.max_bytes = n;
+        self
+    }
+    /// Argument size cap and rate/concurrency rules, checked before
+    /// anything else a call does (default: none).
+    pub fn limits(mut self, limits: crate::limits::CallLimits) -> Self {
+        self.limits = limits;
         self
     }
     /// Assemble.
@@ -116,6 +125,7 @@ impl GatewayBuilder {
             max_bytes: self.max_bytes,
             stages: StageClock::default(),
             refusals: Default::default(),
+            limits: self.limits,
         })
     }
 }
@@ -148,6 +158,11 @@ impl Gateway {
     /// Policy mode.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The cap on one call's arguments, if any (see [`crate::limits`]).
+    pub fn max_argument_bytes(&self) -> Option<usize> {
+        self.limits.max_argument_bytes()
     }
 
     /// The audit store.

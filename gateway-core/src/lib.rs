@@ -28,6 +28,7 @@ mod gate;
 pub mod gateway;
 pub mod guards;
 pub mod identity;
+pub mod limits;
 pub mod mask;
 pub mod metrics;
 pub mod outcome;

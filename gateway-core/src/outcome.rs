@@ -55,6 +55,16 @@ pub enum CallError {
     /// The target failed.
     #[error(transparent)]
     Execute(#[from] ExecuteError),
+    /// Over a rate or concurrency limit ([`crate::limits`]): nothing ran.
+    #[error("over the {kind} limit ({limit}); nothing was run; retry after {retry_after_s}s")]
+    RateLimited {
+        /// `rate` or `concurrency`.
+        kind: &'static str,
+        /// The limit, in words.
+        limit: String,
+        /// Whole seconds to wait before retrying.
+        retry_after_s: u64,
+    },
     /// A bug: a stage panicked. The call is answered and audited as this
     /// error instead of the panic reaching the transport.
     #[error(
@@ -105,6 +115,8 @@ pub enum ErrorCode {
     TargetError,
     /// `internal_error`.
     InternalError,
+    /// `rate_limited`: over a rate or concurrency limit.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -124,6 +136,7 @@ impl ErrorCode {
             ErrorCode::TooManyAffectedRows => "too_many_affected_rows",
             ErrorCode::TargetError => "target_error",
             ErrorCode::InternalError => "internal_error",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -151,6 +164,7 @@ impl CallError {
             }
             CallError::Execute(_) => ErrorCode::TargetError,
             CallError::Internal(_) => ErrorCode::InternalError,
+            CallError::RateLimited { .. } => ErrorCode::RateLimited,
         }
     }
 
@@ -165,7 +179,8 @@ impl CallError {
             CallError::Unanalysable(_)
             | CallError::Denied { .. }
             | CallError::NotYourApproval(_)
-            | CallError::ApprovalRefused(_) => "deny",
+            | CallError::ApprovalRefused(_)
+            | CallError::RateLimited { .. } => "deny",
             CallError::AuditUnavailable(_) => "deny",
             _ => "error",
         }
@@ -263,8 +278,13 @@ impl CallResult {
 
     /// The error object for `e`, with `message` already masked.
     pub fn error(e: &CallError, message: String) -> Self {
+        let mut structured =
+            json!({"error": {"code": e.code(), "message": message, "policies": e.policies()}});
+        if let CallError::RateLimited { retry_after_s, .. } = e {
+            structured["error"]["retry_after_s"] = json!(retry_after_s);
+        }
         CallResult {
-            structured: json!({"error": {"code": e.code(), "message": message, "policies": e.policies()}}),
+            structured,
             is_error: true,
             outcome: CallOutcome::Failed(e.kind()),
         }

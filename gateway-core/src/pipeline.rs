@@ -1,8 +1,8 @@
 //! The pipeline, top to bottom: every tool call runs these stages in this
 //! order, and this file holds the order and nothing else.
 //!
-//! identity → route → analysis → policy → approval → intent (write-ahead
-//! audit) → execute → hide unpermitted items → mask → audit
+//! identity → limits → route → analysis → policy → approval → intent
+//! (write-ahead audit) → execute → hide unpermitted items → mask → audit
 //!
 //! Identity is resolved by the transport before [`Gateway::call`] (a
 //! [`Principal`] is the proof). Every path out of here, allowed or not, ends
@@ -19,6 +19,7 @@ use crate::connector::{AffectedLimit, ExecLimits, FieldOrigin, IntentGate, Inten
 use crate::disclosure::{self, disclose};
 use crate::gateway::{Gateway, connect_request};
 use crate::identity::Principal;
+use crate::limits::Refusal;
 use crate::outcome::{CallError, CallResult};
 use crate::policy::{Mode, Verdict};
 use crate::record::{Recorded, Trace};
@@ -37,6 +38,13 @@ impl Gateway {
         args: Value,
         ctx: &CallContext<'_>,
     ) -> CallResult {
+        // Abuse limits first: an oversized or over-limit call costs no
+        // analysis and runs nothing. Its concurrency slots are held until
+        // the call ends.
+        let _admission = match self.limits.admit(principal, tool, &args) {
+            Ok(a) => a,
+            Err(refusal) => return self.refuse_early(principal, tool, &args, refusal).await,
+        };
         let run = AssertUnwindSafe(self.run_stages(principal, tool, &args, ctx)).catch_unwind();
         match run.await {
             Ok(result) => result,
@@ -50,6 +58,48 @@ impl Gateway {
                 let trace = Trace::start(principal, tool, &args, &self.masker);
                 self.finish(trace, Err(CallError::Internal("a stage panicked".into())))
                     .await
+            }
+        }
+    }
+
+    /// Record and answer a call refused by [`crate::limits`].
+    async fn refuse_early(
+        &self,
+        principal: &Principal,
+        tool: &str,
+        args: &Value,
+        refusal: Refusal,
+    ) -> CallResult {
+        match refusal {
+            Refusal::TooLarge { bytes, max } => {
+                // The oversized arguments are not recorded, only their size
+                // and the connection they named.
+                let mut shown =
+                    serde_json::json!({"omitted": format!("{bytes} bytes of arguments")});
+                if let Some(c) = args.get("connection").and_then(Value::as_str)
+                    && c.len() <= 200
+                {
+                    shown["connection"] = Value::String(c.to_string());
+                }
+                let trace = Trace::start(principal, tool, &shown, &self.masker);
+                let e = CallError::InvalidArguments(format!(
+                    "the arguments are {bytes} bytes of JSON, more than the {max} bytes this server accepts \
+                     (server.max_argument_bytes); nothing was run: send less per call"
+                ));
+                self.finish(trace, Err(e)).await
+            }
+            Refusal::Limited {
+                kind,
+                limit,
+                retry_after_s,
+            } => {
+                let trace = Trace::start(principal, tool, args, &self.masker);
+                let e = CallError::RateLimited {
+                    kind,
+                    limit,
+                    retry_after_s,
+                };
+                self.finish(trace, Err(e)).await
             }
         }
     }

@@ -154,7 +154,8 @@ pub async fn gateway(config: &Config) -> anyhow::Result<Arc<Gateway>> {
         .approvals(gate)
         .mode(config.policy.mode)
         .masker(Arc::new(masker))
-        .max_bytes(config.server.max_result_bytes);
+        .max_bytes(config.server.max_result_bytes)
+        .limits(config.call_limits());
     for c in connections {
         builder = builder.connection(c);
     }

@@ -79,7 +79,11 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         state.gateway.auth_refusals().note("missing_token", &peer());
         return Err(unauthorized(state, "missing bearer token", false));
     };
-    state.auth.resolve(token).await.map_err(|e| {
+    let resolved = state.auth.resolve(token).await;
+    if resolved.is_ok() {
+        crate::listener::note_authenticated();
+    }
+    resolved.map_err(|e| {
         tracing::info!(reason = e.reason(), "rejected bearer token");
         // Counted, never the token: one `auth_refused` event per window.
         state.gateway.auth_refusals().note(e.reason(), &peer());

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gateway_core::duration;
+use gateway_core::duration::{self, HumanDuration};
+use gateway_core::limits::{CallLimits, LimitRule, Rate, Who};
 use gateway_core::mask::MaskConfig;
 use gateway_core::policy::Mode;
 use gateway_core::text::line_col;
@@ -54,6 +55,9 @@ pub struct Config {
     /// `[audit]`: signed checkpoints of the audit chain.
     #[serde(default)]
     pub audit: AuditSection,
+    /// `[limits]`: per-principal rate and concurrency limits of tool calls.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[[connection]]`, kept raw here: each family deserialises its own
     /// typed section from it (see [`crate::connectors`]).
     #[serde(default, rename = "connection")]
@@ -84,7 +88,23 @@ pub struct ServerSection {
     pub max_result_bytes: usize,
     /// Who may read `GET /metrics`.
     pub metrics: MetricsAccess,
+    /// A connection whose request headers are not complete this long after
+    /// it opened (or after its last response) is closed; this is also the
+    /// keep-alive idle timeout.
+    pub header_timeout: HumanDuration,
+    /// A request body must have arrived whole this long after its headers.
+    pub body_timeout: HumanDuration,
+    /// Open HTTP connections at most; past it the oldest idle connection
+    /// that never authenticated is closed to make room, else the new one.
+    pub max_connections: usize,
+    /// Byte cap on one tool call's arguments (as JSON); `/mcp` request
+    /// bodies may be this plus [`MCP_ENVELOPE_BYTES`].
+    pub max_argument_bytes: usize,
 }
+
+/// Room in a `/mcp` request body for the JSON-RPC envelope around a tool
+/// call's arguments.
+pub const MCP_ENVELOPE_BYTES: usize = 64 << 10;
 
 /// `[server] metrics`: who may scrape `GET /metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -111,6 +131,10 @@ impl Default for ServerSection {
             allowed_hosts: vec![],
             max_result_bytes: 4 << 20,
             metrics: MetricsAccess::Open,
+            header_timeout: HumanDuration(Duration::from_secs(10)),
+            body_timeout: HumanDuration(Duration::from_secs(30)),
+            max_connections: 4096,
+            max_argument_bytes: 1 << 20,
         }
     }
 }
@@ -223,6 +247,94 @@ pub struct AuditSection {
     pub checkpoint_webhook: Option<String>,
 }
 
+/// `[limits]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// `[[limits.rule]]`, every matching one applies.
+    pub rule: Vec<Spanned<LimitRuleSection>>,
+}
+
+/// One `[[limits.rule]]`: whom (`principal` or `group`, neither: everyone),
+/// which tool (default every tool, counted together), and the caps, each
+/// counted per principal.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRuleSection {
+    /// A principal's `sub`, or `"*"` for everyone.
+    pub principal: Option<String>,
+    /// A group: the rule applies to each member.
+    pub group: Option<String>,
+    /// A tool name, or `"*"` (the default) for every tool.
+    pub tool: Option<String>,
+    /// `N/PERIOD`, e.g. `"100/min"`, `"5/10s"`.
+    pub rate: Option<String>,
+    /// Calls allowed back to back (default: the rate's N).
+    pub burst: Option<u32>,
+    /// Calls in flight at once.
+    pub concurrency: Option<u32>,
+}
+
+impl LimitRuleSection {
+    /// The rule, or what is wrong with it.
+    pub fn to_rule(&self) -> Result<LimitRule, String> {
+        let who = match (&self.principal, &self.group) {
+            (Some(_), Some(_)) => {
+                return Err("a [[limits.rule]] names a principal or a group, not both".into());
+            }
+            (Some(p), None) if p == "*" => Who::Everyone,
+            (Some(p), None) if p.is_empty() => {
+                return Err(
+                    "limits.rule principal must not be empty (\"*\" means everyone)".into(),
+                );
+            }
+            (Some(p), None) => Who::Sub(p.clone()),
+            (None, Some(g)) if g.is_empty() => {
+                return Err("limits.rule group must not be empty".into());
+            }
+            (None, Some(g)) => Who::Group(g.clone()),
+            (None, None) => Who::Everyone,
+        };
+        let tool = match self.tool.as_deref() {
+            None | Some("*") => None,
+            Some("") => {
+                return Err("limits.rule tool must not be empty (\"*\" means every tool)".into());
+            }
+            Some(t) => Some(t.to_string()),
+        };
+        let mut rate = match &self.rate {
+            Some(r) => Some(Rate::parse(r).map_err(|e| format!("limits.rule rate: {e}"))?),
+            None => None,
+        };
+        match (self.burst, rate.as_mut()) {
+            (Some(_), None) => return Err("limits.rule burst needs a rate".into()),
+            (Some(b), Some(r)) => {
+                r.burst =
+                    std::num::NonZeroU32::new(b).ok_or("limits.rule burst must be at least 1")?;
+            }
+            (None, _) => {}
+        }
+        let concurrency = match self.concurrency {
+            Some(c) => Some(
+                std::num::NonZeroU32::new(c).ok_or("limits.rule concurrency must be at least 1")?,
+            ),
+            None => None,
+        };
+        if rate.is_none() && concurrency.is_none() {
+            return Err(
+                "a [[limits.rule]] needs a rate (e.g. rate = \"100/min\"), a concurrency, or both"
+                    .into(),
+            );
+        }
+        Ok(LimitRule {
+            who,
+            tool,
+            rate,
+            concurrency,
+        })
+    }
+}
+
 /// Default of `audit.checkpoint_interval`.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -327,6 +439,34 @@ impl Config {
             errs.push(self.error_at(l.span().start, format!("auth.leeway: {e}")));
         }
         errs.extend(self.validate_audit());
+        for r in &self.limits.rule {
+            if let Err(e) = r.get_ref().to_rule() {
+                errs.push(self.error_at(r.span().start, e));
+            }
+        }
+        if self.server.max_connections == 0 {
+            errs.push(self.error_near(
+                "max_connections",
+                "server.max_connections must be at least 1",
+            ));
+        }
+        if self.server.max_argument_bytes == 0 {
+            errs.push(self.error_near(
+                "max_argument_bytes",
+                "server.max_argument_bytes must be at least 1",
+            ));
+        }
+        if self.server.header_timeout.0.is_zero() {
+            errs.push(self.error_near(
+                "header_timeout",
+                "server.header_timeout must be longer than 0s",
+            ));
+        }
+        if self.server.body_timeout.0.is_zero() {
+            errs.push(
+                self.error_near("body_timeout", "server.body_timeout must be longer than 0s"),
+            );
+        }
         let keys = [
             self.auth.hs256_secret.is_some(),
             self.auth.jwks_url.is_some(),
@@ -423,6 +563,18 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.server.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The gateway's call limits: `server.max_argument_bytes` and the
+    /// `[[limits.rule]]`s (validated at load).
+    pub fn call_limits(&self) -> CallLimits {
+        let rules = self
+            .limits
+            .rule
+            .iter()
+            .filter_map(|r| r.get_ref().to_rule().ok())
+            .collect();
+        CallLimits::new(Some(self.server.max_argument_bytes), rules)
     }
 
     /// Pending approval lifetime (validated at load).

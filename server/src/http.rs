@@ -44,6 +44,10 @@ pub fn router_with(
     metrics: MetricsAccess,
 ) -> Router {
     let gateway = state.gateway.clone();
+    let max_body = gateway
+        .max_argument_bytes()
+        .unwrap_or(usize::MAX - crate::config::MCP_ENVELOPE_BYTES)
+        .saturating_add(crate::config::MCP_ENVELOPE_BYTES);
     let origins = Arc::new(AllowedOrigins::new(&state.public_url, &allowed_hosts));
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
@@ -52,7 +56,11 @@ pub fn router_with(
         // Stateless (2026-07-28) requests whose first message is the result
         // get it as one JSON body instead of an SSE stream; a call that sends
         // progress first (an approval wait) still streams.
-        .with_json_response(true);
+        .with_json_response(true)
+        // Room for the largest arguments a call may carry: a call a little
+        // over `server.max_argument_bytes` gets the gateway's clear refusal
+        // (and its audit event); a body far over it a 413.
+        .with_max_request_body_bytes(max_body);
     let handler = McpHandler::new(gateway);
     let mcp = StreamableHttpService::new(
         move || Ok(handler.clone()),

@@ -16,6 +16,7 @@ pub mod config;
 pub mod connectors;
 pub mod errors;
 pub mod http;
+pub mod listener;
 pub mod logging;
 pub mod mcp;
 pub mod mcp_guard;

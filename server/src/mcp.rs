@@ -222,6 +222,16 @@ impl McpHandler {
                         if let CallOutcome::Pending(_) = r.outcome {
                             continue;
                         }
+                        // The wait itself was over a limit of the caller's
+                        // (`[[limits.rule]]`): the approval still stands, so
+                        // wait as told and ask again.
+                        if r.outcome == CallOutcome::Failed(ErrorCode::RateLimited) {
+                            let retry = r.structured["error"]["retry_after_s"].as_u64().unwrap_or(1);
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(retry.max(1))) => continue,
+                                _ = tctx.cancelled() => return Err(TaskExit::Cancelled),
+                            }
+                        }
                         if tctx.is_cancel_requested() {
                             return Err(TaskExit::Cancelled);
                         }

@@ -38,6 +38,21 @@ use crate::state::AppState;
 /// Gauge set to 1, labelled with the running version.
 pub const BUILD_INFO: &str = "tollgate_build_info";
 
+/// Counter of HTTP connections closed for room at `server.max_connections`,
+/// labelled `reason`: `shed` (an idle unauthenticated one closed for a new
+/// one) or `refused` (the new one closed: no room could be made).
+pub const CONNECTIONS_DROPPED: &str = "tollgate_http_connections_dropped_total";
+
+/// Count a connection shed for room ([`crate::listener`]).
+pub fn connection_shed() {
+    metrics::counter!(CONNECTIONS_DROPPED, "reason" => "shed").increment(1);
+}
+
+/// Count a new connection refused for want of room ([`crate::listener`]).
+pub fn connection_refused() {
+    metrics::counter!(CONNECTIONS_DROPPED, "reason" => "refused").increment(1);
+}
+
 /// Media type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -89,6 +104,11 @@ pub fn install() -> Result<&'static PrometheusHandle, MetricsError> {
                 "Always 1; the `version` label is the running tollgate's version."
             );
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            metrics::describe_counter!(
+                CONNECTIONS_DROPPED,
+                "HTTP connections closed at server.max_connections: `shed` (an idle one that never \
+                 authenticated, for a new one) or `refused` (the new one)."
+            );
             Ok(handle)
         })
         .as_ref()

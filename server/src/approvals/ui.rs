@@ -100,7 +100,10 @@ fn session_token(jar: &CookieJar) -> Option<String> {
 async fn session(state: &AppState, jar: &CookieJar) -> Option<(Principal, String)> {
     let token = session_token(jar)?;
     match state.auth.resolve(&token).await {
-        Ok(p) => Some((p, token)),
+        Ok(p) => {
+            crate::listener::note_authenticated();
+            Some((p, token))
+        }
         Err(e) => {
             // A session cookie that no longer verifies is a refusal too.
             state

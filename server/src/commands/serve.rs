@@ -148,20 +148,16 @@ pub async fn serve_http(
     if let Some(tx) = ready {
         let _ = tx.send(addr);
     }
-    // Responses (SSE frames) go out in several writes: without TCP_NODELAY,
-    // Nagle + delayed ACK add ~40 ms to every call.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // The peer address reaches handlers (refused authentications are
-    // counted per source).
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop.await;
-            shutdown.cancel();
-        })
-        .await?;
+    let limits = crate::listener::ListenLimits {
+        header_timeout: config.server.header_timeout.0,
+        body_timeout: config.server.body_timeout.0,
+        max_connections: config.server.max_connections,
+    };
+    crate::listener::serve(listener, app, limits, async move {
+        stop.await;
+        shutdown.cancel();
+    })
+    .await;
     Ok(ExitCode::SUCCESS)
 }
 

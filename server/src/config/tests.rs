@@ -231,3 +231,75 @@ checkpoint_interval = "1m"
     assert!(e[0].message.contains("need audit.checkpoint_key"), "{e:?}");
     assert!(e[0].message.contains("openssl genpkey"), "{e:?}");
 }
+
+#[test]
+fn abuse_limits_parse_with_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.server.header_timeout.0, Duration::from_secs(10));
+    assert_eq!(c.server.body_timeout.0, Duration::from_secs(30));
+    assert_eq!(c.server.max_connections, 4096);
+    assert_eq!(c.server.max_argument_bytes, 1 << 20);
+    let c = parse(
+        r#"
+[server]
+header_timeout = "2s"
+max_connections = 10
+max_argument_bytes = 2048
+
+[[limits.rule]]
+group = "agents"
+tool = "sql_query"
+rate = "100/min"
+burst = 5
+
+[[limits.rule]]
+principal = "*"
+concurrency = 2
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.server.header_timeout.0, Duration::from_secs(2));
+    let rules: Vec<LimitRule> = c
+        .limits
+        .rule
+        .iter()
+        .map(|r| r.get_ref().to_rule().unwrap())
+        .collect();
+    assert_eq!(rules[0].who, Who::Group("agents".into()));
+    assert_eq!(rules[0].tool.as_deref(), Some("sql_query"));
+    let rate = rules[0].rate.unwrap();
+    assert_eq!(
+        (rate.calls.get(), rate.period, rate.burst.get()),
+        (100, Duration::from_secs(60), 5)
+    );
+    assert_eq!(rules[1].who, Who::Everyone);
+    assert_eq!(rules[1].tool, None);
+    assert_eq!(rules[1].concurrency.map(|c| c.get()), Some(2));
+    assert_eq!(c.call_limits().max_argument_bytes(), Some(2048));
+}
+
+#[test]
+fn bad_limit_rules_are_reported_at_the_rule() {
+    for (rule, says) in [
+        ("rate = \"100/fortnight\"", "is not a rate like 100/min"),
+        ("rate = \"0/s\"", "is not a rate"),
+        (
+            "principal = \"a\"\ngroup = \"b\"\nrate = \"1/s\"",
+            "not both",
+        ),
+        ("tool = \"sql_query\"", "needs a rate"),
+        ("concurrency = 0", "at least 1"),
+        ("burst = 3\nconcurrency = 1", "burst needs a rate"),
+        ("principal = \"\"\nrate = \"1/s\"", "must not be empty"),
+    ] {
+        let text = format!("[server]\nlisten = \"127.0.0.1:1\"\n\n[[limits.rule]]\n{rule}\n");
+        let errs = parse(&text).unwrap_err();
+        assert_eq!(errs.len(), 1, "{rule}: {errs:?}");
+        assert!(errs[0].message.contains(says), "{rule}: {}", errs[0]);
+        assert_eq!(errs[0].line, 4, "{rule}: at the rule: {}", errs[0]);
+    }
+    let errs = parse("[server]\nheader_timeout = \"soon\"\n").unwrap_err();
+    assert_eq!(errs[0].line, 2, "{}", errs[0]);
+    let errs = parse("[server]\nmax_connections = 0\n").unwrap_err();
+    assert!(errs[0].message.contains("at least 1"), "{}", errs[0]);
+}
