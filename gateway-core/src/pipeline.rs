@@ -13,6 +13,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::approval::{ApprovalStatus, CallContext};
 use crate::connector::{AffectedLimit, ExecLimits, FieldOrigin, IntentGate, IntentOrder};
@@ -45,7 +46,16 @@ impl Gateway {
             Ok(a) => a,
             Err(refusal) => return self.refuse_early(principal, tool, &args, refusal).await,
         };
-        let run = AssertUnwindSafe(self.run_stages(principal, tool, &args, ctx)).catch_unwind();
+        let span = tracing::trace_span!(
+            target: crate::stages::SPAN_TARGET,
+            "tool_call",
+            otel.name = "tool_call",
+            tool = tool,
+            principal = %principal.sub,
+        );
+        let run = AssertUnwindSafe(self.run_stages(principal, tool, &args, ctx))
+            .catch_unwind()
+            .instrument(span);
         match run.await {
             Ok(result) => result,
             Err(panic) => {
@@ -161,7 +171,10 @@ impl Gateway {
             Verdict::NeedsApproval(requirements) => {
                 let ticket =
                     gate::ticket(self, args, &trace, &plan, &decision.requests, requirements);
-                match gate::await_approval(self, ticket, ctx).await {
+                let waited = gate::await_approval(self, ticket, ctx)
+                    .instrument(crate::stage_span!("approval"))
+                    .await;
+                match waited {
                     ApprovalStatus::Approved { id, approvers } => {
                         trace.approval(&id, "approved", &approvers)
                     }
@@ -225,7 +238,10 @@ impl Gateway {
         };
         let intent = trace.intent();
         let append_intent = async {
-            let appended = self.append_intent(intent).await;
+            let appended = self
+                .append_intent(intent)
+                .instrument(crate::stage_span!("intent"))
+                .await;
             if let Some(signal) = signal {
                 signal.resolve(appended.as_ref().map(|_| ()).map_err(Clone::clone));
             }
@@ -233,7 +249,10 @@ impl Gateway {
         };
         let execution = async {
             let started = std::time::Instant::now();
-            let executed = self.execute(connector.as_ref(), &plan, limits, ctx).await;
+            let executed = self
+                .execute(connector.as_ref(), &plan, limits, ctx)
+                .instrument(crate::stage_span!(Stage::Execute.name()))
+                .await;
             self.stages.add(Stage::Execute, started.elapsed());
             executed
         };

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::audit::{ApprovalRecord, AuditRecord, OutcomeRecord, RequestRecord};
 use crate::identity::Principal;
@@ -427,11 +428,15 @@ impl Gateway {
         // A call whose intent is durable closes it without waiting for the
         // disk: a crash after this loses nothing, a power loss leaves the
         // intent, closed as `unknown` at the next start (`audit::intent`).
-        let appended = if record.intent.is_some() {
-            self.audit.append_written(record).await
-        } else {
-            self.audit.append(record).await
-        };
+        let appended = async {
+            if record.intent.is_some() {
+                self.audit.append_written(record).await
+            } else {
+                self.audit.append(record).await
+            }
+        }
+        .instrument(crate::stage_span!(crate::stages::Stage::Audit.name()))
+        .await;
         line.log(appended.as_ref().ok());
         let r = appended.map(|_| ()).map_err(|e| e.to_string());
         let took = started.elapsed();

@@ -4,6 +4,22 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Target of the pipeline's tracing spans: `tool_call` (one per call) and
+/// one per stage (named by [`Stage::name`], plus `intent` and `approval`),
+/// at TRACE so they cost next to nothing unless a subscriber exports them
+/// (the server's OTLP exporter). Span fields are names only (tool,
+/// principal, connection, decision): never arguments or results.
+pub const SPAN_TARGET: &str = "tollgate::span";
+
+/// A span of one pipeline stage (or step) under the call's span.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! stage_span {
+    ($name:expr) => {
+        tracing::trace_span!(target: "tollgate::span", "stage", otel.name = $name)
+    };
+}
+
 /// A pipeline stage whose time is measured, in run order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -55,6 +71,7 @@ pub struct StageClock {
 impl StageClock {
     /// Run `f`, charging its time to `stage`.
     pub fn time<T>(&self, stage: Stage, f: impl FnOnce() -> T) -> T {
+        let _span = crate::stage_span!(stage.name()).entered();
         let t = Instant::now();
         let out = f();
         self.add(stage, t.elapsed());

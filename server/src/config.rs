@@ -228,6 +228,11 @@ pub struct LoggingSection {
     pub format: Option<String>,
     /// An env-filter directive, e.g. `info,tollgate=debug` (RUST_LOG wins).
     pub level: Option<String>,
+    /// OTLP/HTTP base URL of a trace collector (e.g. `http://otel:4318`):
+    /// one span per call and one per pipeline stage, exported as OTLP/JSON
+    /// to `<url>/v1/traces`. Unset: no traces (`OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// is used when set).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `[audit]`: signed checkpoints of the chain head, written outside the

@@ -9,28 +9,100 @@
 //! lines: method, path, status) may log at any level.
 
 use tracing::Level;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::filter_fn;
-use tracing_subscriber::fmt;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
 
-/// Install the global subscriber once.
+/// The target of the pipeline's spans (one per call, one per stage; see
+/// `gateway_core::stages::SPAN_TARGET`): at TRACE, so they cost nothing
+/// unless traces are exported, and only the trace exporter sees them.
+const SPAN_TARGET: &str = gateway_core::stages::SPAN_TARGET;
+
+/// The trace exporter, when `[logging] otlp_endpoint` is set: flush it with
+/// [`Traces::shutdown`] before the process exits.
+pub struct Traces {
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+impl Traces {
+    /// Export what is buffered and stop.
+    pub fn shutdown(self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "could not flush the last traces");
+        }
+    }
+}
+
+/// Install the global subscriber once (no trace export).
 pub fn init(format: Option<&str>, level: Option<&str>) {
+    let _ = init_with_traces(format, level, None);
+}
+
+/// Install the global subscriber once; with `otlp` (an OTLP/HTTP base URL,
+/// e.g. `http://collector:4318`), also export the pipeline's spans there as
+/// OTLP/JSON (`<otlp>/v1/traces`), batched in the background. An exporter
+/// that cannot be built is logged and left out: logging still starts.
+pub fn init_with_traces(
+    format: Option<&str>,
+    level: Option<&str>,
+    otlp: Option<&str>,
+) -> Option<Traces> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info")));
-    let base = tracing_subscriber::registry()
-        .with(filter)
-        .with(filter_fn(|meta| allowed(meta.target(), *meta.level())));
+    let logged = filter.and(filter_fn(|meta| {
+        meta.target() != SPAN_TARGET && allowed(meta.target(), *meta.level())
+    }));
     // Colour only for a person at a terminal (and never with NO_COLOR set):
     // files, journald and log shippers get plain text.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let layer = fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
-    let _ = if format == Some("json") {
-        base.with(layer.json().flatten_event(true)).try_init()
+    let text = fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![if format == Some("json") {
+        text.json().flatten_event(true).with_filter(logged).boxed()
     } else {
-        base.with(layer).try_init()
+        text.with_filter(logged).boxed()
+    }];
+    let (traces, problem) = match otlp.map(exporter) {
+        None => (None, None),
+        Some(Ok(provider)) => {
+            use opentelemetry::trace::TracerProvider;
+            let tracer = provider.tracer("tollgate");
+            layers.push(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(filter_fn(|meta| meta.target() == SPAN_TARGET))
+                    .boxed(),
+            );
+            (Some(Traces { provider }), None)
+        }
+        Some(Err(e)) => (None, Some(e)),
     };
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    if let Some(e) = problem {
+        tracing::error!(error = %e, "traces are NOT exported: cannot build the OTLP exporter");
+    }
+    traces
+}
+
+fn exporter(base: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, String> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    // The exporter's HTTP client needs the TLS provider (https collectors).
+    crate::init_crypto();
+    let endpoint = format!("{}/v1/traces", base.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpJson)
+        .with_endpoint(endpoint)
+        .with_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resource = opentelemetry_sdk::Resource::builder_empty()
+        .with_service_name("tollgate")
+        .build();
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 /// True when an event/span of `target` at `level` may be logged at all.

@@ -25,9 +25,16 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    logging::init(
+    let otlp = config
+        .logging
+        .otlp_endpoint
+        .clone()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .filter(|u| !u.is_empty());
+    let traces = logging::init_with_traces(
         log_format.or(config.logging.format.as_deref()),
         config.logging.level.as_deref(),
+        otlp.as_deref(),
     );
     let gateway = app::gateway(&config).await?;
     // Classification runs in the background; serving waits for its first
@@ -48,12 +55,19 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
     // the last call's event is written).
     let checkpoints = checkpoint::start(&config, gateway.audit().clone())?;
     let served = if stdio {
-        serve_stdio(&config, gateway).await
+        serve_stdio(&config, gateway.clone()).await
     } else {
-        serve_http(&config, gateway, None).await
+        serve_http(&config, gateway.clone(), None).await
     };
     if let Some(c) = checkpoints {
         c.finish().await;
+    }
+    // Everything appended is on disk before the process ends.
+    if let Err(e) = gateway.audit().sync().await {
+        tracing::error!(error = %e, "cannot flush the audit store at shutdown");
+    }
+    if let Some(t) = traces {
+        tokio::task::spawn_blocking(move || t.shutdown()).await.ok();
     }
     served
 }
