@@ -82,3 +82,23 @@ pub fn child_server_command(config: &Path, args: &[&str]) -> Command {
         .env("NO_COLOR", "1");
     cmd
 }
+
+/// A config for `tollgate serve --stdio` in `dir`: `policies/p.cedar`
+/// holding `policy`, the caller `bot` in group `agents`, one PostgreSQL
+/// connection `shop` at `url`, and `extra` (more sections) after
+/// `[server]`. Returns the config file's path.
+pub fn pg_stdio_config(dir: &Path, policy: &str, url: &str, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("policies/p.cedar"), policy).unwrap();
+    let config = dir.join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"data\"\n\n{extra}\n[policy]\ndir = \"policies\"\n\n\
+             [stdio]\nsub = \"bot\"\ngroups = [\"agents\"]\n\n\
+             [[connection]]\nname = \"shop\"\nkind = \"postgres\"\nurl = \"{url}\"\n"
+        ),
+    )
+    .unwrap();
+    config
+}

@@ -28,39 +28,14 @@ fn trace_log_holds_no_raw_arguments_or_results() {
         )
         .unwrap();
     let dir = TempDir::new("log-hygiene").unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(
-        dir.path().join("policies/p.cedar"),
+    let config = tollgate_tests::stdio::pg_stdio_config(
+        dir.path(),
         r#"permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource);
 permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:select", resource);
 permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:update", resource);"#,
-    )
-    .unwrap();
-    let config = dir.path().join("tollgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-data_dir = "data"
-
-[auth]
-hs256_secret = "log-hygiene-test-secret-0123456789abcdef"
-
-[policy]
-dir = "policies"
-
-[stdio]
-sub = "bot"
-groups = ["agents"]
-
-[[connection]]
-name = "shop"
-kind = "postgres"
-url = "{url}"
-"#
-        ),
-    )
-    .unwrap();
+        &url,
+        "[auth]\nhs256_secret = \"log-hygiene-test-secret-0123456789abcdef\"\n",
+    );
     let log_path = dir.path().join("server.log");
     let mut server = tollgate_tests::stdio::StdioServer::start(&config, &log_path, "log-hygiene");
     let calls = [

@@ -81,38 +81,13 @@ fn each_call_exports_one_trace_with_a_span_per_stage() {
         )
         .unwrap();
     let dir = TempDir::new("otlp").unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(
-        dir.path().join("policies/p.cedar"),
+    let config = tollgate_tests::stdio::pg_stdio_config(
+        dir.path(),
         r#"permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource);
 permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"sql:select", resource);"#,
-    )
-    .unwrap();
-    let config = dir.path().join("tollgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-data_dir = "data"
-
-[logging]
-otlp_endpoint = "http://127.0.0.1:{port}"
-
-[policy]
-dir = "policies"
-
-[stdio]
-sub = "bot"
-groups = ["agents"]
-
-[[connection]]
-name = "shop"
-kind = "postgres"
-url = "{url}"
-"#
-        ),
-    )
-    .unwrap();
+        &url,
+        &format!("[logging]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n"),
+    );
     let log_path = dir.path().join("server.log");
     let mut server = tollgate_tests::stdio::StdioServer::start(&config, &log_path, "otlp");
     for sql in [
