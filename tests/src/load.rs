@@ -365,14 +365,20 @@ pool_size = {pool_size}
             .find(|l| l.contains("chain "))
             .map(str::to_string)
             .unwrap_or_else(|| format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
-        let unknown = line
-            .split("; ")
-            .find_map(|part| part.strip_suffix(" call(s) with outcome unknown (the server stopped after their intent was recorded)"))
-            .map_or(0, |n| n.trim().parse().unwrap_or(u64::MAX));
+        let count = |suffix: &str| {
+            line.split("; ")
+                .find_map(|part| part.strip_suffix(suffix))
+                .map_or(0, |n| n.trim().parse().unwrap_or(u64::MAX))
+        };
         Ok(Verified {
             ok: out.status.success(),
+            unknown: count(
+                " call(s) with outcome unknown (the server stopped after their intent was recorded)",
+            ),
+            open: count(
+                " intent(s) without an outcome yet (in flight, or closed at the next start)",
+            ),
             line,
-            unknown,
         })
     }
 
@@ -435,6 +441,8 @@ pub struct Verified {
     pub line: String,
     /// The calls it counts with outcome unknown.
     pub unknown: u64,
+    /// The intents it counts without an outcome yet.
+    pub open: u64,
 }
 
 /// The `tollgate serve` child; killed (SIGKILL) and reaped on drop.

@@ -243,6 +243,12 @@ async fn a_target_restart_mid_load_gives_clean_tool_errors_then_calls_succeed_ag
         }
     }
     problems.extend(failures_after_recovery(&records, resuming));
+    if let Some(r) = records
+        .iter()
+        .find(|r| r.outcome.is_code("target_unavailable"))
+    {
+        eprintln!("e.g. {:?}", r.outcome);
+    }
     assert_none("outcomes around the outage", &problems);
     // Same process, and it serves again.
     assert!(server.is_running() && server.pid() == pid);
@@ -420,6 +426,22 @@ async fn a_full_audit_disk_fails_calls_closed_and_the_server_recovers_when_space
         .map(|r| format!("{r:?}"))
         .collect();
     assert_none("outcomes while the disk was full", &problems);
+    // The error says why, and whether anything ran.
+    let unclear: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::ToolError { code, message }
+                if code == "audit_unavailable"
+                    && !(message.contains("disk is full")
+                        && (message.contains("nothing was executed")
+                            || message.contains("its result is withheld"))) =>
+            {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_none("audit_unavailable messages", &unclear);
     assert_none(
         "calls after space returned",
         &failures_after_recovery(&records, freed),
@@ -451,5 +473,18 @@ async fn a_full_audit_disk_fails_calls_closed_and_the_server_recovers_when_space
     let verified = fx.verify().unwrap();
     eprintln!("{}", verified.line);
     assert!(verified.ok, "{}", verified.line);
+    // Calls that ran but whose event could not be written left their intent
+    // open; the next start closes each as `unknown`.
+    server.kill9();
+    let server = fx.start_server().await.expect("restart");
+    let after = fx.verify().unwrap();
+    eprintln!("after a restart: {}", after.line);
+    assert!(after.ok, "{}", after.line);
+    assert_eq!(
+        (after.open, after.unknown),
+        (0, verified.unknown + verified.open),
+        "{}",
+        after.line
+    );
     drop(server);
 }
