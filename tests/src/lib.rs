@@ -10,6 +10,7 @@ pub mod bench;
 pub mod depot;
 pub mod kube;
 pub mod kubelet;
+pub mod load;
 pub mod mariadb;
 pub mod mcp_stdio;
 pub mod pg;

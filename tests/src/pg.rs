@@ -18,6 +18,8 @@ pub struct PgServer {
     dir: TempDir,
     port: u16,
     password: String,
+    /// The server options `pg_ctl start` got, for [`PgServer::resume`].
+    opts: String,
     /// How long initdb + start took.
     pub start_time: std::time::Duration,
 }
@@ -181,8 +183,34 @@ impl PgServer {
             dir,
             port,
             password,
+            opts,
             start_time: t0.elapsed(),
         })
+    }
+
+    /// Stop the server (`pg_ctl stop -m fast`: open sessions are
+    /// terminated, as in a database restart); [`PgServer::resume`] starts it
+    /// again on the same port and data.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        run(as_user("postgres", &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "-t", "30", "stop"]))?;
+        Ok(())
+    }
+
+    /// Start a server [`PgServer::stop`] stopped, with its options.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        run(as_user("postgres", &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-t", "30", "-o", &self.opts, "start"]))
+        .with_context(|| {
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        })?;
+        Ok(())
     }
 
     /// Port.
