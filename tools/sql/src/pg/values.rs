@@ -306,6 +306,43 @@ pub fn decimal_json(s: String) -> Value {
     Value::String(s)
 }
 
+/// A lower bound of the JSON size ([`crate::result::json_size`]) of the
+/// value [`decode`] makes of `raw`, without decoding it. Text, bytea (base64),
+/// enums and unsupported types (base64) come back at least as long as their
+/// raw bytes; JSON text keeps at least a sixth of its bytes that are not
+/// whitespace (`\uXXXX` escapes shrink to one byte); anything else at least
+/// a quarter of its bytes past an array's header (an element's 4-byte
+/// length, a number's binary form: fixed sizes JSON does not undercut more).
+pub fn min_json_size(ty: &Type, raw: &[u8]) -> usize {
+    match ty.kind() {
+        Kind::Enum(_) => return raw.len(),
+        Kind::Domain(base) => return min_json_size(base, raw),
+        Kind::Array(elem) if is_json(elem) => return json_text_floor(raw),
+        Kind::Array(_) => {
+            let ndim = i32_at(raw, 0).map_or(0, |n| n.clamp(0, 64) as usize);
+            return raw.len().saturating_sub(12 + 8 * ndim) / 4;
+        }
+        _ => {}
+    }
+    match ty.oid() {
+        17 | 18 | 19 | 25 | 142 | 705 | 1042 | 1043 => raw.len(),
+        114 | 3802 => json_text_floor(raw),
+        _ if !supported(ty) || ty.name() == "citext" => raw.len(),
+        _ => raw.len() / 4,
+    }
+}
+
+fn is_json(ty: &Type) -> bool {
+    match ty.kind() {
+        Kind::Domain(base) => is_json(base),
+        _ => matches!(ty.oid(), 114 | 3802),
+    }
+}
+
+fn json_text_floor(raw: &[u8]) -> usize {
+    raw.iter().filter(|b| !b.is_ascii_whitespace()).count() / 6
+}
+
 /// Decode one non-null value of type `ty`.
 pub fn decode(ty: &Type, raw: &[u8]) -> R {
     match ty.kind() {
