@@ -467,6 +467,55 @@ fn array(elem: &Type, raw: &[u8]) -> R {
 mod tests {
     use super::*;
 
+    fn int4_array(values: &[Option<i32>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in [1i32, 1, 23, values.len() as i32, 1] {
+            v.extend(n.to_be_bytes());
+        }
+        for x in values {
+            match x {
+                Some(x) => {
+                    v.extend(4i32.to_be_bytes());
+                    v.extend(x.to_be_bytes());
+                }
+                None => v.extend((-1i32).to_be_bytes()),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn min_json_size_never_exceeds_the_decoded_size() {
+        let spaced = format!("[{}]", " ".repeat(1000));
+        let escaped = format!("\"{}\"", "\\u0001".repeat(100));
+        let jsonb = [&[1u8][..], br#"{"a": [1, 2, null], "b": "x"}"#].concat();
+        let cases: Vec<(Type, Vec<u8>)> = vec![
+            (Type::TEXT, b"hello".to_vec()),
+            (Type::TEXT, Vec::new()),
+            (Type::BYTEA, vec![0; 10]),
+            (Type::JSON, spaced.into_bytes()),
+            (Type::JSON, escaped.into_bytes()),
+            (Type::JSONB, jsonb),
+            (Type::INT8, 7i64.to_be_bytes().to_vec()),
+            (Type::BOOL, vec![1]),
+            (Type::NUMERIC, num(1, 0, 0, 0, &[7])),
+            (Type::INT4_ARRAY, int4_array(&[Some(1), None, Some(3)])),
+            (Type::INT4_ARRAY, int4_array(&[])),
+            (Type::INT4_ARRAY, vec![0; 12]),
+        ];
+        for (ty, raw) in cases {
+            let decoded = decode(&ty, &raw).unwrap();
+            let size = crate::result::json_size(&decoded);
+            let bound = min_json_size(&ty, &raw);
+            assert!(
+                bound <= size,
+                "{ty}: bound {bound} > size {size} of {decoded}"
+            );
+        }
+        // Long text: the bound is its length, so it is refused undecoded.
+        assert_eq!(min_json_size(&Type::TEXT, &[b'x'; 5000]), 5000);
+    }
+
     fn num(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
         let mut v = Vec::new();
         v.extend(ndigits.to_be_bytes());
