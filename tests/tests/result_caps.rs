@@ -75,6 +75,13 @@ async fn sqlite_refuses_to_build_a_value_over_the_byte_cap() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("string or blob too big"), "{e}");
+    // Nor can a call under this cap store a value that long.
+    let long = "x".repeat(2_000_000);
+    let e = query(&*c, "INSERT INTO docs VALUES (3, ?)", json!([long]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("too big"), "{e}");
     // Its other columns read as before.
     let v = query(&*c, "SELECT id FROM docs ORDER BY id", json!([]))
         .await
