@@ -196,7 +196,10 @@ impl MySqlEngine {
                         .map(|t| format!("{}.{}", t.table, t.name))
                 })
                 .collect();
-            fill(q.fetch(&mut *conn), &mut set, decode, |e| self.map_err(e)).await?;
+            fill(q.fetch(&mut *conn), &mut set, min_json_size, decode, |e| {
+                self.map_err(e)
+            })
+            .await?;
             outcome.affected = set.rows.len() as u64;
             tally.returned(&st.kind, &set);
             outcome.rows = Some(set);
@@ -275,6 +278,31 @@ fn float(f: f64) -> Value {
     } else {
         Value::String(f.to_string())
     }
+}
+
+/// A lower bound of a value's JSON size from its raw bytes, read before the
+/// row is decoded: strings and binary values come back at least as long
+/// (binary as base64); JSON text may shrink (whitespace, `\uXXXX`
+/// escapes) to a sixth; numbers and temporal values are small. The row
+/// itself is already in memory: sqlx reads whole packets, so the server's
+/// `max_allowed_packet` bounds it.
+fn min_json_size(row: &MySqlRow, i: usize) -> usize {
+    let Ok(raw) = row.try_get_raw(i) else {
+        return 0;
+    };
+    if raw.is_null() {
+        return 0;
+    }
+    let shrinks_to = match raw.type_info().name() {
+        "JSON" => 6,
+        "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" | "FLOAT"
+        | "DOUBLE" | "DECIMAL" | "DATETIME" | "TIMESTAMP" | "DATE" | "TIME" => return 0,
+        t if t.ends_with("UNSIGNED") => return 0,
+        _ => 1,
+    };
+    row.try_get_unchecked::<&[u8], _>(i)
+        .map(|b| b.len() / shrinks_to)
+        .unwrap_or(0)
 }
 
 fn decode(row: &MySqlRow, i: usize) -> Result<Value, String> {

@@ -1,6 +1,8 @@
 //! Building one result under caps: rows are appended one at a time and the
 //! builder says when to stop (row cap or byte cap), so no driver ever
-//! collects more than the caps allow.
+//! collects more than the caps allow. A driver asks [`RowSet::fits_at_least`]
+//! with a lower bound of a row's JSON size taken from its raw bytes before
+//! decoding it, so an oversized value is never turned into JSON.
 
 use serde_json::{Value, json};
 
@@ -57,6 +59,18 @@ impl RowSet {
     /// True when no further row may be added (the next one would be cut).
     pub fn full(&self) -> bool {
         self.truncated || self.rows.len() as u64 >= self.caps.max_rows
+    }
+
+    /// Whether a row whose JSON takes at least `min_size` bytes (see
+    /// [`json_size_row`]) could still fit: false (and `truncated` set) when
+    /// it cannot, so the driver stops before decoding the row. A lower
+    /// bound never refuses a row that [`RowSet::push`] would have kept.
+    pub fn fits_at_least(&mut self, min_size: usize) -> bool {
+        if self.full() || self.bytes.saturating_add(min_size) > self.caps.max_bytes {
+            self.truncated = true;
+            return false;
+        }
+        true
     }
 
     /// Add a row. Returns false (and sets `truncated`) when the row does not
@@ -189,5 +203,22 @@ mod tests {
         assert!(!s.push(vec![json!("0123456789012345678901234567890123456789")]));
         assert!(s.truncated);
         assert_eq!(s.rows.len(), 1);
+    }
+
+    #[test]
+    fn a_row_too_big_by_its_lower_bound_is_refused_before_decoding() {
+        let mut s = RowSet::new(
+            cols(),
+            Caps {
+                max_rows: 100,
+                max_bytes: 50,
+            },
+        );
+        assert!(s.fits_at_least(40));
+        assert!(!s.truncated);
+        assert!(s.push(vec![json!("0123456789")]));
+        assert!(!s.fits_at_least(40));
+        assert!(s.truncated);
+        assert!(!s.fits_at_least(usize::MAX));
     }
 }

@@ -5,6 +5,13 @@
 //! really interrupts: a progress handler on the connection's raw handle
 //! aborts the running statement once the deadline passes.
 //!
+//! Memory: SQLite runs in this process, so a value is bounded where SQLite
+//! builds it: during a `sql_query` call the connection's `SQLITE_LIMIT_LENGTH`
+//! is the call's byte cap plus [`LENGTH_MARGIN`] (see [`length_limit`]), and a
+//! longer string or blob (`printf('%.*c', 500000000, 'x')`, a huge stored
+//! value read) fails with "string or blob too big" before it is allocated;
+//! a row whose raw text and blob bytes cannot fit is not decoded.
+//!
 //! Field origins: sqlx reports `sqlite3_column_table_name` /
 //! `sqlite3_column_origin_name` as `Column::origin()` (SQLite must be built
 //! with column metadata, which libsqlite3-sys' bundled build is).
@@ -35,6 +42,32 @@ use crate::engine::{Engine, ViewDefinition};
 use crate::prepared::{QueryCall, SchemaCall};
 use crate::result::{Caps, ColumnDesc, QueryOutcome, RowSet};
 use crate::sqlx_common::{bind_json, fill, map_common};
+
+/// Bytes above a call's byte cap that a string or blob may still take inside
+/// SQLite (the limit also bounds intermediate values and rows SQLite builds).
+pub const LENGTH_MARGIN: usize = 64 * 1024;
+
+/// `SQLITE_LIMIT_LENGTH` for a call under this byte cap: a string or blob
+/// longer than the cap cannot be in the result (its JSON is at least as
+/// long), so SQLite may refuse to build it. `usize::MAX` (internal reads)
+/// gives SQLite's own maximum.
+pub fn length_limit(max_bytes: usize) -> i32 {
+    i32::try_from(max_bytes.saturating_add(LENGTH_MARGIN)).unwrap_or(i32::MAX)
+}
+
+/// Set the connection's `SQLITE_LIMIT_LENGTH` (SQLite lowers a value above
+/// its compiled maximum to that maximum).
+fn set_length_limit(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>, limit: i32) {
+    // SAFETY: the handle is locked for us and open; sqlite3_limit only
+    // changes a field of the connection.
+    unsafe {
+        libsqlite3_sys::sqlite3_limit(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_LIMIT_LENGTH,
+            limit,
+        )
+    };
+}
 
 /// A SQLite connection's engine.
 pub struct SqliteEngine {
@@ -97,6 +130,14 @@ impl SqliteEngine {
         let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(-1);
         match primary {
             9 => ExecuteError::Timeout(self.timeout.as_millis() as u64),
+            // SQLITE_TOOBIG: over the length limit set from the byte cap.
+            18 => ExecuteError::Target(format!(
+                "{} (sqlite code {code}): SQLite refused a string or blob longer than \
+                 this call's byte cap (the connection's max_bytes or the gateway's \
+                 max_result_bytes) before building it; compute a shorter value, or raise \
+                 the cap to read a stored value this long",
+                db.message()
+            )),
             14 | 26 => {
                 ExecuteError::Unavailable(format!("cannot open the database: {}", db.message()))
             }
@@ -180,6 +221,7 @@ impl SqliteEngine {
             fill(
                 q.fetch(&mut *conn),
                 &mut set,
+                min_json_size,
                 |row, i| decode(row, i, &declared[i], &seen[i]),
                 |e| self.map_err(e),
             )
@@ -228,10 +270,13 @@ impl SqliteEngine {
     /// Run `f` on a pooled connection. `changes_session`: the call ran
     /// statements (ATTACH, PRAGMA...) whose effect outlives the transaction,
     /// so the connection is closed instead of being handed to the next call.
+    /// `max_bytes`: the call's byte cap, which sets the connection's length
+    /// limit while `f` runs (see [`length_limit`]).
     async fn guarded<T>(
         &self,
         read_only: bool,
         changes_session: bool,
+        max_bytes: usize,
         stop: &ExecLimits,
         f: impl for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, ExecuteError>,
     ) -> Result<T, ExecuteError> {
@@ -249,12 +294,13 @@ impl SqliteEngine {
         let timeout = stop.timeout_within(self.timeout);
         let deadline = Instant::now() + timeout;
         let cancel = stop.cancel.clone();
-        conn.lock_handle()
-            .await
-            .map_err(|e| self.map_err(e))?
-            .set_progress_handler(1000, move || {
+        {
+            let mut handle = conn.lock_handle().await.map_err(|e| self.map_err(e))?;
+            handle.set_progress_handler(1000, move || {
                 Instant::now() < deadline && !cancel.is_cancelled()
             });
+            set_length_limit(&mut handle, length_limit(max_bytes));
+        }
         // Backstop only: the progress handler is what interrupts SQLite.
         let limit = timeout + CONNECT_TIMEOUT;
         let result = match tokio::time::timeout(limit, f(&mut conn)).await {
@@ -281,6 +327,7 @@ impl SqliteEngine {
         let removed = match conn.lock_handle().await {
             Ok(mut h) => {
                 h.remove_progress_handler();
+                set_length_limit(&mut h, i32::MAX);
                 true
             }
             Err(_) => false,
@@ -388,6 +435,21 @@ fn count_statements(db: *mut libsqlite3_sys::sqlite3, sql: &str) -> Result<Inspe
     Ok((count, decltypes))
 }
 
+/// A lower bound of a value's JSON size from its raw bytes: text and blobs
+/// come back at least as long as they are (blobs as base64), other values
+/// are small.
+fn min_json_size(row: &SqliteRow, i: usize) -> usize {
+    let Ok(raw) = row.try_get_raw(i) else {
+        return 0;
+    };
+    if raw.is_null() || !matches!(raw.type_info().name(), "TEXT" | "BLOB") {
+        return 0;
+    }
+    row.try_get_unchecked::<&[u8], _>(i)
+        .map(<[u8]>::len)
+        .unwrap_or(0)
+}
+
 /// One value by its storage class; `seen` keeps the first non-null value's
 /// storage class (the type of a computed column).
 fn decode(
@@ -444,9 +506,13 @@ impl Engine for SqliteEngine {
         caps: Caps,
         stop: &ExecLimits,
     ) -> Result<QueryOutcome, ExecuteError> {
-        self.guarded(call.read_only, call.touches_session(), stop, async |conn| {
-            self.work(conn, call, caps, &stop.intent).await
-        })
+        self.guarded(
+            call.read_only,
+            call.touches_session(),
+            caps.max_bytes,
+            stop,
+            async |conn| self.work(conn, call, caps, &stop.intent).await,
+        )
         .await
     }
 
@@ -456,7 +522,7 @@ impl Engine for SqliteEngine {
         }
         let table = call.table.clone();
         let rows = self
-            .guarded(true, false, stop, async |conn| {
+            .guarded(true, false, usize::MAX, stop, async |conn| {
                 sqlx::query(
                     "SELECT m.name, m.type, p.name, p.type, p.\"notnull\", p.pk \
                      FROM sqlite_schema m JOIN pragma_table_info(m.name) p \
@@ -500,7 +566,7 @@ impl Engine for SqliteEngine {
         stop: &ExecLimits,
     ) -> Result<Vec<ViewDefinition>, ExecuteError> {
         let rows = self
-            .guarded(true, false, stop, async |conn| {
+            .guarded(true, false, usize::MAX, stop, async |conn| {
                 sqlx::query(
                     "SELECT name, sql FROM sqlite_schema WHERE type = 'view' AND sql IS NOT NULL",
                 )

@@ -82,16 +82,27 @@ pub fn params_for<'p, T>(
 }
 
 /// Read `rows` into `set` until they end or a cap stops the set; each row's
-/// values come from `decode` (column index → JSON value).
+/// values come from `decode` (column index → JSON value). `min_size` gives
+/// a lower bound of a column's JSON size from its raw bytes (without
+/// decoding): a row that cannot fit by those bounds stops the read before
+/// any of it is decoded.
 pub async fn fill<R: sqlx::Row>(
     rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
     set: &mut crate::result::RowSet,
+    min_size: impl Fn(&R, usize) -> usize,
     decode: impl Fn(&R, usize) -> Result<Value, String>,
     map_err: impl Fn(sqlx::Error) -> ExecuteError,
 ) -> Result<(), ExecuteError> {
     use futures::TryStreamExt;
     let mut rows = std::pin::pin!(rows);
     while let Some(row) = rows.try_next().await.map_err(&map_err)? {
+        // As `json_size_row` counts a row: brackets and a comma per value.
+        let at_least = (0..row.len()).fold(2usize, |n, i| {
+            n.saturating_add(min_size(&row, i)).saturating_add(1)
+        });
+        if !set.fits_at_least(at_least) {
+            break;
+        }
         let values = (0..row.len())
             .map(|i| decode(&row, i))
             .collect::<Result<Vec<_>, _>>()

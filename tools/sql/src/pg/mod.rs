@@ -302,7 +302,10 @@ impl PgEngine {
     }
 
     /// Read one portal batch into `set`. Returns (rows received, stopped
-    /// because a cap was reached).
+    /// because a cap was reached). A row that cannot fit by the lower bound
+    /// of its JSON size ([`values::min_json_size`] of its raw bytes) stops
+    /// the read before it is decoded; the DataRow message itself has been
+    /// received whole by then (tokio-postgres buffers one message at a time).
     async fn drain(
         &self,
         mut stream: std::pin::Pin<&mut tokio_postgres::RowStream>,
@@ -312,10 +315,23 @@ impl PgEngine {
         let mut got = 0u64;
         while let Some(row) = stream.try_next().await.map_err(|e| self.map_err(e))? {
             got += 1;
+            let raws = types
+                .iter()
+                .enumerate()
+                .map(|(i, _)| row.try_get::<_, values::RawValue<'_>>(i).map(|r| r.0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.map_err(e))?;
+            // As `json_size_row` counts a row: brackets and a comma per value.
+            let at_least = types.iter().zip(&raws).fold(2usize, |n, (ty, raw)| {
+                let value = raw.map_or(0, |bytes| values::min_json_size(ty, bytes));
+                n.saturating_add(value).saturating_add(1)
+            });
+            if !set.fits_at_least(at_least) {
+                return Ok((got, true));
+            }
             let mut out = Vec::with_capacity(types.len());
-            for (i, ty) in types.iter().enumerate() {
-                let raw: values::RawValue<'_> = row.try_get(i).map_err(|e| self.map_err(e))?;
-                out.push(match raw.0 {
+            for (i, (ty, raw)) in types.iter().zip(raws).enumerate() {
+                out.push(match raw {
                     None => Value::Null,
                     Some(bytes) => values::decode(ty, bytes).map_err(|m| {
                         ExecuteError::Other(format!("cannot decode column {}: {m}", i + 1))
@@ -502,10 +518,22 @@ impl PgEngine {
             }
             // Just over the cap is common (`max_rows` + a few): read a few
             // rows more before giving the connection up; if the result ends
-            // here, the session is clean and goes back to the pool.
+            // here, the session is clean and goes back to the pool. Rows
+            // that big are not worth waiting for: past the byte cap in raw
+            // bytes, the connection goes.
+            let mut discarded = 0usize;
             for _ in 0..DISCARD_ROWS_BEFORE_CLOSE {
                 match stream.try_next().await {
-                    Ok(Some(_)) => {}
+                    Ok(Some(row)) => {
+                        discarded = (0..row.len())
+                            .filter_map(|i| row.try_get::<_, values::RawValue<'_>>(i).ok())
+                            .fold(discarded, |n, r| {
+                                n.saturating_add(r.0.map_or(0, <[u8]>::len))
+                            });
+                        if discarded > caps.max_bytes {
+                            return Ok(true);
+                        }
+                    }
                     Ok(None) => return Ok(false),
                     Err(e) => return Err(self.map_err(e)),
                 }

@@ -306,6 +306,43 @@ pub fn decimal_json(s: String) -> Value {
     Value::String(s)
 }
 
+/// A lower bound of the JSON size ([`crate::result::json_size`]) of the
+/// value [`decode`] makes of `raw`, without decoding it. Text, bytea (base64),
+/// enums and unsupported types (base64) come back at least as long as their
+/// raw bytes; JSON text keeps at least a sixth of its bytes that are not
+/// whitespace (`\uXXXX` escapes shrink to one byte); anything else at least
+/// a quarter of its bytes past an array's header (an element's 4-byte
+/// length, a number's binary form: fixed sizes JSON does not undercut more).
+pub fn min_json_size(ty: &Type, raw: &[u8]) -> usize {
+    match ty.kind() {
+        Kind::Enum(_) => return raw.len(),
+        Kind::Domain(base) => return min_json_size(base, raw),
+        Kind::Array(elem) if is_json(elem) => return json_text_floor(raw),
+        Kind::Array(_) => {
+            let ndim = i32_at(raw, 0).map_or(0, |n| n.clamp(0, 64) as usize);
+            return raw.len().saturating_sub(12 + 8 * ndim) / 4;
+        }
+        _ => {}
+    }
+    match ty.oid() {
+        17 | 18 | 19 | 25 | 142 | 705 | 1042 | 1043 => raw.len(),
+        114 | 3802 => json_text_floor(raw),
+        _ if !supported(ty) || ty.name() == "citext" => raw.len(),
+        _ => raw.len() / 4,
+    }
+}
+
+fn is_json(ty: &Type) -> bool {
+    match ty.kind() {
+        Kind::Domain(base) => is_json(base),
+        _ => matches!(ty.oid(), 114 | 3802),
+    }
+}
+
+fn json_text_floor(raw: &[u8]) -> usize {
+    raw.iter().filter(|b| !b.is_ascii_whitespace()).count() / 6
+}
+
 /// Decode one non-null value of type `ty`.
 pub fn decode(ty: &Type, raw: &[u8]) -> R {
     match ty.kind() {
@@ -429,6 +466,55 @@ fn array(elem: &Type, raw: &[u8]) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn int4_array(values: &[Option<i32>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in [1i32, 1, 23, values.len() as i32, 1] {
+            v.extend(n.to_be_bytes());
+        }
+        for x in values {
+            match x {
+                Some(x) => {
+                    v.extend(4i32.to_be_bytes());
+                    v.extend(x.to_be_bytes());
+                }
+                None => v.extend((-1i32).to_be_bytes()),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn min_json_size_never_exceeds_the_decoded_size() {
+        let spaced = format!("[{}]", " ".repeat(1000));
+        let escaped = format!("\"{}\"", "\\u0001".repeat(100));
+        let jsonb = [&[1u8][..], br#"{"a": [1, 2, null], "b": "x"}"#].concat();
+        let cases: Vec<(Type, Vec<u8>)> = vec![
+            (Type::TEXT, b"hello".to_vec()),
+            (Type::TEXT, Vec::new()),
+            (Type::BYTEA, vec![0; 10]),
+            (Type::JSON, spaced.into_bytes()),
+            (Type::JSON, escaped.into_bytes()),
+            (Type::JSONB, jsonb),
+            (Type::INT8, 7i64.to_be_bytes().to_vec()),
+            (Type::BOOL, vec![1]),
+            (Type::NUMERIC, num(1, 0, 0, 0, &[7])),
+            (Type::INT4_ARRAY, int4_array(&[Some(1), None, Some(3)])),
+            (Type::INT4_ARRAY, int4_array(&[])),
+            (Type::INT4_ARRAY, vec![0; 12]),
+        ];
+        for (ty, raw) in cases {
+            let decoded = decode(&ty, &raw).unwrap();
+            let size = crate::result::json_size(&decoded);
+            let bound = min_json_size(&ty, &raw);
+            assert!(
+                bound <= size,
+                "{ty}: bound {bound} > size {size} of {decoded}"
+            );
+        }
+        // Long text: the bound is its length, so it is refused undecoded.
+        assert_eq!(min_json_size(&Type::TEXT, &[b'x'; 5000]), 5000);
+    }
 
     fn num(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
         let mut v = Vec::new();
