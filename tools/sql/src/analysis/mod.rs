@@ -141,7 +141,31 @@ pub fn analyse(
 ///
 /// Statements are analysed in order. Any statement that cannot be analysed
 /// denies the whole call.
+///
+/// Runs on a stack of [`ANALYSIS_STACK`] bytes (allocated when the caller's
+/// has less left, e.g. a 2 MiB tokio worker): the walk refuses nesting deeper
+/// than its limit, but the parsed tree up to that limit is still cloned,
+/// compared and dropped recursively — and a refused one can be far deeper
+/// (a 256 KiB `1+1+...` chain), only dropped.
 pub fn analyse_with(
+    dialect: Dialect,
+    connection: &str,
+    default_schema: &str,
+    catalog: Option<&catalog::NameCatalog>,
+    columns: &dyn lineage::ColumnCatalog,
+    sql: &str,
+) -> Result<SqlAnalysis, AnalysisError> {
+    stacker::maybe_grow(ANALYSIS_STACK, ANALYSIS_STACK, || {
+        analyse_on_stack(dialect, connection, default_schema, catalog, columns, sql)
+    })
+}
+
+/// Stack that analysis runs on: twice what the deepest input the limits let
+/// through needs in a debug build (16 MiB; release frames are smaller).
+/// Pages of it that are not touched cost no memory.
+pub const ANALYSIS_STACK: usize = 32 * 1024 * 1024;
+
+fn analyse_on_stack(
     dialect: Dialect,
     connection: &str,
     default_schema: &str,
