@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use gateway_core::mask::{FieldScope, MaskConfig, Masker};
 use gateway_core::policy::{PolicyEngine, PolicySchema, Vocabulary, load_sources};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
 
 /// Stack of a tokio worker thread (and of a default test thread).
@@ -32,6 +33,11 @@ fn config() -> ProptestConfig {
         .unwrap_or(256);
     ProptestConfig {
         cases,
+        // Failures found are replayed first on every run (commit the file).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/fuzz.txt"
+        )))),
         ..ProptestConfig::default()
     }
 }

@@ -25,6 +25,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Value, json};
 use tollgate_server::config::Config;
 use tollgate_server::state::AppState;
@@ -40,6 +41,11 @@ fn cases() -> u32 {
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
+        // Failures found are replayed first on every run (commit the file).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/fuzz.txt"
+        )))),
         ..ProptestConfig::default()
     }
 }

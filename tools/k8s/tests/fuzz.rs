@@ -11,6 +11,7 @@
 //! Failures proptest finds are kept in `proptest-regressions/fuzz.txt`.
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use tollgate_k8s::apply::{ApplyArgs, analyse};
 use tollgate_k8s::manifest;
 
@@ -21,6 +22,11 @@ fn config() -> ProptestConfig {
         .unwrap_or(256);
     ProptestConfig {
         cases,
+        // Failures found are replayed first on every run (commit the file).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/fuzz.txt"
+        )))),
         ..ProptestConfig::default()
     }
 }

@@ -14,6 +14,7 @@
 
 use gateway_core::connector::AnalysisError;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use tollgate_sql::analysis::{Dialect, analyse};
 
 const DIALECTS: [Dialect; 3] = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite];
@@ -31,6 +32,11 @@ fn cases() -> u32 {
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: cases(),
+        // Failures found are replayed first on every run (commit the file).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/fuzz.txt"
+        )))),
         ..ProptestConfig::default()
     }
 }

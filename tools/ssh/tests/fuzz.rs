@@ -11,6 +11,7 @@
 //! Failures proptest finds are kept in `proptest-regressions/fuzz.txt`.
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use tollgate_ssh::command::{analyse, invocation, remote_command};
 
 fn config() -> ProptestConfig {
@@ -20,6 +21,11 @@ fn config() -> ProptestConfig {
         .unwrap_or(256);
     ProptestConfig {
         cases,
+        // Failures found are replayed first on every run (commit the file).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/fuzz.txt"
+        )))),
         ..ProptestConfig::default()
     }
 }
