@@ -524,6 +524,24 @@ fn union_and_operator_chains_say_why() {
     }
 }
 
+/// Regression (found by this fuzzing): an escape that decodes to a control
+/// or bidirectional character (`E'\x04'`, `E'\u202E'`) put that raw
+/// character in the executed text reviewers read, which the input guard
+/// refuses. Now refused, saying how to write it instead.
+#[test]
+fn escapes_decoding_to_unsafe_characters_are_refused() {
+    for sql in [
+        "SELECT E'\\x4n'",
+        "SELECT E'a\\u202Eb' AS x",
+        "INSERT INTO t VALUES (count(E'\\x4n' % TRUE, (EXISTS (SELECT 1 FROM app.t))))",
+    ] {
+        let err = analyse(Dialect::Postgres, "db", "public", sql).unwrap_err();
+        assert!(err.to_string().contains("decodes to"), "{sql}: {err}");
+    }
+    // Tabs and newlines are fine.
+    analyse(Dialect::Postgres, "db", "public", "SELECT E'a\\tb\\nc'").unwrap();
+}
+
 /// Deep nesting must be refused with a message that says so.
 #[test]
 fn deep_parentheses_say_why() {

@@ -226,6 +226,7 @@ fn analyse_on_stack(
             .apply(statement)
             .map_err(at)?;
         let executed = canonical(dialect, statement).map_err(at)?;
+        guard::check_executed(&executed).map_err(at)?;
         let mut lineage = lineage::lineage(statement, resolver, columns);
         lineage.carry(&carried);
         let analysed = summarise(&walk, executed, lineage);
