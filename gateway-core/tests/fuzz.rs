@@ -269,7 +269,15 @@ fn is_generated_sensitive(s: &str) -> bool {
     let email = s.contains('@')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"@._+-".contains(&b))
-        && s.split('@').nth(1).is_some_and(|h| h.contains('.'));
+        && s.split('@').nth(1).is_some_and(|h| h.contains('.'))
+        && s.matches('@').count() == 1
+        && !s.contains("..")
+        && !s.contains(".@")
+        && !s.contains("@.")
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
     ssn || card || email
 }
 
