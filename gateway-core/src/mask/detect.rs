@@ -404,6 +404,30 @@ fn resolve_overlaps(out: &mut Vec<Span>) {
     for s in out.iter() {
         if !kept.iter().any(|k| s.start < k.end && k.start < s.end) {
             kept.push(*s);
+        } else if s.ty == SECRET {
+            // A credential is never shown in part: what of it lies outside
+            // the spans that won (`password=x-----BEGIN PRIVATE KEY...`
+            // would leave `x`) is masked as a secret still.
+            let mut pieces = vec![*s];
+            for k in kept.iter() {
+                pieces = pieces
+                    .into_iter()
+                    .flat_map(|p| {
+                        [
+                            Span {
+                                end: p.end.min(k.start),
+                                ..p
+                            },
+                            Span {
+                                start: p.start.max(k.end),
+                                ..p
+                            },
+                        ]
+                    })
+                    .filter(|p| p.start < p.end)
+                    .collect();
+            }
+            kept.extend(pieces);
         }
     }
     kept.sort_by_key(|s| s.start);
@@ -763,9 +787,11 @@ fn is_secret_value(v: &str) -> bool {
     if PLACEHOLDERS.contains(&lower.as_str()) || t.starts_with("${") {
         return false;
     }
-    // Already masked by us (`[SECRET]`; an unquoted value stops before `]`).
-    let inner = t.trim_start_matches('[').trim_end_matches(']');
-    !(t.starts_with('[') && inner.bytes().all(|c| c.is_ascii_uppercase() || c == b'_'))
+    // Already masked by us (`[SECRET]`, `[SECRET][PRIVATE_KEY]`; an
+    // unquoted value stops before `]`).
+    !(t.starts_with('[')
+        && t.bytes()
+            .all(|c| c.is_ascii_uppercase() || matches!(c, b'_' | b'[' | b']')))
 }
 
 #[cfg(test)]

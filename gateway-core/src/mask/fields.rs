@@ -480,6 +480,13 @@ impl Walk<'_, '_> {
         };
     }
 
+    /// [`Self::node`] on a child, on more stack when little is left: a value
+    /// nested deeper than the thread's stack allows (built in code; parsed
+    /// JSON stops at 128 levels) is walked, not a crash.
+    fn child(&mut self, v: &mut Value, live: &[usize], depth: usize) {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.node(v, live, depth));
+    }
+
     fn node(&mut self, v: &mut Value, live: &[usize], depth: usize) {
         let container = v.is_object() || v.is_array();
         if let Some(&p) = live.iter().find(|&&p| {
@@ -513,7 +520,7 @@ impl Walk<'_, '_> {
             Value::Array(items) => {
                 for (i, child) in items.iter_mut().enumerate() {
                     let child_live = self.advance(live, depth, |s| s.matches_index(i));
-                    self.node(child, &child_live, depth + 1);
+                    self.child(child, &child_live, depth + 1);
                 }
             }
             Value::Object(map) => {
@@ -527,7 +534,7 @@ impl Walk<'_, '_> {
                         Some(rule) if !ruled && is_secret_key(k) && is_secret_scalar(child) => {
                             self.whole(child, rule)
                         }
-                        _ => self.node(child, &child_live, depth + 1),
+                        _ => self.child(child, &child_live, depth + 1),
                     }
                     if !keys_need_masking && !self.m.detect_is_empty(k) {
                         keys_need_masking = true;

@@ -50,6 +50,23 @@ pub(crate) fn check(dialect: Dialect, sql: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Deny an executed text (the canonical print of a parsed statement) that
+/// holds a character [`check`] would refuse in the input: an escape such as
+/// PostgreSQL's `E'\x04'` or `E'\u202E'` decodes to it, and reviewers read
+/// the executed text (a bidirectional override there reorders what they see).
+pub(crate) fn check_executed(sql: &str) -> Result<(), String> {
+    for c in sql.chars() {
+        if c == '\0' || (!matches!(c, '\t' | '\n' | '\r') && gateway_core::text::is_unsafe_char(c))
+        {
+            return Err(format!(
+                "an escape in a string decodes to the invisible or control character U+{:04X}; remove it or build it with chr({}) (it can hide what the SQL does from reviewers)",
+                c as u32, c as u32
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A reason for a parse failure that says what to do.
 pub(crate) fn explain_parse_error(dialect: Dialect, sql: &str, error: &str) -> String {
     let upper = sql.to_uppercase();

@@ -141,7 +141,43 @@ pub fn analyse(
 ///
 /// Statements are analysed in order. Any statement that cannot be analysed
 /// denies the whole call.
+///
+/// Runs on a stack of [`ANALYSIS_STACK`] bytes, allocated when the caller's
+/// has less left than the text could need (a 2 MiB tokio worker, text over a
+/// few hundred bytes; about 20 µs): the walk refuses nesting deeper
+/// than its limit, but the parsed tree up to that limit is still cloned,
+/// compared and dropped recursively — and a refused one can be far deeper
+/// (a 256 KiB `1+1+...` chain), only dropped.
 pub fn analyse_with(
+    dialect: Dialect,
+    connection: &str,
+    default_schema: &str,
+    catalog: Option<&catalog::NameCatalog>,
+    columns: &dyn lineage::ColumnCatalog,
+    sql: &str,
+) -> Result<SqlAnalysis, AnalysisError> {
+    // A tree is at most one level deeper per byte of text (`1!!!...`): short
+    // text runs on the caller's stack when it has room, longer text on its own.
+    let need = sql
+        .len()
+        .saturating_mul(STACK_PER_BYTE)
+        .saturating_add(256 * 1024)
+        .min(ANALYSIS_STACK);
+    stacker::maybe_grow(need, ANALYSIS_STACK, || {
+        analyse_on_stack(dialect, connection, default_schema, catalog, columns, sql)
+    })
+}
+
+/// Stack one level of the tree may take (a debug build's frames; release
+/// ones are smaller).
+const STACK_PER_BYTE: usize = 8 * 1024;
+
+/// Stack that analysis runs on: twice what the deepest input the limits let
+/// through needs in a debug build (16 MiB; release frames are smaller).
+/// Pages of it that are not touched cost no memory.
+pub const ANALYSIS_STACK: usize = 32 * 1024 * 1024;
+
+fn analyse_on_stack(
     dialect: Dialect,
     connection: &str,
     default_schema: &str,
@@ -190,6 +226,7 @@ pub fn analyse_with(
             .apply(statement)
             .map_err(at)?;
         let executed = canonical(dialect, statement).map_err(at)?;
+        guard::check_executed(&executed).map_err(at)?;
         let mut lineage = lineage::lineage(statement, resolver, columns);
         lineage.carry(&carried);
         let analysed = summarise(&walk, executed, lineage);

@@ -94,6 +94,8 @@ struct Frame {
     ctes: Vec<(String, *const Query)>,
     recursive: bool,
     visible: usize,
+    /// Set operations of this query's body, counted in `Walk::depth`.
+    set_depth: usize,
 }
 
 /// State of the walk over one top-level statement.
@@ -417,19 +419,28 @@ impl<'r> Walk<'r> {
             .any(|f| f.ctes[..f.visible].iter().any(|(n, _)| n == key))
     }
 
-    /// `TABLE t` inside a set expression (not inside nested queries, which get their own visit).
-    fn table_commands(&mut self, body: &SetExpr) -> Result<(), String> {
+    /// `TABLE t` inside a set expression (not inside nested queries, which
+    /// get their own visit). `depth` counts the set operations around `body`;
+    /// they count as nesting (later stages recurse over them): returns the
+    /// deepest, refuses more than [`MAX_EXPR_DEPTH`] levels with the
+    /// expressions around.
+    fn table_commands(&mut self, body: &SetExpr, depth: usize) -> Result<usize, String> {
         match body {
             SetExpr::SetOperation { left, right, .. } => {
-                self.table_commands(left)?;
-                self.table_commands(right)
+                if self.depth + depth >= MAX_EXPR_DEPTH {
+                    return Err(format!(
+                        "query nested more than {MAX_EXPR_DEPTH} levels deep (set operations UNION, INTERSECT, EXCEPT count too); split it into several statements"
+                    ));
+                }
+                let left = self.table_commands(left, depth + 1)?;
+                Ok(left.max(self.table_commands(right, depth + 1)?))
             }
             SetExpr::Table(t) => {
                 let Some(name) = &t.table_name else {
                     return Err("TABLE without a table name cannot be analysed".into());
                 };
                 if t.schema_name.is_none() && self.is_cte(&self.cte_key(name)) {
-                    return Ok(());
+                    return Ok(depth);
                 }
                 let parts: Vec<&Ident> = match &t.schema_name {
                     Some(s) => vec![s, name],
@@ -440,9 +451,9 @@ impl<'r> Walk<'r> {
                     self.rewrites.table_command(t, &table);
                 }
                 self.read(None, table);
-                Ok(())
+                Ok(depth)
             }
-            _ => Ok(()),
+            _ => Ok(depth),
         }
     }
 }
@@ -483,6 +494,7 @@ impl Visitor for Walk<'_> {
             ctes,
             recursive,
             visible,
+            set_depth: 0,
         });
         if !query.locks.is_empty() {
             self.locking = true;
@@ -493,11 +505,22 @@ impl Visitor for Walk<'_> {
                 "pipe operators (|>) are not supported; use plain SQL".into(),
             );
         }
-        brk(self.table_commands(&query.body))
+        match self.table_commands(&query.body, 0) {
+            Ok(set_depth) => {
+                self.depth += set_depth;
+                if let Some(frame) = self.frames.last_mut() {
+                    frame.set_depth = set_depth;
+                }
+                ControlFlow::Continue(())
+            }
+            Err(reason) => ControlFlow::Break(reason),
+        }
     }
 
     fn post_visit_query(&mut self, query: &Query) -> ControlFlow<String> {
-        self.frames.pop();
+        if let Some(frame) = self.frames.pop() {
+            self.depth -= frame.set_depth;
+        }
         let ptr = query as *const Query;
         if let Some(top) = self.frames.last_mut()
             && top.ctes.iter().any(|(_, p)| *p == ptr)
