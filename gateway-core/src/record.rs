@@ -405,43 +405,45 @@ impl Gateway {
 
     /// Append a call's write-ahead intent durably; its id on success.
     pub(crate) async fn append_intent(&self, record: AuditRecord) -> Result<String, String> {
-        let started = Instant::now();
         let tool = record.tool.clone();
-        let r = self
-            .audit
-            .append(record)
-            .await
+        let appended = self.timed_append(self.audit.append(record)).await;
+        appended
             .map(|e| {
                 tracing::debug!(tool = %tool, audit_id = %e.id, audit_seq = e.seq, "intent recorded");
                 e.id
             })
-            .map_err(|e| e.to_string());
-        let took = started.elapsed();
-        crate::metrics::audit_appended(took);
-        self.stages.add(crate::stages::Stage::Audit, took);
-        r
+            .map_err(|e| e.to_string())
     }
 
     async fn append(&self, record: AuditRecord) -> Result<(), String> {
-        let started = Instant::now();
         let line = CallLine::of(&record);
         // A call whose intent is durable closes it without waiting for the
         // disk: a crash after this loses nothing, a power loss leaves the
         // intent, closed as `unknown` at the next start (`audit::intent`).
-        let appended = async {
-            if record.intent.is_some() {
-                self.audit.append_written(record).await
-            } else {
-                self.audit.append(record).await
-            }
-        }
-        .instrument(crate::stage_span!(crate::stages::Stage::Audit.name()))
-        .await;
+        let appended = self
+            .timed_append(
+                async {
+                    if record.intent.is_some() {
+                        self.audit.append_written(record).await
+                    } else {
+                        self.audit.append(record).await
+                    }
+                }
+                .instrument(crate::stage_span!(crate::stages::Stage::Audit.name())),
+            )
+            .await;
         line.log(appended.as_ref().ok());
-        let r = appended.map(|_| ()).map_err(|e| e.to_string());
+        appended.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Run one audit append, charging its time to the append metric and
+    /// the audit stage (intents and events alike).
+    async fn timed_append<T>(&self, append: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = append.await;
         let took = started.elapsed();
         crate::metrics::audit_appended(took);
         self.stages.add(crate::stages::Stage::Audit, took);
-        r
+        out
     }
 }
