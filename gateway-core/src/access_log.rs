@@ -6,7 +6,10 @@
 //!
 //! Refused authentication is aggregated ([`AuthRefusals`]): counted in
 //! memory per (reason, source) and written as one event per window, so a
-//! flood of bad tokens cannot flood the store.
+//! flood of bad tokens cannot flood the store. Calls over a rate or
+//! concurrency limit are aggregated the same way ([`RateRefusals`], per
+//! principal and limit), past the first of each in a window, which is
+//! recorded as the call's own `deny` event.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -23,6 +26,10 @@ pub const AUDIT_READ: &str = "audit_read";
 pub const POLICY_RELOAD: &str = "policy_reload";
 /// `tool` of a window of refused authentications.
 pub const AUTH_REFUSED: &str = "auth_refused";
+/// `tool` of a window of calls refused by a rate or concurrency limit (the
+/// first refusal of each principal and limit in a window is also recorded
+/// as its own `deny` event of the tool called).
+pub const RATE_LIMITED: &str = "rate_limited";
 /// Distinct (reason, source) keys kept per window; the rest are summed
 /// under [`OTHER`].
 pub const MAX_KEYS: usize = 100;
@@ -107,25 +114,59 @@ pub fn policy_reload_record(hash: Option<&str>, refused: Option<&str>) -> AuditR
     r
 }
 
-/// Refused authentications counted since the last [`AuthRefusals::take`].
-#[derive(Debug, Default)]
-pub struct AuthRefusals {
+/// Refusals counted per pair of keys since the last [`RefusalWindow::take`],
+/// written as one event per window: refused authentications
+/// ([`AuthRefusals`], per reason and source address) and calls over a rate
+/// or concurrency limit ([`RateRefusals`], per principal and limit).
+#[derive(Debug)]
+pub struct RefusalWindow {
+    /// `tool` of the window's event.
+    tool: &'static str,
+    /// Names of the two keys in the event's entries.
+    keys: (&'static str, &'static str),
     counts: Mutex<BTreeMap<(String, String), u64>>,
 }
 
-impl AuthRefusals {
-    /// Count one refusal for `reason` (a fixed word, never the token) from
-    /// `source` (an address, or `unknown`). Beyond [`MAX_KEYS`] distinct
-    /// keys the refusal counts under ([`OTHER`], [`OTHER`]).
-    pub fn note(&self, reason: &str, source: &str) {
-        self.add(reason, source, 1);
+/// Refused authentications, counted per (reason, source address).
+pub type AuthRefusals = RefusalWindow;
+/// Calls refused by a `[[limits.rule]]`, counted per (principal, limit).
+pub type RateRefusals = RefusalWindow;
+
+impl Default for RefusalWindow {
+    /// The window of refused authentications.
+    fn default() -> Self {
+        Self::new(AUTH_REFUSED, ("reason", "source"))
+    }
+}
+
+impl RefusalWindow {
+    fn new(tool: &'static str, keys: (&'static str, &'static str)) -> Self {
+        RefusalWindow {
+            tool,
+            keys,
+            counts: Mutex::default(),
+        }
     }
 
-    fn add(&self, reason: &str, source: &str, n: u64) {
+    /// The window of calls refused by a rate or concurrency limit.
+    pub fn rate_limits() -> Self {
+        Self::new(RATE_LIMITED, ("principal", "limit"))
+    }
+
+    /// Count one refusal under (`a`, `b`): for authentication a reason (a
+    /// fixed word, never the token) and a source (an address, or
+    /// `unknown`); for limits the principal and the limit. Beyond
+    /// [`MAX_KEYS`] distinct keys the refusal counts under ([`OTHER`],
+    /// [`OTHER`]). True when it is the first of its key in this window.
+    pub fn note(&self, a: &str, b: &str) -> bool {
+        self.add(a, b, 1)
+    }
+
+    fn add(&self, a: &str, b: &str, n: u64) -> bool {
         let Ok(mut counts) = self.counts.lock() else {
-            return;
+            return false;
         };
-        let key = (reason.to_string(), source.to_string());
+        let key = (a.to_string(), b.to_string());
         let key = if counts.contains_key(&key) || counts.len() < MAX_KEYS {
             key
         } else {
@@ -133,6 +174,7 @@ impl AuthRefusals {
         };
         let c = counts.entry(key).or_default();
         *c = c.saturating_add(n);
+        *c == n
     }
 
     /// The window's event, if anything was refused since the last call;
@@ -143,15 +185,19 @@ impl AuthRefusals {
             return None;
         }
         let total: u64 = counts.values().sum();
+        let (ka, kb) = self.keys;
         let entries: Vec<Value> = counts
             .into_iter()
-            .map(|((reason, source), count)| {
-                json!({"reason": reason, "source": source, "count": count})
-            })
+            .map(|((a, b), count)| json!({ka: a, kb: b, "count": count}))
             .collect();
+        let who = if self.tool == AUTH_REFUSED {
+            anonymous()
+        } else {
+            system()
+        };
         let mut r = access_record(
-            &anonymous(),
-            AUTH_REFUSED,
+            &who,
+            self.tool,
             json!({"total": total, "refusals": entries}),
             "deny",
             "refused",
@@ -166,15 +212,13 @@ impl AuthRefusals {
         let Some(entries) = record.arguments["refusals"].as_array() else {
             return;
         };
+        let (ka, kb) = self.keys;
         for e in entries {
-            let (Some(reason), Some(source), Some(n)) = (
-                e["reason"].as_str(),
-                e["source"].as_str(),
-                e["count"].as_u64(),
-            ) else {
+            let (Some(a), Some(b), Some(n)) = (e[ka].as_str(), e[kb].as_str(), e["count"].as_u64())
+            else {
                 continue;
             };
-            self.add(reason, source, n);
+            self.add(a, b, n);
         }
     }
 }

@@ -27,7 +27,10 @@ pub struct Gateway {
     pub(crate) max_bytes: usize,
     pub(crate) stages: StageClock,
     pub(crate) refusals: crate::access_log::AuthRefusals,
+    pub(crate) rate_refusals: crate::access_log::RateRefusals,
     pub(crate) limits: crate::limits::CallLimits,
+    /// Events of executed calls that could not be written yet.
+    pub(crate) late: crate::audit::intent::LateOutcomes,
 }
 
 /// Builder for [`Gateway`].
@@ -125,7 +128,9 @@ impl GatewayBuilder {
             max_bytes: self.max_bytes,
             stages: StageClock::default(),
             refusals: Default::default(),
+            rate_refusals: crate::access_log::RateRefusals::rate_limits(),
             limits: self.limits,
+            late: Default::default(),
         })
     }
 }
@@ -176,19 +181,24 @@ impl Gateway {
         &self.refusals
     }
 
-    /// Append the window of refused authentications, if any, to the audit
-    /// chain. A failed append keeps the counts for the next window.
-    pub async fn flush_auth_refusals(&self) -> Result<bool, crate::audit::StoreError> {
-        let Some(record) = self.refusals.take() else {
-            return Ok(false);
-        };
-        match self.audit.append(record.clone()).await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                self.refusals.restore(&record);
-                Err(e)
+    /// Append the windows of refused authentications and of calls over a
+    /// limit, if any, to the audit chain (one event each). A failed append
+    /// keeps the counts for the next window. True when an event was written.
+    pub async fn flush_refusals(&self) -> Result<bool, crate::audit::StoreError> {
+        let mut wrote = false;
+        for window in [&self.refusals, &self.rate_refusals] {
+            let Some(record) = window.take() else {
+                continue;
+            };
+            match self.audit.append(record.clone()).await {
+                Ok(_) => wrote = true,
+                Err(e) => {
+                    window.restore(&record);
+                    return Err(e);
+                }
             }
         }
+        Ok(wrote)
     }
 
     /// The masker.

@@ -103,13 +103,26 @@ impl Gateway {
                 limit,
                 retry_after_s,
             } => {
-                let trace = Trace::start(principal, tool, args, &self.masker);
+                // The first refusal of this principal and limit in the
+                // window is the call's own event; the rest are counted into
+                // the window's one `rate_limited` event, so a caller hammering
+                // a limit cannot flood the store.
+                let first = self.rate_refusals.note(&principal.sub, &limit);
                 let e = CallError::RateLimited {
                     kind,
                     limit,
                     retry_after_s,
                 };
-                self.finish(trace, Err(e)).await
+                if first {
+                    let trace = Trace::start(principal, tool, args, &self.masker);
+                    return self.finish(trace, Err(e)).await;
+                }
+                crate::metrics::call_recorded(
+                    self.tool_label(tool),
+                    "deny",
+                    std::time::Duration::ZERO,
+                );
+                CallResult::error(&e, e.to_string())
             }
         }
     }

@@ -417,6 +417,9 @@ impl Gateway {
 
     async fn append(&self, record: AuditRecord) -> Result<(), String> {
         let line = CallLine::of(&record);
+        // An executed call's event that cannot be written now is written
+        // late, so its intent does not stay open until the next start.
+        let late_copy = record.intent.is_some().then(|| record.clone());
         // A call whose intent is durable closes it without waiting for the
         // disk: a crash after this loses nothing, a power loss leaves the
         // intent, closed as `unknown` at the next start (`audit::intent`).
@@ -433,6 +436,13 @@ impl Gateway {
             )
             .await;
         line.log(appended.as_ref().ok());
+        match (&appended, late_copy) {
+            (Err(e), Some(record)) => self.late.keep(record, &e.to_string()),
+            (Ok(_), _) if !self.late.is_empty() => {
+                self.late.write(self.audit.as_ref()).await;
+            }
+            _ => {}
+        }
         appended.map(|_| ()).map_err(|e| e.to_string())
     }
 

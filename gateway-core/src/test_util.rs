@@ -57,6 +57,9 @@ pub struct MemoryStore {
     pub append_delay: Mutex<Option<std::time::Duration>>,
     /// When set, appends of write-ahead intents fail (and only those).
     pub intents_fail: AtomicBool,
+    /// When set, appends of executed calls' events (records naming an
+    /// intent) fail (and only those).
+    pub events_fail: AtomicBool,
 }
 
 impl MemoryStore {
@@ -91,6 +94,11 @@ impl AuditStore for MemoryStore {
         if record.is_intent() && self.intents_fail.load(Ordering::SeqCst) {
             return Err(StoreError::Write {
                 reason: "intent write failed (test)".into(),
+            });
+        }
+        if record.intent.is_some() && self.events_fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Write {
+                reason: "event write failed (test)".into(),
             });
         }
         if self.broken.load(Ordering::SeqCst) {

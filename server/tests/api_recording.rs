@@ -320,9 +320,9 @@ async fn every_audit_read_and_every_refused_token_is_in_the_chain() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(s.gateway.flush_auth_refusals().await.unwrap());
+    assert!(s.gateway.flush_refusals().await.unwrap());
     assert!(
-        !s.gateway.flush_auth_refusals().await.unwrap(),
+        !s.gateway.flush_refusals().await.unwrap(),
         "nothing new: no event"
     );
     let refused = events_of(&s.gateway, "auth_refused").await;

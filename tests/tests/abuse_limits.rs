@@ -448,6 +448,41 @@ async fn over_the_rate_a_call_is_a_tool_error_with_retry_after_and_an_event() {
     );
     assert_eq!(ev.outcome.rows, None);
     assert!(ev.requests.is_empty(), "no analysis or policy ran: {ev:?}");
+    // Hammering the limit does not flood the store: the rest of the
+    // window's refusals are counted into one `rate_limited` event.
+    let before = all_events(&s).await.len();
+    for n in 0..50 {
+        let r = alice.call("sql_query", select(100 + n)).await;
+        assert_eq!(r["structuredContent"]["error"]["code"], "rate_limited");
+    }
+    assert_eq!(all_events(&s).await.len(), before, "no event per refusal");
+    assert!(s.gateway.flush_refusals().await.unwrap());
+    let windows: Vec<_> = all_events(&s)
+        .await
+        .into_iter()
+        .filter(|e| e.record.tool == "rate_limited")
+        .collect();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    let w = &windows[0].record;
+    assert_eq!(w.arguments["total"], 51, "{w:?}");
+    let entries = w.arguments["refusals"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{w:?}");
+    assert_eq!(entries[0]["principal"], "alice");
+    assert!(
+        entries[0]["limit"]
+            .as_str()
+            .unwrap()
+            .contains("3 calls per 1h")
+    );
+    assert_eq!(w.decision, "deny");
+}
+
+async fn all_events(s: &Server) -> Vec<gateway_core::audit::AuditEvent> {
+    s.gateway
+        .audit()
+        .list(&AuditFilter::default())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

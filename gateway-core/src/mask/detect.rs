@@ -353,9 +353,32 @@ impl Engine {
     /// Find spans in `s`, non-overlapping, sorted by start, into `out`
     /// (cleared first).
     pub(crate) fn find(&self, s: &str, out: &mut Vec<Span>) {
+        let remainders = self.find_once(s, out);
+        // What of a detection lies outside the spans that won is looked at
+        // again on its own: a value there (an e-mail glued to a card
+        // number) is masked too; a piece that is no value alone (the
+        // `@host` of `user:pass@host`) is left as it is.
+        if remainders.is_empty() {
+            return;
+        }
+        let mut inner = Vec::new();
+        for piece in remainders {
+            self.find_once(&s[piece.start..piece.end], &mut inner);
+            out.extend(inner.iter().map(|sp| Span {
+                start: sp.start + piece.start,
+                end: sp.end + piece.start,
+                ..*sp
+            }));
+        }
+        out.sort_by_key(|sp| sp.start);
+    }
+
+    /// One detection pass: spans into `out`, and the pieces of partly
+    /// overlapped detections left outside the winners.
+    fn find_once(&self, s: &str, out: &mut Vec<Span>) -> Vec<Span> {
         out.clear();
         if s.is_empty() {
-            return;
+            return vec![];
         }
         let mut features = Features::of(s);
         if features.colons > 0 || features.eq || features.quote {
@@ -391,47 +414,78 @@ impl Engine {
                 }
             }
         }
-        resolve_overlaps(out);
+        resolve_overlaps(out)
     }
 }
 
-fn resolve_overlaps(out: &mut Vec<Span>) {
+/// Keep non-overlapping spans, higher priority first. A credential partly
+/// covered by a winner is masked outside it as a secret still; the pieces
+/// of any other detection outside the winners are returned, to be looked at
+/// on their own.
+fn resolve_overlaps(out: &mut Vec<Span>) -> Vec<Span> {
     if out.len() < 2 {
-        return;
+        return vec![];
     }
     out.sort_by_key(|s| (s.ty, s.start));
     let mut kept: Vec<Span> = Vec::with_capacity(out.len());
+    let mut remainders = vec![];
     for s in out.iter() {
         if !kept.iter().any(|k| s.start < k.end && k.start < s.end) {
             kept.push(*s);
-        } else if s.ty == SECRET {
-            // A credential is never shown in part: what of it lies outside
-            // the spans that won (`password=x-----BEGIN PRIVATE KEY...`
-            // would leave `x`) is masked as a secret still.
-            let mut pieces = vec![*s];
-            for k in kept.iter() {
-                pieces = pieces
-                    .into_iter()
-                    .flat_map(|p| {
-                        [
-                            Span {
-                                end: p.end.min(k.start),
-                                ..p
-                            },
-                            Span {
-                                start: p.start.max(k.end),
-                                ..p
-                            },
-                        ]
-                    })
-                    .filter(|p| p.start < p.end)
-                    .collect();
+        } else {
+            // What of it lies outside the spans that won
+            // (`password=x-----BEGIN PRIVATE KEY...` would leave `x`; an
+            // e-mail glued to a card number its tail).
+            let pieces = outside(*s, &kept);
+            if s.ty == SECRET {
+                // A credential is never shown in part.
+                kept.extend(pieces);
+            } else {
+                remainders.extend(pieces);
             }
-            kept.extend(pieces);
         }
     }
     kept.sort_by_key(|s| s.start);
+    // Cut by every span kept (some were kept after a piece was cut), and
+    // merge pieces of different detections that overlap.
+    let mut pieces: Vec<Span> = remainders
+        .into_iter()
+        .flat_map(|r| outside(r, &kept))
+        .collect();
+    pieces.sort_by_key(|p| p.start);
+    let mut merged: Vec<Span> = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        match merged.last_mut() {
+            Some(m) if p.start < m.end => m.end = m.end.max(p.end),
+            _ => merged.push(p),
+        }
+    }
     *out = kept;
+    merged
+}
+
+/// The parts of `span` outside every span of `kept`.
+fn outside(span: Span, kept: &[Span]) -> Vec<Span> {
+    let mut pieces = vec![span];
+    for k in kept {
+        pieces = pieces
+            .into_iter()
+            .flat_map(|p| {
+                [
+                    Span {
+                        end: p.end.min(k.start),
+                        ..p
+                    },
+                    Span {
+                        start: p.start.max(k.end),
+                        ..p
+                    },
+                ]
+            })
+            .filter(|p| p.start < p.end)
+            .collect();
+    }
+    pieces
 }
 
 fn is_word(b: u8) -> bool {

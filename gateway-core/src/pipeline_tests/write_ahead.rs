@@ -162,3 +162,43 @@ async fn intents_a_crash_left_open_are_closed_as_unknown_once() {
     assert_eq!(close_unfinished(f.store.as_ref()).await.unwrap(), 0);
     let _: &Arc<_> = &f.store;
 }
+
+#[tokio::test]
+async fn an_event_that_could_not_be_written_is_written_by_the_next_append() {
+    let f = fixture(Mode::Enforce, "hello");
+    f.store.events_fail.store(true, Ordering::SeqCst);
+    let r = call(&f, "fake_query", read_args()).await;
+    assert!(r.is_error, "{r:?}");
+    assert!(!r.structured.to_string().contains("hello"), "{r:?}");
+    let report = f.store.verify().await.unwrap();
+    assert_eq!(report.open_intents, 1, "{report}");
+    // The store takes events again: the next call's event is followed by
+    // the late one, and no intent is left open while the server runs.
+    f.store.events_fail.store(false, Ordering::SeqCst);
+    let r = call(&f, "fake_query", read_args()).await;
+    assert!(!r.is_error, "{r:?}");
+    let intents = f.store.intents();
+    let calls = f.store.calls();
+    assert_eq!((intents.len(), calls.len()), (2, 2), "{calls:#?}");
+    let late = &calls[1];
+    assert_eq!(late.record.intent.as_deref(), Some(intents[0].id.as_str()));
+    assert_eq!(late.record.outcome.status, "error");
+    let said = late.record.outcome.error.as_deref().unwrap_or_default();
+    assert!(
+        said.contains("recorded late") && said.contains("`ok`"),
+        "{said}"
+    );
+    assert_eq!(late.record.result_preview, serde_json::Value::Null);
+    assert!(
+        !serde_json::to_string(&late.record)
+            .unwrap()
+            .contains("hello")
+    );
+    let report = f.store.verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(
+        (report.open_intents, report.outcomes_unknown),
+        (0, 0),
+        "{report}"
+    );
+}

@@ -187,6 +187,21 @@ pub(super) fn build(schema: &Schema, sources: &[PolicySource]) -> Result<Loaded,
     // Where each policy id came from, to place validation errors.
     let mut origin: HashMap<String, (usize, usize)> = HashMap::new();
     for (file_index, src) in sources.iter().enumerate() {
+        if let Some(deep) = super::shape::too_deep(&src.text) {
+            let (line, col) = line_col(&src.text, deep.offset);
+            diags.push(Diagnostic {
+                path: src.path.clone(),
+                line,
+                col,
+                message: format!(
+                    "policy nested too deep: more than {} brackets, operators and `.` in one \
+                     policy (Cedar's parser would overflow its stack); split the condition \
+                     into several policies",
+                    super::shape::MAX_STRUCTURE
+                ),
+            });
+            continue;
+        }
         let parsed = match src.text.parse::<PolicySet>() {
             Ok(p) => p,
             Err(errs) => {

@@ -17,6 +17,7 @@
 
 mod entities;
 mod load;
+pub mod shape;
 mod vocabulary;
 
 use std::collections::BTreeSet;
@@ -268,10 +269,24 @@ fn unconditioned_permits(
     (out, conditions)
 }
 
+/// The stack policies are loaded on (reserved, touched pages only): room
+/// for the deepest policy [`shape`] lets through, ~1,000 levels at some
+/// 40 KiB each in a debug build.
+pub const LOAD_STACK: usize = 256 * 1024 * 1024;
+
 impl PolicyEngine {
     /// Build from policy sources (file name + text), validating strictly
     /// against `schema` (the core's fragment combined with the families').
+    ///
+    /// Cedar's parser recurses once per level of an expression without a
+    /// limit of its own, some 40 KiB a level in a debug build, so loading
+    /// runs on a stack of its own ([`LOAD_STACK`], touched pages only), and
+    /// [`shape`] refuses a policy deeper than that stack holds.
     pub fn new(schema: Arc<PolicySchema>, sources: &[PolicySource]) -> Result<Self, PolicyError> {
+        stacker::grow(LOAD_STACK, || Self::load(schema, sources))
+    }
+
+    fn load(schema: Arc<PolicySchema>, sources: &[PolicySource]) -> Result<Self, PolicyError> {
         let loaded = load::build(schema.schema(), sources)?;
         let grouped_actions = schema.schema().action_groups().next().is_some();
         let by_action = if !grouped_actions && loaded.set.templates().next().is_none() {

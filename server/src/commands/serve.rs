@@ -59,6 +59,10 @@ pub async fn run(path: &Path, stdio: bool, log_format: Option<&str>) -> anyhow::
     } else {
         serve_http(&config, gateway.clone(), None).await
     };
+    // The last window of refusals is in the chain before the checkpoint.
+    if let Err(e) = gateway.flush_refusals().await {
+        tracing::error!(error = %e, "the last refusal counts could NOT be recorded at shutdown");
+    }
     if let Some(c) = checkpoints {
         c.finish().await;
     }
@@ -78,6 +82,7 @@ async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<E
         .clone()
         .context("--stdio needs a [stdio] section with the caller's sub and groups")?;
     crate::policy_watch::spawn(config, gateway.clone());
+    spawn_refusal_flush(gateway.clone());
     let handler = McpHandler::stdio(
         gateway,
         Principal {
@@ -175,23 +180,24 @@ pub async fn serve_http(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every [`REFUSAL_WINDOW`], append the refused authentications counted
-/// since the last window as one `auth_refused` event (none when there were
-/// none); a failed append keeps the counts for the next window.
+/// Every [`REFUSAL_WINDOW`], append the refused authentications and the
+/// calls refused by limits counted since the last window as one
+/// `auth_refused` and one `rate_limited` event (none when there were none);
+/// a failed append keeps the counts for the next window.
 fn spawn_refusal_flush(gateway: Arc<Gateway>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(REFUSAL_WINDOW);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = gateway.flush_auth_refusals().await {
-                tracing::error!(error = %e, "refused authentications NOT recorded; kept for the next window");
+            if let Err(e) = gateway.flush_refusals().await {
+                tracing::error!(error = %e, "refusal counts NOT recorded; kept for the next window");
             }
         }
     });
 }
 
-/// How often refused authentications are written to the audit chain.
+/// How often refusal counts are written to the audit chain.
 const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
