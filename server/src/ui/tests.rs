@@ -11,7 +11,12 @@ use gateway_core::review::{ReviewItem, ReviewSummary, ReviewText, TextPart};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::approvals::*;
+use super::layout::*;
+use super::session::*;
 use super::*;
+use axum::http::header;
+use maud::html;
 
 const XSS: &str = "<script>alert(1)</script>";
 
