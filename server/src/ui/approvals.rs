@@ -1,6 +1,8 @@
-//! The review pages: `/ui` and `/ui/approvals` (approvals you may decide),
-//! `/ui/approvals/{id}` (the family's review of exactly what will run, with
-//! approve/deny forms).
+//! The review pages: `/ui` and `/ui/approvals` (tabs: waiting for me, all I
+//! may see, decided; filters by tool, connection, requester; refreshed live
+//! from `/ui/approvals/events`), `/ui/approvals/{id}` (the family's review of
+//! exactly what will run, approvals so far, expiry countdown, approve/deny
+//! with a reason, or why this viewer may not).
 //!
 //! Pages know no tool family: they show the approval's [`ReviewSummary`]
 //! (title, what runs, resources, diff) and the arguments key by key. The
@@ -10,6 +12,7 @@
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use gateway_core::Principal;
@@ -19,22 +22,169 @@ use gateway_core::review::{ReviewSummary, ReviewText};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::broadcast;
 
-use super::layout::{Viewer, layout, state_badge};
+use super::layout::{Section, Viewer, badge, layout, state_badge};
 use super::session::{csrf_for, csrf_ok, login_redirect, same_origin, session};
 use super::url_part;
 use crate::approvals as approval;
 use crate::state::AppState;
 
-pub(crate) async fn index(State(state): State<AppState>, jar: CookieJar) -> Response {
+/// Which approvals a list shows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Tab {
+    /// Pending approvals this viewer may decide and has not decided yet.
+    Mine,
+    /// Every approval this viewer may see.
+    All,
+    /// Decided (no longer pending) approvals this viewer may see.
+    Decided,
+}
+
+impl Tab {
+    fn parse(s: Option<&str>) -> Tab {
+        match s {
+            Some("all") => Tab::All,
+            Some("decided") => Tab::Decided,
+            _ => Tab::Mine,
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Tab::Mine => "pending",
+            Tab::All => "all",
+            Tab::Decided => "decided",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Tab::Mine => "Waiting for me",
+            Tab::All => "All I may see",
+            Tab::Decided => "Decided",
+        }
+    }
+}
+
+/// The list's query: tab and filters (substring, case-insensitive).
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct ListQuery {
+    view: Option<String>,
+    tool: Option<String>,
+    connection: Option<String>,
+    requester: Option<String>,
+}
+
+impl ListQuery {
+    fn filter(s: &Option<String>) -> Option<String> {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase)
+    }
+
+    /// The query string of this list with `view` replaced.
+    fn with_view(&self, tab: Tab) -> String {
+        let mut q = format!("?view={}", tab.key());
+        for (k, v) in [
+            ("tool", &self.tool),
+            ("connection", &self.connection),
+            ("requester", &self.requester),
+        ] {
+            if let Some(v) = Self::filter(v) {
+                q.push_str(&format!("&{k}={}", url_part(&v)));
+            }
+        }
+        q
+    }
+}
+
+/// May `who` see `a` at all: its requester, a member of a required group,
+/// or an auditor (the rule of `ApprovalService::get_for`).
+fn visible(a: &Approval, who: &Principal, all: bool) -> bool {
+    all || a.requester.sub == who.sub || a.required.iter().any(|r| who.groups.contains(&r.group))
+}
+
+/// Waiting for `who`: pending, theirs to decide, not decided by them yet.
+fn waiting_for(a: &Approval, who: &Principal) -> bool {
+    a.state == ApprovalState::Pending
+        && a.may_decide(who).is_ok()
+        && !a.reviews.iter().any(|r| r.sub == who.sub)
+}
+
+/// The approvals of `tab` matching the filters, newest first.
+pub(crate) fn select<'a>(
+    list: &'a [Approval],
+    who: &Principal,
+    all: bool,
+    tab: Tab,
+    q: &ListQuery,
+) -> Vec<&'a Approval> {
+    let (tool, conn, req) = (
+        ListQuery::filter(&q.tool),
+        ListQuery::filter(&q.connection),
+        ListQuery::filter(&q.requester),
+    );
+    let has = |hay: &str, needle: &Option<String>| {
+        needle
+            .as_deref()
+            .is_none_or(|n| hay.to_lowercase().contains(n))
+    };
+    list.iter()
+        .filter(|a| visible(a, who, all))
+        .filter(|a| match tab {
+            Tab::Mine => waiting_for(a, who),
+            Tab::All => true,
+            Tab::Decided => a.state != ApprovalState::Pending,
+        })
+        .filter(|a| {
+            has(&a.tool, &tool)
+                && has(a.connection.as_deref().unwrap_or(""), &conn)
+                && has(&a.requester.sub, &req)
+        })
+        .collect()
+}
+
+/// How many approvals an approval has of how many it needs (the
+/// requester's own never counts).
+fn approvals_so_far(a: &Approval) -> (usize, u32) {
+    let needed: u32 = a.required.iter().map(|r| r.count).sum();
+    let got = a
+        .reviews
+        .iter()
+        .filter(|r| r.verdict == "approve" && r.sub != a.requester.sub)
+        .count();
+    (got, needed)
+}
+
+/// A time as `<time>`: the RFC 3339 text, and a live countdown for open
+/// approvals (the script rewrites the text; without it the time stays).
+fn expiry(a: &Approval) -> Markup {
+    let at = rfc3339(a.expires_at);
+    html! {
+        @if a.state == ApprovalState::Pending {
+            time datetime=(at) data-countdown title=(at) { (at) }
+        } @else {
+            span.muted { "-" }
+        }
+    }
+}
+
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let Some((who, token)) = session(&state, &jar).await else {
-        return login_redirect("/ui");
+        return login_redirect("/ui/approvals");
     };
     let Some(service) = approval::service(&state) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no approval service").into_response();
     };
     let all = approval::sees_all(&state, &who);
-    let list = match service.list_for(&who, None, all, 200).await {
+    // Every approval of the store's newest 500, then what this viewer may see.
+    let list = match service.list_for(&who, None, true, 500).await {
         Ok(l) => l,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
@@ -46,38 +196,102 @@ pub(crate) async fn index(State(state): State<AppState>, jar: CookieJar) -> Resp
         },
         &list,
         all,
+        &q,
     )
     .into_response()
 }
 
-/// The list of approvals: pending first, then the rest, newest first
-/// within each.
-pub(crate) fn list_page(viewer: Viewer<'_>, list: &[Approval], all: bool) -> Markup {
-    let (pending, rest): (Vec<&Approval>, Vec<&Approval>) =
-        list.iter().partition(|a| a.state == ApprovalState::Pending);
+/// The approvals list: tabs, filters, and a table the script refreshes
+/// when the event stream says something changed.
+pub(crate) fn list_page(viewer: Viewer<'_>, list: &[Approval], all: bool, q: &ListQuery) -> Markup {
+    let tab = Tab::parse(q.view.as_deref());
+    let shown = select(list, viewer.who, all, tab, q);
+    let waiting = select(list, viewer.who, all, Tab::Mine, &ListQuery::default()).len();
     let body = html! {
-        p {
-            @if all { "Every approval (you may read the audit log)." }
-            @else { "Approvals you may decide." }
-        }
-        table {
-            tr { th { "id" } th { "state" } th { "requester" } th { "connection" } th { "call" } th { "expires" } }
-            @for a in pending.iter().chain(rest.iter()) {
-                tr {
-                    td { a href={ "/ui/approvals/" (url_part(&a.id)) } { (a.id) } }
-                    td { (state_badge(a.state)) }
-                    td { (a.requester.sub) }
-                    td { (a.connection.as_deref().unwrap_or("-")) }
-                    td { (a.review.title) br; code { (a.summary_text()) } }
-                    td { (rfc3339(a.expires_at)) }
+        nav.tabs aria-label="Approval lists" {
+            @for t in [Tab::Mine, Tab::All, Tab::Decided] {
+                a href={ "/ui/approvals" (q.with_view(t)) }
+                  aria-current=[(t == tab).then_some("page")] {
+                    (t.label())
+                    @if t == Tab::Mine { " (" (waiting) ")" }
                 }
             }
-            @if list.is_empty() {
-                tr { td colspan="6" { "Nothing for you to review." } }
+        }
+        form.filters method="get" action="/ui/approvals" role="search" {
+            input type="hidden" name="view" value=(tab.key());
+            label { "Tool" input type="text" name="tool" value=[q.tool.as_deref()] placeholder="sql_query"; }
+            label { "Connection" input type="text" name="connection" value=[q.connection.as_deref()]; }
+            label { "Requester" input type="text" name="requester" value=[q.requester.as_deref()]; }
+            button { "Filter" }
+            span.live #live-status role="status" aria-live="polite" {}
+        }
+        div #approvals data-events="/ui/approvals/events" {
+            table.list {
+                thead { tr { th { "Call" } th { "State" } th { "Requester" } th { "Connection" } th { "Approvals" } th { "Created" } th { "Expires" } } }
+                tbody {
+                    @for a in &shown {
+                        @let (got, needed) = approvals_so_far(a);
+                        tr.row {
+                            td data-label="Call" {
+                                a href={ "/ui/approvals/" (url_part(&a.id)) } { (a.review.title) }
+                                div.small.muted { code { (a.tool) } " · " (a.id) }
+                            }
+                            td data-label="State" { (state_badge(a.state)) }
+                            td data-label="Requester" { (a.requester.sub) }
+                            td data-label="Connection" { (a.connection.as_deref().unwrap_or("-")) }
+                            td data-label="Approvals" { (got) " of " (needed) }
+                            td data-label="Created" { (rfc3339(a.created_at)) }
+                            td data-label="Expires" { (expiry(a)) }
+                        }
+                    }
+                    @if shown.is_empty() {
+                        tr { td colspan="7" {
+                            @match tab {
+                                Tab::Mine => "Nothing is waiting for you.",
+                                _ => "No approvals match.",
+                            }
+                        } }
+                    }
+                }
             }
         }
     };
-    layout("Approvals", Some(viewer), body)
+    super::layout::page(
+        "Approvals",
+        Section::Approvals,
+        Some(viewer),
+        &["live.js"],
+        body,
+    )
+}
+
+/// `GET /ui/approvals/events`: server-sent events, one `changed` event
+/// (no content) whenever an approval is created or changes state, and a
+/// comment every 15 s to keep the connection open. The page then reloads
+/// its list, filtered for its viewer: the stream itself says nothing about
+/// any approval.
+pub(crate) async fn events(State(state): State<AppState>, jar: CookieJar) -> Response {
+    if session(&state, &jar).await.is_none() {
+        return (StatusCode::UNAUTHORIZED, "log in first").into_response();
+    }
+    let Some(service) = approval::service(&state) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no approval service").into_response();
+    };
+    let rx = service.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            // Lagged: changes were missed; one reload covers them all.
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Browsers drop an event with empty data: carry a constant.
+                let ev = Event::default().event("changed").data("changed");
+                Some((Ok::<_, std::convert::Infallible>(ev), rx))
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response()
 }
 
 /// Whether the arguments a reviewer sees are masked, and why.
@@ -265,23 +479,27 @@ pub(crate) fn decision_section(a: &Approval, who: &Principal, csrf: &str) -> Mar
         @match a.may_decide(who) {
             Ok(()) if a.state == ApprovalState::Pending && !decided => {
                 h2 { "Your decision" }
-                form method="post" action={ "/ui/approvals/" (url_part(&a.id)) "/decide" } {
+                form.decide method="post" action={ "/ui/approvals/" (url_part(&a.id)) "/decide" } {
                     input type="hidden" name="csrf" value=(csrf);
-                    p { label { "Reason (required to deny)" br; textarea name="reason" rows="2" {} } }
-                    button name="verdict" value="approve" { "Approve" }
-                    button name="verdict" value="deny" { "Deny" }
+                    label for="reason" { "Reason (required to deny)" }
+                    textarea #reason name="reason" rows="3" {}
+                    div.buttons {
+                        button.primary name="verdict" value="approve" { "Approve" }
+                        button.danger name="verdict" value="deny" { "Deny" }
+                    }
                 }
             }
             Ok(()) if a.state == ApprovalState::Pending => {
-                p { "You have decided; waiting for other reviewers." }
+                p.msg { "You have decided; waiting for other reviewers." }
             }
-            Err(e) if a.state == ApprovalState::Pending => p { (e.to_string()) },
+            Err(e) if a.state == ApprovalState::Pending => p.msg.warn #why-not { (e.to_string()) },
             _ => {}
         }
     }
 }
 
-/// One approval's page as `viewer` sees it.
+/// One approval's page as `viewer` sees it: the review in the main column,
+/// the facts, progress and decision at the side.
 pub(crate) fn approval_page(
     viewer: Viewer<'_>,
     a: &Approval,
@@ -290,61 +508,86 @@ pub(crate) fn approval_page(
     done: Option<&str>,
 ) -> Markup {
     let ran = matches!(a.state, ApprovalState::Executed | ApprovalState::Failed);
+    let (got, needed) = approvals_so_far(a);
+    let pct = if needed == 0 {
+        100
+    } else {
+        (got.min(needed as usize) * 100) / needed as usize
+    };
     let body = html! {
         // Only fixed messages chosen by key: the parameter is never echoed.
-        @if let Some(m) = done.and_then(done_message) { p.msg { (m) } }
-        table {
-            tr { th { "state" } td { (state_badge(a.state)) } }
-            tr { th { "requester" } td { (a.requester.sub) " (" (a.requester.groups.join(", ")) ")" } }
-            tr { th { "tool" } td { code { (a.tool) } } }
-            tr { th { "connection" } td { code { (a.connection.as_deref().unwrap_or("-")) } } }
-            tr { th { "created" } td { (rfc3339(a.created_at)) } }
-            tr { th { "expires" } td { (rfc3339(a.expires_at)) } }
-            @if ran {
-                tr { th { "executed at" } td { (a.finished_at.map(rfc3339).unwrap_or_else(|| "-".into())) } }
-                tr { th { "outcome" } td {
-                    (a.state.as_str())
-                    @if let Some(note) = &a.note { " (" (note) ")" }
-                } }
-                tr { th { "items" } td {
-                    @match a.items {
-                        Some(n) => { (n) " returned or changed" }
-                        None => "-",
+        @if let Some(m) = done.and_then(done_message) { p.msg role="status" { (m) } }
+        div.layout {
+            div {
+                p.summary { (state_badge(a.state)) " " b { (a.requester.sub) } " asked to run " code { (a.tool) }
+                    " on " code { (a.connection.as_deref().unwrap_or("-")) } " at " (rfc3339(a.created_at)) "." }
+                (masking_note(masking))
+                (review_section(&a.review))
+                (arguments_section(shown_args))
+                h2 { "Decisions" }
+                @if a.reviews.is_empty() { p.muted { "No decision yet." } }
+                ul.plain {
+                    @for r in &a.reviews {
+                        li {
+                            (badge(&r.verdict)) " " b { (r.sub) } span.muted { " (" (r.groups.join(", ")) ") at " (rfc3339(r.time)) } ": "
+                            (r.reason.as_deref().unwrap_or("(no reason)"))
+                        }
                     }
-                } }
+                }
+                p.muted { (lifecycle(a)) }
             }
-            tr { th { "arguments hash" } td { code { (a.arguments_hash) } } }
-        }
-        (masking_note(masking))
-        (review_section(&a.review))
-        h2 { "Approval required" }
-        ul {
-            @for r in &a.required {
-                li {
-                    (r.count) " from " b { (r.group) } " (asked by "
-                    @for (i, p) in r.policies.iter().enumerate() {
-                        @if i > 0 { ", " }
-                        code { (p) }
+            aside.side aria-label="Approval" {
+                (decision_section(a, viewer.who, viewer.csrf))
+                h2 { "Approvals" }
+                p { b { (got) " of " (needed) } " approvals" }
+                progress value=(got.min(needed as usize)) max=(needed.max(1)) aria-label="Approvals so far" { (pct) "%" }
+                ul.plain.small {
+                    @for r in &a.required {
+                        li {
+                            (r.count) " from " b { (r.group) } br;
+                            span.muted { "asked by " }
+                            @for (i, p) in r.policies.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                code { (p) }
+                            }
+                        }
                     }
-                    ")"
+                }
+                h2 { "Facts" }
+                table.facts.small {
+                    tr { th { "State" } td { (state_badge(a.state)) } }
+                    tr { th { "Requester" } td { (a.requester.sub) " " span.muted { "(" (a.requester.groups.join(", ")) ")" } } }
+                    tr { th { "Tool" } td { code { (a.tool) } } }
+                    tr { th { "Connection" } td { code { (a.connection.as_deref().unwrap_or("-")) } } }
+                    tr { th { "Created" } td { (rfc3339(a.created_at)) } }
+                    tr { th { "Expires" } td { (rfc3339(a.expires_at)) @if a.state == ApprovalState::Pending { br; (expiry(a)) } } }
+                    @if ran {
+                        tr { th { "Executed at" } td { (a.finished_at.map(rfc3339).unwrap_or_else(|| "-".into())) } }
+                        tr { th { "Outcome" } td {
+                            (a.state.as_str())
+                            @if let Some(note) = &a.note { " (" (note) ")" }
+                        } }
+                        tr { th { "Items" } td {
+                            @match a.items {
+                                Some(n) => { (n) " returned or changed" }
+                                None => "-",
+                            }
+                        } }
+                    }
+                    tr { th { "Id" } td { code { (a.id) } } }
+                    tr { th { "Arguments hash" } td { code { (a.arguments_hash) } } }
                 }
             }
         }
-        h2 { "Decisions" }
-        ul {
-            @for r in &a.reviews {
-                li {
-                    (r.sub) " " b { (r.verdict) } " (" (r.groups.join(", ")) ") at " (rfc3339(r.time)) ": "
-                    (r.reason.as_deref().unwrap_or("(no reason)"))
-                }
-            }
-        }
-        (arguments_section(shown_args))
-        p { (lifecycle(a)) }
-        (decision_section(a, viewer.who, viewer.csrf))
-        p { a href="/ui" { "All approvals" } }
+        p { a href="/ui/approvals" { "« All approvals" } }
     };
-    layout(&format!("Approval {}", a.id), Some(viewer), body)
+    super::layout::page(
+        &format!("Approval: {}", a.review.title),
+        Section::Approvals,
+        Some(viewer),
+        &["live.js"],
+        body,
+    )
 }
 
 #[derive(Deserialize)]
@@ -359,7 +602,7 @@ pub(crate) async fn page(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let Some((who, token)) = session(&state, &jar).await else {
-        return login_redirect(&format!("/ui/approvals/{id}"));
+        return login_redirect(&format!("/ui/approvals/{}", url_part(&id)));
     };
     let Some(service) = approval::service(&state) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no approval service").into_response();
@@ -402,7 +645,7 @@ pub(crate) async fn decide(
     Form(f): Form<DecideForm>,
 ) -> Response {
     let Some((who, token)) = session(&state, &jar).await else {
-        return login_redirect(&format!("/ui/approvals/{id}"));
+        return login_redirect(&format!("/ui/approvals/{}", url_part(&id)));
     };
     if !f.csrf.as_deref().is_some_and(|c| csrf_ok(&token, c)) || !same_origin(&state, &headers) {
         return (

@@ -1,50 +1,93 @@
-//! The one page shell of the console: head, stylesheet, who is logged in.
+//! The one page shell of the console: head (the embedded stylesheet and
+//! scripts, never inline), the top bar (navigation, who is logged in, log
+//! out) and the main column. Every value goes through maud, which escapes it.
 
 use gateway_core::Principal;
 use gateway_core::approval::ApprovalState;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
-/// The one stylesheet of every page, allowed by hash in the CSP.
-pub(crate) const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-pre{background:#f5f5f5;padding:.75rem;overflow:auto;white-space:pre-wrap}table{border-collapse:collapse;width:100%}
-td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}.who{float:right}
-.state{font-weight:bold}.pending{color:#b60}.approved,.executed{color:#070}.denied,.failed,.expired,.cancelled{color:#a00}
-textarea{width:100%}button{padding:.4rem 1rem;margin-right:.5rem}.msg{background:#eef;padding:.5rem}";
-
-/// The logged-in reviewer of a page and their CSRF token (for log out).
+/// The logged-in person of a page and their CSRF token (for log out).
 #[derive(Clone, Copy)]
 pub(crate) struct Viewer<'a> {
     pub(crate) who: &'a Principal,
     pub(crate) csrf: &'a str,
 }
 
-/// Every page: head with the stylesheet, who is logged in, the title.
+/// Which part of the console a page belongs to (highlighted in the nav).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Section {
+    /// No section (login, errors).
+    None,
+    /// `/ui/approvals`.
+    Approvals,
+    /// `/ui/audit`.
+    Audit,
+}
+
+/// A page without a section (login, errors).
 pub(crate) fn layout(title: &str, viewer: Option<Viewer<'_>>, body: Markup) -> Markup {
+    page(title, Section::None, viewer, &[], body)
+}
+
+/// A page of `section`, loading the embedded `scripts` (names under
+/// `/ui/assets/`).
+pub(crate) fn page(
+    title: &str,
+    section: Section,
+    viewer: Option<Viewer<'_>>,
+    scripts: &[&str],
+    body: Markup,
+) -> Markup {
+    let current = |s: Section| if s == section { Some("page") } else { None };
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
-                meta name="viewport" content="width=device-width";
+                meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Tollgate" }
-                // A constant of this file, allowed by hash in the CSP.
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href={ "/ui/assets/" (super::assets::CSS) };
+                @for s in scripts {
+                    script src={ "/ui/assets/" (s) } defer {}
+                }
             }
             body {
-                @if let Some(v) = viewer {
-                    form method="post" action="/ui/logout" class="who" {
-                        (v.who.sub) " (" (v.who.groups.join(", ")) ") "
-                        input type="hidden" name="csrf" value=(v.csrf);
-                        button { "Log out" }
+                header.top {
+                    a.brand href="/ui/approvals" { "Tollgate" }
+                    @if viewer.is_some() {
+                        nav aria-label="Console" {
+                            a href="/ui/approvals" aria-current=[current(Section::Approvals)] { "Approvals" }
+                            a href="/ui/audit" aria-current=[current(Section::Audit)] { "Audit" }
+                        }
+                    }
+                    @if let Some(v) = viewer {
+                        div.who {
+                            span { "Signed in as " b { (v.who.sub) } }
+                            @if !v.who.groups.is_empty() {
+                                span.muted { "(" (v.who.groups.join(", ")) ")" }
+                            }
+                            form method="post" action="/ui/logout" {
+                                input type="hidden" name="csrf" value=(v.csrf);
+                                button { "Log out" }
+                            }
+                        }
                     }
                 }
-                h1 { (title) }
-                (body)
+                main {
+                    h1 { (title) }
+                    (body)
+                }
             }
         }
     }
 }
 
+/// An approval's state as a coloured badge.
 pub(crate) fn state_badge(s: ApprovalState) -> Markup {
-    html! { span class={ "state " (s.as_str()) } { (s.as_str()) } }
+    badge(s.as_str())
+}
+
+/// A short word as a badge; its class is the word (only known classes have a colour).
+pub(crate) fn badge(word: &str) -> Markup {
+    html! { span class={ "badge " (word) } { (word) } }
 }
