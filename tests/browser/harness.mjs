@@ -88,8 +88,31 @@ c.commit()
   execFileSync("python3", ["-c", py, path, xssTable]);
 }
 
+/**
+ * The Rust harness's throwaway OpenSSH server (`ssh-harness`, a bin of the
+ * tests crate, tests/src/sshd.rs): one JSON line of connection facts on
+ * stdout; stopped by closing its stdin.
+ */
+export async function sshd() {
+  const target = process.env.CARGO_TARGET_DIR || join(REPO, "target");
+  const bin = join(target, "debug", "ssh-harness");
+  try { accessSync(bin, constants.X_OK); } catch {
+    throw new Error(`${bin} not found: run \`cargo build -p tollgate-tests --bin ssh-harness\` (needs openssh-server: apt-get install -y openssh-server)`);
+  }
+  const proc = spawn(bin, [], { stdio: ["pipe", "pipe", "inherit"] });
+  const line = await new Promise((res, rej) => {
+    let buf = "";
+    proc.stdout.on("data", (d) => { buf += d; const i = buf.indexOf("\n"); if (i >= 0) res(buf.slice(0, i)); });
+    proc.on("exit", (code) => rej(new Error(`ssh-harness exited (${code}) before its sshd was ready: apt-get install -y openssh-server`)));
+  });
+  const info = JSON.parse(line);
+  info.stop = () => new Promise((r) => { proc.once("exit", r); proc.stdin.end(); setTimeout(() => { proc.kill(); r(); }, 10000); });
+  return info;
+}
+
 export class Tollgate {
-  constructor({ waitSeconds = 30 } = {}) {
+  constructor({ waitSeconds = 30, ssh = null } = {}) {
+    this.ssh = ssh;
     this.bin = tollgateBin();
     this.dir = mkdtempSync(join(tmpdir(), "tollgate-browser-"));
     this.waitSeconds = waitSeconds;
@@ -105,6 +128,28 @@ export class Tollgate {
     makeDb(join(this.dir, "shop.db"), XSS.table);
     makeDb(join(this.dir, "hostile.db"), XSS.table);
     this.config = join(this.dir, "tollgate.toml");
+    let sshConn = "";
+    if (this.ssh) {
+      writeFileSync(join(this.dir, "deploy.key"), this.ssh.client_key_pem, { mode: 0o600 });
+      sshConn = `
+[[connection]]
+name = "web"
+kind = "ssh"
+host = "127.0.0.1"
+port = ${this.ssh.port}
+user = "${this.ssh.user}"
+private_key = "\${file:${join(this.dir, "deploy.key")}}"
+host_key = "${this.ssh.host_key}"
+timeout = "20s"
+`;
+      writeFileSync(join(this.dir, "policies", "ssh.cedar"), `
+@id("ssh-connect")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource == Tollgate::Connection::"web");
+@id("ssh-agents-printf")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"ssh:exec", resource == Tollgate::Connection::"web")
+when { ["printf", "sleep"].containsAll(context.runs) && !context.sudo && !context.shell };
+`);
+    }
     writeFileSync(this.config, `
 [server]
 listen = "127.0.0.1:${this.port}"
@@ -132,7 +177,12 @@ path = "shop.db"
 name = ${JSON.stringify(XSS.connection)}
 kind = "sqlite"
 path = "hostile.db"
-`);
+${sshConn}`);
+    return this.launch();
+  }
+
+  /** (Re)start the server on the prepared config and wait until it is ready. */
+  async launch() {
     this.proc = spawn(this.bin, ["serve", "--config", this.config], { stdio: ["ignore", "pipe", "pipe"] });
     const keep = (d) => { this.log.push(d.toString()); if (this.log.length > 400) this.log.shift(); };
     this.proc.stdout.on("data", keep);
@@ -166,11 +216,16 @@ path = "hostile.db"
     return { status: r.status, body: await r.json().catch(() => null) };
   }
 
-  async stop() {
+  /** Stop the server, keeping its files. */
+  async halt() {
     if (this.proc && this.proc.exitCode === null) {
       this.proc.kill("SIGTERM");
       await new Promise((r) => { this.proc.once("exit", r); setTimeout(r, 5000); });
     }
+  }
+
+  async stop() {
+    await this.halt();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
