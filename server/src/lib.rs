@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod policy_watch;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 /// Install the process-wide TLS crypto provider (aws-lc-rs, the only one in
 /// the tree). Call once at start, before any HTTP client or TLS connection.
