@@ -45,3 +45,6 @@ step "policy tests (policies/tests)"
 
 step "end-to-end through the official MCP Python SDK and the conformance suite"
 bash tests/e2e/run.sh
+
+step "web console in headless Chromium (playwright-core), approvals created through the MCP TypeScript SDK"
+TOLLGATE_BIN=$BIN bash tests/browser/run.sh

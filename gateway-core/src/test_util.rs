@@ -132,7 +132,9 @@ impl AuditStore for MemoryStore {
             .unwrap()
             .iter()
             .filter(|e| e.seq > after)
+            .filter(|e| filter.before_seq.is_none_or(|b| e.seq < b))
             .filter(|e| filter.intents || !e.record.is_intent())
+            .filter(|e| filter.text_matches(e))
             .cloned()
             .collect();
         if filter.order == crate::audit::ListOrder::NewestFirst {

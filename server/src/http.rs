@@ -1,8 +1,8 @@
 //! HTTP surface, assembled here and only here: `/mcp` (streamable HTTP
 //! behind bearer auth), RFC 9728 metadata, health, `/metrics`
 //! ([`crate::metrics`]), the REST API under `/api` ([`crate::api`],
-//! [`crate::approvals::api`]) and the review pages under `/ui`
-//! ([`crate::approvals::ui`]). Those modules each offer their own
+//! [`crate::approvals::api`]) and the web console under `/ui`
+//! ([`crate::ui`]). Those modules each offer their own
 //! routes and share only the leaf modules [`crate::state`],
 //! [`crate::auth`] and [`crate::errors`]; none of them imports this one.
 //! In front of `/mcp`, in order: the Origin check (403), bearer auth (401,
@@ -98,7 +98,7 @@ pub fn router_with(
             "/api",
             api::router().nest("/approvals", approvals::api::router()),
         )
-        .nest("/ui", approvals::ui::router())
+        .nest("/ui", crate::ui::router())
         .merge(crate::metrics::router(metrics))
         .with_state(state)
         .layer(middleware::from_fn(crate::auth::with_peer))

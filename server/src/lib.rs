@@ -24,12 +24,7 @@ pub mod metrics;
 pub mod policy_watch;
 pub mod state;
 pub mod store;
-/// The web console's login (until the console pages move under `ui/`).
-pub mod ui {
-    pub mod login;
-    pub mod oidc;
-    pub mod sessions;
-}
+pub mod ui;
 
 /// Install the process-wide TLS crypto provider (aws-lc-rs, the only one in
 /// the tree). Call once at start, before any HTTP client or TLS connection.

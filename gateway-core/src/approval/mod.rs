@@ -21,7 +21,7 @@ pub mod store;
 mod tests;
 
 pub use record::{Approval, ApprovalState, DecideError, Requirement};
-pub use service::{ApprovalConfig, ApprovalService, Notifier, ReviewError};
+pub use service::{ApprovalChange, ApprovalConfig, ApprovalService, Notifier, ReviewError};
 pub use store::{ApprovalStore, ApprovalStoreError};
 
 use async_trait::async_trait;

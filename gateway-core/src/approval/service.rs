@@ -84,6 +84,20 @@ pub struct ApprovalService {
     notifier: Option<Arc<dyn Notifier>>,
     config: ApprovalConfig,
     changed: tokio::sync::Notify,
+    /// Every transition, for live views (the console's event stream).
+    changes: tokio::sync::broadcast::Sender<ApprovalChange>,
+}
+
+/// A transition of one approval, as live views learn of it: which, and
+/// what happened (`created`, `approve`, `approved`, `denied`, `expired`,
+/// `cancelled`, `executed`, `failed`). Carries no content: a view reloads
+/// what its viewer may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalChange {
+    /// Approval id.
+    pub id: String,
+    /// What happened.
+    pub event: String,
 }
 
 /// Longest lifetime an approval gets, whatever `ttl` says (100 years).
@@ -118,6 +132,7 @@ impl ApprovalService {
             notifier: None,
             config,
             changed: tokio::sync::Notify::new(),
+            changes: tokio::sync::broadcast::channel(256).0,
         }
     }
 
@@ -203,8 +218,20 @@ impl ApprovalService {
         }
     }
 
+    /// Transitions from now on, in this process (a replica sharing the
+    /// store learns of another's only by reading it). A receiver that falls
+    /// more than 256 behind gets `Lagged` and should reload.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ApprovalChange> {
+        self.changes.subscribe()
+    }
+
     fn notify(&self, event: &str, a: &Approval) {
         self.changed.notify_waiters();
+        // No receiver is not an error: nobody is watching.
+        let _ = self.changes.send(ApprovalChange {
+            id: a.id.clone(),
+            event: event.to_string(),
+        });
         if let Some(n) = &self.notifier {
             n.notify(event, a, &self.review_url(&a.id));
         }

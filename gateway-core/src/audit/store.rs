@@ -52,8 +52,14 @@ pub struct AuditFilter {
     pub until: Option<DateTime<Utc>>,
     /// At most this many events (default [`DEFAULT_LIST_LIMIT`], capped at [`MAX_LIST_LIMIT`]).
     pub limit: Option<u32>,
-    /// Only events with a seq greater than this (paging).
+    /// Only events with a seq greater than this (paging forward).
     pub after_seq: Option<u64>,
+    /// Only events with a seq smaller than this (paging back, newest
+    /// first: the keyset of the console's audit search).
+    pub before_seq: Option<u64>,
+    /// Free text: events whose tool or (masked, recorded) arguments contain
+    /// it, ASCII case-insensitive.
+    pub text: Option<String>,
     /// Result order.
     pub order: ListOrder,
     /// Include write-ahead intent entries (see [`super::intent`]); by
@@ -62,6 +68,23 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
+    /// Does `event` match the text filter (tool or arguments contain it,
+    /// ASCII case-insensitive)? True when there is none. For stores that
+    /// filter in memory; SQL stores say the same with `LIKE`.
+    pub fn text_matches(&self, event: &super::AuditEvent) -> bool {
+        let Some(t) = self.text.as_deref() else {
+            return true;
+        };
+        let needle = t.to_ascii_lowercase();
+        event.record.tool.to_ascii_lowercase().contains(&needle)
+            || event
+                .record
+                .arguments
+                .to_string()
+                .to_ascii_lowercase()
+                .contains(&needle)
+    }
+
     /// The limit to apply.
     pub fn effective_limit(&self) -> u32 {
         self.limit

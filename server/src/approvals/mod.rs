@@ -1,13 +1,12 @@
 //! The reviewers' side of approvals: the gate's assembly from `[approval]`,
-//! the REST API under `/api/approvals` ([`api`]), the server-rendered review
-//! pages under `/ui` ([`ui`]) and the Slack-compatible webhook ([`webhook`]).
+//! the REST API under `/api/approvals` ([`api`]) and the Slack-compatible
+//! webhook ([`webhook`]); the review pages are in [`crate::ui`].
 //!
 //! The rules themselves (who may decide, distinct approvers, expiry, one
 //! execution) live in `gateway_core::approval`; this module only
 //! authenticates, maps errors to HTTP and renders.
 
 pub mod api;
-pub mod ui;
 pub mod webhook;
 
 use std::sync::Arc;

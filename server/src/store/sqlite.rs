@@ -388,6 +388,21 @@ impl AuditStore for SqliteAuditStore {
             qb.push(" AND seq > ")
                 .push_bind(s.min(i64::MAX as u64) as i64);
         }
+        if let Some(s) = f.before_seq {
+            qb.push(" AND seq < ")
+                .push_bind(s.min(i64::MAX as u64) as i64);
+        }
+        // Free text over the tool and the recorded (masked) arguments as
+        // stored (JSON text); LIKE is ASCII case-insensitive in SQLite.
+        // `%`, `_` and `\` in the text are matched literally.
+        if let Some(t) = &f.text {
+            let pattern = format!("%{}%", like_escape(t));
+            qb.push(" AND (tool LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR arguments LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
         qb.push(match f.order {
             ListOrder::NewestFirst => " ORDER BY seq DESC",
             ListOrder::OldestFirst => " ORDER BY seq ASC",
@@ -625,4 +640,16 @@ fn read_err(e: sqlx::Error) -> StoreError {
 
 fn corrupt((seq, reason): (u64, String)) -> StoreError {
     StoreError::Corrupt { seq, reason }
+}
+
+/// `s` with the LIKE wildcards `%` and `_` (and the escape backslash) escaped.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The web console's browser tests: headless Debian Chromium driven by
+# playwright-core, against a real `tollgate serve` the harness starts, with
+# approvals created by agents through the official MCP TypeScript SDK.
+# Installs the pinned Node packages (npm ci) here; Chromium with apt when
+# running as root, else fails with the install hint. Never skips.
+# Env: TOLLGATE_BIN (skip the build), CHROMIUM (default /usr/bin/chromium),
+#      SCREENSHOTS=1 (also rewrite docs/console/*.png).
+set -euo pipefail
+cd "$(dirname "$0")"
+HERE=$PWD
+REPO=$(cd ../.. && pwd)
+die() { printf 'browser: ERROR: %s\n' "$*" >&2; exit 1; }
+command -v node >/dev/null || die "node not found: apt-get install -y nodejs npm (node >= 20)"
+command -v npm >/dev/null || die "npm not found: apt-get install -y npm"
+command -v python3 >/dev/null || die "python3 not found (the harness creates the SQLite fixture with it): apt-get install -y python3"
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "browser: installing Debian's chromium with apt"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  [ -x "$CHROMIUM" ] || die "Chromium not found at $CHROMIUM: apt-get install -y chromium (as root), or set CHROMIUM"
+fi
+export CHROMIUM
+if [ -z "${TOLLGATE_BIN:-}" ]; then
+  (cd "$REPO" && cargo build -p tollgate --locked)
+fi
+npm ci --no-audit --no-fund --loglevel=error
+node --test --test-concurrency=1 --test-timeout=180000 "$HERE"/*.test.mjs
