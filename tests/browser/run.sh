@@ -27,4 +27,6 @@ if [ -z "${TOLLGATE_BIN:-}" ]; then
   (cd "$REPO" && cargo build -p tollgate --locked)
 fi
 npm ci --no-audit --no-fund --loglevel=error
+# The OpenID Connect provider of oidc.test.mjs (node-oidc-provider), pinned in tests/oidc.
+(cd ../oidc && npm ci --no-audit --no-fund --loglevel=error)
 node --test --test-concurrency=1 --test-timeout=180000 "$HERE"/*.test.mjs
