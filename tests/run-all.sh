@@ -47,4 +47,4 @@ step "end-to-end through the official MCP Python SDK and the conformance suite"
 bash tests/e2e/run.sh
 
 step "web console in headless Chromium (playwright-core), approvals created through the MCP TypeScript SDK"
-TOLLGATE_BIN=$BIN bash tests/browser/run.sh
+TOLLGATE_BIN=$PWD/$BIN bash tests/browser/run.sh

@@ -88,11 +88,34 @@ c.commit()
   execFileSync("python3", ["-c", py, path, xssTable]);
 }
 
+/**
+ * The Rust harness's throwaway OpenSSH server (`ssh-harness`, a bin of the
+ * tests crate, tests/src/sshd.rs): one JSON line of connection facts on
+ * stdout; stopped by closing its stdin.
+ */
+export async function sshd() {
+  const target = process.env.CARGO_TARGET_DIR || join(REPO, "target");
+  const bin = join(target, "debug", "ssh-harness");
+  try { accessSync(bin, constants.X_OK); } catch {
+    throw new Error(`${bin} not found: run \`cargo build -p tollgate-tests --bin ssh-harness\` (needs openssh-server: apt-get install -y openssh-server)`);
+  }
+  const proc = spawn(bin, [], { stdio: ["pipe", "pipe", "inherit"] });
+  const line = await new Promise((res, rej) => {
+    let buf = "";
+    proc.stdout.on("data", (d) => { buf += d; const i = buf.indexOf("\n"); if (i >= 0) res(buf.slice(0, i)); });
+    proc.on("exit", (code) => rej(new Error(`ssh-harness exited (${code}) before its sshd was ready: apt-get install -y openssh-server`)));
+  });
+  const info = JSON.parse(line);
+  info.stop = () => new Promise((r) => { proc.once("exit", r); proc.stdin.end(); setTimeout(() => { proc.kill(); r(); }, 10000); });
+  return info;
+}
+
 export class Tollgate {
   /** `port`: listen there (default a free one); `extraConfig`: TOML appended
    * to the config (e.g. a `[ui]` section); `env`: added to the server's
    * environment (secret references). */
-  constructor({ waitSeconds = 30, port, extraConfig = "", env = {} } = {}) {
+  constructor({ waitSeconds = 30, ssh = null, port, extraConfig = "", env = {} } = {}) {
+    this.ssh = ssh;
     this.fixedPort = port;
     this.extraConfig = extraConfig;
     this.env = env;
@@ -111,6 +134,28 @@ export class Tollgate {
     makeDb(join(this.dir, "shop.db"), XSS.table);
     makeDb(join(this.dir, "hostile.db"), XSS.table);
     this.config = join(this.dir, "tollgate.toml");
+    let sshConn = "";
+    if (this.ssh) {
+      writeFileSync(join(this.dir, "deploy.key"), this.ssh.client_key_pem, { mode: 0o600 });
+      sshConn = `
+[[connection]]
+name = "web"
+kind = "ssh"
+host = "127.0.0.1"
+port = ${this.ssh.port}
+user = "${this.ssh.user}"
+private_key = "\${file:${join(this.dir, "deploy.key")}}"
+host_key = "${this.ssh.host_key}"
+timeout = "20s"
+`;
+      writeFileSync(join(this.dir, "policies", "ssh.cedar"), `
+@id("ssh-connect")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"connect", resource == Tollgate::Connection::"web");
+@id("ssh-agents-printf")
+permit (principal in Tollgate::Group::"agents", action == Tollgate::Action::"ssh:exec", resource == Tollgate::Connection::"web")
+when { ["printf", "sleep"].containsAll(context.runs) && !context.sudo && !context.shell };
+`);
+    }
     writeFileSync(this.config, `
 [server]
 listen = "127.0.0.1:${this.port}"
@@ -138,7 +183,12 @@ path = "shop.db"
 name = ${JSON.stringify(XSS.connection)}
 kind = "sqlite"
 path = "hostile.db"
-${this.extraConfig}`);
+${sshConn}${this.extraConfig}`);
+    return this.launch();
+  }
+
+  /** (Re)start the server on the prepared config and wait until it is ready. */
+  async launch() {
     this.proc = spawn(this.bin, ["serve", "--config", this.config],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.env } });
     const keep = (d) => { this.log.push(d.toString()); if (this.log.length > 400) this.log.shift(); };
@@ -173,11 +223,16 @@ ${this.extraConfig}`);
     return { status: r.status, body: await r.json().catch(() => null) };
   }
 
-  async stop() {
+  /** Stop the server, keeping its files. */
+  async halt() {
     if (this.proc && this.proc.exitCode === null) {
       this.proc.kill("SIGTERM");
       await new Promise((r) => { this.proc.once("exit", r); setTimeout(r, 5000); });
     }
+  }
+
+  async stop() {
+    await this.halt();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

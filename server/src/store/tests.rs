@@ -992,3 +992,71 @@ async fn written_events_survive_reopen_and_share_the_next_flush() {
     let report = store.verify().await.unwrap();
     assert!(report.is_intact() && report.checked == 21, "{report}");
 }
+
+/// The console's keyset pages (`before_seq`) and free text (tool or
+/// arguments, case-insensitive, `%`/`_` literal, never SQL).
+#[tokio::test]
+async fn list_pages_back_by_seq_and_searches_text() {
+    let dir = TempDir::new("text");
+    let store = SqliteAuditStore::open(dir.path()).await.unwrap();
+    for (i, sql) in [
+        "SELECT 1",
+        "DELETE FROM Orders WHERE id = 7",
+        "SELECT '100%' FROM t",
+        "SELECT a_b FROM t",
+        "SELECT x' OR 1=1 --",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut r = rec(
+            "alice",
+            if i == 0 { "sql_schema" } else { "sql_query" },
+            Some("shop"),
+            "allow",
+        );
+        r.arguments = json!({"sql": sql});
+        store.append(r).await.unwrap();
+    }
+    let seqs = |f: AuditFilter| {
+        let store = &store;
+        async move {
+            store
+                .list(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        }
+    };
+    let text = |t: &str| AuditFilter {
+        text: Some(t.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        seqs(AuditFilter {
+            before_seq: Some(4),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await,
+        [3, 2],
+        "newest first below the keyset"
+    );
+    assert_eq!(seqs(text("orders")).await, [2], "case-insensitive");
+    assert_eq!(seqs(text("SCHEMA")).await, [1], "the tool name too");
+    assert_eq!(seqs(text("100%")).await, [3], "% is literal");
+    assert_eq!(seqs(text("a_b")).await, [4], "_ is literal");
+    assert_eq!(seqs(text("%")).await, [3], "% alone matches only a %");
+    assert_eq!(seqs(text("x' OR 1=1 --")).await, [5], "bound, never SQL");
+    assert_eq!(
+        seqs(AuditFilter {
+            text: Some("select".into()),
+            before_seq: Some(5),
+            ..Default::default()
+        })
+        .await,
+        [4, 3, 1]
+    );
+}

@@ -70,10 +70,10 @@ impl Tab {
 /// The list's query: tab and filters (substring, case-insensitive).
 #[derive(Deserialize, Default, Debug)]
 pub(crate) struct ListQuery {
-    view: Option<String>,
-    tool: Option<String>,
-    connection: Option<String>,
-    requester: Option<String>,
+    pub(crate) view: Option<String>,
+    pub(crate) tool: Option<String>,
+    pub(crate) connection: Option<String>,
+    pub(crate) requester: Option<String>,
 }
 
 impl ListQuery {

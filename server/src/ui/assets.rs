@@ -1,7 +1,7 @@
 //! The console's static files, compiled into the binary and served under
 //! `/ui/assets/` (no CDN, nothing read from disk): one stylesheet, the live
-//! list/countdown script and the recording player. The CSP allows scripts
-//! and styles from `'self'` only, so these are the only ones that run.
+//! list/countdown script, the recording player and the icon. The CSP allows
+//! scripts and styles from `'self'` only, so these are the only ones that run.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -21,6 +21,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "live.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/live.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("assets/favicon.svg"),
     ),
     (
         "player.js",

@@ -233,6 +233,13 @@ pub(crate) async fn search(
     search_page(viewer, &q, &events, more, problem.as_deref()).into_response()
 }
 
+/// `2026-01-02T03:04:05.123456Z` as `2026-01-02 03:04:05` (the full time
+/// is the cell's title and on the event's page).
+fn short_time(t: &str) -> String {
+    t.get(..19)
+        .map_or_else(|| t.to_string(), |s| s.replacen('T', " ", 1))
+}
+
 /// A short line of what an event did, from its arguments.
 fn gist(e: &AuditEvent) -> String {
     let args = &e.record.arguments;
@@ -279,7 +286,7 @@ pub(crate) fn search_page(
             }
             label { "Since (UTC)" input type="text" name="since" value=(v(&q.since)) placeholder="2026-11-25T10:00"; }
             label { "Until (UTC)" input type="text" name="until" value=(v(&q.until)) placeholder="2026-11-26"; }
-            label { "Intents" input type="checkbox" name="intents" value="on" checked[q.intents.as_deref() == Some("on")]; }
+            label.check { input type="checkbox" name="intents" value="on" checked[q.intents.as_deref() == Some("on")]; "Include intents" }
             button { "Search" }
             a.button href={ "/ui/audit/export.jsonl" (q.query_string(None)) } download { "Export JSONL" }
         }
@@ -290,7 +297,7 @@ pub(crate) fn search_page(
                 @for e in events {
                     tr.row {
                         td data-label="Seq" { a href={ "/ui/audit/" (url_part(&e.id)) } { (e.seq) } }
-                        td data-label="Time" { (e.time) }
+                        td.nowrap data-label="Time" { span title=(e.time) { (short_time(&e.time)) } }
                         td data-label="Principal" { (e.record.principal.sub) }
                         td data-label="Tool" { code { (e.record.tool) } }
                         td data-label="Connection" { (e.record.connection.as_deref().unwrap_or("-")) }
@@ -528,7 +535,7 @@ pub(crate) fn event_page(
                 ChainStatus::Verified { next } => p.msg #chain-status data-status="verified" {
                     (badge("verified")) " Its hash matches its content and it chains to seq "
                     (e.seq.saturating_sub(1))
-                    @if let Some(n) = next { " and from seq " (n) } @else { " (it is the newest event)" }
+                    @if let Some(n) = next { ", and seq " (n) " chains to it" } @else { " (it is the newest event)" }
                     ". " span.muted { "The whole chain: " code { "tollgate audit verify" } "." }
                 },
                 ChainStatus::Broken(problems) => div.msg.bad #chain-status data-status="broken" {

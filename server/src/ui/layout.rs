@@ -46,6 +46,7 @@ pub(crate) fn page(
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Tollgate" }
+                link rel="icon" href="/ui/assets/favicon.svg" type="image/svg+xml";
                 link rel="stylesheet" href={ "/ui/assets/" (super::assets::CSS) };
                 @for s in scripts {
                     script src={ "/ui/assets/" (s) } defer {}

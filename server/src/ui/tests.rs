@@ -353,3 +353,186 @@ fn csp_allows_only_own_assets_and_pages_carry_nothing_inline() {
     }
     assert_eq!(done_message("<b>x</b>"), None);
 }
+
+fn approval_for(requester: &str, state: ApprovalState, group: &str) -> Approval {
+    let mut a = hostile();
+    a.id = format!("apr_{requester}_{}", state.as_str());
+    a.requester = who(requester, &["agents"]);
+    a.state = state;
+    a.required[0].group = group.into();
+    a.reviews.clear();
+    a.tool = "sql_query".into();
+    a.connection = Some("shop".into());
+    a
+}
+
+/// Tabs: waiting for me (pending, mine to decide, not my own call, not yet
+/// decided by me), all I may see, decided; filters are substrings.
+#[test]
+fn list_tabs_show_only_what_the_viewer_may_see_and_decide() {
+    let rita = who("rita", &["dba"]);
+    let list = vec![
+        approval_for("agent", ApprovalState::Pending, "dba"),
+        approval_for("rita", ApprovalState::Pending, "dba"),
+        approval_for("agent2", ApprovalState::Pending, "ops"),
+        approval_for("agent3", ApprovalState::Denied, "dba"),
+    ];
+    let ids = |tab, all, q: &ListQuery| {
+        select(&list, &rita, all, tab, q)
+            .iter()
+            .map(|a| a.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let none = ListQuery::default();
+    assert_eq!(ids(Tab::Mine, false, &none), ["apr_agent_pending"]);
+    assert_eq!(
+        ids(Tab::All, false, &none),
+        ["apr_agent_pending", "apr_rita_pending", "apr_agent3_denied"],
+        "not the ops approval: she is neither requester nor reviewer"
+    );
+    assert_eq!(ids(Tab::Decided, false, &none), ["apr_agent3_denied"]);
+    assert_eq!(ids(Tab::All, true, &none).len(), 4, "an auditor sees all");
+    let q = ListQuery {
+        requester: Some("AGENT".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(Tab::All, false, &q),
+        ["apr_agent_pending", "apr_agent3_denied"]
+    );
+    let mut decided = list.clone();
+    let at = decided[0].created_at;
+    decided[0].reviews.push(Review {
+        sub: "rita".into(),
+        groups: vec!["dba".into()],
+        verdict: "approve".into(),
+        reason: None,
+        time: at,
+    });
+    assert!(
+        select(&decided, &rita, false, Tab::Mine, &none).is_empty(),
+        "decided by her: no longer waiting for her"
+    );
+    // The page says why the requester has no form.
+    let html = approval_page(
+        Viewer {
+            who: &rita,
+            csrf: "c",
+        },
+        &list[1],
+        &list[1].arguments_masked,
+        &Masking::Nothing,
+        None,
+    )
+    .into_string();
+    assert!(!html.contains("Your decision"), "{html}");
+    assert!(
+        html.contains("you requested this call; someone else must decide it"),
+        "{html}"
+    );
+}
+
+fn sealed(seq: u64, prev: &str, sql: &str) -> gateway_core::audit::AuditEvent {
+    let mut r = gateway_core::test_util::sample_record(seq);
+    r.arguments = json!({ "sql": sql });
+    gateway_core::audit::AuditEvent::seal(
+        r,
+        format!("ev{seq}"),
+        seq,
+        "2026-01-02T03:04:05.000000Z".into(),
+        prev.into(),
+    )
+}
+
+/// An event's chain status: verified when its hash and both links hold;
+/// otherwise each break named.
+#[test]
+fn chain_status_names_where_the_chain_breaks() {
+    use super::audit::{ChainStatus, chain_status};
+    let genesis = gateway_core::audit::GENESIS_HASH;
+    let e1 = sealed(1, genesis, "a");
+    let e2 = sealed(2, &e1.hash, "b");
+    let e3 = sealed(3, &e2.hash, "c");
+    assert_eq!(
+        chain_status(&e2, Some(&e1), Some(&e3), None),
+        ChainStatus::Verified { next: Some(3) }
+    );
+    assert_eq!(
+        chain_status(&e1, None, Some(&e2), None),
+        ChainStatus::Verified { next: Some(2) }
+    );
+    let mut edited = e2.clone();
+    edited.record.arguments = json!({"sql": "DROP TABLE x"});
+    let ChainStatus::Broken(p) = chain_status(&edited, Some(&e1), Some(&e3), None) else {
+        panic!("an edited event verified")
+    };
+    assert!(p[0].contains("does not match its hash"), "{p:?}");
+    let ChainStatus::Broken(p) = chain_status(&e3, Some(&e1), None, None) else {
+        panic!("a gap verified")
+    };
+    assert!(p[0].contains("events were deleted"), "{p:?}");
+    let other1 = sealed(1, genesis, "replaced");
+    let ChainStatus::Broken(p) = chain_status(&e2, Some(&other1), None, None) else {
+        panic!("a replaced predecessor verified")
+    };
+    assert!(p[0].contains("prev_hash"), "{p:?}");
+    let ChainStatus::Broken(p) = chain_status(&e2, Some(&e1), Some(&e3), Some("is missing".into()))
+    else {
+        panic!("a missing recording verified")
+    };
+    assert!(p[0].contains("recording is missing"), "{p:?}");
+}
+
+/// The audit pages escape every recorded value and link by encoded id.
+#[test]
+fn audit_pages_escape_recorded_values() {
+    let rita = reviewer();
+    let mut e = sealed(1, gateway_core::audit::GENESIS_HASH, XSS);
+    e.id = "ev\"><script>x</script>".into();
+    e.record.principal = who("<img src=x onerror=alert(1)>", &["g<b>"]);
+    e.record.connection = Some("c<svg onload=alert(1)>".into());
+    e.record.tool = "<i>tool".into();
+    e.record.result_preview = json!({"rows": [[XSS]]});
+    e.record.masked.insert("<EMAIL>".into(), 2);
+    let v = Viewer {
+        who: &rita,
+        csrf: "c",
+    };
+    let status = super::audit::ChainStatus::Broken(vec![XSS.into()]);
+    let q = super::audit::SearchQuery {
+        q: Some("\"><script>".into()),
+        ..Default::default()
+    };
+    for html in [
+        super::audit::event_page(v, &e, &status, true).into_string(),
+        super::audit::search_page(v, &q, std::slice::from_ref(&e), true, Some(XSS)).into_string(),
+    ] {
+        for raw in ["<script>", "<img", "<svg", "<i>tool", "g<b>", "<EMAIL>"] {
+            assert!(!html.contains(raw), "{raw} reached the page raw:\n{html}");
+        }
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+    }
+    let list = super::audit::search_page(v, &q, std::slice::from_ref(&e), true, None).into_string();
+    assert!(
+        list.contains("href=\"/ui/audit/ev%22%3E%3Cscript%3Ex%3C%2Fscript%3E\""),
+        "{list}"
+    );
+    assert!(list.contains("before=1"), "the next page's keyset: {list}");
+}
+
+#[test]
+fn search_times_read_rfc3339_or_form_input_as_utc() {
+    use super::audit::parse_when;
+    let t = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+    assert_eq!(parse_when("2026-11-25T10:00:00Z").unwrap(), t);
+    assert_eq!(parse_when("2026-11-25T11:00:00+01:00").unwrap(), t);
+    assert_eq!(parse_when("2026-11-25T10:00").unwrap(), t);
+    assert_eq!(
+        parse_when("2026-11-25").unwrap(),
+        Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+    );
+    assert!(parse_when("yesterday").unwrap_err().contains("not a time"));
+}

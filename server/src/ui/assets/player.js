@@ -29,7 +29,7 @@
     var lines = clean(text).split("\n").map(function (l) {
       var cr = l.lastIndexOf("\r");
       if (cr >= 0) l = l.slice(cr + 1);
-      while (/[^\b]\b/.test(l)) l = l.replace(/[^\b]\b/, "");
+      while (/[^\x08]\x08/.test(l)) l = l.replace(/[^\x08]\x08/, "");
       return l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "");
     });
     screen.textContent = lines.join("\n");
