@@ -147,6 +147,9 @@ test("a form post without the CSRF token is refused", async () => {
   assert.equal(r.status(), 403);
   const cross = await page.request.post(`${tg.base}/ui/logout`, { form: {}, headers: { Origin: "https://evil.example" } });
   assert.equal(cross.status(), 403);
+  // The live stream needs a session too (it carries no content, but still).
+  const anon = await fetch(`${tg.base}/ui/approvals/events`);
+  assert.equal(anon.status, 401);
   await ctx.close();
 });
 

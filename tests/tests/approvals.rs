@@ -550,9 +550,9 @@ async fn approvals_over_http() {
     let alice_session = ui_login(&ui, &s.base, &alice).await;
     let html = ui_page(&ui, &s.base, &executed_id, &alice_session).await;
     assert!(
-        html.contains("<th>outcome</th><td>executed</td>")
-            && html.contains("<th>items</th><td>1 returned or changed</td>")
-            && html.contains("<th>executed at</th>"),
+        html.contains("<th>Outcome</th><td>executed</td>")
+            && html.contains("<th>Items</th><td>1 returned or changed</td>")
+            && html.contains("<th>Executed at</th>"),
         "execution facts on the page:\n{html}"
     );
     let page = format!("{}/ui/approvals/{id}", s.base);

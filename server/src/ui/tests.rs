@@ -536,3 +536,31 @@ fn search_times_read_rfc3339_or_form_input_as_utc() {
     );
     assert!(parse_when("yesterday").unwrap_err().contains("not a time"));
 }
+
+/// A Kubernetes apply whose annotations (attacker-controlled: anyone who
+/// can edit the manifest writes them) carry markup: the diff, the touched
+/// object names and the arguments render as text.
+#[test]
+fn kubernetes_annotations_in_the_diff_render_inert() {
+    let mut a = hostile();
+    let payload = "<img src=x onerror=\"window.__xss_k8s=1\">";
+    a.tool = "k8s_apply".into();
+    a.review = ReviewSummary {
+        title: format!("apply deployment/{payload} in prod"),
+        runs: vec![],
+        resources: vec![format!("prod/deployment/{payload}")],
+        diff: Some(ReviewText::code(format!(
+            "   metadata:\n     annotations:\n-      note: old\n+      note: '{payload}</pre><script>y()</script>'"
+        ))),
+    };
+    a.arguments_masked = json!({"connection": "k8s", "manifest": format!("metadata:\n  annotations:\n    note: '{payload}'")});
+    let html = render(&a, &Masking::Nothing);
+    for raw in ["<img", "<script", "</pre><script"] {
+        assert!(!html.contains(raw), "{raw} reached the page raw:\n{html}");
+    }
+    assert!(
+        html.contains("+      note: &#39;&lt;img src=x onerror=&quot;window.__xss_k8s=1&quot;&gt;&lt;/pre&gt;&lt;script&gt;y()&lt;/script&gt;&#39;")
+            || html.contains("+      note: '&lt;img src=x onerror=&quot;window.__xss_k8s=1&quot;&gt;&lt;/pre&gt;&lt;script&gt;y()&lt;/script&gt;'"),
+        "{html}"
+    );
+}
