@@ -58,6 +58,9 @@ pub struct Config {
     /// `[limits]`: per-principal rate and concurrency limits of tool calls.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[ui]`: how people log in to the web console.
+    #[serde(default)]
+    pub ui: UiSection,
     /// `[[connection]]`, kept raw here: each family deserialises its own
     /// typed section from it (see [`crate::connectors`]).
     #[serde(default, rename = "connection")]
@@ -205,6 +208,43 @@ impl Default for ApprovalSection {
             wait_seconds: 50,
             ttl: Spanned::new(0..0, "1h".into()),
             webhook_url: None,
+        }
+    }
+}
+
+/// `[ui]`: login to the web console. With `oidc_issuer` the console logs
+/// people in through that OpenID Connect provider (authorization code flow
+/// with PKCE); without it, with a pasted bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSection {
+    /// The provider's issuer URL; discovery at
+    /// `<issuer>/.well-known/openid-configuration`. https, or http on a
+    /// loopback host only.
+    pub oidc_issuer: Option<String>,
+    /// This console's client id at the provider (the ID token's `aud`).
+    pub client_id: Option<String>,
+    /// The client secret (a secret reference: `${env:NAME}` or
+    /// `${file:PATH}`); absent: a public client (PKCE only).
+    pub client_secret: Option<String>,
+    /// Scopes asked for besides `openid` (which is always asked).
+    pub scopes: Vec<String>,
+    /// How long a console session lasts after login (default 8h); a session
+    /// from a pasted token also ends when the token expires.
+    pub session_ttl: HumanDuration,
+}
+
+/// Default of `ui.session_ttl`.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+impl Default for UiSection {
+    fn default() -> Self {
+        UiSection {
+            oidc_issuer: None,
+            client_id: None,
+            client_secret: None,
+            scopes: vec![],
+            session_ttl: HumanDuration(DEFAULT_SESSION_TTL),
         }
     }
 }
@@ -444,6 +484,7 @@ impl Config {
             errs.push(self.error_at(l.span().start, format!("auth.leeway: {e}")));
         }
         errs.extend(self.validate_audit());
+        errs.extend(self.validate_ui());
         for r in &self.limits.rule {
             if let Err(e) = r.get_ref().to_rule() {
                 errs.push(self.error_at(r.span().start, e));
@@ -531,6 +572,48 @@ impl Config {
                 "audit checkpoints need audit.checkpoint_key (an Ed25519 private key in PEM: \
                  `openssl genpkey -algorithm ed25519 -out audit.pem`, then \
                  checkpoint_key = \"${file:audit.pem}\")",
+            ));
+        }
+        errs
+    }
+
+    /// `[ui]`: an issuer needs a client id (and the reverse); the issuer is
+    /// https, or http on a loopback host; the session lasts longer than 0s.
+    /// Messages never echo the secret.
+    fn validate_ui(&self) -> Vec<ConfigError> {
+        let u = &self.ui;
+        let mut errs = vec![];
+        match (&u.oidc_issuer, &u.client_id) {
+            (Some(issuer), Some(id)) => {
+                if let Err(e) = oidc_issuer_ok(issuer) {
+                    errs.push(self.error_near("oidc_issuer", format!("ui.oidc_issuer {e}")));
+                }
+                if id.trim().is_empty() {
+                    errs.push(self.error_near("client_id", "ui.client_id must not be empty"));
+                }
+            }
+            (Some(_), None) => errs.push(self.error_near(
+                "oidc_issuer",
+                "ui.oidc_issuer needs ui.client_id (this console's client id at the provider)",
+            )),
+            (None, Some(_)) | (None, None) if u.client_secret.is_some() => {
+                errs.push(self.error_near("client_secret", "ui.client_secret needs ui.oidc_issuer"))
+            }
+            (None, Some(_)) => {
+                errs.push(self.error_near("client_id", "ui.client_id needs ui.oidc_issuer"))
+            }
+            (None, None) => {}
+        }
+        if u.session_ttl.0.is_zero() {
+            errs.push(self.error_near("session_ttl", "ui.session_ttl must be longer than 0s"));
+        }
+        if u.scopes
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            errs.push(self.error_near(
+                "scopes",
+                "ui.scopes are single words, e.g. [\"profile\", \"email\"]",
             ));
         }
         errs
@@ -651,6 +734,40 @@ fn absolute_file_refs(raw: &str, base: &Path) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Whether `issuer` may be an OpenID Connect issuer: an absolute https URL,
+/// or http on a loopback host (a provider on this machine, e.g. in tests),
+/// with no query or fragment (OpenID Connect Discovery §3).
+pub fn oidc_issuer_ok(issuer: &str) -> Result<(), &'static str> {
+    let url = reqwest::Url::parse(issuer)
+        .map_err(|_| "must be an absolute URL like https://idp.example.com")?;
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err("must have no query, fragment or user info");
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err("must be https (http only on a loopback host such as 127.0.0.1)"),
+        _ => Err("must be an https URL"),
+    }
+}
+
+/// Whether the URL's host is a loopback address or `localhost`.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 /// Parse "10s", "500ms", "1m30s", "1h": the one duration grammar of every

@@ -1,5 +1,6 @@
-//! The state every HTTP handler shares: the gateway, the bearer verifier and
-//! the public URL. A leaf module: it imports no other module of the server,
+//! The state every HTTP handler shares: the gateway, the bearer verifier,
+//! the public URL and the console's login. A leaf module: it imports no
+//! other module of the server but the login's leaf types,
 //! so the routers ([`crate::http`]), the REST API and the approval pages can
 //! all depend on it without depending on each other.
 
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use gateway_core::approval::ApprovalService;
 use gateway_core::identity::Authenticator;
 use gateway_core::{Gateway, Principal};
+
+use crate::ui::login::Login;
 
 /// Shared state of the HTTP surface.
 #[derive(Clone)]
@@ -20,6 +23,8 @@ pub struct AppState {
     pub public_url: String,
     /// Issuer to advertise in RFC 9728 metadata.
     pub issuer: Option<String>,
+    /// The console's login: sessions and the OpenID Connect provider, if any.
+    pub login: Arc<Login>,
 }
 
 impl AppState {

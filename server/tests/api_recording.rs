@@ -77,6 +77,7 @@ async fn serve() -> Server {
         auth: auth.clone(),
         public_url: format!("http://{addr}"),
         issuer: None,
+        login: Default::default(),
     };
     let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default())
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -392,6 +393,7 @@ async fn an_audit_read_that_cannot_be_recorded_is_refused() {
         auth: s.auth.clone(),
         public_url: format!("http://{addr}"),
         issuer: None,
+        login: Default::default(),
     };
     let app = tollgate_server::http::router(state, vec![addr.to_string()], Default::default());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -287,6 +287,7 @@ async fn build_app() -> App {
         auth,
         public_url: format!("http://{HOST}"),
         issuer: None,
+        login: Default::default(),
     };
     let router = tollgate_server::http::router(state, vec![HOST.to_string()], Default::default());
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {

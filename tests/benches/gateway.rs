@@ -345,6 +345,7 @@ forbid(principal, action, resource) when { context has functions && context.func
         auth: Arc::new(auth),
         public_url: "http://127.0.0.1".into(),
         issuer: None,
+        login: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -111,8 +111,14 @@ export async function sshd() {
 }
 
 export class Tollgate {
-  constructor({ waitSeconds = 30, ssh = null } = {}) {
+  /** `port`: listen there (default a free one); `extraConfig`: TOML appended
+   * to the config (e.g. a `[ui]` section); `env`: added to the server's
+   * environment (secret references). */
+  constructor({ waitSeconds = 30, ssh = null, port, extraConfig = "", env = {} } = {}) {
     this.ssh = ssh;
+    this.fixedPort = port;
+    this.extraConfig = extraConfig;
+    this.env = env;
     this.bin = tollgateBin();
     this.dir = mkdtempSync(join(tmpdir(), "tollgate-browser-"));
     this.waitSeconds = waitSeconds;
@@ -120,7 +126,7 @@ export class Tollgate {
   }
 
   async start() {
-    this.port = await freePort();
+    this.port = this.fixedPort ?? await freePort();
     this.base = `http://127.0.0.1:${this.port}`;
     mkdirSync(join(this.dir, "policies"));
     writeFileSync(join(this.dir, "policies", "console.cedar"), POLICIES(XSS.connection));
@@ -177,13 +183,14 @@ path = "shop.db"
 name = ${JSON.stringify(XSS.connection)}
 kind = "sqlite"
 path = "hostile.db"
-${sshConn}`);
+${sshConn}${this.extraConfig}`);
     return this.launch();
   }
 
   /** (Re)start the server on the prepared config and wait until it is ready. */
   async launch() {
-    this.proc = spawn(this.bin, ["serve", "--config", this.config], { stdio: ["ignore", "pipe", "pipe"] });
+    this.proc = spawn(this.bin, ["serve", "--config", this.config],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.env } });
     const keep = (d) => { this.log.push(d.toString()); if (this.log.length > 400) this.log.shift(); };
     this.proc.stdout.on("data", keep);
     this.proc.stderr.on("data", keep);

@@ -37,4 +37,6 @@ fi
 # The Rust harness's throwaway sshd (tests/src/sshd.rs).
 (cd "$REPO" && cargo build -p tollgate-tests --bin ssh-harness --locked --quiet)
 npm ci --no-audit --no-fund --loglevel=error
+# The OpenID Connect provider of oidc.test.mjs (node-oidc-provider), pinned in tests/oidc.
+(cd ../oidc && npm ci --no-audit --no-fund --loglevel=error)
 node --test --test-concurrency=1 --test-timeout=180000 "$HERE"/*.test.mjs

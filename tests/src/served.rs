@@ -76,6 +76,9 @@ impl Served {
             auth: auth.clone(),
             public_url: format!("http://{addr}"),
             issuer: None,
+            login: Arc::new(
+                tollgate_server::ui::login::Login::from_config(&config).expect("[ui] loads"),
+            ),
         };
         let app = tollgate_server::http::router(
             state,

@@ -568,11 +568,17 @@ async fn approvals_over_http() {
         .await
         .unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    // SameSite=Lax: Strict would drop it on the redirect back from an
+    // OpenID Connect provider.
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
     let session = cookie.split(';').next().unwrap().to_string();
+    assert!(
+        !session.contains(&rita) && !session.contains('.'),
+        "the cookie holds a session id, not the token: {session}"
+    );
     let html = ui
         .get(&page)
         .header("Cookie", &session)

@@ -139,6 +139,7 @@ async fn a_family_outside_the_core_runs_the_whole_pipeline() {
         auth: auth.clone(),
         public_url: format!("http://{addr}"),
         issuer: None,
+        login: Default::default(),
     };
     let app = tollgate_server::http::router(
         state,

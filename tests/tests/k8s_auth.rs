@@ -270,6 +270,7 @@ async fn certificate_kubeconfig_and_impersonated_connections() {
         auth: auth.clone(),
         public_url: format!("http://{addr}"),
         issuer: None,
+        login: Default::default(),
     };
     let app = tollgate_server::http::router(
         state,

@@ -322,6 +322,33 @@ impl Authenticator {
             }
             self.verified.remove(token);
         }
+        let (principal, claims) = self.verify(token).await?;
+        // `exp` is required and was just checked, so it is a number here.
+        if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
+            let until = (exp as u64).min(unix_now() + VERIFIED_TOKEN_REUSE.as_secs());
+            self.verified.insert(
+                token.to_string(),
+                VerifiedToken {
+                    principal: principal.clone(),
+                    until,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    /// Verify a compact JWT every time (no reuse of an earlier answer) and
+    /// return who it names and all its verified claims: for callers that
+    /// check more than identity does (an OpenID Connect ID token's `nonce`
+    /// and `azp`). The same checks as [`Authenticator::resolve`].
+    pub async fn verify(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Map<String, Value>), IdentityError> {
+        let token = strip_bearer(token);
+        if token.is_empty() {
+            return Err(IdentityError::MissingToken);
+        }
         let header = claims::peek_header(token)?;
         // `alg` strings jsonwebtoken does not know (`none`, `HS1`, ...) are refused here.
         let alg: Algorithm = header
@@ -370,19 +397,7 @@ impl Authenticator {
         if groups.iter().any(|g| g.chars().any(is_unsafe_char)) {
             return Err(IdentityError::UnsafeIdentity("groups"));
         }
-        let principal = Principal { sub, groups };
-        // `exp` is required and was just checked, so it is a number here.
-        if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
-            let until = (exp as u64).min(unix_now() + VERIFIED_TOKEN_REUSE.as_secs());
-            self.verified.insert(
-                token.to_string(),
-                VerifiedToken {
-                    principal: principal.clone(),
-                    until,
-                },
-            );
-        }
-        Ok(principal)
+        Ok((Principal { sub, groups }, claims))
     }
 
     /// Mint an HS256 token for `sub` with `groups` (placed at the configured

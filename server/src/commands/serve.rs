@@ -151,6 +151,7 @@ pub async fn serve_http(
         auth: Arc::new(auth),
         public_url: config.public_url(),
         issuer: config.auth.issuer.clone(),
+        login: Arc::new(crate::ui::login::Login::from_config(config)?),
     };
     let app = router_with(
         state,

@@ -303,3 +303,72 @@ fn bad_limit_rules_are_reported_at_the_rule() {
     let errs = parse("[server]\nmax_connections = 0\n").unwrap_err();
     assert!(errs[0].message.contains("at least 1"), "{}", errs[0]);
 }
+
+#[test]
+fn ui_section_of_the_contract_parses_and_is_checked() {
+    let c = parse(
+        r#"
+[ui]
+oidc_issuer = "https://idp.example.com"   # discovery at <issuer>/.well-known/openid-configuration
+client_id = "tollgate-ui"
+client_secret = "${env:TOLLGATE_UI_SECRET}"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.ui.session_ttl.0, DEFAULT_SESSION_TTL);
+    assert_eq!(c.ui.client_id.as_deref(), Some("tollgate-ui"));
+    let c = parse("[ui]\nsession_ttl = \"30m\"\nscopes = [\"profile\"]\n").unwrap();
+    assert_eq!(c.ui.session_ttl.0, Duration::from_secs(1800));
+    assert!(c.ui.oidc_issuer.is_none());
+    // A literal secret in a bad value is never echoed.
+    for (text, want) in [
+        (
+            "[ui]\noidc_issuer = \"https://idp.example.com\"\n",
+            "needs ui.client_id",
+        ),
+        (
+            "[ui]\nclient_id = \"x\"\n",
+            "ui.client_id needs ui.oidc_issuer",
+        ),
+        (
+            "[ui]\nclient_secret = \"hunter2\"\n",
+            "ui.client_secret needs ui.oidc_issuer",
+        ),
+        (
+            "[ui]\noidc_issuer = \"http://idp.example.com\"\nclient_id = \"x\"\n",
+            "must be https",
+        ),
+        (
+            "[ui]\noidc_issuer = \"https://idp.example.com/?a=b\"\nclient_id = \"x\"\n",
+            "no query",
+        ),
+        ("[ui]\nsession_ttl = \"0s\"\n", "longer than 0s"),
+        ("[ui]\nsession_ttl = \"hunter2\"\n", "is not a duration"),
+        ("[ui]\nscopes = [\"a b\"]\n", "single words"),
+        (
+            "[ui]\nclient_secrett = \"hunter2\"\n",
+            "unknown field `client_secrett`",
+        ),
+    ] {
+        let errs = parse(text).unwrap_err();
+        let all = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains(want), "{text}: {all}");
+        assert!(
+            !all.contains("hunter2") || text.contains("session_ttl"),
+            "{all}"
+        );
+    }
+    // http only on a loopback host.
+    for ok in [
+        "http://127.0.0.1:9000",
+        "http://localhost:1",
+        "http://[::1]:2",
+        "https://idp.example.com/realms/x",
+    ] {
+        assert_eq!(oidc_issuer_ok(ok), Ok(()), "{ok}");
+    }
+}

@@ -1,7 +1,8 @@
 //! The web console under `/ui`: router assembly and the security headers
 //! of every response. Pages: [`approvals`] (review, live list),
 //! [`audit`] (search, event detail, export, replay), [`session`] (login,
-//! logout, CSRF), [`layout`] (the one page shell), [`assets`] (stylesheet
+//! logout, CSRF) over [`sessions`] (the server-side session table) and
+//! [`oidc`] (the OpenID Connect relying party), built by [`login`], [`layout`] (the one page shell), [`assets`] (stylesheet
 //! and scripts compiled into the binary).
 //!
 //! Every page is a maud template: each value is HTML-escaped where it is
@@ -17,7 +18,10 @@ pub mod approvals;
 pub mod assets;
 pub mod audit;
 pub mod layout;
+pub mod login;
+pub mod oidc;
 pub mod session;
+pub mod sessions;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -52,6 +56,8 @@ pub fn router() -> Router<AppState> {
         .route("/audit/{id}/recording", get(audit::recording))
         .route("/assets/{name}", get(assets::asset))
         .route("/login", get(session::login_page).post(session::login))
+        .route("/login/start", get(session::login_start))
+        .route("/login/callback", get(session::login_callback))
         .route("/logout", post(session::logout))
         .route("/approvals/{id}", get(approvals::page))
         .route("/approvals/{id}/decide", post(approvals::decide))

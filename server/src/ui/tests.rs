@@ -288,12 +288,12 @@ fn redirects_encode_their_parts_and_stay_under_ui() {
 }
 
 #[test]
-fn the_session_cookie_is_http_only_strict_and_scoped() {
+fn the_session_cookie_is_http_only_lax_and_scoped() {
     let c = session_cookie("tok".into(), true).to_string();
     for part in [
         "tollgate_session=tok",
         "HttpOnly",
-        "SameSite=Strict",
+        "SameSite=Lax",
         "Path=/ui",
         "Secure",
     ] {
