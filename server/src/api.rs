@@ -10,7 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gateway_core::access_log::{AUDIT_READ, access_record};
 use gateway_core::audit::AuditFilter;
 use gateway_core::audit::chain::recording_problem;
 use serde::Deserialize;
@@ -54,21 +53,16 @@ pub struct AuditQuery {
 /// record cannot be written the read fails closed (503).
 async fn may_read(state: &AppState, headers: &HeaderMap, what: Value) -> Result<(), Response> {
     let principal = authenticate(state, headers).await?;
-    let allowed = state.sees_all(&principal);
-    let record = access_record(
-        &principal,
-        AUDIT_READ,
-        what,
-        if allowed { "allow" } else { "deny" },
-        if allowed { "ok" } else { "forbidden" },
-    );
-    if let Err(e) = state.gateway.audit().append(record).await {
-        tracing::error!(error = %e, "audit read NOT recorded; refusing it");
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the audit log cannot record this read; try again later",
-        ));
-    }
+    let allowed = match state.record_audit_read(&principal, what).await {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            tracing::error!(error = %e, "audit read NOT recorded; refusing it");
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit log cannot record this read; try again later",
+            ));
+        }
+    };
     if allowed {
         Ok(())
     } else {

@@ -37,4 +37,27 @@ impl AppState {
     pub fn sees_all(&self, who: &Principal) -> bool {
         self.gateway.may_read_audit(who)
     }
+
+    /// Record `who`'s read of the audit log (`audit_read`: `what` names
+    /// the path and the filter or id) before anything is answered, refused
+    /// reads included (`deny`). `Ok(allowed)`: whether `audit:read` lets
+    /// them see it; `Err`: the record could not be written, and the read
+    /// must fail closed.
+    pub async fn record_audit_read(
+        &self,
+        who: &Principal,
+        what: serde_json::Value,
+    ) -> Result<bool, gateway_core::audit::StoreError> {
+        use gateway_core::access_log::{AUDIT_READ, access_record};
+        let allowed = self.sees_all(who);
+        let record = access_record(
+            who,
+            AUDIT_READ,
+            what,
+            if allowed { "allow" } else { "deny" },
+            if allowed { "ok" } else { "forbidden" },
+        );
+        self.gateway.audit().append(record).await?;
+        Ok(allowed)
+    }
 }

@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use gateway_core::Principal;
-use gateway_core::access_log::{AUDIT_READ, access_record};
 use gateway_core::audit::chain::recording_problem;
 use gateway_core::audit::{AuditEvent, AuditFilter, GENESIS_HASH, ListOrder};
 use maud::{Markup, html};
@@ -151,17 +150,12 @@ async fn may_read(
     viewer: Viewer<'_>,
     what: Value,
 ) -> Result<(), Response> {
-    let allowed = state.sees_all(who);
-    let record = access_record(
-        who,
-        AUDIT_READ,
-        what,
-        if allowed { "allow" } else { "deny" },
-        if allowed { "ok" } else { "forbidden" },
-    );
-    if let Err(e) = state.gateway.audit().append(record).await {
-        tracing::error!(error = %e, "console audit read NOT recorded; refusing it");
-        return Err((
+    let recorded = state.record_audit_read(who, what).await;
+    let allowed = match recorded {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            tracing::error!(error = %e, "console audit read NOT recorded; refusing it");
+            return Err((
             StatusCode::SERVICE_UNAVAILABLE,
             layout(
                 "Audit",
@@ -170,7 +164,8 @@ async fn may_read(
             ),
         )
             .into_response());
-    }
+        }
+    };
     if allowed {
         Ok(())
     } else {
