@@ -89,21 +89,35 @@ c.commit()
 }
 
 /**
+ * The Rust harness's throwaway etcd + kube-apiserver (`kube-harness`, a bin
+ * of the tests crate, tests/src/kube.rs): one JSON line `{url, ca_file,
+ * admin_token, restricted_token}`; stopped by closing its stdin.
+ */
+export async function kubeApi() {
+  return harnessBinary("kube-harness", "needs etcd and kube-apiserver: run `bash tests/install-kube.sh` as root");
+}
+
+/**
  * The Rust harness's throwaway OpenSSH server (`ssh-harness`, a bin of the
  * tests crate, tests/src/sshd.rs): one JSON line of connection facts on
  * stdout; stopped by closing its stdin.
  */
 export async function sshd() {
+  return harnessBinary("ssh-harness", "needs openssh-server: apt-get install -y openssh-server");
+}
+
+/** Start a harness binary of the tests crate; its first stdout line is JSON. */
+async function harnessBinary(name, hint) {
   const target = process.env.CARGO_TARGET_DIR || join(REPO, "target");
-  const bin = join(target, "debug", "ssh-harness");
+  const bin = join(target, "debug", name);
   try { accessSync(bin, constants.X_OK); } catch {
-    throw new Error(`${bin} not found: run \`cargo build -p tollgate-tests --bin ssh-harness\` (needs openssh-server: apt-get install -y openssh-server)`);
+    throw new Error(`${bin} not found: run \`cargo build -p tollgate-tests --bin ${name}\` (${hint})`);
   }
   const proc = spawn(bin, [], { stdio: ["pipe", "pipe", "inherit"] });
   const line = await new Promise((res, rej) => {
     let buf = "";
     proc.stdout.on("data", (d) => { buf += d; const i = buf.indexOf("\n"); if (i >= 0) res(buf.slice(0, i)); });
-    proc.on("exit", (code) => rej(new Error(`ssh-harness exited (${code}) before its sshd was ready: apt-get install -y openssh-server`)));
+    proc.on("exit", (code) => rej(new Error(`${name} exited (${code}) before it was ready: ${hint}`)));
   });
   const info = JSON.parse(line);
   info.stop = () => new Promise((r) => { proc.once("exit", r); proc.stdin.end(); setTimeout(() => { proc.kill(); r(); }, 10000); });
@@ -113,9 +127,11 @@ export async function sshd() {
 export class Tollgate {
   /** `port`: listen there (default a free one); `extraConfig`: TOML appended
    * to the config (e.g. a `[ui]` section); `env`: added to the server's
-   * environment (secret references). */
-  constructor({ waitSeconds = 30, ssh = null, port, extraConfig = "", env = {} } = {}) {
+   * environment (secret references); `extraPolicies`: Cedar text of one
+   * more policy file. */
+  constructor({ waitSeconds = 30, ssh = null, port, extraConfig = "", env = {}, extraPolicies = "" } = {}) {
     this.ssh = ssh;
+    this.extraPolicies = extraPolicies;
     this.fixedPort = port;
     this.extraConfig = extraConfig;
     this.env = env;
@@ -130,6 +146,7 @@ export class Tollgate {
     this.base = `http://127.0.0.1:${this.port}`;
     mkdirSync(join(this.dir, "policies"));
     writeFileSync(join(this.dir, "policies", "console.cedar"), POLICIES(XSS.connection));
+    if (this.extraPolicies) writeFileSync(join(this.dir, "policies", "extra.cedar"), this.extraPolicies);
     writeFileSync(join(this.dir, "secret.key"), "browser-test-secret-" + Math.random().toString(36).slice(2).padEnd(24, "x"));
     makeDb(join(this.dir, "shop.db"), XSS.table);
     makeDb(join(this.dir, "hostile.db"), XSS.table);

@@ -34,8 +34,8 @@ fi
 if [ -z "${TOLLGATE_BIN:-}" ]; then
   (cd "$REPO" && cargo build -p tollgate --locked)
 fi
-# The Rust harness's throwaway sshd (tests/src/sshd.rs).
-(cd "$REPO" && cargo build -p tollgate-tests --bin ssh-harness --locked --quiet)
+# The Rust harness's throwaway sshd (tests/src/sshd.rs) and kube-apiserver (tests/src/kube.rs).
+(cd "$REPO" && cargo build -p tollgate-tests --bin ssh-harness --bin kube-harness --locked --quiet)
 npm ci --no-audit --no-fund --loglevel=error
 # The OpenID Connect provider of oidc.test.mjs (node-oidc-provider), pinned in tests/oidc.
 (cd ../oidc && npm ci --no-audit --no-fund --loglevel=error)
