@@ -536,3 +536,48 @@ pub fn sample_record(n: u64) -> AuditRecord {
         intent: None,
     }
 }
+
+/// Stack of a tokio worker thread (and of a default test thread): what a
+/// call's analysis gets in the server.
+pub const WORKER_STACK: usize = 2 * 1024 * 1024;
+
+/// Run `f` on a thread with a [`WORKER_STACK`], as the server would: a
+/// stack overflow there is a crash the fuzz tests must find. Panics if `f`
+/// panicked.
+pub fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(WORKER_STACK)
+        .spawn(f)
+        .expect("spawn a worker-stack thread")
+        .join()
+        .expect("panicked on a worker stack")
+}
+
+/// Cases per fuzz property: `FUZZ_CASES`, else 256.
+pub fn fuzz_cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+/// The proptest config of a crate's `tests/fuzz.rs`: `$cases` cases, and
+/// failures found kept in the calling crate's
+/// `proptest-regressions/fuzz.txt` (replayed first on every run; commit it).
+/// A macro so that `CARGO_MANIFEST_DIR` is the calling crate's; the caller
+/// depends on proptest.
+#[macro_export]
+macro_rules! fuzz_config {
+    ($cases:expr) => {
+        proptest::test_runner::Config {
+            cases: $cases,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/proptest-regressions/fuzz.txt"
+                )),
+            )),
+            ..proptest::test_runner::Config::default()
+        }
+    };
+}

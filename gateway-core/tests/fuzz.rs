@@ -19,41 +19,13 @@ use std::sync::{Arc, OnceLock};
 
 use gateway_core::mask::{FieldScope, MaskConfig, Masker};
 use gateway_core::policy::{PolicyEngine, PolicySchema, Vocabulary, load_sources};
+use gateway_core::test_util::{fuzz_cases, on_worker_stack};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
-
-/// Stack of a tokio worker thread (and of a default test thread).
-const WORKER_STACK: usize = 2 * 1024 * 1024;
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        // Failures found are replayed first on every run (commit the file).
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/proptest-regressions/fuzz.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
-}
 
 fn masker() -> &'static Masker {
     static MASKER: OnceLock<Masker> = OnceLock::new();
     MASKER.get_or_init(|| Masker::new(&MaskConfig::default()).expect("default masking config"))
-}
-
-fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(WORKER_STACK)
-        .spawn(f)
-        .expect("spawn")
-        .join()
-        .expect("panicked")
 }
 
 /// Mask `text`; check that masking the output again changes nothing.
@@ -180,7 +152,7 @@ fn strings(value: &Value, out: &mut Vec<String>) {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(gateway_core::fuzz_config!(fuzz_cases()))]
 
     /// Arbitrary text: no panic, idempotent.
     #[test]

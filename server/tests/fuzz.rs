@@ -23,41 +23,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use gateway_core::test_util::{fuzz_cases, on_worker_stack};
 use http::{Request, StatusCode};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Value, json};
 use tollgate_server::config::Config;
 use tollgate_server::state::AppState;
 use tower::ServiceExt;
-
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        // Failures found are replayed first on every run (commit the file).
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/proptest-regressions/fuzz.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
-}
-
-fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(f)
-        .expect("spawn")
-        .join()
-        .expect("panicked")
-}
 
 // ---------------------------------------------------------------------------
 // Config.
@@ -498,7 +470,7 @@ fn rpc_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(cases()))]
+    #![proptest_config(gateway_core::fuzz_config!(fuzz_cases()))]
 
     #[test]
     fn config_arbitrary_text(text in "\\PC{0,300}|.{0,300}") {
@@ -517,7 +489,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(cases().div_ceil(4)))]
+    #![proptest_config(gateway_core::fuzz_config!(fuzz_cases().div_ceil(4)))]
 
     #[test]
     fn mcp_requests(body in rpc_body()) {

@@ -10,26 +10,10 @@
 //! `FUZZ_CASES=100000 cargo test --release -p tollgate-k8s --test fuzz`.
 //! Failures proptest finds are kept in `proptest-regressions/fuzz.txt`.
 
+use gateway_core::test_util::{fuzz_cases, on_worker_stack};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use tollgate_k8s::apply::{ApplyArgs, analyse};
 use tollgate_k8s::manifest;
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        // Failures found are replayed first on every run (commit the file).
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/proptest-regressions/fuzz.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
-}
 
 /// Everything the analyser does with a manifest, as text (for determinism).
 fn run(text: &str) -> Result<String, String> {
@@ -65,15 +49,6 @@ fn check(text: &str) {
     if let Err(e) = first {
         assert!(!e.trim().is_empty(), "empty error for {text:?}");
     }
-}
-
-fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(f)
-        .expect("spawn")
-        .join()
-        .expect("analysis panicked")
 }
 
 fn scalar() -> impl Strategy<Value = String> {
@@ -160,7 +135,7 @@ fn document() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(gateway_core::fuzz_config!(fuzz_cases()))]
 
     #[test]
     fn arbitrary_text(text in "\\PC{0,300}|.{0,300}") {

@@ -13,33 +13,11 @@
 //! replayed first; the ones fixed so far are also named tests below.
 
 use gateway_core::connector::AnalysisError;
+use gateway_core::test_util::{fuzz_cases, on_worker_stack};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use tollgate_sql::analysis::{Dialect, analyse};
 
 const DIALECTS: [Dialect; 3] = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite];
-
-/// Stack of a tokio worker thread (and of a default test thread).
-const WORKER_STACK: usize = 2 * 1024 * 1024;
-
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(),
-        // Failures found are replayed first on every run (commit the file).
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/proptest-regressions/fuzz.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
-}
 
 /// Analyse `sql` in `dialect`, check the result's shape, and that a second
 /// analysis gives the same result. Returns the error reason if refused.
@@ -83,17 +61,6 @@ fn check(dialect: Dialect, sql: &str) -> Option<String> {
         }
         Err(other) => panic!("unexpected error kind {other:?} for {sql:?}"),
     }
-}
-
-/// Run `f` on a thread with a tokio worker's stack; a stack overflow aborts
-/// the test binary (a failure), a panic fails the test.
-fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(WORKER_STACK)
-        .spawn(f)
-        .expect("spawn")
-        .join()
-        .expect("analysis panicked")
 }
 
 fn dialect() -> impl Strategy<Value = Dialect> {
@@ -314,7 +281,7 @@ fn statement() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(gateway_core::fuzz_config!(fuzz_cases()))]
 
     /// Arbitrary text, any Unicode.
     #[test]

@@ -10,25 +10,9 @@
 //! `FUZZ_CASES=100000 cargo test --release -p tollgate-ssh --test fuzz`.
 //! Failures proptest finds are kept in `proptest-regressions/fuzz.txt`.
 
+use gateway_core::test_util::{fuzz_cases, on_worker_stack};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use tollgate_ssh::command::{analyse, invocation, remote_command};
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        cases,
-        // Failures found are replayed first on every run (commit the file).
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/proptest-regressions/fuzz.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
-}
 
 /// Analyse a command text or an argv; check determinism.
 fn check(command: Option<String>, argv: Option<Vec<String>>) {
@@ -44,15 +28,6 @@ fn check(command: Option<String>, argv: Option<Vec<String>>) {
     if let Err(e) = &first {
         assert!(!e.trim().is_empty(), "empty error for {command:?}");
     }
-}
-
-fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(f)
-        .expect("spawn")
-        .join()
-        .expect("analysis panicked")
 }
 
 fn word() -> impl Strategy<Value = String> {
@@ -152,7 +127,7 @@ fn shell() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(gateway_core::fuzz_config!(fuzz_cases()))]
 
     #[test]
     fn arbitrary_text(text in "\\PC{0,200}|.{0,200}") {
