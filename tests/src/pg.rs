@@ -219,6 +219,11 @@ impl PgServer {
     }
 
     /// The superuser's password.
+    /// The directory holding the server's Unix socket (`.s.PGSQL.<port>`).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
     pub fn password(&self) -> &str {
         &self.password
     }

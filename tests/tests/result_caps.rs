@@ -1,12 +1,20 @@
 //! The byte cap applies before a value is decoded: SQLite refuses to build
-//! a string longer than the call's cap (a clear error), PostgreSQL and
-//! MariaDB stop at a row whose raw bytes cannot fit, and this process's peak
-//! RSS stays near the size of the one value the server sent.
+//! a string longer than the call's cap (a clear error), PostgreSQL refuses a
+//! message over its wire limit as it arrives (before the driver buffers it)
+//! and stops at a row whose raw bytes cannot fit, MariaDB stops at such a row
+//! (its packet is received whole), and this process's peak RSS stays near
+//! what each engine holds.
+//!
+//! The tests that read peak RSS run one at a time ([`SERIAL`]): the high-water
+//! mark is the whole process's.
 
 use serde_json::{Value, json};
 use tollgate_tests::{MariaDbServer, PgServer, TempDir, connector, query};
 
 const CAP: usize = 1 << 20;
+
+/// One memory-measuring test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -19,6 +27,7 @@ fn peak_rss_kb() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_refuses_to_build_a_value_over_the_byte_cap() {
+    let _one = SERIAL.lock().await;
     let dir = TempDir::new("result-caps").unwrap();
     let path = dir.path().join("caps.db");
     // An empty file is an empty database (read-only calls do not create it).
@@ -90,9 +99,12 @@ async fn sqlite_refuses_to_build_a_value_over_the_byte_cap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stops_at_a_raw_row_over_the_byte_cap() {
+async fn postgres_refuses_a_row_over_the_wire_limit_as_it_arrives() {
+    let _one = SERIAL.lock().await;
     let pg = PgServer::start().unwrap();
-    let url = pg.create_database("caps", "").unwrap();
+    let url = pg
+        .create_database("caps", "CREATE TABLE big (v text);")
+        .unwrap();
     let c = connector(
         "postgres",
         "shop",
@@ -100,28 +112,99 @@ async fn postgres_stops_at_a_raw_row_over_the_byte_cap() {
     );
     query(&*c, "SELECT 1", json!([])).await.unwrap();
     let before = peak_rss_kb();
-    // Both paths: one round trip (one read-only statement) and the portal.
-    for sql in [
-        "SELECT repeat('x', 100000000) AS v",
-        "SELECT 1 AS a; SELECT repeat('x', 100000000) AS v",
-    ] {
-        let v = query(&*c, sql, json!([])).await.unwrap();
-        assert_eq!(v["truncated"], Value::Bool(true), "{sql}");
-        assert_eq!(v["rows"], json!([]), "{sql}");
+    // Both read paths: one round trip (one read-only statement) and the
+    // portal (several statements), for a row over the cap but under the
+    // wire limit (6 x 1 MiB + 64 KiB: received, not decoded) and rows far
+    // over it (refused as they arrive).
+    for size in [5_000_000, 100_000_000] {
+        for sql in [
+            format!("SELECT repeat('x', {size}) AS v"),
+            format!("SELECT 1 AS a; SELECT repeat('x', {size}) AS v"),
+        ] {
+            let v = query(&*c, &sql, json!([])).await.unwrap();
+            assert_eq!(v["truncated"], Value::Bool(true), "{sql}");
+            assert_eq!(v["rows"], json!([]), "{sql}");
+        }
     }
     let grown_mb = peak_rss_kb().saturating_sub(before) / 1024;
-    // The 100 MB DataRow is received whole (tokio-postgres buffers one
-    // message; measured: 129 MB growth), but nothing of it is decoded
-    // (decoded, as before: 224 MB).
-    assert!(grown_mb < 175, "peak RSS grew by {grown_mb} MB");
+    // Before the guard the 100 MB DataRow was received whole (measured:
+    // 129 MB growth); now at most the wire limit of it is ever held.
+    assert!(grown_mb < 40, "peak RSS grew by {grown_mb} MB");
+
+    // Rows before the cut are kept; the cut is flagged.
+    let v = query(
+        &*c,
+        "SELECT n, CASE WHEN n = 3 THEN repeat('x', 50000000) ELSE 'small' END AS v \
+         FROM generate_series(1, 5) n",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["truncated"], Value::Bool(true), "{v}");
+    assert_eq!(v["rows"], json!([[1, "small"], [2, "small"]]), "{v}");
+
+    // A statement that is not the call's last, or a write: the call fails
+    // and nothing is committed.
+    let e = query(
+        &*c,
+        "SELECT repeat('x', 50000000) AS v; SELECT 1 AS a",
+        json!([]),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("statement 1 of the call"), "{e}");
+    let e = query(
+        &*c,
+        "INSERT INTO big SELECT repeat('y', 50000000) RETURNING v",
+        json!([]),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("nothing was committed"), "{e}");
+    let v = query(&*c, "SELECT count(*) AS n FROM big", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(v["rows"], json!([[0]]), "the insert was rolled back");
+
+    // The pool opens new sessions and answers as before.
     let v = query(&*c, "SELECT repeat('x', 1000) AS v", json!([]))
         .await
         .unwrap();
     assert_eq!(v["truncated"], Value::Bool(false));
+    assert_eq!(v["rows"][0][0].as_str().map(str::len), Some(1000));
+
+    // Over a Unix domain socket too (the guard wraps whichever socket).
+    let socket_url = format!(
+        "postgres://postgres:{}@/caps?host={}&port={}&sslmode=disable",
+        pg.password(),
+        pg.socket_dir().display(),
+        pg.port()
+    );
+    let unix = connector(
+        "postgres",
+        "shop",
+        json!({"name": "shop", "kind": "postgres", "url": socket_url, "max_bytes": CAP}),
+    );
+    let v = query(
+        &*unix,
+        "SELECT inet_client_addr() IS NULL AS local, repeat('x', 10) AS v",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["rows"], json!([[true, "xxxxxxxxxx"]]), "over the socket");
+    let v = query(&*unix, "SELECT repeat('x', 100000000) AS v", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(v["truncated"], Value::Bool(true));
+    assert_eq!(v["rows"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_stops_at_a_raw_row_over_the_byte_cap() {
+    let _one = SERIAL.lock().await;
     let my = MariaDbServer::start().unwrap();
     let url = my.create_database("caps", "").unwrap();
     let c = connector(

@@ -563,6 +563,24 @@ async fn postgres_tls_modes() {
     let c = pg(&format!("{base}?sslmode=require"), json!({}));
     let v = query(&*c, ssl_in_use, json!([])).await.unwrap();
     assert_eq!(v["rows"], json!([[true]]), "require encrypts");
+    // The wire guard reads the TLS stream's plaintext: a row over the
+    // session's limit (6 x 64 KiB + 64 KiB) is cut as it arrives, and the
+    // pool carries on with encrypted sessions.
+    let small = pg(
+        &format!("{base}?sslmode=verify-full&sslrootcert={ca}"),
+        json!({"max_bytes": 65536}),
+    );
+    let v = query(
+        &*small,
+        "SELECT 1 AS a, repeat('x', 10000000) AS v",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v["truncated"], json!(true), "{v}");
+    assert_eq!(v["rows"], json!([]), "{v}");
+    let v = query(&*small, ssl_in_use, json!([])).await.unwrap();
+    assert_eq!(v["rows"], json!([[true]]), "a new encrypted session");
     let c = pg(&format!("{base}?sslmode=disable"), json!({}));
     let v = query(&*c, ssl_in_use, json!([])).await.unwrap();
     assert_eq!(v["rows"], json!([[false]]), "disable does not");

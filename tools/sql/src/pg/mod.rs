@@ -8,13 +8,20 @@
 //! over it closes the session); everything else fetches through a portal in
 //! batches so at most the row cap (+1) crosses the wire.
 //!
+//! Every session reads through a [`wire_guard::FrameGuard`]: a backend
+//! message longer than [`wire_limit`] of the connection's `max_bytes` is
+//! refused as it arrives, before the driver buffers it (see
+//! [`Drained::WireCapped`]).
+//!
 //! Field origins: the RowDescription of each result column carries the table
 //! OID and column number; names are resolved once through `pg_catalog` and
 //! cached (cleared after any writing call, since DDL can rename).
 
+mod connect;
 mod params;
 mod tls;
 pub mod values;
+pub mod wire_guard;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -59,6 +66,14 @@ pub const MAX_PREPARED_PER_SESSION: usize = 256;
 /// before it closes the connection to stop the rest.
 const DISCARD_ROWS_BEFORE_CLOSE: usize = 256;
 
+/// The largest backend message a session of a connection whose calls may
+/// return `max_bytes` accepts: six times the cap (a row's raw bytes can be
+/// up to six times its JSON: `\uXXXX` escapes in JSON text; binary numbers
+/// and arrays a quarter) plus 64 KiB for framing and small values.
+pub fn wire_limit(max_bytes: usize) -> usize {
+    max_bytes.saturating_mul(6).saturating_add(64 * 1024)
+}
+
 /// Startup options of every session: the pinned search path. Tollgate
 /// qualifies every table and function it executes, so this only serves what
 /// agents cannot name (operators, types) and the bodies of functions,
@@ -85,6 +100,32 @@ struct TableNames {
     columns: HashMap<i16, String>,
 }
 
+/// How a read of rows ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// The result (or the batch asked for) ended.
+    End,
+    /// A row or byte cap was reached; the rest of the result may still be
+    /// on its way.
+    Capped,
+    /// A message over the session's wire limit was refused as it arrived:
+    /// the result is cut there and the session is closed (its transaction
+    /// rolls back on the server).
+    WireCapped,
+}
+
+/// The error a [`wire_guard::FrameGuard`] reports in place of a message over
+/// its limit.
+fn is_wire_capped(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| db.code().code() == wire_guard::WIRE_CAP_SQLSTATE)
+}
+
+/// Close a pooled session instead of returning it to the pool.
+fn close(client: deadpool_postgres::Object) {
+    drop(deadpool_postgres::Object::take(client));
+}
+
 /// A statement after Bind.
 enum Bound {
     /// Ran to completion (no result columns): rows affected.
@@ -103,7 +144,9 @@ pub struct PgEngine {
     /// The connection's settings without Tollgate's pinned path: a session
     /// opened with them sees the search path the database gives this role.
     unpinned: tokio_postgres::Config,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// The pooled sessions' settings (cancel requests go where they went).
+    pinned: tokio_postgres::Config,
+    connect: connect::GuardedConnect,
     timeout: Duration,
     catalog: Mutex<HashMap<u32, Arc<TableNames>>>,
 }
@@ -143,9 +186,13 @@ impl PgEngine {
         // Every name Tollgate executes is schema-qualified as policy saw it;
         // pooled sessions pin the path for the rest (RESET ALL comes back to it).
         pg.options(SESSION_OPTIONS);
-        let manager = Manager::from_config(
-            pg,
-            tls.clone(),
+        let connect = connect::GuardedConnect {
+            tls,
+            limit: wire_limit(config.max_bytes),
+        };
+        let manager = Manager::from_connect(
+            pg.clone(),
+            connect.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -161,7 +208,8 @@ impl PgEngine {
         Ok(PgEngine {
             pool,
             unpinned,
-            tls,
+            pinned: pg,
+            connect,
             timeout: config.statement_timeout,
             catalog: Mutex::new(HashMap::new()),
         })
@@ -301,19 +349,29 @@ impl PgEngine {
         Ok(Bound::Rows { portal, types, set })
     }
 
-    /// Read one portal batch into `set`. Returns (rows received, stopped
-    /// because a cap was reached). A row that cannot fit by the lower bound
-    /// of its JSON size ([`values::min_json_size`] of its raw bytes) stops
-    /// the read before it is decoded; the DataRow message itself has been
-    /// received whole by then (tokio-postgres buffers one message at a time).
+    /// Read one portal batch into `set`. Returns (rows received, how the
+    /// read ended). A row that cannot fit by the lower bound of its JSON size
+    /// ([`values::min_json_size`] of its raw bytes) stops the read before it
+    /// is decoded; the DataRow message itself has been received whole by
+    /// then (tokio-postgres buffers one message at a time) unless it was over
+    /// the session's [`wire_limit`], which the guard refuses as it arrives.
     async fn drain(
         &self,
         mut stream: std::pin::Pin<&mut tokio_postgres::RowStream>,
         types: &[Type],
         set: &mut RowSet,
-    ) -> Result<(u64, bool), ExecuteError> {
+    ) -> Result<(u64, Drained), ExecuteError> {
         let mut got = 0u64;
-        while let Some(row) = stream.try_next().await.map_err(|e| self.map_err(e))? {
+        loop {
+            let row = match stream.try_next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) if is_wire_capped(&e) => {
+                    set.truncated = true;
+                    return Ok((got, Drained::WireCapped));
+                }
+                Err(e) => return Err(self.map_err(e)),
+            };
             got += 1;
             let raws = types
                 .iter()
@@ -327,7 +385,7 @@ impl PgEngine {
                 n.saturating_add(value).saturating_add(1)
             });
             if !set.fits_at_least(at_least) {
-                return Ok((got, true));
+                return Ok((got, Drained::Capped));
             }
             let mut out = Vec::with_capacity(types.len());
             for (i, (ty, raw)) in types.iter().zip(raws).enumerate() {
@@ -339,10 +397,10 @@ impl PgEngine {
                 });
             }
             if !set.push(out) {
-                return Ok((got, true));
+                return Ok((got, Drained::Capped));
             }
         }
-        Ok((got, false))
+        Ok((got, Drained::End))
     }
 
     /// Run a call. Read-only one-statement calls (not SHOW) go to
@@ -440,7 +498,14 @@ impl PgEngine {
                 pin_mut!(stream);
                 let (read, committed) =
                     futures::join!(self.drain(stream, &types, &mut set), txn.commit());
-                read?;
+                if read?.1 == Drained::WireCapped {
+                    // Read-only and the last statement: the rows up to the
+                    // cut are the answer; the session is gone.
+                    outcome.affected = set.rows.len() as u64;
+                    outcome.rows = Some(set);
+                    close(client);
+                    return Ok(outcome);
+                }
                 committed.map_err(|e| self.map_err(e))?;
                 outcome.affected = set.rows.len() as u64;
                 outcome.rows = Some(set);
@@ -457,8 +522,24 @@ impl PgEngine {
                     .query_portal_raw(&portal, want as i32)
                     .await
                     .map_err(|e| self.map_err(e))?;
-                let (got, capped) = self.drain(std::pin::pin!(stream), &types, &mut set).await?;
-                if capped || got < want {
+                let (got, how) = self.drain(std::pin::pin!(stream), &types, &mut set).await?;
+                if how == Drained::WireCapped {
+                    drop(txn);
+                    close(client);
+                    if call.read_only && i + 1 == count {
+                        outcome.affected = set.rows.len() as u64;
+                        outcome.rows = Some(set);
+                        return Ok(outcome);
+                    }
+                    return Err(ExecuteError::Target(format!(
+                        "statement {} of the call returned a row over the {} bytes a message \
+                         may take on this connection (6 x max_bytes + 64 KiB); the session was \
+                         closed and the transaction rolled back: nothing was committed",
+                        i + 1,
+                        self.connect.limit
+                    )));
+                }
+                if how == Drained::Capped || got < want {
                     break;
                 }
             }
@@ -512,9 +593,11 @@ impl PgEngine {
                 .await
                 .map_err(|e| self.map_err(e))?;
             pin_mut!(stream);
-            let (_, capped) = self.drain(stream.as_mut(), &types, &mut set).await?;
-            if !capped {
-                return Ok(false);
+            match self.drain(stream.as_mut(), &types, &mut set).await?.1 {
+                Drained::End => return Ok(false),
+                // The session is closed: nothing more will come.
+                Drained::WireCapped => return Ok(true),
+                Drained::Capped => {}
             }
             // Just over the cap is common (`max_rows` + a few): read a few
             // rows more before giving the connection up; if the result ends
@@ -559,22 +642,26 @@ impl PgEngine {
             }
         };
         let (began, read, committed) = futures::join!(begin, read, commit);
-        let close =
-            |client: deadpool_postgres::Object| drop(deadpool_postgres::Object::take(client));
         if let Err(e) = began {
             // Never reuse a session whose transaction state is unknown.
             close(client);
             return Err(self.map_err(e));
         }
-        if let Err(e) = read {
-            // The server rolled the failed transaction back at COMMIT.
-            if !matches!(committed, Some(Ok(()))) {
-                close(client);
+        let capped = match read {
+            Ok(capped) => capped,
+            Err(e) => {
+                // The server rolled the failed transaction back at COMMIT.
+                if !matches!(committed, Some(Ok(()))) {
+                    close(client);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         match committed {
             Some(Ok(())) => {}
+            // A capped read-only result is whole up to its cap: a COMMIT
+            // that failed behind it (the session closed) loses nothing.
+            Some(Err(_)) if capped => close(client),
             Some(Err(e)) => {
                 close(client);
                 return Err(self.map_err(e));
@@ -640,8 +727,8 @@ impl PgEngine {
     /// a short-lived session of its own (the pooled ones run a pinned path).
     async fn read_name_catalog(&self) -> Result<NameCatalog, ExecuteError> {
         let (client, connection) = self
-            .unpinned
-            .connect(self.tls.clone())
+            .connect
+            .connect(&self.unpinned)
             .await
             .map_err(|e| self.map_err(e))?;
         let driver = tokio::spawn(connection);
@@ -875,7 +962,7 @@ impl Engine for PgEngine {
                 // Send it again until the work ends or the grace runs out.
                 let deadline = tokio::time::Instant::now() + CANCEL_GRACE;
                 loop {
-                    if let Err(err) = cancel.cancel_query(self.tls.clone()).await {
+                    if let Err(err) = self.connect.cancel(&self.pinned, &cancel).await {
                         tracing::warn!(error = %err, "could not cancel a PostgreSQL statement");
                     }
                     if tokio::time::timeout(CANCEL_RESEND, &mut work).await.is_ok() {
