@@ -489,6 +489,14 @@ pub trait Connector: Send + Sync + 'static {
     }
 }
 
+/// Gateway-wide limits every call of a connection will run under, known
+/// when the connection is built (a connection may size its buffers by them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayLimits {
+    /// No call returns more bytes of JSON than this (`max_result_bytes`).
+    pub max_result_bytes: usize,
+}
+
 /// Builds connectors of one kind from their config section. The server holds
 /// the list of factories; the core only sees the trait.
 pub trait ConnectorFactory: Send + Sync {
@@ -496,6 +504,17 @@ pub trait ConnectorFactory: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Build a connection from its (already secret-resolved) config table.
     fn build(&self, name: &str, config: &Value) -> Result<Arc<dyn Connector>, String>;
+    /// Build a connection that will run under the gateway's `limits`.
+    /// Default: [`ConnectorFactory::build`].
+    fn build_within(
+        &self,
+        name: &str,
+        config: &Value,
+        limits: &GatewayLimits,
+    ) -> Result<Arc<dyn Connector>, String> {
+        let _ = limits;
+        self.build(name, config)
+    }
     /// What this kind's family adds to the policy language: its Cedar schema
     /// fragment and the types `unmask` applies to. Kinds of one family
     /// return the same vocabulary; the server combines them with the core's.

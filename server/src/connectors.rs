@@ -65,6 +65,9 @@ fn known_kinds(factories: &[Arc<dyn ConnectorFactory>]) -> String {
 /// Build every `[[connection]]`; each error points at its table in the file.
 pub fn build(config: &Config) -> Result<Vec<Arc<dyn Connector>>, Vec<ConfigError>> {
     let factories = factories();
+    let limits = gateway_core::connector::GatewayLimits {
+        max_result_bytes: config.server.max_result_bytes,
+    };
     let mut out = vec![];
     let mut errs = vec![];
     for table in &config.connections {
@@ -94,7 +97,7 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Connector>>, Vec<ConfigError
             .get("name")
             .and_then(|k| k.as_str())
             .unwrap_or_default();
-        match factory.build(name, &config.connection_json(table.get_ref())) {
+        match factory.build_within(name, &config.connection_json(table.get_ref()), &limits) {
             Ok(c) => out.push(c),
             Err(e) => {
                 let message = if e.contains(&format!("connection `{name}`")) {

@@ -44,7 +44,11 @@ fn config(engine: &str, url: &str) -> Value {
         "sqlite" => {
             json!({"name": "m", "kind": "sqlite", "path": url, "statement_timeout": "120s"})
         }
-        kind => json!({"name": "m", "kind": kind, "url": url, "statement_timeout": "120s"}),
+        // As `tollgate serve` builds it (`build_within`): the connection's
+        // cap comes down to `max_result_bytes`, and PostgreSQL's wire limit
+        // with it.
+        kind => json!({"name": "m", "kind": kind, "url": url, "statement_timeout": "120s",
+                       "max_bytes": CAP}),
     }
 }
 

@@ -8,6 +8,7 @@
 //! The tests that read peak RSS run one at a time ([`SERIAL`]): the high-water
 //! mark is the whole process's.
 
+use gateway_core::connector::ConnectorFactory;
 use serde_json::{Value, json};
 use tollgate_tests::{MariaDbServer, PgServer, TempDir, connector, query};
 
@@ -114,9 +115,9 @@ async fn postgres_refuses_a_row_over_the_wire_limit_as_it_arrives() {
     let before = peak_rss_kb();
     // Both read paths: one round trip (one read-only statement) and the
     // portal (several statements), for a row over the cap but under the
-    // wire limit (6 x 1 MiB + 64 KiB: received, not decoded) and rows far
+    // wire limit (1 MiB + 64 KiB: received, not decoded) and rows far
     // over it (refused as they arrive).
-    for size in [5_000_000, 100_000_000] {
+    for size in [1_060_000, 100_000_000] {
         for sql in [
             format!("SELECT repeat('x', {size}) AS v"),
             format!("SELECT 1 AS a; SELECT repeat('x', {size}) AS v"),
@@ -167,6 +168,33 @@ async fn postgres_refuses_a_row_over_the_wire_limit_as_it_arrives() {
         .await
         .unwrap();
     assert_eq!(v["rows"], json!([[0]]), "the insert was rolled back");
+
+    // Built as `tollgate serve` builds it, the connection's cap (and so the
+    // wire limit) comes down to the gateway's `max_result_bytes`: a 1 MB
+    // RETURNING value fits the connection's 1 MiB but not a 64 KiB gateway.
+    let factory = tollgate_sql::SqlConnectorFactory::postgres();
+    let table = json!({"name": "shop", "kind": "postgres", "url": url, "max_bytes": CAP});
+    let limits = gateway_core::connector::GatewayLimits {
+        max_result_bytes: 64 * 1024,
+    };
+    let served = factory.build_within("shop", &table, &limits).unwrap();
+    let insert = "INSERT INTO big SELECT repeat('z', 1000000) RETURNING v";
+    let e = query(&*served, insert, json!([]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("over the 131072 bytes"), "{e}");
+    let v = query(&*c, insert, json!([])).await.unwrap();
+    assert_eq!(v["rows"][0][0].as_str().map(str::len), Some(1_000_000));
+    let v = query(&*c, "SELECT count(*) AS n FROM big", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        v["rows"],
+        json!([[1]]),
+        "only the insert under the limit committed"
+    );
+    query(&*c, "DELETE FROM big", json!([])).await.unwrap();
 
     // The pool opens new sessions and answers as before.
     let v = query(&*c, "SELECT repeat('x', 1000) AS v", json!([]))

@@ -564,7 +564,7 @@ async fn postgres_tls_modes() {
     let v = query(&*c, ssl_in_use, json!([])).await.unwrap();
     assert_eq!(v["rows"], json!([[true]]), "require encrypts");
     // The wire guard reads the TLS stream's plaintext: a row over the
-    // session's limit (6 x 64 KiB + 64 KiB) is cut as it arrives, and the
+    // session's limit (64 KiB + 64 KiB) is cut as it arrives, and the
     // pool carries on with encrypted sessions.
     let small = pg(
         &format!("{base}?sslmode=verify-full&sslrootcert={ca}"),

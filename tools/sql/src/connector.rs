@@ -13,7 +13,7 @@ use gateway_core::access::{AccessRequest, Resource};
 use gateway_core::classify::{ClassificationReport, Classifier};
 use gateway_core::connector::{
     AffectedLimit, AnalysisError, ConnectionInfo, Connector, ConnectorFactory, ExecLimits,
-    ExecuteError, IntentOrder, ItemGuard, Plan, ToolOutput, ToolSpec,
+    ExecuteError, GatewayLimits, IntentOrder, ItemGuard, Plan, ToolOutput, ToolSpec,
 };
 use gateway_core::policy::Vocabulary;
 use gateway_core::review::ReviewSummary;
@@ -77,6 +77,19 @@ impl ConnectorFactory for SqlConnectorFactory {
             name,
             config,
         )?)?))
+    }
+
+    /// The connection's byte cap comes down to the gateway's (every call
+    /// gets the smaller anyway); PostgreSQL sizes its wire limit by it.
+    fn build_within(
+        &self,
+        name: &str,
+        config: &Value,
+        limits: &GatewayLimits,
+    ) -> Result<Arc<dyn Connector>, String> {
+        let mut config = SqlConfig::parse(self.dialect, name, config)?;
+        config.max_bytes = config.max_bytes.min(limits.max_result_bytes);
+        Ok(Arc::new(SqlConnector::new(config)?))
     }
 
     fn vocabulary(&self) -> Vocabulary {

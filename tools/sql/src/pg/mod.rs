@@ -67,11 +67,14 @@ pub const MAX_PREPARED_PER_SESSION: usize = 256;
 const DISCARD_ROWS_BEFORE_CLOSE: usize = 256;
 
 /// The largest backend message a session of a connection whose calls may
-/// return `max_bytes` accepts: six times the cap (a row's raw bytes can be
-/// up to six times its JSON: `\uXXXX` escapes in JSON text; binary numbers
-/// and arrays a quarter) plus 64 KiB for framing and small values.
+/// return `max_bytes` accepts: the cap plus 64 KiB (framing, a row's
+/// fixed-size values). A row's raw bytes are at least its JSON for text,
+/// bytea and unknown types; JSON text with many escapes or much whitespace
+/// and numeric arrays can be shorter as JSON than on the wire, so such a row
+/// over the cap on the wire is cut (`truncated`) even if its JSON would have
+/// fit: memory stays bounded by the cap, not by six times it.
 pub fn wire_limit(max_bytes: usize) -> usize {
-    max_bytes.saturating_mul(6).saturating_add(64 * 1024)
+    max_bytes.saturating_add(64 * 1024)
 }
 
 /// Startup options of every session: the pinned search path. Tollgate
@@ -533,7 +536,7 @@ impl PgEngine {
                     }
                     return Err(ExecuteError::Target(format!(
                         "statement {} of the call returned a row over the {} bytes a message \
-                         may take on this connection (6 x max_bytes + 64 KiB); the session was \
+                         may take on this connection (the byte cap + 64 KiB); the session was \
                          closed and the transaction rolled back: nothing was committed",
                         i + 1,
                         self.connect.limit

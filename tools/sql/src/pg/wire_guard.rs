@@ -142,7 +142,7 @@ impl<S> FrameGuard<S> {
         };
         let message = format!(
             "{what} of {size} bytes from the database is over the {} bytes a message may \
-             take on this connection (6 x max_bytes + 64 KiB); the session was closed before \
+             take on this connection (the byte cap + 64 KiB); the session was closed before \
              it was read and its transaction rolled back",
             self.limit
         );
