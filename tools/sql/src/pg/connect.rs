@@ -106,19 +106,32 @@ pub struct GuardedConnect {
 impl GuardedConnect {
     /// Open a session as `config` says (first host that answers).
     pub async fn connect(&self, config: &Config) -> Result<GuardedConnection, Error> {
-        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "the URL names no host");
+        let (target, socket) = self.first_socket(config).await?;
+        config.connect_raw(socket, self.tls_for(&target)).await
+    }
+
+    /// Send a cancel request for `token`'s statement to the first host
+    /// that answers.
+    pub async fn cancel(
+        &self,
+        config: &Config,
+        token: &tokio_postgres::CancelToken,
+    ) -> Result<(), Error> {
+        let (target, socket) = self.first_socket(config).await?;
+        token.cancel_query_raw(socket, self.tls_for(&target)).await
+    }
+
+    /// The first of `config`'s hosts that accepts a connection, and its
+    /// guarded socket.
+    async fn first_socket(&self, config: &Config) -> Result<(Target, GuardedSocket), Error> {
+        let mut last = invalid("the URL names no host");
         let targets = match targets(config) {
             Ok(t) => t,
             Err(e) => return Err(io_error(e).await),
         };
         for target in targets {
             match open(config, &target).await {
-                Ok(socket) => {
-                    let tls = self.tls_for(&target);
-                    return config
-                        .connect_raw(FrameGuard::new(socket, self.limit), tls)
-                        .await;
-                }
+                Ok(socket) => return Ok((target, FrameGuard::new(socket, self.limit))),
                 Err(e) => last = e,
             }
         }
@@ -135,32 +148,6 @@ impl GuardedConnect {
             inner,
             limit: self.limit,
         }
-    }
-
-    /// Send a cancel request for `token`'s statement to the first host
-    /// that answers.
-    pub async fn cancel(
-        &self,
-        config: &Config,
-        token: &tokio_postgres::CancelToken,
-    ) -> Result<(), Error> {
-        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "the URL names no host");
-        let targets = match targets(config) {
-            Ok(t) => t,
-            Err(e) => return Err(io_error(e).await),
-        };
-        for target in targets {
-            match open(config, &target).await {
-                Ok(socket) => {
-                    let tls = self.tls_for(&target);
-                    return token
-                        .cancel_query_raw(FrameGuard::new(socket, self.limit), tls)
-                        .await;
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(io_error(last).await)
     }
 }
 
