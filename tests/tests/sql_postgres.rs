@@ -755,3 +755,31 @@ async fn postgres_cancelled_or_timed_out_calls_stop_the_statement_on_the_server(
     assert!(matches!(r, Err(ExecuteError::Cancelled)), "{r:?}");
     assert_eq!(running(&server, "pg_sleep%(30)"), 0);
 }
+
+/// Sessions are opened by Tollgate's own connector (it puts the wire guard
+/// in front of the driver), which does not probe for a writable server: a
+/// URL asking for one is refused when the connection is built, not ignored.
+#[test]
+fn postgres_target_session_attrs_is_refused_not_ignored() {
+    use gateway_core::connector::ConnectorFactory;
+    let factory = tollgate_sql::SqlConnectorFactory::postgres();
+    let url = "postgres://u:SuperSecret99@db1,db2/shop?target_session_attrs=read-write";
+    let e = match factory.build(
+        "shop",
+        &json!({"name": "shop", "kind": "postgres", "url": url}),
+    ) {
+        Ok(_) => panic!("built a connection that would ignore target_session_attrs"),
+        Err(e) => e,
+    };
+    assert!(e.contains("target_session_attrs is not supported"), "{e}");
+    assert!(!e.contains("SuperSecret99"), "{e}");
+    let plain = url.replace("?target_session_attrs=read-write", "");
+    assert!(
+        factory
+            .build(
+                "shop",
+                &json!({"name": "shop", "kind": "postgres", "url": plain})
+            )
+            .is_ok()
+    );
+}

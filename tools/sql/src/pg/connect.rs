@@ -3,7 +3,10 @@
 //! no hook), then handed to `Config::connect_raw` with a TLS connector whose
 //! plaintext is guarded too. Hosts, host addresses, ports, the connect
 //! timeout, TCP keepalives and `TCP_NODELAY` follow tokio-postgres' rules;
-//! `sslmode` is applied by `connect_raw` itself.
+//! `sslmode` is applied by `connect_raw` itself. `load_balance_hosts` is
+//! not applied (hosts are tried in order; the first that accepts a
+//! connection is used); `target_session_attrs` is refused when the
+//! connection is configured.
 
 use std::future::Future;
 use std::io;

@@ -181,6 +181,15 @@ impl PgEngine {
                 crate::engine::Redactor::for_url(raw).clean(e.to_string())
             )
         })?;
+        if pg.get_target_session_attrs() != tokio_postgres::config::TargetSessionAttrs::Any {
+            // Sessions are opened by `connect::GuardedConnect`, which does
+            // not probe for a writable server.
+            return Err(
+                "target_session_attrs is not supported: name the server to use \
+                        (the primary's host) in the URL"
+                    .into(),
+            );
+        }
         pg.ssl_mode(mode.ssl_mode());
         pg.connect_timeout(CONNECT_TIMEOUT);
         pg.application_name("tollgate");
