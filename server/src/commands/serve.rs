@@ -91,7 +91,10 @@ async fn serve_stdio(config: &Config, gateway: Arc<Gateway>) -> anyhow::Result<E
         },
     );
     let service = handler
-        .serve(rmcp::transport::stdio())
+        // Non-blocking pipes on the IO reactor when stdin/stdout are FIFOs (as
+        // MCP clients launch servers), instead of a blocking-pool thread per
+        // read and write; anything else falls back to the blocking handles.
+        .serve(rmcp::transport::stdio_pipes())
         .await
         .map_err(|e| anyhow!("stdio: {e}"))?;
     // Ctrl-C / SIGTERM end the session as a closed stdin does, so what
