@@ -71,12 +71,12 @@ impl ConnectorFactory for SqlConnectorFactory {
         kind_name(self.dialect)
     }
 
+    /// As configured: no gateway cap lowers the connection's own.
     fn build(&self, name: &str, config: &Value) -> Result<Arc<dyn Connector>, String> {
-        Ok(Arc::new(SqlConnector::new(SqlConfig::parse(
-            self.dialect,
-            name,
-            config,
-        )?)?))
+        let uncapped = GatewayLimits {
+            max_result_bytes: usize::MAX,
+        };
+        self.build_within(name, config, &uncapped)
     }
 
     /// The connection's byte cap comes down to the gateway's (every call

@@ -219,26 +219,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameGuard<S> {
                     out.put_slice(&one);
                     return Poll::Ready(Ok(()));
                 }
-                Phase::Tripped => {
-                    if this.start < this.checked {
-                        let upto = this.checked;
-                        hand_on(&this.buf, &mut this.start, upto, out);
-                        return Poll::Ready(Ok(()));
-                    }
-                    if !this.error.is_empty() {
-                        let n = this.error.len().min(out.remaining());
-                        out.put_slice(&this.error[..n]);
-                        this.error.drain(..n);
-                        return Poll::Ready(Ok(()));
-                    }
-                    // End of stream: the driver closes the session.
-                    return Poll::Ready(Ok(()));
-                }
-                Phase::Framed => {}
+                Phase::Framed | Phase::Tripped => {}
             }
+            // Checked bytes go first, tripped or not.
             if this.start < this.checked {
                 let upto = this.checked;
                 hand_on(&this.buf, &mut this.start, upto, out);
+                return Poll::Ready(Ok(()));
+            }
+            if this.phase == Phase::Tripped {
+                // The synthetic error, then end of stream: the driver closes
+                // the session.
+                let n = this.error.len().min(out.remaining());
+                out.put_slice(&this.error[..n]);
+                this.error.drain(..n);
                 return Poll::Ready(Ok(()));
             }
             if this.start == this.end {
